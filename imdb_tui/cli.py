@@ -1,0 +1,333 @@
+"""The `imdb-tui` command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import platformdirs
+
+from imdb_tui import __version__
+from imdb_tui.catalog import build_catalog
+from imdb_tui.clock import SystemClock, parse_duration
+from imdb_tui.display import literal, ms_text, rate_text, sparkline
+from imdb_tui.metrics import MetricsSnapshot, read_snapshot
+from imdb_tui.pipeline import MAX_RATE, Pipeline, PipelineSettings, RunSummary
+from imdb_tui.simulator import Simulator, SimulatorSettings
+from imdb_tui.sources import SimulatedSource
+from imdb_tui.store import Store, StoreError
+
+DEFAULT_DB = Path(platformdirs.user_data_dir("imdb-tui")) / "events.db"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Failure(click.ClickException):
+    """An error the user can fix: one line on stderr, exit status 2."""
+
+    exit_code = 2
+
+
+class RateParam(click.ParamType):  # type: ignore[type-arg]  # generic only in click 8.4+
+    name = "rate"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value is None or isinstance(value, float):
+            return value
+        text = str(value).strip().lower()
+        if text == "max":
+            return None
+        try:
+            rate = float(text.replace("_", "").replace(",", ""))
+        except ValueError:
+            self.fail(f"{value!r} is not a number of events per second or 'max'", param, ctx)
+        if not 1 <= rate <= MAX_RATE:
+            self.fail(f"{value!r} is outside 1 to {MAX_RATE:,.0f} events per second", param, ctx)
+        return rate
+
+
+class DurationParam(click.ParamType):  # type: ignore[type-arg]
+    name = "DURATION"
+
+    def __init__(self, default_unit: str) -> None:
+        self.default_unit = default_unit
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, float):
+            return value
+        try:
+            return parse_duration(str(value), self.default_unit)
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+
+
+def db_option(f: F) -> F:
+    return click.option(
+        "--db",
+        "db",
+        default=str(DEFAULT_DB),
+        show_default=True,
+        metavar="PATH",
+        help="SQLite database file (:memory: for a throwaway one).",
+    )(f)
+
+
+def window_option(f: F) -> F:
+    return click.option(
+        "--window",
+        type=click.IntRange(1, 1440),
+        default=5,
+        show_default=True,
+        metavar="MINUTES",
+        help="Active users are those with an event in the last MINUTES.",
+    )(f)
+
+
+def pipeline_options(f: F) -> F:
+    """The options every command that runs the pipeline takes."""
+    options = [
+        click.option(
+            "--rate",
+            type=RateParam(),
+            default="200",
+            metavar="N|max",
+            show_default=True,
+            help="Target events per second, or 'max' for unthrottled.",
+        ),
+        click.option(
+            "--seed",
+            type=int,
+            default=0,
+            show_default=True,
+            help="Seed for the catalogue and the simulated traffic.",
+        ),
+        db_option,
+        window_option,
+        click.option(
+            "--retention",
+            type=DurationParam("d"),
+            default="7d",
+            metavar="DURATION",
+            show_default=True,
+            help="Delete raw events older than this (e.g. 12h, 30d; a bare number is days).",
+        ),
+        click.option(
+            "--users",
+            type=click.IntRange(1, 10_000_000),
+            default=20_000,
+            metavar="N",
+            show_default=True,
+            help="Size of the simulated user population.",
+        ),
+        click.option(
+            "--titles",
+            type=click.IntRange(1, 1_000_000),
+            default=1_000,
+            metavar="N",
+            show_default=True,
+            help="Size of the simulated catalogue.",
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+@click.group(
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.version_option(__version__, "-V", "--version", prog_name="imdb-tui")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Real-time analytics for IMDb-style user engagement, in the terminal.
+
+    A simulated stream of views, clicks, ratings and watchlist adds flows through
+    a bounded queue into a validating, deduplicating consumer that stores it in
+    SQLite; live metrics are computed from small aggregate tables.
+
+    \b
+    Examples:
+      imdb-tui run --duration 60            # run headless for a minute
+      imdb-tui run --rate max --count 1e6   # push a million events as fast as possible
+      imdb-tui report --json                # the stored metrics as one JSON object
+    """
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+
+
+@cli.command()
+@pipeline_options
+@click.option(
+    "--duration",
+    type=DurationParam("s"),
+    default=None,
+    metavar="DURATION",
+    help="Stop after this long (e.g. 90, 5m). Default: run until Ctrl-C.",
+)
+@click.option(
+    "--count",
+    type=click.FloatRange(1, None),
+    default=None,
+    metavar="N",
+    help="Stop after this many events (1000, 1e6).",
+)
+def run(
+    rate: float | None,
+    seed: int,
+    db: str,
+    window: int,
+    retention: float,
+    users: int,
+    titles: int,
+    duration: float | None,
+    count: float | None,
+) -> None:
+    """Run the pipeline headless: one status line a second, then a summary.
+
+    Ctrl-C or SIGTERM stops it cleanly: the queue is drained and committed first.
+    """
+    store = open_store(db)
+    clock = SystemClock()
+    catalog = build_catalog(seed, titles)
+    simulator = Simulator(catalog, SimulatorSettings(seed=seed, users=users), clock)
+    settings = PipelineSettings(
+        rate=rate,
+        count=None if count is None else int(count),
+        window_minutes=window,
+        retention_seconds=retention,
+    )
+    click.echo(f"database: {store.path}")
+    click.echo(f"source: simulator (seed {seed}, {titles:,} titles, {users:,} users)")
+    try:
+        summary = asyncio.run(_run_headless(store, clock, settings, simulator, catalog, duration))
+    finally:
+        final = read_snapshot(store, clock.now(), clock.tz, window)
+        store.close()
+    click.echo(
+        f"done: {summary.stored:,} events stored, {summary.duplicates:,} duplicates,"
+        f" {summary.rejected:,} dead letters in {summary.elapsed:,.1f} s"
+        f" ({summary.stored / max(summary.elapsed, 1e-9):,.0f} events/s)"
+    )
+    click.echo(f"database: {db} now holds {final.events_total:,} events in all")
+    if summary.lost:
+        raise Failure(f"{summary.lost:,} events could not be stored: {summary.error}")
+
+
+async def _run_headless(
+    store: Store,
+    clock: SystemClock,
+    settings: PipelineSettings,
+    simulator: Simulator,
+    catalog: Any,
+    duration: float | None,
+) -> RunSummary:
+    pipeline = Pipeline(SimulatedSource(simulator), store, clock, settings, catalog)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, pipeline.stop)
+    if duration is not None:
+        loop.call_later(duration, pipeline.stop)
+    running = asyncio.create_task(pipeline.run())
+    while not running.done():
+        await asyncio.wait([running], timeout=1.0)
+        if not running.done():
+            click.echo(_status_line(await pipeline.snapshot()))
+    return running.result()
+
+
+def _status_line(snapshot: MetricsSnapshot) -> str:
+    health = snapshot.health
+    assert health is not None
+    line = (
+        f"{time.strftime('%H:%M:%S')}  {health.state:<8} rate {health.ingest_rate:>9,.0f}/s"
+        f" (target {rate_text(health.target_rate)})  stored {snapshot.events_total:>11,}"
+        f"  queue {health.queue_depth:>6,}  lag p50 {ms_text(health.lag_p50_ms)}"
+        f" p99 {ms_text(health.lag_p99_ms)}"
+    )
+    if health.error:
+        line += f"  ERROR: {health.error}"
+    return line
+
+
+@cli.command()
+@db_option
+@window_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+def report(db: str, window: int, as_json: bool) -> None:
+    """Print the metrics stored in a database, without running anything."""
+    store = open_store(db, create=False)
+    clock = SystemClock()
+    try:
+        snapshot = read_snapshot(store, clock.now(), clock.tz, window)
+    except StoreError as error:
+        raise Failure(str(error)) from None
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(snapshot.to_json()))
+    else:
+        click.echo(_report_text(snapshot, db))
+
+
+def _report_text(s: MetricsSnapshot, db: str) -> str:
+    today_total = max(s.events_today, 1)
+    lines = [
+        f"database      {db}",
+        f"events        {s.events_total:,} stored in all, {s.events_today:,} today",
+        f"users         {s.active_users.count:,} active in the last"
+        f" {s.active_users.window_minutes} min, {s.users_today:,} today",
+        "by type today "
+        + "   ".join(f"{k} {n:,} ({n / today_total:.0%})" for k, n in s.by_type.items()),
+        f"dead letters  {s.dead_letters:,}",
+        f"duplicates    {s.duplicates:,}",
+        "",
+        "top movies today",
+    ]
+    if not s.top_movies:
+        lines.append("  (no views today)")
+    for rank, movie in enumerate(s.top_movies, 1):
+        year = f" ({movie.year})" if movie.year else ""
+        title = literal(movie.title + year)
+        lines.append(f"  {rank:>2}  {title[:50]:<50} {movie.views:>9,} views {movie.share:>6.1%}")
+    minutes = [m.events for m in s.per_minute]
+    lines += [
+        "",
+        f"per minute    {sparkline(minutes)}  (last 60 min, peak {max(minutes):,}/min)",
+        f"per hour      {sparkline(list(s.per_hour))}  (today 00-23, peak {max(s.per_hour):,}/h)",
+    ]
+    return "\n".join(lines)
+
+
+def open_store(db: str, create: bool = True) -> Store:
+    try:
+        return Store.open(db, create=create)
+    except StoreError as error:
+        raise Failure(str(error)) from None
+
+
+def main() -> None:
+    """Console entry point: errors are one line on stderr, never a traceback."""
+    logging.basicConfig(level=logging.WARNING, format="imdb-tui: %(message)s")
+    try:
+        code = cli.main(prog_name="imdb-tui", standalone_mode=False)
+    except click.UsageError as error:
+        hint = f" (see '{error.ctx.command_path} --help')" if error.ctx else ""
+        click.echo(f"imdb-tui: {error.format_message()}{hint}", err=True)
+        code = error.exit_code
+    except click.ClickException as error:
+        click.echo(f"imdb-tui: {error.format_message()}", err=True)
+        code = error.exit_code
+    except click.Abort:
+        click.echo("imdb-tui: aborted", err=True)
+        code = 130
+    except BrokenPipeError:
+        code = 0
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,31 @@
+"""Showing numbers and untrusted text in a terminal."""
+
+from __future__ import annotations
+
+import re
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+def literal(text: str) -> str:
+    """Text from data with every control character (and so every escape sequence) made visible.
+
+    `\\x1b[31m` arrives as the four characters `\\x1b` and `[31m`, never as a colour.
+    """
+    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text.replace("\t", " "))
+
+
+def sparkline(values: list[int]) -> str:
+    top = max(values, default=0)
+    if top <= 0:
+        return SPARK[0] * len(values)
+    return "".join(SPARK[min(len(SPARK) - 1, v * len(SPARK) // (top + 1))] for v in values)
+
+
+def rate_text(rate: float | None) -> str:
+    return "max" if rate is None else f"{rate:,.0f}/s"
+
+
+def ms_text(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f} ms"

@@ -1,0 +1,209 @@
+"""The metrics: how a batch of new events updates the aggregates, and the snapshot read from them.
+
+Definitions (the README repeats them):
+- events_total: events stored, all time (retention does not lower it).
+- events_today, by_type, per_hour: events whose event_time falls on the local calendar day.
+- active_users: distinct users with an event in the last W minutes.
+- users_today: distinct users with an event today.
+- top_movies: today's most viewed titles (view events), with their share of today's views.
+- per_minute: events per UTC minute over the last 60 minutes, oldest first, empty minutes 0.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
+from typing import Any
+
+from imdb_tui.clock import day_start, local_datetime, local_day, utc_iso
+from imdb_tui.events import EVENT_TYPES, Event
+from imdb_tui.store import Aggregates, Store
+
+TOP_MOVIES = 10
+MINUTES_SHOWN = 60
+WINDOW_CHOICES = (1, 5, 15, 60)
+
+
+@dataclass(frozen=True, slots=True)
+class MovieRank:
+    movie_id: str
+    title: str
+    """The catalogue title, or the movie id when the catalogue does not know it."""
+    year: int | None
+    views: int
+    share: float
+    """Fraction of today's views."""
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveUsers:
+    window_minutes: int
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class MinuteCount:
+    minute: str
+    """UTC, YYYY-MM-DDTHH:MMZ"""
+    events: int
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineHealth:
+    """How the running pipeline is doing: not stored, so only a live run has it."""
+
+    state: str
+    """running, paused, draining, finished or stopped"""
+    target_rate: float | None
+    """events per second asked for; None when unthrottled"""
+    ingest_rate: float
+    """events stored per second over the last few seconds"""
+    queue_depth: int
+    lag_p50_ms: float | None
+    lag_p99_ms: float | None
+    emitted: int
+    stored: int
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSnapshot:
+    as_of: float
+    events_total: int
+    events_today: int
+    active_users: ActiveUsers
+    users_today: int
+    top_movies: tuple[MovieRank, ...]
+    by_type: dict[str, int]
+    per_minute: tuple[MinuteCount, ...]
+    per_hour: tuple[int, ...]
+    """Events in each local hour of today, 0 to 23."""
+    dead_letters: int
+    duplicates: int
+    health: PipelineHealth | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The report's JSON object."""
+        return {
+            "events_total": self.events_total,
+            "events_today": self.events_today,
+            "active_users": {
+                "window_minutes": self.active_users.window_minutes,
+                "count": self.active_users.count,
+            },
+            "users_today": self.users_today,
+            "top_movies": [
+                {"movie_id": m.movie_id, "title": m.title, "views": m.views}
+                for m in self.top_movies
+            ],
+            "by_type": dict(self.by_type),
+            "per_minute": [{"minute": m.minute, "events": m.events} for m in self.per_minute],
+            "per_hour": [{"hour": hour, "events": n} for hour, n in enumerate(self.per_hour)],
+            "dead_letters": self.dead_letters,
+            "duplicates": self.duplicates,
+        }
+
+
+class Aggregator:
+    """Turns newly stored events into updates of the aggregate tables."""
+
+    def __init__(self, tz: tzinfo | None) -> None:
+        self._tz = tz
+        self._days: dict[str, str] = {}  # minute -> local day: days change on minute bounds
+
+    def __call__(self, events: Sequence[Event]) -> Aggregates:
+        per_minute: dict[tuple[str, str], int] = {}
+        movie_views: dict[tuple[str, str], int] = {}
+        last_seen: dict[str, str] = {}
+        days = self._days
+        for event in events:
+            when = event.event_time
+            minute = when[:16] + "Z"
+            key = (minute, event.event_type)
+            per_minute[key] = per_minute.get(key, 0) + 1
+            if event.event_type == "view":
+                day = days.get(minute)
+                if day is None:
+                    if len(days) > 10_000:
+                        days.clear()
+                    day = days[minute] = local_day(event.ts, self._tz)
+                views_key = (day, event.movie_id)
+                movie_views[views_key] = movie_views.get(views_key, 0) + 1
+            if last_seen.get(event.user_id, "") < when:
+                last_seen[event.user_id] = when
+        return Aggregates(per_minute, movie_views, last_seen)
+
+
+def minute_key(ts: float) -> str:
+    return utc_iso(ts)[:16] + "Z"
+
+
+def read_snapshot(
+    store: Store,
+    now: float,
+    tz: tzinfo | None,
+    window_minutes: int,
+    health: PipelineHealth | None = None,
+) -> MetricsSnapshot:
+    """The metrics as stored, at time `now`; reads only the small aggregate tables."""
+    counters = store.counters()
+    today = day_start(now, tz)
+    hour_keys = _local_hour_keys(now, tz)
+    this_minute = int(now // 60 * 60)
+    first_minute = this_minute - (MINUTES_SHOWN - 1) * 60
+    recent = {minute_key(first_minute + 60 * i): 0 for i in range(MINUTES_SHOWN)}
+    by_type = dict.fromkeys(EVENT_TYPES, 0)
+    per_hour = [0] * 24
+    for minute, event_type, events in store.per_minute_since(minute_key(min(today, first_minute))):
+        if minute in recent:
+            recent[minute] += events
+        hour = bisect.bisect_right(hour_keys, minute) - 1
+        if 0 <= hour < 24:
+            per_hour[hour] += events
+            by_type[event_type] = by_type.get(event_type, 0) + events
+    views_today = by_type.get("view", 0)
+    top = tuple(
+        MovieRank(
+            m.movie_id,
+            m.title if m.title is not None else m.movie_id,
+            m.year,
+            m.views,
+            m.views / views_today if views_today else 0.0,
+        )
+        for m in store.top_movies(local_day(now, tz), TOP_MOVIES)
+    )
+    active, users_today = store.users_seen_since(utc_iso(now - window_minutes * 60), utc_iso(today))
+    return MetricsSnapshot(
+        as_of=now,
+        events_total=counters.get("events_total", 0),
+        events_today=sum(per_hour),
+        active_users=ActiveUsers(window_minutes, active),
+        users_today=users_today,
+        top_movies=top,
+        by_type=by_type,
+        per_minute=tuple(MinuteCount(minute, n) for minute, n in recent.items()),
+        per_hour=tuple(per_hour),
+        dead_letters=counters.get("dead_letters", 0),
+        duplicates=counters.get("duplicates", 0),
+        health=health,
+    )
+
+
+def _local_hour_keys(now: float, tz: tzinfo | None) -> list[str]:
+    """The UTC minute keys at which each local hour of today starts, and tomorrow's start.
+
+    Walking local hours through real time keeps days with a daylight-saving change right.
+    """
+    start = day_start(now, tz)
+    midnight = local_datetime(start, tz)
+    keys = []
+    for hour in range(25):
+        wall = datetime(midnight.year, midnight.month, midnight.day) + timedelta(hours=hour)
+        if tz is None:
+            moment = wall.astimezone().timestamp()
+        else:
+            moment = wall.replace(tzinfo=tz).timestamp()
+        keys.append(minute_key(moment))
+    return keys

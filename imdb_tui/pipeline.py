@@ -1,0 +1,433 @@
+"""The pipeline: a paced producer and a batching consumer joined by a bounded queue.
+
+    source --(pacer)--> asyncio.Queue of chunks --> validate, dedupe, batch --> Store
+
+Both halves are asyncio tasks on the caller's loop; SQLite work runs on one
+writer thread so that producing and validating go on while a batch commits.
+The controls (pause, resume, set_rate, stop) are plain methods the CLI and the
+monitor call from the loop's thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Final
+
+from imdb_tui.catalog import Catalog
+from imdb_tui.clock import Clock, utc_iso
+from imdb_tui.events import Event, RawRecord, Rejection, validate
+from imdb_tui.metrics import Aggregator, MetricsSnapshot, PipelineHealth, read_snapshot
+from imdb_tui.sources import Source
+from imdb_tui.store import Store, StoreError
+
+log = logging.getLogger(__name__)
+
+MIN_RATE: Final = 1.0
+MAX_RATE: Final = 1_000_000.0
+_END: Final = None  # the producer's last word on the queue
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineSettings:
+    rate: float | None = 200.0
+    """Target events per second; None runs unthrottled."""
+    count: int | None = None
+    """Stop after this many records from the source."""
+    window_minutes: int = 5
+    retention_seconds: float = 7 * 86400.0
+    queue_chunks: int = 64
+    """The queue's bound, in chunks of at most chunk_size records."""
+    chunk_size: int = 512
+    batch_size: int = 20_000
+    commit_interval: float = 0.25
+    """A batch is committed at the latest this long after its first record arrived."""
+    prune_interval: float = 5.0
+    prune_step: int = 2_000
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    emitted: int
+    stored: int
+    duplicates: int
+    rejected: int
+    lost: int
+    """Events that could not be stored when the run had to end."""
+    elapsed: float
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Committed:
+    stored: int
+    duplicates: int
+    rejected: int
+    lags: list[float]
+    at: float
+
+
+class Pacer:
+    """How many events are due at a target rate, without ever falling far behind.
+
+    If the consumer cannot keep up (backpressure), at most a second's worth of
+    events is owed: the pacer does not burst to make up for a long stall.
+    """
+
+    def __init__(self, rate: float, now: float) -> None:
+        self.rate = rate
+        self._start = now
+        self._sent = 0
+
+    def restart(self, rate: float, now: float) -> None:
+        self.rate = rate
+        self._start = now
+        self._sent = 0
+
+    def due(self, now: float) -> int:
+        owed = (now - self._start) * self.rate - self._sent
+        if owed > self.rate:
+            self._start = now - (self._sent + self.rate) / self.rate
+            owed = self.rate
+        return int(owed)
+
+    def sent(self, count: int) -> None:
+        self._sent += count
+
+    def wait(self, now: float) -> float:
+        """Seconds until the next event is due."""
+        return (self._sent + 1) / self.rate - (now - self._start)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        source: Source,
+        store: Store,
+        clock: Clock,
+        settings: PipelineSettings,
+        catalog: Catalog | None = None,
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
+        self.source = source
+        self.store = store
+        self.settings = settings
+        self.window_minutes = settings.window_minutes
+        self._clock = clock
+        self._catalog = catalog
+        self._on_error = on_error
+        self._aggregate = Aggregator(clock.tz)
+        self._queue: asyncio.Queue[list[RawRecord] | None] = asyncio.Queue(settings.queue_chunks)
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="imdb-tui-writer")
+        self._reader_store = store.reader()
+        self._reader = (
+            self._writer
+            if self._reader_store is store
+            else ThreadPoolExecutor(1, thread_name_prefix="imdb-tui-reader")
+        )
+        self._rate = _checked_rate(settings.rate)
+        self._pacer = Pacer(self._rate or MAX_RATE, clock.monotonic())
+        self._running = asyncio.Event()
+        self._running.set()
+        self._stopping = False
+        self._source_done = False
+        self._finished = False
+        self._queued = 0
+        self._emitted = 0
+        self._stored = 0
+        self._duplicates = 0
+        self._rejected = 0
+        self._lost = 0
+        self._error: str | None = None
+        self._started = clock.monotonic()
+        self._commits: deque[tuple[float, int]] = deque(maxlen=256)
+        self._lags: deque[float] = deque(maxlen=4096)
+
+    # Controls ----------------------------------------------------------------
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    @property
+    def target_rate(self) -> float | None:
+        return self._rate
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._pacer.restart(self._pacer.rate, self._clock.monotonic())
+        self._running.set()
+
+    def set_rate(self, rate: float | None) -> None:
+        """A new target in events per second (clamped to 1..1,000,000); None: unthrottled."""
+        self._rate = None if rate is None else min(max(rate, MIN_RATE), MAX_RATE)
+        self._pacer.restart(self._rate or MAX_RATE, self._clock.monotonic())
+
+    def stop(self) -> None:
+        """Stop producing; run() returns once the queue is drained and committed."""
+        self._stopping = True
+        self._running.set()
+
+    @property
+    def state(self) -> str:
+        if self._finished:
+            return "stopped" if self._stopping else "finished"
+        if self._stopping or self._source_done:
+            return "draining"
+        return "paused" if self.paused else "running"
+
+    # Running -----------------------------------------------------------------
+
+    async def run(self) -> RunSummary:
+        """Produce and consume until stopped, the source ends or --count is reached."""
+        loop = asyncio.get_running_loop()
+        self._started = self._clock.monotonic()
+        try:
+            if self._catalog is not None:
+                await loop.run_in_executor(
+                    self._writer, self.store.save_movies, self._catalog.movies
+                )
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._produce())
+                consumer = tasks.create_task(self._consume())
+                retention = tasks.create_task(self._retain())
+                consumer.add_done_callback(lambda _: retention.cancel())
+        finally:
+            self._finished = True
+            self._writer.shutdown(wait=True)
+            if self._reader is not self._writer:
+                self._reader.shutdown(wait=True)
+                self._reader_store.close()
+        return RunSummary(
+            emitted=self._emitted,
+            stored=self._stored,
+            duplicates=self._duplicates,
+            rejected=self._rejected,
+            lost=self._lost,
+            elapsed=self._clock.monotonic() - self._started,
+            error=self._error,
+        )
+
+    async def _produce(self) -> None:
+        settings = self.settings
+        clock = self._clock
+        try:
+            while not self._stopping:
+                if self.paused:
+                    await self._running.wait()
+                    continue
+                limit = settings.chunk_size
+                if settings.count is not None:
+                    limit = min(limit, settings.count - self._emitted)
+                    if limit <= 0:
+                        self._source_done = True
+                        break
+                if self._rate is not None:
+                    now = clock.monotonic()
+                    due = self._pacer.due(now)
+                    if due <= 0:
+                        # Sleep until the next event is due, in short naps so that a new
+                        # rate, a pause or a stop takes effect at once; never a busy wait.
+                        await clock.sleep(min(max(self._pacer.wait(now), 0.002), 0.05))
+                        continue
+                    limit = min(limit, due)
+                records = await self.source.read(limit)
+                if not records:
+                    self._source_done = True
+                    break
+                self._pacer.sent(len(records))
+                self._emitted += len(records)
+                self._queued += len(records)
+                await self._queue.put(records)
+                if self._rate is None:
+                    await asyncio.sleep(0)  # let the consumer in between chunks
+        finally:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._queue.put(_END)
+
+    async def _consume(self) -> None:
+        settings = self.settings
+        clock = self._clock
+        events: list[Event] = []
+        rejections: list[Rejection] = []
+        seen: set[str] = set()
+        duplicates = 0
+        opened: float | None = None  # when the batch being filled got its first record
+        writing: asyncio.Task[None] | None = None
+        while True:
+            timeout = None if opened is None else opened + settings.commit_interval
+            try:
+                async with asyncio.timeout_at(_loop_time(timeout, clock)):
+                    chunk = await self._queue.get()
+            except TimeoutError:
+                chunk = []
+            if chunk is _END:
+                break
+            if chunk:
+                self._queued -= len(chunk)
+                now = clock.now()
+                for raw in chunk:
+                    result = validate(raw, now)
+                    if type(result) is Event:
+                        if result.event_id in seen:
+                            duplicates += 1
+                        else:
+                            seen.add(result.event_id)
+                            events.append(result)
+                    else:
+                        rejections.append(result)  # type: ignore[arg-type]
+                if opened is None:
+                    opened = clock.monotonic()
+            if opened is not None and (
+                len(events) >= settings.batch_size
+                or clock.monotonic() >= opened + settings.commit_interval
+            ):
+                if writing is not None:
+                    await writing
+                writing = asyncio.create_task(self._commit(events, rejections, duplicates))
+                events, rejections, seen, duplicates, opened = [], [], set(), 0, None
+        if writing is not None:
+            await writing
+        if events or rejections or duplicates:
+            await self._commit(events, rejections, duplicates)
+
+    async def _commit(self, events: list[Event], rejections: list[Rejection], dupes: int) -> None:
+        """Write one batch, retrying while the store fails; events are never dropped
+        while the pipeline runs (the queue fills and the producer waits instead)."""
+        loop = asyncio.get_running_loop()
+        delay = 0.25
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                done = await loop.run_in_executor(
+                    self._writer, self._write, events, rejections, dupes
+                )
+            except StoreError as error:
+                self._report_error(str(error))
+                if self._stopping and attempts >= 3:
+                    self._lost += len(events)
+                    return
+                await self._clock.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            if self._error is not None:
+                log.info("storage recovered")
+                self._error = None
+            self._stored += done.stored
+            self._duplicates += done.duplicates
+            self._rejected += done.rejected
+            self._commits.append((self._clock.monotonic(), self._stored))
+            self._lags.extend(done.lags)
+            return
+
+    def _write(self, events: list[Event], rejections: list[Rejection], dupes: int) -> _Committed:
+        """On the writer thread: commit, then measure each new event's lag."""
+        received = utc_iso(self._clock.now())
+        stored = self.store.write_batch(events, rejections, received, self._aggregate, dupes)
+        at = self._clock.now()
+        step = max(1, len(stored) // 256)
+        lags = [at - event.ts for event in stored[::step]]
+        return _Committed(len(stored), len(events) - len(stored) + dupes, len(rejections), lags, at)
+
+    async def _retain(self) -> None:
+        """Prune old events now and then, in steps queued between batch writes.
+
+        Paced by the event loop's own clock: retention is a chore, not pipeline time.
+        """
+        while True:
+            more = await self._prune()
+            await asyncio.sleep(0.05 if more else self.settings.prune_interval)
+
+    async def _prune(self) -> bool:
+        """One small retention step on the writer thread; True if there is more to do."""
+        loop = asyncio.get_running_loop()
+        cutoff = utc_iso(self._clock.now() - self.settings.retention_seconds)
+        step = self.settings.prune_step
+        try:
+            deleted = await loop.run_in_executor(self._writer, self.store.prune, cutoff, step)
+            if deleted < step:
+                await loop.run_in_executor(self._writer, self.store.prune_aggregates, cutoff)
+        except StoreError as error:
+            self._report_error(str(error))
+            return False
+        return deleted >= step
+
+    def _report_error(self, message: str) -> None:
+        if message != self._error:
+            log.warning("storage error: %s", message)
+            if self._on_error is not None:
+                self._on_error(message)
+        self._error = message
+
+    # Observing ---------------------------------------------------------------
+
+    def health(self) -> PipelineHealth:
+        lags = sorted(self._lags)
+        return PipelineHealth(
+            state=self.state,
+            target_rate=self._rate,
+            ingest_rate=self._ingest_rate(),
+            queue_depth=self._queued,
+            lag_p50_ms=_percentile(lags, 0.50),
+            lag_p99_ms=_percentile(lags, 0.99),
+            emitted=self._emitted,
+            stored=self._stored,
+            error=self._error,
+        )
+
+    def _ingest_rate(self, span: float = 3.0) -> float:
+        """Events stored per second over the last `span` seconds."""
+        now = self._clock.monotonic()
+        since = max(now - span, self._started)
+        if now <= since:
+            return 0.0
+        before = 0
+        for at, total in self._commits:
+            if at > since:
+                break
+            before = total
+        else:
+            before = self._stored
+        return (self._stored - before) / (now - since)
+
+    async def snapshot(self, window_minutes: int | None = None) -> MetricsSnapshot:
+        """The metrics as committed so far, read off the event loop's thread."""
+        window = window_minutes or self.window_minutes
+        health = self.health()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._reader,
+            read_snapshot,
+            self._reader_store,
+            self._clock.now(),
+            self._clock.tz,
+            window,
+            health,
+        )
+
+
+def _checked_rate(rate: float | None) -> float | None:
+    if rate is not None and not MIN_RATE <= rate <= MAX_RATE:
+        raise ValueError(f"rate must be from {MIN_RATE:g} to {MAX_RATE:,.0f} events per second")
+    return rate
+
+
+def _percentile(ordered: list[float], q: float) -> float | None:
+    if not ordered:
+        return None
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def _loop_time(deadline: float | None, clock: Clock) -> float | None:
+    """A monotonic-clock deadline as the event loop's time."""
+    if deadline is None:
+        return None
+    return asyncio.get_running_loop().time() + (deadline - clock.monotonic())

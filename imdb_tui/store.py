@@ -1,0 +1,397 @@
+"""SQLite storage: the only module that writes SQL.
+
+Raw events, dead letters and the catalogue are stored as they are; the metrics
+read small aggregate tables that each batch updates in the same transaction as
+its events, so a snapshot costs the same at 10 million events as at 100.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from imdb_tui.catalog import Movie
+from imdb_tui.events import Event, Rejection
+
+APPLICATION_ID: Final = 0x494D4442  # "IMDB", in the file header: this file is ours
+MEMORY: Final = ":memory:"
+
+# Migration N takes a file from schema version N to N + 1 (PRAGMA user_version).
+MIGRATIONS: Final = (
+    """
+    CREATE TABLE events (
+        seq         INTEGER PRIMARY KEY,         -- ingest order
+        event_id    TEXT NOT NULL UNIQUE,
+        event_time  TEXT NOT NULL,               -- UTC, ISO-8601, milliseconds, Z
+        user_id     TEXT NOT NULL,
+        session_id  TEXT NOT NULL,
+        movie_id    TEXT NOT NULL,
+        event_type  TEXT NOT NULL,
+        rating      INTEGER
+    );
+    CREATE INDEX events_by_time ON events (event_time);
+    CREATE TABLE dead_letters (
+        id          INTEGER PRIMARY KEY,
+        received_at TEXT NOT NULL,               -- UTC, ISO-8601, milliseconds, Z
+        reason      TEXT NOT NULL,
+        raw         TEXT NOT NULL,               -- cut to 4096 characters
+        raw_size    INTEGER NOT NULL             -- length before the cut
+    );
+    CREATE INDEX dead_letters_by_time ON dead_letters (received_at);
+    CREATE TABLE movies (
+        movie_id    TEXT PRIMARY KEY,
+        title       TEXT NOT NULL,
+        year        INTEGER,
+        genres      TEXT NOT NULL                -- comma-separated
+    ) WITHOUT ROWID;
+    CREATE TABLE events_per_minute (
+        minute      TEXT NOT NULL,               -- UTC, YYYY-MM-DDTHH:MMZ
+        event_type  TEXT NOT NULL,
+        events      INTEGER NOT NULL,
+        PRIMARY KEY (minute, event_type)
+    ) WITHOUT ROWID;
+    CREATE TABLE movie_views_daily (
+        day         TEXT NOT NULL,               -- local calendar day, YYYY-MM-DD
+        movie_id    TEXT NOT NULL,
+        views       INTEGER NOT NULL,
+        PRIMARY KEY (day, movie_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE user_activity (
+        user_id     TEXT PRIMARY KEY,
+        last_seen   TEXT NOT NULL                -- newest event_time of the user
+    ) WITHOUT ROWID;
+    CREATE TABLE counters (
+        name        TEXT PRIMARY KEY,            -- events_total, duplicates, dead_letters
+        value       INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    """,
+)
+SCHEMA_VERSION: Final = len(MIGRATIONS)
+_OUR_TABLES: Final = frozenset(
+    {
+        "events",
+        "dead_letters",
+        "movies",
+        "events_per_minute",
+        "movie_views_daily",
+        "user_activity",
+        "counters",
+    }
+)
+
+_INSERT_EVENT: Final = (
+    "INSERT OR IGNORE INTO events (event_id, event_time, user_id, session_id, movie_id,"
+    " event_type, rating) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+class StoreError(Exception):
+    """A storage problem, said in one line a user can act on."""
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregates:
+    """What one batch adds to the metric tables (see metrics.fold)."""
+
+    per_minute: dict[tuple[str, str], int]
+    """(minute, event_type) -> events"""
+    movie_views: dict[tuple[str, str], int]
+    """(day, movie_id) -> views"""
+    last_seen: dict[str, str]
+    """user_id -> newest event_time"""
+
+
+AggregateFn = Callable[[Sequence[Event]], Aggregates]
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    received_at: str
+    reason: str
+    raw: str
+    raw_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class TopMovie:
+    movie_id: str
+    title: str | None
+    year: int | None
+    views: int
+
+
+class Store:
+    """One connection to the database. Use it from one thread at a time."""
+
+    def __init__(self, connection: sqlite3.Connection, path: str) -> None:
+        self._db = connection
+        self.path = path
+
+    @classmethod
+    def open(cls, path: str | Path, *, create: bool = True) -> Store:
+        """Open (or create) a database, upgrading an older schema to this one."""
+        name = str(path)
+        if name != MEMORY:
+            file = Path(name)
+            if not create and not file.exists():
+                raise StoreError(f"no database at {name}")
+            if file.is_dir():
+                raise StoreError(f"{name} is a directory, not a database file")
+            try:
+                file.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise StoreError(f"cannot create {file.parent}: {error.strerror}") from None
+        try:
+            connection = sqlite3.connect(
+                name, isolation_level=None, check_same_thread=False, timeout=5.0
+            )
+        except sqlite3.Error as error:
+            raise StoreError(f"cannot open {name}: {error}") from None
+        store = cls(connection, name)
+        try:
+            store._prepare()
+        except sqlite3.Error as error:
+            connection.close()
+            raise StoreError(_describe(error, name)) from None
+        except StoreError:
+            connection.close()
+            raise
+        return store
+
+    def reader(self) -> Store:
+        """A second connection for reading while this one writes (the same one in memory)."""
+        if self.path == MEMORY:
+            return self
+        try:
+            connection = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=5.0
+            )
+            connection.execute("PRAGMA query_only = ON")
+        except sqlite3.Error as error:
+            raise StoreError(_describe(error, self.path)) from None
+        return Store(connection, self.path)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _prepare(self) -> None:
+        db = self._db
+        application_id = db.execute("PRAGMA application_id").fetchone()[0]
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if application_id not in (0, APPLICATION_ID):
+            raise StoreError(f"{self.path} is an SQLite database of another program")
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} has schema version {version}, newer than this imdb-tui"
+                f" understands ({SCHEMA_VERSION}): upgrade imdb-tui"
+            )
+        if version == 0:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+            if tables - _OUR_TABLES:
+                raise StoreError(f"{self.path} is an SQLite database of another program")
+        mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode not in ("wal", "memory"):
+            raise StoreError(f"{self.path}: cannot switch to WAL mode (got {mode})")
+        # WAL with synchronous=NORMAL: a crashed program loses nothing committed;
+        # a power cut may lose the last few commits but never corrupts the file.
+        db.execute("PRAGMA synchronous = NORMAL")
+        for step in range(version, SCHEMA_VERSION):
+            db.executescript(
+                f"BEGIN IMMEDIATE; {MIGRATIONS[step]};"
+                f" PRAGMA user_version = {step + 1};"
+                f" PRAGMA application_id = {APPLICATION_ID}; COMMIT;"
+            )
+
+    # Writing -----------------------------------------------------------------
+
+    def save_movies(self, movies: Iterable[Movie]) -> None:
+        """Add or refresh catalogue rows, so reports and queries can show titles."""
+        rows = [(m.movie_id, m.title, m.year, ",".join(m.genres)) for m in movies]
+        with self._transaction():
+            self._db.executemany(
+                "INSERT INTO movies (movie_id, title, year, genres) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (movie_id) DO UPDATE SET title = excluded.title,"
+                " year = excluded.year, genres = excluded.genres",
+                rows,
+            )
+
+    def write_batch(
+        self,
+        events: Sequence[Event],
+        rejections: Sequence[Rejection],
+        received_at: str,
+        aggregate: AggregateFn,
+        duplicates: int = 0,
+    ) -> list[Event]:
+        """Store a batch in one transaction and return the events that were new.
+
+        Events whose id is already stored are skipped and counted as duplicates,
+        as are the `duplicates` the caller caught earlier; `aggregate` turns the
+        new events into the metric table updates, written in the same transaction.
+        """
+        db = self._db
+        with self._transaction():
+            db.execute("SAVEPOINT batch")
+            inserted = db.executemany(_INSERT_EVENT, [event[:7] for event in events]).rowcount
+            stored: Sequence[Event] = events
+            if inserted != len(events):
+                # Some ids were stored before: redo the batch one row at a time to know which.
+                db.execute("ROLLBACK TO batch")
+                stored = [e for e in events if db.execute(_INSERT_EVENT, e[:7]).rowcount == 1]
+            db.execute("RELEASE batch")
+            self._add_aggregates(aggregate(stored))
+            if rejections:
+                db.executemany(
+                    "INSERT INTO dead_letters (received_at, reason, raw, raw_size)"
+                    " VALUES (?, ?, ?, ?)",
+                    [(received_at, r.reason, r.raw, r.raw_size) for r in rejections],
+                )
+            self._add_counters(
+                events_total=len(stored),
+                duplicates=len(events) - len(stored) + duplicates,
+                dead_letters=len(rejections),
+            )
+        return list(stored)
+
+    def prune(self, before: str, limit: int) -> int:
+        """Delete up to `limit` events (and dead letters) older than `before`; return how many."""
+        db = self._db
+        with self._transaction():
+            deleted = db.execute(
+                "DELETE FROM events WHERE seq IN (SELECT seq FROM events"
+                " WHERE event_time < ? ORDER BY event_time LIMIT ?)",
+                (before, limit),
+            ).rowcount
+            deleted += db.execute(
+                "DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters"
+                " WHERE received_at < ? ORDER BY received_at LIMIT ?)",
+                (before, limit),
+            ).rowcount
+        return deleted
+
+    def prune_aggregates(self, before: str) -> None:
+        """Drop aggregate rows for times older than `before` (a small, bounded set)."""
+        with self._transaction():
+            self._db.execute("DELETE FROM events_per_minute WHERE minute < ?", (before[:16],))
+            self._db.execute("DELETE FROM movie_views_daily WHERE day < ?", (before[:10],))
+            self._db.execute("DELETE FROM user_activity WHERE last_seen < ?", (before,))
+
+    def _add_aggregates(self, aggregates: Aggregates) -> None:
+        db = self._db
+        db.executemany(
+            "INSERT INTO events_per_minute (minute, event_type, events) VALUES (?, ?, ?)"
+            " ON CONFLICT (minute, event_type) DO UPDATE SET events = events + excluded.events",
+            [(minute, kind, n) for (minute, kind), n in aggregates.per_minute.items()],
+        )
+        db.executemany(
+            "INSERT INTO movie_views_daily (day, movie_id, views) VALUES (?, ?, ?)"
+            " ON CONFLICT (day, movie_id) DO UPDATE SET views = views + excluded.views",
+            [(day, movie, n) for (day, movie), n in aggregates.movie_views.items()],
+        )
+        db.executemany(
+            "INSERT INTO user_activity (user_id, last_seen) VALUES (?, ?)"
+            " ON CONFLICT (user_id) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)",
+            aggregates.last_seen.items(),
+        )
+
+    def _add_counters(self, **deltas: int) -> None:
+        self._db.executemany(
+            "INSERT INTO counters (name, value) VALUES (?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+            [(name, n) for name, n in deltas.items() if n],
+        )
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db, self.path)
+
+    # Reading -----------------------------------------------------------------
+
+    def counters(self) -> dict[str, int]:
+        return dict(self._query("SELECT name, value FROM counters"))
+
+    def per_minute_since(self, minute: str) -> list[tuple[str, str, int]]:
+        """(minute, event_type, events) rows from `minute` (YYYY-MM-DDTHH:MMZ) on."""
+        return self._query(
+            "SELECT minute, event_type, events FROM events_per_minute WHERE minute >= ?",
+            (minute,),
+        )
+
+    def top_movies(self, day: str, limit: int) -> list[TopMovie]:
+        rows = self._query(
+            "SELECT v.movie_id, m.title, m.year, v.views FROM movie_views_daily AS v"
+            " LEFT JOIN movies AS m ON m.movie_id = v.movie_id"
+            " WHERE v.day = ? ORDER BY v.views DESC, v.movie_id LIMIT ?",
+            (day, limit),
+        )
+        return [TopMovie(*row) for row in rows]
+
+    def users_seen_since(self, *moments: str) -> list[int]:
+        """For each moment, how many users have an event at or after it."""
+        columns = ", ".join("count(*) FILTER (WHERE last_seen >= ?)" for _ in moments)
+        row = self._query(f"SELECT {columns} FROM user_activity", moments)[0]  # noqa: S608
+        return list(row)
+
+    def dead_letters(self, limit: int) -> list[DeadLetter]:
+        rows = self._query(
+            "SELECT received_at, reason, raw, raw_size FROM dead_letters ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        return [DeadLetter(*row) for row in rows]
+
+    def count_events(self) -> int:
+        """Raw events stored now (after retention), by counting rows: slow on big files."""
+        count: int = self._query("SELECT count(*) FROM events")[0][0]
+        return count
+
+    def _query(self, sql: str, parameters: Sequence[object] = ()) -> list[Any]:
+        try:
+            return self._db.execute(sql, parameters).fetchall()
+        except sqlite3.Error as error:
+            raise StoreError(_describe(error, self.path)) from None
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK and a StoreError."""
+
+    def __init__(self, db: sqlite3.Connection, path: str) -> None:
+        self._db = db
+        self._path = path
+
+    def __enter__(self) -> None:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as error:
+            raise StoreError(_describe(error, self._path)) from None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, _: object
+    ) -> None:
+        if kind is None:
+            try:
+                self._db.execute("COMMIT")
+                return
+            except sqlite3.Error as commit_error:
+                error = commit_error
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+        if isinstance(error, sqlite3.Error):
+            raise StoreError(_describe(error, self._path)) from None
+
+
+def _describe(error: sqlite3.Error, path: str) -> str:
+    """One line saying what went wrong with the database at `path`."""
+    text = str(error)
+    if "file is not a database" in text or "file is encrypted" in text:
+        return f"{path} is not an SQLite database"
+    if "readonly" in text or "read-only" in text:
+        return f"{path} is not writable"
+    if "unable to open" in text:
+        return f"cannot open {path}: check that the folder exists and is writable"
+    if "locked" in text or "busy" in text:
+        return f"{path} is locked by another program"
+    if "disk is full" in text or "database or disk is full" in text:
+        return f"the disk holding {path} is full"
+    return f"{path}: {text}"
