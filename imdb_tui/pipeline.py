@@ -257,8 +257,6 @@ class Pipeline:
         clock = self._clock
         events: list[Event] = []
         rejections: list[Rejection] = []
-        seen: set[str] = set()
-        duplicates = 0
         opened: float | None = None  # when the batch being filled got its first record
         writing: asyncio.Task[None] | None = None
         while True:
@@ -276,11 +274,7 @@ class Pipeline:
                 for raw in chunk:
                     result = validate(raw, now)
                     if type(result) is Event:
-                        if result.event_id in seen:
-                            duplicates += 1
-                        else:
-                            seen.add(result.event_id)
-                            events.append(result)
+                        events.append(result)
                     else:
                         rejections.append(result)  # type: ignore[arg-type]
                 if opened is None:
@@ -291,14 +285,14 @@ class Pipeline:
             ):
                 if writing is not None:
                     await writing
-                writing = asyncio.create_task(self._commit(events, rejections, duplicates))
-                events, rejections, seen, duplicates, opened = [], [], set(), 0, None
+                writing = asyncio.create_task(self._commit(events, rejections))
+                events, rejections, opened = [], [], None
         if writing is not None:
             await writing
-        if events or rejections or duplicates:
-            await self._commit(events, rejections, duplicates)
+        if events or rejections:
+            await self._commit(events, rejections)
 
-    async def _commit(self, events: list[Event], rejections: list[Rejection], dupes: int) -> None:
+    async def _commit(self, events: list[Event], rejections: list[Rejection]) -> None:
         """Write one batch, retrying while the store fails; events are never dropped
         while the pipeline runs (the queue fills and the producer waits instead)."""
         loop = asyncio.get_running_loop()
@@ -307,9 +301,7 @@ class Pipeline:
         while True:
             attempts += 1
             try:
-                done = await loop.run_in_executor(
-                    self._writer, self._write, events, rejections, dupes
-                )
+                done = await loop.run_in_executor(self._writer, self._write, events, rejections)
             except StoreError as error:
                 self._report_error(str(error))
                 if self._stopping and attempts >= 3:
@@ -328,14 +320,14 @@ class Pipeline:
             self._lags.extend(done.lags)
             return
 
-    def _write(self, events: list[Event], rejections: list[Rejection], dupes: int) -> _Committed:
-        """On the writer thread: commit, then measure each new event's lag."""
+    def _write(self, events: list[Event], rejections: list[Rejection]) -> _Committed:
+        """On the writer thread: commit, then measure a sample of the new events' lag."""
         received = utc_iso(self._clock.now())
-        stored = self.store.write_batch(events, rejections, received, self._aggregate, dupes)
+        stored = self.store.write_batch(events, rejections, received, self._aggregate)
         at = self._clock.now()
         step = max(1, len(stored) // 256)
         lags = [at - event.ts for event in stored[::step]]
-        return _Committed(len(stored), len(events) - len(stored) + dupes, len(rejections), lags, at)
+        return _Committed(len(stored), len(events) - len(stored), len(rejections), lags, at)
 
     async def _retain(self) -> None:
         """Prune old events now and then, in steps queued between batch writes.

@@ -8,7 +8,6 @@ The same seed and the same clock give the same events.
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import random
 from dataclasses import dataclass
@@ -24,6 +23,28 @@ P_SESSION_ENDS = 0.2
 """Chance that a session ends after it is done with a title."""
 
 
+def _plans() -> tuple[list[float], list[tuple[str, ...]]]:
+    """Every way a session can engage with one title, with cumulative chances.
+
+    Stored reversed: the session pops its next action off the end.
+    """
+    click, rate, watch = P_CLICK_AFTER_VIEW, P_RATE_AFTER_CLICK, P_WATCHLIST_AFTER_CLICK
+    outcomes = [
+        (1 - click, ("view",)),
+        (click * (1 - rate) * (1 - watch), ("view", "click")),
+        (click * rate * (1 - watch), ("view", "click", "rate")),
+        (click * (1 - rate) * watch, ("view", "click", "watchlist_add")),
+        (click * rate * watch, ("view", "click", "rate", "watchlist_add")),
+    ]
+    return (
+        list(itertools.accumulate(chance for chance, _ in outcomes)),
+        [tuple(reversed(plan)) for _, plan in outcomes],
+    )
+
+
+_PLAN_CHANCES, _PLANS = _plans()
+
+
 @dataclass(frozen=True, slots=True)
 class SimulatorSettings:
     seed: int = 0
@@ -32,13 +53,19 @@ class SimulatorSettings:
 
 
 class _Session:
+    """One of the concurrent sessions; when it ends, a new one starts in its place."""
+
     __slots__ = ("follow_ups", "movie", "session_id", "user_id")
 
-    def __init__(self, user_id: str, session_id: str) -> None:
-        self.user_id = user_id
-        self.session_id = session_id
-        self.movie = 0
-        self.follow_ups: list[str] = []
+    def __init__(self) -> None:
+        self.user_id = ""
+        self.session_id = ""
+        self.movie = ""
+        self.follow_ups: list[str] = []  # what it does next with the title, popped off the end
+
+
+_DRAWS = 4096
+_COUNTER_HEX = [f"{n:03x}" for n in range(4096)]
 
 
 class Simulator:
@@ -51,12 +78,19 @@ class Simulator:
         self._rng = rng = random.Random(settings.seed)
         self._movie_ids = [movie.movie_id for movie in catalog.movies]
         self._movie_cumulative = list(itertools.accumulate(catalog.popularity))
-        self._quality = [rng.uniform(3.0, 9.0) for _ in catalog.movies]
+        self._quality = {movie.movie_id: rng.uniform(3.0, 9.0) for movie in catalog.movies}
         self._user_ids = [f"u{number:07d}" for number in rng.sample(range(10**7), settings.users)]
         # Activity per user is log-normal: most users are casual, a few are heavy.
         activity = [rng.lognormvariate(0.0, 1.0) for _ in range(settings.users)]
         self._user_cumulative = list(itertools.accumulate(activity))
-        self._sessions = [self._new_session() for _ in range(settings.concurrent_sessions)]
+        # Random draws are made in bulk (random.choices runs its loop in C) and
+        # used up one by one: the same seed still gives the same sequence.
+        self._movie_draws: list[str] = []
+        self._plan_draws: list[tuple[str, ...]] = []
+        self._user_draws: list[str] = []
+        self._sessions = [_Session() for _ in range(settings.concurrent_sessions)]
+        for session in self._sessions:
+            self._restart(session)
         self._last_ms = -1
         self._id_prefix = ""
         self._sequence = 0
@@ -65,70 +99,75 @@ class Simulator:
         """The next `count` events, stamped with the clock's current time."""
         now = self._clock.now()
         event_time = utc_iso(now)
-        ms = round(now * 1000)
-        random_ = self._rng.random
-        sessions = self._sessions
-        active = len(sessions)
+        ids = self._event_ids(round(now * 1000), count)
+        rng = self._rng
+        picks = rng.choices(self._sessions, k=count)
+        ends = rng.choices((True, False), (P_SESSION_ENDS, 1 - P_SESSION_ENDS), k=count)
+        movie_draws = self._movie_draws
+        plan_draws = self._plan_draws
         out = []
-        for _ in range(count):
-            index = int(random_() * active)
-            session = sessions[index]
-            if not session.follow_ups:
-                if session.movie and random_() < P_SESSION_ENDS:
-                    session = sessions[index] = self._new_session()
-                self._start_title(session)
-            event_type = session.follow_ups.pop()
+        for event_id, session, ends_here in zip(ids, picks, ends, strict=True):
+            follow_ups = session.follow_ups
+            if not follow_ups:
+                if ends_here and session.movie:
+                    self._restart(session)
+                if not movie_draws:
+                    self._draw()
+                session.movie = movie_draws.pop()
+                follow_ups = session.follow_ups = list(plan_draws.pop())
+            event_type = follow_ups.pop()
             record: dict[str, Any] = {
-                "event_id": self._event_id(ms),
+                "event_id": event_id,
                 "event_time": event_time,
                 "user_id": session.user_id,
                 "session_id": session.session_id,
-                "movie_id": self._movie_ids[session.movie - 1],
+                "movie_id": session.movie,
                 "event_type": event_type,
             }
             if event_type == "rate":
-                quality = self._quality[session.movie - 1]
-                record["rating"] = min(10, max(1, round(self._rng.gauss(quality, 1.5))))
+                quality = self._quality[session.movie]
+                record["rating"] = min(10, max(1, round(rng.gauss(quality, 1.5))))
             out.append(record)
         return out
 
-    def _new_session(self) -> _Session:
+    def _draw(self) -> None:
+        """The next titles sessions turn to (Zipf popularity) and what they do there."""
         rng = self._rng
-        user = bisect.bisect(self._user_cumulative, rng.random() * self._user_cumulative[-1])
-        return _Session(
-            self._user_ids[min(user, len(self._user_ids) - 1)], f"s{rng.getrandbits(48):012x}"
+        self._movie_draws.extend(
+            rng.choices(self._movie_ids, cum_weights=self._movie_cumulative, k=_DRAWS)
         )
+        self._plan_draws.extend(rng.choices(_PLANS, cum_weights=_PLAN_CHANCES, k=_DRAWS))
 
-    def _start_title(self, session: _Session) -> None:
-        """Pick the session's next title and plan what it does there (popped from the end)."""
+    def _restart(self, session: _Session) -> None:
+        """A new session, of a user picked by activity, takes this one's place."""
         rng = self._rng
-        pick = bisect.bisect(self._movie_cumulative, rng.random() * self._movie_cumulative[-1])
-        session.movie = min(pick, len(self._movie_ids) - 1) + 1
-        plan = ["view"]
-        if rng.random() < P_CLICK_AFTER_VIEW:
-            plan.append("click")
-            if rng.random() < P_RATE_AFTER_CLICK:
-                plan.append("rate")
-            if rng.random() < P_WATCHLIST_AFTER_CLICK:
-                plan.append("watchlist_add")
-        plan.reverse()
-        session.follow_ups = plan
+        if not self._user_draws:
+            self._user_draws = rng.choices(
+                self._user_ids, cum_weights=self._user_cumulative, k=_DRAWS
+            )
+        session.user_id = self._user_draws.pop()
+        session.session_id = f"s{rng.getrandbits(48):012x}"
 
-    def _event_id(self, ms: int) -> str:
-        """A UUIDv7: the millisecond, then a counter within it, then random bits.
+    def _event_ids(self, ms: int, count: int) -> list[str]:
+        """`count` UUIDv7s: the millisecond, a 12-bit counter within it, 60 random bits.
 
         Ids made later sort later, so the store's unique index only ever appends.
+        The variant nibble is fixed at 8 (binary 10xx, as RFC 9562 asks).
         """
-        if ms > self._last_ms:
-            self._set_millisecond(ms)
-            self._sequence = self._rng.getrandbits(10)
-        else:
-            self._sequence += 1
-            if self._sequence > 0xFFF:  # the counter ran out: borrow the next millisecond
-                self._set_millisecond(self._last_ms + 1)
-                self._sequence = 0
-        tail = f"{self._rng.getrandbits(62) | 0x8000000000000000:016x}"
-        return f"{self._id_prefix}{self._sequence:03x}-{tail[:4]}-{tail[4:]}"
+        noise = self._rng.randbytes(8 * count).hex()
+        ids = []
+        for i in range(0, 16 * count, 16):
+            if ms > self._last_ms:
+                self._set_millisecond(ms)
+                self._sequence = int(noise[i : i + 2], 16)
+            else:
+                self._sequence += 1
+                if self._sequence > 0xFFF:  # the counter ran out: borrow the next millisecond
+                    self._set_millisecond(self._last_ms + 1)
+                    self._sequence = 0
+            tail = noise[i + 1 : i + 16]
+            ids.append(f"{self._id_prefix}{_COUNTER_HEX[self._sequence]}-8{tail[:3]}-{tail[3:]}")
+        return ids
 
     def _set_millisecond(self, ms: int) -> None:
         self._last_ms = ms

@@ -7,6 +7,7 @@ its events, so a snapshot costs the same at 10 million events as at 100.
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -84,8 +85,30 @@ _OUR_TABLES: Final = frozenset(
 
 _INSERT_EVENT: Final = (
     "INSERT OR IGNORE INTO events (event_id, event_time, user_id, session_id, movie_id,"
-    " event_type, rating) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    " event_type, rating) VALUES "
 )
+_UPSERT_PER_MINUTE: Final = (
+    "INSERT INTO events_per_minute (minute, event_type, events) VALUES ",
+    " ON CONFLICT (minute, event_type) DO UPDATE SET events = events + excluded.events",
+)
+_UPSERT_MOVIE_VIEWS: Final = (
+    "INSERT INTO movie_views_daily (day, movie_id, views) VALUES ",
+    " ON CONFLICT (day, movie_id) DO UPDATE SET views = views + excluded.views",
+)
+_UPSERT_LAST_SEEN: Final = (
+    "INSERT INTO user_activity (user_id, last_seen) VALUES ",
+    " ON CONFLICT (user_id) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)",
+)
+_UPSERT_COUNTERS: Final = (
+    "INSERT INTO counters (name, value) VALUES ",
+    " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+)
+_UPSERT_MOVIES: Final = (
+    "INSERT INTO movies (movie_id, title, year, genres) VALUES ",
+    " ON CONFLICT (movie_id) DO UPDATE SET title = excluded.title, year = excluded.year,"
+    " genres = excluded.genres",
+)
+_INSERT_DEAD_LETTER: Final = "INSERT INTO dead_letters (received_at, reason, raw, raw_size) VALUES "
 
 
 class StoreError(Exception):
@@ -129,6 +152,8 @@ class Store:
     def __init__(self, connection: sqlite3.Connection, path: str) -> None:
         self._db = connection
         self.path = path
+        self._variables = connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        self._statements: dict[tuple[str, str, int, int], str] = {}
 
     @classmethod
     def open(cls, path: str | Path, *, create: bool = True) -> Store:
@@ -145,9 +170,7 @@ class Store:
             except OSError as error:
                 raise StoreError(f"cannot create {file.parent}: {error.strerror}") from None
         try:
-            connection = sqlite3.connect(
-                name, isolation_level=None, check_same_thread=False, timeout=5.0
-            )
+            connection = _connect(name)
         except sqlite3.Error as error:
             raise StoreError(f"cannot open {name}: {error}") from None
         store = cls(connection, name)
@@ -166,9 +189,7 @@ class Store:
         if self.path == MEMORY:
             return self
         try:
-            connection = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=5.0
-            )
+            connection = _connect(self.path)
             connection.execute("PRAGMA query_only = ON")
         except sqlite3.Error as error:
             raise StoreError(_describe(error, self.path)) from None
@@ -211,12 +232,7 @@ class Store:
         """Add or refresh catalogue rows, so reports and queries can show titles."""
         rows = [(m.movie_id, m.title, m.year, ",".join(m.genres)) for m in movies]
         with self._transaction():
-            self._db.executemany(
-                "INSERT INTO movies (movie_id, title, year, genres) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (movie_id) DO UPDATE SET title = excluded.title,"
-                " year = excluded.year, genres = excluded.genres",
-                rows,
-            )
+            self._insert(_UPSERT_MOVIES, rows)
 
     def write_batch(
         self,
@@ -224,37 +240,50 @@ class Store:
         rejections: Sequence[Rejection],
         received_at: str,
         aggregate: AggregateFn,
-        duplicates: int = 0,
     ) -> list[Event]:
         """Store a batch in one transaction and return the events that were new.
 
-        Events whose id is already stored are skipped and counted as duplicates,
-        as are the `duplicates` the caller caught earlier; `aggregate` turns the
-        new events into the metric table updates, written in the same transaction.
+        An event whose id is already stored, or came earlier in the batch, is
+        skipped and counted as a duplicate; `aggregate` turns the new events into
+        the metric table updates, written in the same transaction.
         """
         db = self._db
         with self._transaction():
             db.execute("SAVEPOINT batch")
-            inserted = db.executemany(_INSERT_EVENT, [event[:7] for event in events]).rowcount
             stored: Sequence[Event] = events
-            if inserted != len(events):
-                # Some ids were stored before: redo the batch one row at a time to know which.
+            if self._insert((_INSERT_EVENT, ""), events) != len(events):
+                # Some ids were already stored, or came twice: undo, keep the new ones, redo.
                 db.execute("ROLLBACK TO batch")
-                stored = [e for e in events if db.execute(_INSERT_EVENT, e[:7]).rowcount == 1]
+                stored = self._new_events(events)
+                self._insert((_INSERT_EVENT, ""), stored)
             db.execute("RELEASE batch")
             self._add_aggregates(aggregate(stored))
-            if rejections:
-                db.executemany(
-                    "INSERT INTO dead_letters (received_at, reason, raw, raw_size)"
-                    " VALUES (?, ?, ?, ?)",
-                    [(received_at, r.reason, r.raw, r.raw_size) for r in rejections],
-                )
+            self._insert(
+                (_INSERT_DEAD_LETTER, ""),
+                [(received_at, r.reason, r.raw, r.raw_size) for r in rejections],
+            )
             self._add_counters(
                 events_total=len(stored),
-                duplicates=len(events) - len(stored) + duplicates,
+                duplicates=len(events) - len(stored),
                 dead_letters=len(rejections),
             )
         return list(stored)
+
+    def _new_events(self, events: Sequence[Event]) -> list[Event]:
+        """The events whose id is not stored yet, each id once, in order."""
+        seen: set[str] = set()
+        most = self._variables
+        for start in range(0, len(events), most):
+            ids = [event.event_id for event in events[start : start + most]]
+            marks = ", ".join("?" * len(ids))
+            sql = f"SELECT event_id FROM events WHERE event_id IN ({marks})"  # noqa: S608
+            seen.update(row[0] for row in self._db.execute(sql, ids))
+        new = []
+        for event in events:
+            if event.event_id not in seen:
+                seen.add(event.event_id)
+                new.append(event)
+        return new
 
     def prune(self, before: str, limit: int) -> int:
         """Delete up to `limit` events (and dead letters) older than `before`; return how many."""
@@ -280,29 +309,43 @@ class Store:
             self._db.execute("DELETE FROM user_activity WHERE last_seen < ?", (before,))
 
     def _add_aggregates(self, aggregates: Aggregates) -> None:
-        db = self._db
-        db.executemany(
-            "INSERT INTO events_per_minute (minute, event_type, events) VALUES (?, ?, ?)"
-            " ON CONFLICT (minute, event_type) DO UPDATE SET events = events + excluded.events",
-            [(minute, kind, n) for (minute, kind), n in aggregates.per_minute.items()],
-        )
-        db.executemany(
-            "INSERT INTO movie_views_daily (day, movie_id, views) VALUES (?, ?, ?)"
-            " ON CONFLICT (day, movie_id) DO UPDATE SET views = views + excluded.views",
-            [(day, movie, n) for (day, movie), n in aggregates.movie_views.items()],
-        )
-        db.executemany(
-            "INSERT INTO user_activity (user_id, last_seen) VALUES (?, ?)"
-            " ON CONFLICT (user_id) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)",
-            aggregates.last_seen.items(),
-        )
+        self._insert(_UPSERT_PER_MINUTE, [(*key, n) for key, n in aggregates.per_minute.items()])
+        self._insert(_UPSERT_MOVIE_VIEWS, [(*key, n) for key, n in aggregates.movie_views.items()])
+        self._insert(_UPSERT_LAST_SEEN, list(aggregates.last_seen.items()))
 
     def _add_counters(self, **deltas: int) -> None:
-        self._db.executemany(
-            "INSERT INTO counters (name, value) VALUES (?, ?)"
-            " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
-            [(name, n) for name, n in deltas.items() if n],
-        )
+        self._insert(_UPSERT_COUNTERS, [(name, n) for name, n in deltas.items() if n])
+
+    def _insert(self, sql: tuple[str, str], rows: Sequence[Sequence[object]]) -> int:
+        """Run `head VALUES (...), (...) tail` over rows; return the rows changed.
+
+        Many rows per statement, not executemany: binding them all at once and
+        stepping once keeps the GIL free while SQLite works, which executemany
+        (a bind and a step per row) does not. Chunks are powers of two, so a few
+        prepared statements serve every batch size.
+        """
+        if not rows:
+            return 0
+        head, tail = sql
+        width = len(rows[0])
+        most = max(1, self._variables // width)
+        changed = 0
+        start = 0
+        while start < len(rows):
+            size = 1 << (min(len(rows) - start, most).bit_length() - 1)
+            chunk = rows[start : start + size]
+            values = list(itertools.chain.from_iterable(chunk))
+            changed += self._db.execute(self._statement(head, tail, width, size), values).rowcount
+            start += size
+        return changed
+
+    def _statement(self, head: str, tail: str, width: int, rows: int) -> str:
+        key = (head, tail, width, rows)
+        statement = self._statements.get(key)
+        if statement is None:
+            row = "(" + ", ".join("?" * width) + ")"
+            statement = self._statements[key] = head + ", ".join([row] * rows) + tail
+        return statement
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db, self.path)
@@ -379,6 +422,12 @@ class _Transaction:
             self._db.execute("ROLLBACK")
         if isinstance(error, sqlite3.Error):
             raise StoreError(_describe(error, self._path)) from None
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    return sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, timeout=5.0, cached_statements=256
+    )
 
 
 def _describe(error: sqlite3.Error, path: str) -> str:
