@@ -208,8 +208,10 @@ def run(
     click.echo(f"source: simulator (seed {seed}, {titles:,} titles, {users:,} users)")
     try:
         summary = asyncio.run(_run_headless(store, clock, settings, simulator, catalog, duration))
-    finally:
         final = read_snapshot(store, clock.now(), clock.tz, window)
+    except StoreError as error:
+        raise Failure(str(error)) from None
+    finally:
         store.close()
     click.echo(
         f"done: {summary.stored:,} events stored, {summary.duplicates:,} duplicates,"

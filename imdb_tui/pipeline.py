@@ -261,11 +261,12 @@ class Pipeline:
         writing: asyncio.Task[None] | None = None
         while True:
             timeout = None if opened is None else opened + settings.commit_interval
+            deadline_passed = False
             try:
                 async with asyncio.timeout_at(_loop_time(timeout, clock)):
                     chunk = await self._queue.get()
             except TimeoutError:
-                chunk = []
+                chunk, deadline_passed = [], True
             if chunk is _END:
                 break
             if chunk:
@@ -280,7 +281,8 @@ class Pipeline:
                 if opened is None:
                     opened = clock.monotonic()
             if opened is not None and (
-                len(events) >= settings.batch_size
+                deadline_passed
+                or len(events) >= settings.batch_size
                 or clock.monotonic() >= opened + settings.commit_interval
             ):
                 if writing is not None:

@@ -159,6 +159,8 @@ class Store:
     def open(cls, path: str | Path, *, create: bool = True) -> Store:
         """Open (or create) a database, upgrading an older schema to this one."""
         name = str(path)
+        if name.startswith("file:"):
+            raise StoreError(f"{name}: give --db a file path, not an SQLite URI")
         if name != MEMORY:
             file = Path(name)
             if not create and not file.exists():
@@ -214,8 +216,11 @@ class Store:
             if tables - _OUR_TABLES:
                 raise StoreError(f"{self.path} is an SQLite database of another program")
         mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if mode not in ("wal", "memory"):
+        if mode not in ("wal", "memory"):  # pragma: no cover - a file system without WAL
             raise StoreError(f"{self.path}: cannot switch to WAL mode (got {mode})")
+        # Take the write lock once now: a read-only file fails here, not at the first batch.
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("ROLLBACK")
         # WAL with synchronous=NORMAL: a crashed program loses nothing committed;
         # a power cut may lose the last few commits but never corrupts the file.
         db.execute("PRAGMA synchronous = NORMAL")

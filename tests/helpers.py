@@ -1,0 +1,55 @@
+"""Running the real pipeline in tests, fed from a list and driven by a manual clock."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from imdb_tui.clock import ManualClock
+from imdb_tui.events import RawRecord
+from imdb_tui.metrics import MetricsSnapshot, read_snapshot
+from imdb_tui.pipeline import Pipeline, PipelineSettings, RunSummary
+from imdb_tui.store import Store
+
+
+class ListSource:
+    """Hands out the given raw records, then ends."""
+
+    name = "list"
+
+    def __init__(self, records: Sequence[RawRecord]) -> None:
+        self._records = list(records)
+        self._next = 0
+
+    async def read(self, limit: int) -> list[RawRecord]:
+        chunk = self._records[self._next : self._next + limit]
+        self._next += len(chunk)
+        return chunk
+
+
+async def ingest(
+    db: Path | str, records: Sequence[RawRecord], clock: ManualClock, **settings: object
+) -> RunSummary:
+    """Run the pipeline over `records` into `db` until the source ends."""
+    store = Store.open(db)
+    try:
+        options = {"rate": None, **settings}
+        pipeline = Pipeline(ListSource(records), store, clock, PipelineSettings(**options))  # type: ignore[arg-type]
+        return await pipeline.run()
+    finally:
+        store.close()
+
+
+def snapshot(db: Path | str, clock: ManualClock, window: int = 5) -> MetricsSnapshot:
+    store = Store.open(db, create=False)
+    try:
+        return read_snapshot(store, clock.now(), clock.tz, window)
+    finally:
+        store.close()
+
+
+def query(db: Path | str, sql: str) -> list[tuple[object, ...]]:
+    import sqlite3
+
+    with sqlite3.connect(db) as connection:
+        return connection.execute(sql).fetchall()

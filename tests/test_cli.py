@@ -1,0 +1,174 @@
+"""The `imdb-tui` command, run as a user runs it: a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import query
+
+COMMAND = str(Path(sys.executable).with_name("imdb-tui"))
+
+
+def imdb_tui(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [COMMAND, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        **kwargs,  # type: ignore[call-overload]
+    )
+
+
+def test_help_explains_the_commands_and_the_default_database() -> None:
+    result = imdb_tui("--help")
+    assert result.returncode == 0
+    assert "run" in result.stdout and "report" in result.stdout
+    run_help = imdb_tui("run", "--help").stdout
+    for option in ("--rate", "--duration", "--count", "--seed", "--db", "--window", "--retention"):
+        assert option in run_help
+    assert "events.db" in run_help
+
+
+def test_version() -> None:
+    result = imdb_tui("--version")
+    assert result.returncode == 0 and "imdb-tui" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "--bogus"],
+        ["run", "--rate", "fast"],
+        ["run", "--rate", "0"],
+        ["run", "--retention", "soon"],
+        ["report", "--window", "0"],
+        ["nonsense"],
+    ],
+)
+def test_bad_options_give_one_line_and_status_2(args: list[str], tmp_path: Path) -> None:
+    result = imdb_tui(*args, "--db", str(tmp_path / "x.db"))
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith("imdb-tui: ")
+    assert "Traceback" not in result.stderr
+
+
+def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a database\n" * 200)
+    for args in (["run", "--count", "10"], ["report"]):
+        result = imdb_tui(*args, "--db", str(notes))
+        assert result.returncode == 2
+        assert result.stderr.strip() == f"imdb-tui: {notes} is not an SQLite database"
+    assert notes.read_text() == "not a database\n" * 200
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_a_database_that_cannot_be_written_is_refused(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    result = imdb_tui("run", "--count", "10", "--db", str(locked / "events.db"))
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_sqlite_uri_is_refused_not_taken_for_a_path(tmp_path: Path) -> None:
+    result = imdb_tui("run", "--count", "10", "--db", "file:events.db?mode=ro", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "a file path, not an SQLite URI" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_report_on_a_missing_database(tmp_path: Path) -> None:
+    result = imdb_tui("report", "--db", str(tmp_path / "none.db"))
+    assert result.returncode == 2
+    assert "no database at" in result.stderr
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_run_count_then_report(tmp_path: Path) -> None:
+    db = tmp_path / "events.db"
+    result = imdb_tui("run", "--count", "5000", "--rate", "max", "--seed", "3", "--db", str(db))
+    assert result.returncode == 0, result.stderr
+    assert f"database: {db}" in result.stdout
+    assert "done: 5,000 events stored, 0 duplicates, 0 dead letters" in result.stdout
+    assert query(db, "SELECT count(*) FROM events") == [(5000,)]
+    assert query(db, "PRAGMA integrity_check") == [("ok",)]
+    report = imdb_tui("report", "--db", str(db), "--json")
+    assert report.returncode == 0
+    data = json.loads(report.stdout)
+    assert data["events_total"] == data["events_today"] == 5000
+    assert sum(data["by_type"].values()) == 5000
+    assert data["top_movies"] and data["duplicates"] == data["dead_letters"] == 0
+    text = imdb_tui("report", "--db", str(db))
+    assert "5,000 stored in all" in text.stdout and "top movies today" in text.stdout
+
+
+def test_memory_database(tmp_path: Path) -> None:
+    result = imdb_tui("run", "--count", "1000", "--rate", "max", "--db", ":memory:", cwd=tmp_path)
+    assert result.returncode == 0
+    assert "done: 1,000 events stored" in result.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_duration_prints_a_status_line_a_second(tmp_path: Path) -> None:
+    db = tmp_path / "events.db"
+    result = imdb_tui("run", "--duration", "2.5", "--rate", "500", "--db", str(db))
+    assert result.returncode == 0
+    status = [line for line in result.stdout.splitlines() if "lag p50" in line]
+    assert len(status) == 2
+    assert "target 500/s" in status[0] and "stored" in status[0] and "queue" in status[0]
+
+
+def start_run(db: Path) -> subprocess.Popen[str]:
+    """A max-rate run, returned once it has printed its first status line (it has committed)."""
+    process = subprocess.Popen(
+        [COMMAND, "run", "--rate", "max", "--db", str(db)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if "lag p50" in line and " stored " in line and "stored           0" not in line:
+            return process
+    raise AssertionError(process.stderr.read() if process.stderr else "no status line")
+
+
+def test_sigterm_drains_the_queue_and_stores_everything(tmp_path: Path) -> None:
+    db = tmp_path / "events.db"
+    process = start_run(db)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    done = next(line for line in out.splitlines() if line.startswith("done: "))
+    stored = int(done.split()[1].replace(",", ""))
+    assert stored > 0
+    assert query(db, "SELECT count(*) FROM events") == [(stored,)]
+    assert query(db, "SELECT value FROM counters WHERE name = 'events_total'") == [(stored,)]
+
+
+def test_after_kill_9_the_file_is_sound_and_the_next_run_works(tmp_path: Path) -> None:
+    db = tmp_path / "events.db"
+    process = start_run(db)
+    process.kill()
+    process.wait(timeout=30)
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        (stored,) = connection.execute("SELECT count(*) FROM events").fetchone()
+        (counted,) = connection.execute(
+            "SELECT value FROM counters WHERE name = 'events_total'"
+        ).fetchone()
+        (minutes,) = connection.execute("SELECT sum(events) FROM events_per_minute").fetchone()
+    assert stored == counted == minutes > 0  # events and metrics were committed together
+    result = imdb_tui("run", "--count", "100", "--rate", "max", "--db", str(db))
+    assert result.returncode == 0
+    assert query(db, "SELECT count(*) FROM events") == [(stored + 100,)]

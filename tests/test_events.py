@@ -1,0 +1,162 @@
+"""Validation: every raw record becomes an Event or a Rejection with a reason, never an error."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from imdb_tui.events import MAX_RAW_CHARS, Event, Rejection, _event, _Invalid, validate
+from tests.conftest import DROP, NOW, event
+
+
+def test_a_valid_event_is_accepted_as_is() -> None:
+    result = validate(event(1, event_type="rate", rating=8), NOW)
+    assert result == Event(
+        "evt-00000001",
+        "2026-11-23T10:00:00.000Z",
+        "u0000001",
+        "s000000000001",
+        "tt1000001",
+        "rate",
+        8,
+    )
+    assert result.ts == NOW
+
+
+def test_json_lines_as_text_and_bytes_are_accepted() -> None:
+    line = json.dumps(event(2))
+    assert validate(line, NOW) == validate(line.encode(), NOW) == validate(event(2), NOW)
+
+
+def test_other_time_zones_are_stored_in_utc() -> None:
+    result = validate(event(3, event_time="2026-11-23T11:00:00+01:00"), NOW)
+    assert isinstance(result, Event)
+    assert result.event_time == "2026-11-23T10:00:00.000Z"
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("", "empty line"),
+        ("   ", "empty line"),
+        ("{not json", "invalid JSON"),
+        ("[1, 2]", "JSON is an array, not an object"),
+        ("42", "JSON is a number, not an object"),
+        (b"\xff\xfe{}", "invalid UTF-8"),
+        ('{"event_id": "a\x00b"}', "invalid JSON"),
+        ("[" * 100_000, "invalid JSON"),
+        ("x" * (1024 * 1024 + 1), "line longer than 1 MiB"),
+        (event(event_type="purchase"), "unknown event_type 'purchase'"),
+        (event(event_type=DROP), "missing field 'event_type'"),
+        (event(user_id=DROP), "missing field 'user_id'"),
+        (event(user_id=12), "user_id must be a str, not a number"),
+        (event(user_id=True), "user_id must be a str, not a boolean"),
+        (event(user_id="u" * 65), "user_id longer than 64 characters"),
+        (event(user_id="[bold]x[/]"), "user_id must be letters, digits"),
+        (event(session_id="\x1b[31mred"), "session_id must be letters, digits"),
+        (event(movie_id="nm0000001"), "movie_id must be tt followed by 7 to 10 digits"),
+        (event(movie_id="tt١٢٣٤٥٦٧"), "movie_id must be tt followed by 7 to 10 digits"),
+        (event(event_time="2026-11-23T10:10:00Z"), "more than 5 minutes in the future"),
+        (event(event_time="yesterday"), "not an ISO-8601 time"),
+        (event(event_time="2026-11-23T10:00:00.12٣Z"), "not an ISO-8601 time"),
+        (event(event_time="2026-11-23T10:00:00"), "no time zone"),
+        (event(event_time=1795428000), "event_time must be a str"),
+        (event(event_type="rate"), "missing field 'rating'"),
+        (event(event_type="rate", rating=11), "rating must be an integer from 1 to 10"),
+        (event(event_type="rate", rating=0), "rating must be an integer from 1 to 10"),
+        (event(event_type="rate", rating=7.5), "rating must be an integer from 1 to 10"),
+        (event(event_type="rate", rating=True), "rating must be an integer from 1 to 10"),
+        (event(rating=5), "rating is only allowed on rate events, not view"),
+        (event(extra="x"), "unknown field 'extra'"),
+    ],
+)
+def test_bad_records_are_rejected_with_a_reason(raw: object, reason: str) -> None:
+    result = validate(raw, NOW)  # type: ignore[arg-type]
+    assert isinstance(result, Rejection)
+    assert reason in result.reason
+
+
+def test_a_rejection_keeps_the_raw_payload_cut_to_size() -> None:
+    line = json.dumps(event(user_id="u" * 10_000))
+    result = validate(line, NOW)
+    assert isinstance(result, Rejection)
+    assert result.raw == line[:MAX_RAW_CHARS]
+    assert result.raw_size == len(line)
+
+
+def test_nul_bytes_in_a_raw_payload_are_kept_visible() -> None:
+    result = validate("bad\x00line", NOW)
+    assert isinstance(result, Rejection)
+    assert result.raw == "bad\\x00line"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner),
+    max_leaves=20,
+)
+
+
+@given(st.binary(max_size=300))
+def test_any_bytes_give_an_event_or_a_rejection(raw: bytes) -> None:
+    assert isinstance(validate(raw, NOW), Event | Rejection)
+
+
+@given(json_values)
+def test_any_json_gives_an_event_or_a_rejection(value: object) -> None:
+    assert isinstance(validate(json.dumps(value), NOW), Event | Rejection)
+
+
+field_values = st.one_of(
+    st.none(),
+    st.integers(-5, 15),
+    st.booleans(),
+    st.floats(allow_nan=False),
+    st.sampled_from(["view", "click", "rate", "watchlist_add", "tt1234567", "u1", ""]),
+    st.sampled_from(
+        ["2026-11-23T10:00:00.000Z", "2026-11-23T09:59:59.999Z", "2030-01-01T00:00:00.000Z"]
+    ),
+    st.text(max_size=70),
+)
+
+
+@settings(max_examples=500)
+@given(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            name: field_values
+            for name in (
+                "event_id",
+                "event_time",
+                "user_id",
+                "session_id",
+                "movie_id",
+                "event_type",
+                "rating",
+                "other",
+            )
+        },
+    )
+)
+def test_the_fast_path_agrees_with_the_careful_one(record: dict[str, object]) -> None:
+    validate(event(), NOW)  # make sure the fast path has the current second cached
+    try:
+        careful: Event | None = _event(record, NOW)
+    except _Invalid:
+        careful = None
+    assert (
+        validate(record, NOW) == careful
+        if careful
+        else isinstance(validate(record, NOW), Rejection)
+    )
+
+
+@given(st.integers(0, 10**6), st.sampled_from(["view", "click", "watchlist_add"]))
+def test_an_event_survives_its_own_json_form(n: int, event_type: str) -> None:
+    first = validate(event(n, event_type=event_type), NOW)
+    assert isinstance(first, Event)
+    assert validate(json.dumps(first.to_json()), NOW) == first

@@ -1,0 +1,138 @@
+"""Metric definitions, checked against hand-made events at known times."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from imdb_tui.catalog import Movie
+from imdb_tui.clock import ManualClock
+from imdb_tui.metrics import read_snapshot
+from imdb_tui.store import Store
+from tests.conftest import NOW, event
+from tests.helpers import ingest, snapshot
+
+
+def at(text: str) -> str:
+    return datetime.fromisoformat(text).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+async def test_per_minute_covers_the_last_hour_with_empty_minutes_as_zero(
+    db_path: Path, clock: ManualClock
+) -> None:
+    records = [event(n, event_time=at("2026-11-23T09:58:10+00:00")) for n in range(3)]
+    records += [event(n, event_time=at("2026-11-23T10:00:00+00:00")) for n in range(3, 5)]
+    records += [event(5, event_time=at("2026-11-23T08:00:00+00:00"))]  # over an hour ago
+    await ingest(db_path, records, clock)
+    minutes = snapshot(db_path, clock).per_minute
+    assert len(minutes) == 60
+    assert minutes[0].minute == "2026-11-23T09:01Z" and minutes[-1].minute == "2026-11-23T10:00Z"
+    assert [m.events for m in minutes[-3:]] == [3, 0, 2]
+    assert sum(m.events for m in minutes) == 5
+
+
+async def test_today_by_hour_and_by_type(db_path: Path, clock: ManualClock) -> None:
+    records = [
+        event(1, event_time=at("2026-11-22T23:59:00+00:00")),  # yesterday
+        event(2, event_time=at("2026-11-23T00:00:00+00:00")),
+        event(3, event_time=at("2026-11-23T07:30:00+00:00"), event_type="click"),
+        event(4, event_time=at("2026-11-23T07:45:00+00:00"), event_type="rate", rating=9),
+        event(5, event_time=at("2026-11-23T10:00:00+00:00"), event_type="watchlist_add"),
+    ]
+    await ingest(db_path, records, clock)
+    metrics = snapshot(db_path, clock)
+    assert metrics.events_total == 5
+    assert metrics.events_today == 4
+    assert metrics.per_hour[0] == 1 and metrics.per_hour[7] == 2 and metrics.per_hour[10] == 1
+    assert sum(metrics.per_hour) == 4
+    assert metrics.by_type == {"view": 1, "click": 1, "rate": 1, "watchlist_add": 1}
+
+
+async def test_today_is_the_local_calendar_day(db_path: Path) -> None:
+    kolkata = ZoneInfo("Asia/Kolkata")  # UTC+05:30: the local day starts at 18:30 UTC
+    clock = ManualClock(NOW, tz=kolkata)  # 15:30 in Kolkata
+    records = [
+        event(1, event_time=at("2026-11-22T18:29:00+00:00")),  # 23:59 the day before
+        event(2, event_time=at("2026-11-22T18:31:00+00:00")),  # 00:01 today
+        event(3, event_time=at("2026-11-23T09:45:00+00:00")),  # 15:15 today
+    ]
+    await ingest(db_path, records, clock)
+    metrics = snapshot(db_path, clock)
+    assert metrics.events_today == 2
+    assert metrics.per_hour[0] == 1 and metrics.per_hour[15] == 1
+    assert metrics.users_today == 2
+
+
+async def test_active_users_count_distinct_users_in_the_window(
+    db_path: Path, clock: ManualClock
+) -> None:
+    records = [
+        event(1, user_id="alice", event_time=at("2026-11-23T09:58:00+00:00")),
+        event(2, user_id="alice", event_time=at("2026-11-23T09:59:30+00:00")),
+        event(3, user_id="bob", event_time=at("2026-11-23T09:56:00+00:00")),
+        event(4, user_id="carol", event_time=at("2026-11-23T09:40:00+00:00")),
+        event(5, user_id="dave", event_time=at("2026-11-23T01:00:00+00:00")),
+    ]
+    await ingest(db_path, records, clock)
+    assert snapshot(db_path, clock, window=1).active_users.count == 1
+    assert snapshot(db_path, clock, window=5).active_users.count == 2
+    assert snapshot(db_path, clock, window=60).active_users.count == 3
+    assert snapshot(db_path, clock).users_today == 4
+    clock.advance(3600)
+    assert snapshot(db_path, clock, window=60).active_users.count == 0
+
+
+async def test_top_movies_rank_views_with_titles_and_share(
+    db_path: Path, clock: ManualClock
+) -> None:
+    store = Store.open(db_path)
+    store.save_movies([Movie("tt0000002", "Second [bold]Title[/]", 2001, ("Drama",))])
+    store.close()
+    records = [event(n, movie_id="tt0000002") for n in range(6)]
+    records += [event(n, movie_id="tt0000001") for n in range(6, 9)]
+    records += [event(9, movie_id="tt0000003", event_type="click")]  # clicks are not views
+    await ingest(db_path, records, clock)
+    top = snapshot(db_path, clock).top_movies
+    assert [(m.movie_id, m.title, m.views) for m in top] == [
+        ("tt0000002", "Second [bold]Title[/]", 6),
+        ("tt0000001", "tt0000001", 3),  # not in the catalogue: shown by id
+    ]
+    assert top[0].share == 6 / 9 and top[0].year == 2001
+
+
+async def test_a_snapshot_never_reads_raw_events(db_path: Path, clock: ManualClock) -> None:
+    await ingest(db_path, [event(n) for n in range(2000)], clock)
+    store = Store.open(db_path)
+    tables: set[str] = set()
+
+    def watch(action: int, table: str | None, *_: object) -> int:
+        if action == sqlite3.SQLITE_READ and table:
+            tables.add(table)
+        return sqlite3.SQLITE_OK
+
+    store._db.set_authorizer(watch)
+    metrics = read_snapshot(store, clock.now(), clock.tz, 5)
+    assert metrics.events_total == 2000
+    assert "events" not in tables  # its cost does not grow with history
+    assert {"counters", "events_per_minute", "movie_views_daily", "user_activity"} <= tables
+
+
+async def test_the_json_report_has_the_documented_keys(db_path: Path, clock: ManualClock) -> None:
+    await ingest(db_path, [event(n) for n in range(10)], clock)
+    data = snapshot(db_path, clock).to_json()
+    assert list(data) == [
+        "events_total",
+        "events_today",
+        "active_users",
+        "users_today",
+        "top_movies",
+        "by_type",
+        "per_minute",
+        "per_hour",
+        "dead_letters",
+        "duplicates",
+    ]
+    assert data["active_users"] == {"window_minutes": 5, "count": 7}
+    assert set(data["top_movies"][0]) == {"movie_id", "title", "views"}

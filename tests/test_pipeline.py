@@ -1,0 +1,200 @@
+"""The pipeline: pacing, pause, drain, dedupe across runs, dead letters, retention."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from imdb_tui.catalog import build_catalog
+from imdb_tui.clock import ManualClock
+from imdb_tui.pipeline import Pacer, Pipeline, PipelineSettings
+from imdb_tui.simulator import Simulator, SimulatorSettings
+from imdb_tui.sources import SimulatedSource
+from imdb_tui.store import Store
+from tests.conftest import NOW, event
+from tests.helpers import ingest, query, snapshot
+
+
+@pytest.mark.parametrize("rate", [1, 7, 200, 5_000, 50_000])
+def test_the_pacer_holds_the_rate_within_5_percent(rate: float) -> None:
+    pacer = Pacer(rate, 0.0)
+    now, sent, naps = 0.0, 0, 0
+    while now < 20.0:
+        due = pacer.due(now)
+        if due:
+            pacer.sent(due)
+            sent += due
+        else:
+            naps += 1
+            now += min(max(pacer.wait(now), 0.002), 0.05)  # what the producer sleeps
+    assert abs(sent - rate * 20) <= 0.05 * rate * 20
+    assert naps <= 20 / 0.002 + 1  # it sleeps at least 2 ms each time: never spins
+
+
+def test_a_slow_consumer_does_not_cause_a_burst_afterwards() -> None:
+    pacer = Pacer(100, 0.0)
+    assert pacer.due(60.0) == 100  # a minute blocked owes a second, not a minute
+
+
+class CountingClock(ManualClock):
+    naps = 0
+
+    async def sleep(self, seconds: float) -> None:
+        self.naps += 1
+        await super().sleep(seconds)
+
+
+def simulated(store: Store, clock: ManualClock, **settings: object) -> Pipeline:
+    catalog = build_catalog(1, 100)
+    source = SimulatedSource(Simulator(catalog, SimulatorSettings(seed=1, users=500), clock))
+    return Pipeline(source, store, clock, PipelineSettings(**settings), catalog)  # type: ignore[arg-type]
+
+
+async def run_for(pipeline: Pipeline, clock: ManualClock, seconds: float) -> None:
+    """Run until the manual clock has moved `seconds` on, then stop and drain."""
+    running = asyncio.create_task(pipeline.run())
+    end = clock.monotonic() + seconds
+    while clock.monotonic() < end and not running.done():
+        await asyncio.sleep(0)
+    pipeline.stop()
+    await running
+
+
+@pytest.mark.parametrize("rate", [1.0, 50.0, 2_000.0])
+async def test_the_producer_emits_at_the_target_rate_without_busy_waiting(
+    db_path: Path, rate: float
+) -> None:
+    clock = CountingClock(NOW)
+    store = Store.open(db_path)
+    pipeline = simulated(store, clock, rate=rate)
+    await run_for(pipeline, clock, 30.0)
+    emitted = pipeline.health().emitted
+    assert abs(emitted - rate * 30) <= max(1, 0.05 * rate * 30)
+    assert clock.naps <= 30 / 0.002 + 1
+
+
+async def test_everything_emitted_is_stored_when_stopped(db_path: Path, clock: ManualClock) -> None:
+    store = Store.open(db_path)
+    pipeline = simulated(store, clock, rate=10_000.0)
+    await run_for(pipeline, clock, 3.0)
+    health = pipeline.health()
+    assert health.emitted > 20_000
+    assert health.stored == health.emitted
+    assert pipeline.state == "stopped"
+    store.close()
+    assert query(db_path, "SELECT count(*) FROM events") == [(health.emitted,)]
+    assert snapshot(db_path, clock).events_total == health.emitted
+
+
+async def test_pause_stops_the_stream_and_resume_restarts_it(
+    db_path: Path, clock: ManualClock
+) -> None:
+    store = Store.open(db_path)
+    pipeline = simulated(store, clock, rate=1_000.0, commit_interval=0.01)
+    running = asyncio.create_task(pipeline.run())
+    while pipeline.health().stored < 500:
+        await asyncio.sleep(0.001)
+    pipeline.pause()
+    assert pipeline.state == "paused"
+    while pipeline.health().queue_depth or pipeline.health().stored < pipeline.health().emitted:
+        await asyncio.sleep(0.001)  # the consumer drains what was queued
+    paused_at = pipeline.health().stored
+    for _ in range(200):
+        await asyncio.sleep(0)
+    clock.advance(5.0)
+    for _ in range(200):
+        await asyncio.sleep(0)
+    assert pipeline.health().emitted == pipeline.health().stored == paused_at
+    pipeline.resume()
+    while pipeline.health().stored < paused_at + 500:
+        await asyncio.sleep(0.001)
+    assert pipeline.state == "running"
+    pipeline.stop()
+    summary = await running
+    assert summary.stored == summary.emitted
+
+
+async def test_the_rate_can_change_while_running(db_path: Path) -> None:
+    clock = ManualClock(NOW)
+    store = Store.open(db_path)
+    pipeline = simulated(store, clock, rate=10.0)
+    running = asyncio.create_task(pipeline.run())
+    start = clock.monotonic()
+    while clock.monotonic() < start + 10:
+        await asyncio.sleep(0)
+    slow = pipeline.health().emitted
+    pipeline.set_rate(1_000.0)
+    assert pipeline.target_rate == 1_000.0
+    start = clock.monotonic()
+    while clock.monotonic() < start + 10:
+        await asyncio.sleep(0)
+    fast = pipeline.health().emitted - slow
+    pipeline.set_rate(None)
+    assert pipeline.target_rate is None
+    pipeline.set_rate(0.001)
+    assert pipeline.target_rate == 1.0  # clamped
+    pipeline.stop()
+    await running
+    assert abs(slow - 100) <= 5 and abs(fast - 10_000) <= 500
+
+
+async def test_count_stops_after_exactly_that_many(db_path: Path, clock: ManualClock) -> None:
+    store = Store.open(db_path)
+    summary = await simulated(store, clock, rate=None, count=12_345).run()
+    assert summary.emitted == summary.stored == 12_345
+
+
+async def test_duplicates_are_stored_once_across_restarts(
+    db_path: Path, clock: ManualClock
+) -> None:
+    records = [event(n) for n in range(1000)]
+    first = await ingest(db_path, records, clock)
+    second = await ingest(db_path, records + [event(n) for n in range(1000, 1010)], clock)
+    assert (first.stored, first.duplicates) == (1000, 0)
+    assert (second.stored, second.duplicates) == (10, 1000)
+    metrics = snapshot(db_path, clock)
+    assert metrics.events_total == metrics.events_today == 1010
+    assert metrics.duplicates == 1000
+    assert sum(m.views for m in metrics.top_movies) == 1010
+
+
+async def test_bad_records_go_to_the_dead_letters(db_path: Path, clock: ManualClock) -> None:
+    records: list[object] = [event(1), "{broken", event(2, rating=3), b"\xff", event(3)]
+    summary = await ingest(db_path, records, clock)  # type: ignore[arg-type]
+    assert (summary.stored, summary.rejected) == (2, 3)
+    rows = query(db_path, "SELECT reason, raw FROM dead_letters ORDER BY id")
+    assert [raw for _, raw in rows] == ["{broken", json.dumps(event(2, rating=3)), "\\xff"]
+    assert all(reason for reason, _ in rows)
+    assert snapshot(db_path, clock).dead_letters == 3
+
+
+async def test_old_events_are_pruned_while_running(db_path: Path, clock: ManualClock) -> None:
+    old = [event(n, event_time="2026-10-01T00:00:00.000Z") for n in range(5000)]
+    await ingest(db_path, old, clock)
+    store = Store.open(db_path)
+    pipeline = simulated(
+        store, clock, rate=100.0, retention_seconds=86400.0, prune_step=1000, prune_interval=0.01
+    )
+    running = asyncio.create_task(pipeline.run())
+    oldest = "SELECT count(*) FROM events WHERE event_time < '2026-11-01'"
+    async with asyncio.timeout(30):
+        while query(db_path, oldest) != [(0,)]:
+            await asyncio.sleep(0.01)
+    pipeline.stop()
+    summary = await running
+    assert summary.stored > 0  # the stream went on while old events were pruned
+    assert snapshot(db_path, clock).events_total == 5000 + summary.stored
+
+
+async def test_metrics_survive_a_restart(db_path: Path, clock: ManualClock) -> None:
+    await ingest(db_path, [event(n) for n in range(300)], clock)
+    before = snapshot(db_path, clock)
+    await ingest(db_path, [event(n, event_type="click") for n in range(300, 400)], clock)
+    after = snapshot(db_path, clock)
+    assert after.events_total == before.events_total + 100
+    assert after.by_type["view"] == before.by_type["view"] == 300
+    assert after.by_type["click"] == 100
+    assert after.users_today == before.users_today == 7

@@ -1,0 +1,127 @@
+"""The SQLite store: schema versions, foreign files, dedupe and retention."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from imdb_tui.catalog import Movie
+from imdb_tui.clock import ManualClock
+from imdb_tui.events import Event, validate
+from imdb_tui.metrics import Aggregator
+from imdb_tui.store import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, Store, StoreError
+from tests.conftest import NOW, event
+from tests.helpers import query
+
+
+def events(ids: range, **changes: object) -> list[Event]:
+    out = [validate(event(n, **changes), NOW) for n in ids]
+    assert all(isinstance(e, Event) for e in out)
+    return out  # type: ignore[return-value]
+
+
+def write(store: Store, batch: list[Event]) -> list[Event]:
+    return store.write_batch(batch, [], "2026-11-23T10:00:00.000Z", Aggregator(None))
+
+
+def test_a_new_file_gets_the_current_schema_in_wal_mode(db_path: Path) -> None:
+    Store.open(db_path).close()
+    assert query(db_path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    assert query(db_path, "PRAGMA application_id") == [(APPLICATION_ID,)]
+    assert query(db_path, "PRAGMA journal_mode") == [("wal",)]
+
+
+@pytest.mark.parametrize("version", range(SCHEMA_VERSION))
+def test_an_older_file_is_upgraded_and_keeps_its_data(db_path: Path, version: int) -> None:
+    with sqlite3.connect(db_path) as old:
+        for step in MIGRATIONS[:version]:
+            old.executescript(step)
+        old.execute(f"PRAGMA user_version = {version}")
+    store = Store.open(db_path)
+    assert write(store, events(range(3))) and store.counters()["events_total"] == 3
+    store.close()
+    assert query(db_path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+
+
+def test_a_newer_file_is_refused(db_path: Path) -> None:
+    Store.open(db_path).close()
+    with sqlite3.connect(db_path) as newer:
+        newer.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreError, match="newer than this imdb-tui"):
+        Store.open(db_path)
+
+
+def test_files_that_are_not_ours_are_refused(tmp_path: Path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("hello, not a database\n" * 100)
+    with pytest.raises(StoreError, match="is not an SQLite database"):
+        Store.open(text)
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as connection:
+        connection.execute("CREATE TABLE invoices (id)")
+    with pytest.raises(StoreError, match="of another program"):
+        Store.open(other)
+    assert query(other, "SELECT name FROM sqlite_master") == [("invoices",)]
+
+
+def test_memory_databases_work() -> None:
+    store = Store.open(":memory:")
+    assert len(write(store, events(range(5)))) == 5
+    assert store.reader() is store
+
+
+def test_an_event_is_stored_once_and_counted_as_a_duplicate_after(db_path: Path) -> None:
+    store = Store.open(db_path)
+    assert len(write(store, events(range(0, 10)))) == 10
+    again = events(range(5, 15)) + events(range(14, 16))  # 5-9 stored, 14 twice in the batch
+    new = write(store, again)
+    assert [e.event_id for e in new] == [f"evt-{n:08d}" for n in range(10, 16)]
+    assert store.counters() == {"events_total": 16, "duplicates": 6}
+    assert store.count_events() == 16
+    store.close()
+
+
+def test_aggregates_count_only_new_events(db_path: Path) -> None:
+    store = Store.open(db_path)
+    write(store, events(range(4)))
+    write(store, events(range(4)))
+    assert query(db_path, "SELECT sum(events) FROM events_per_minute") == [(4,)]
+    assert query(db_path, "SELECT sum(views) FROM movie_views_daily") == [(4,)]
+
+
+def test_big_batches_are_split_into_statements_sqlite_accepts(db_path: Path) -> None:
+    store = Store.open(db_path)
+    assert len(write(store, events(range(40_000)))) == 40_000
+    assert store.count_events() == 40_000
+
+
+def test_retention_deletes_old_events_in_steps(db_path: Path) -> None:
+    store = Store.open(db_path)
+    write(store, events(range(10), event_time="2026-11-01T10:00:00.000Z"))
+    write(store, events(range(10, 15)))
+    assert store.prune("2026-11-20T00:00:00.000Z", limit=4) == 4
+    assert store.prune("2026-11-20T00:00:00.000Z", limit=4) == 4
+    assert store.prune("2026-11-20T00:00:00.000Z", limit=4) == 2
+    assert store.prune("2026-11-20T00:00:00.000Z", limit=4) == 0
+    assert store.count_events() == 5
+    assert store.counters()["events_total"] == 15  # all time, not what is kept
+
+
+def test_the_catalogue_is_saved_and_refreshed(db_path: Path) -> None:
+    store = Store.open(db_path)
+    store.save_movies([Movie("tt0000001", "First", 1999, ("Drama",))])
+    store.save_movies([Movie("tt0000001", "First (restored)", 1999, ("Drama", "War"))])
+    assert query(db_path, "SELECT * FROM movies") == [
+        ("tt0000001", "First (restored)", 1999, "Drama,War")
+    ]
+
+
+def test_a_read_only_database_is_reported(tmp_path: Path, clock: ManualClock) -> None:
+    path = tmp_path / "ro.db"
+    Store.open(path).close()
+    uri = f"file:{path}?mode=ro"
+    store = Store(sqlite3.connect(uri, uri=True, isolation_level=None), str(path))
+    with pytest.raises(StoreError, match="not writable"):
+        write(store, events(range(1)))
