@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,12 +25,13 @@ from imdb_tui.clock import Clock, utc_iso
 from imdb_tui.events import Event, RawRecord, Rejection, validate
 from imdb_tui.metrics import Aggregator, MetricsSnapshot, PipelineHealth, read_snapshot
 from imdb_tui.sources import Source
-from imdb_tui.store import Store, StoreError
+from imdb_tui.store import Aggregates, Store, StoreError
 
 log = logging.getLogger(__name__)
 
 MIN_RATE: Final = 1.0
 MAX_RATE: Final = 1_000_000.0
+WRITER_SWITCH_INTERVAL: Final = 0.001
 _END: Final = None  # the producer's last word on the queue
 
 
@@ -189,6 +191,11 @@ class Pipeline:
         """Produce and consume until stopped, the source ends or --count is reached."""
         loop = asyncio.get_running_loop()
         self._started = self._clock.monotonic()
+        # The writer thread gives up the GIL around every SQLite call and must wait
+        # for the loop's thread to hand it back; at the default 5 ms that wait, many
+        # times a batch, costs more than the writing. 1 ms keeps both threads busy.
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(switch_interval, WRITER_SWITCH_INTERVAL))
         try:
             if self._catalog is not None:
                 await loop.run_in_executor(
@@ -200,6 +207,7 @@ class Pipeline:
                 retention = tasks.create_task(self._retain())
                 consumer.add_done_callback(lambda _: retention.cancel())
         finally:
+            sys.setswitchinterval(switch_interval)
             self._finished = True
             self._writer.shutdown(wait=True)
             if self._reader is not self._writer:
@@ -287,14 +295,19 @@ class Pipeline:
             ):
                 if writing is not None:
                     await writing
-                writing = asyncio.create_task(self._commit(events, rejections))
+                # The aggregates are worked out here, on the loop's thread, which has
+                # time to spare while the writer thread is the busy one.
+                aggregates = self._aggregate(events)
+                writing = asyncio.create_task(self._commit(events, rejections, aggregates))
                 events, rejections, opened = [], [], None
         if writing is not None:
             await writing
         if events or rejections:
-            await self._commit(events, rejections)
+            await self._commit(events, rejections, self._aggregate(events))
 
-    async def _commit(self, events: list[Event], rejections: list[Rejection]) -> None:
+    async def _commit(
+        self, events: list[Event], rejections: list[Rejection], aggregates: Aggregates
+    ) -> None:
         """Write one batch, retrying while the store fails; events are never dropped
         while the pipeline runs (the queue fills and the producer waits instead)."""
         loop = asyncio.get_running_loop()
@@ -303,7 +316,9 @@ class Pipeline:
         while True:
             attempts += 1
             try:
-                done = await loop.run_in_executor(self._writer, self._write, events, rejections)
+                done = await loop.run_in_executor(
+                    self._writer, self._write, events, rejections, aggregates
+                )
             except StoreError as error:
                 self._report_error(str(error))
                 if self._stopping and attempts >= 3:
@@ -322,10 +337,12 @@ class Pipeline:
             self._lags.extend(done.lags)
             return
 
-    def _write(self, events: list[Event], rejections: list[Rejection]) -> _Committed:
+    def _write(
+        self, events: list[Event], rejections: list[Rejection], aggregates: Aggregates
+    ) -> _Committed:
         """On the writer thread: commit, then measure a sample of the new events' lag."""
         received = utc_iso(self._clock.now())
-        stored = self.store.write_batch(events, rejections, received, self._aggregate)
+        stored = self.store.write_batch(events, rejections, received, self._aggregate, aggregates)
         at = self._clock.now()
         step = max(1, len(stored) // 256)
         lags = [at - event.ts for event in stored[::step]]

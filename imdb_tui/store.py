@@ -245,24 +245,29 @@ class Store:
         rejections: Sequence[Rejection],
         received_at: str,
         aggregate: AggregateFn,
+        aggregates: Aggregates | None = None,
     ) -> list[Event]:
         """Store a batch in one transaction and return the events that were new.
 
         An event whose id is already stored, or came earlier in the batch, is
         skipped and counted as a duplicate; `aggregate` turns the new events into
-        the metric table updates, written in the same transaction.
+        the metric table updates, written in the same transaction. `aggregates`,
+        if given, is `aggregate(events)` worked out ahead by the caller (off the
+        writer thread): it is used when every event turns out to be new.
         """
         db = self._db
         with self._transaction():
-            db.execute("SAVEPOINT batch")
             stored: Sequence[Event] = events
             if self._insert((_INSERT_EVENT, ""), events) != len(events):
                 # Some ids were already stored, or came twice: undo, keep the new ones, redo.
-                db.execute("ROLLBACK TO batch")
+                # (The events went first in this transaction, so a rollback undoes just them.)
+                db.execute("ROLLBACK")
+                db.execute("BEGIN IMMEDIATE")
                 stored = self._new_events(events)
                 self._insert((_INSERT_EVENT, ""), stored)
-            db.execute("RELEASE batch")
-            self._add_aggregates(aggregate(stored))
+            if aggregates is None or stored is not events:
+                aggregates = aggregate(stored)
+            self._add_aggregates(aggregates)
             self._insert(
                 (_INSERT_DEAD_LETTER, ""),
                 [(received_at, r.reason, r.raw, r.raw_size) for r in rejections],
@@ -326,8 +331,9 @@ class Store:
 
         Many rows per statement, not executemany: binding them all at once and
         stepping once keeps the GIL free while SQLite works, which executemany
-        (a bind and a step per row) does not. Chunks are powers of two, so a few
-        prepared statements serve every batch size.
+        (a bind and a step per row) does not. Every statement hands the GIL back
+        and forth a few times, so rows go in as few statements as SQLite's limit
+        on bound variables allows: full ones, then one for the rest.
         """
         if not rows:
             return 0
@@ -335,19 +341,19 @@ class Store:
         width = len(rows[0])
         most = max(1, self._variables // width)
         changed = 0
-        start = 0
-        while start < len(rows):
-            size = 1 << (min(len(rows) - start, most).bit_length() - 1)
-            chunk = rows[start : start + size]
+        for start in range(0, len(rows), most):
+            chunk = rows[start : start + most]
             values = list(itertools.chain.from_iterable(chunk))
-            changed += self._db.execute(self._statement(head, tail, width, size), values).rowcount
-            start += size
+            statement = self._statement(head, tail, width, len(chunk))
+            changed += self._db.execute(statement, values).rowcount
         return changed
 
     def _statement(self, head: str, tail: str, width: int, rows: int) -> str:
         key = (head, tail, width, rows)
         statement = self._statements.get(key)
         if statement is None:
+            if len(self._statements) > 512:  # remainders vary in size: keep this bounded
+                self._statements.clear()
             row = "(" + ", ".join("?" * width) + ")"
             statement = self._statements[key] = head + ", ".join([row] * rows) + tail
         return statement

@@ -1,0 +1,38 @@
+"""Helpers shared by the benchmarks: run the real command, read its summary, time things."""
+
+from __future__ import annotations
+
+import re
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+COMMAND = str(Path(sys.executable).with_name("imdb-tui"))
+_DONE = re.compile(r"done: ([\d,]+) events stored.* in ([\d,.]+) s")
+
+
+def run_headless(*args: str) -> tuple[int, float]:
+    """Run `imdb-tui run ARGS`; return (events stored, seconds) from its summary line."""
+    result = subprocess.run([COMMAND, "run", *args], capture_output=True, text=True, check=True)
+    match = _DONE.search(result.stdout)
+    if not match:
+        raise RuntimeError(f"no summary in output:\n{result.stdout}\n{result.stderr}")
+    return int(match[1].replace(",", "")), float(match[2].replace(",", ""))
+
+
+def median_seconds(work: Callable[[], object], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def fresh(path: Path) -> Path:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return path
