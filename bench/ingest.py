@@ -6,6 +6,8 @@ All three are measured in this run, on this machine, with the same simulated eve
 - imdb-tui: `imdb-tui run --rate max` into a file database (validation, dedupe, metrics on).
 - seed: the original demo's design: a producer thread, queue.Queue, and a consumer
   doing one INSERT and one commit per event (default SQLite settings, no sleeps).
+- seed, batched commits: the same, kindly given WAL and one commit per 1,000
+  events; the harder reference, and the one the 1.5x target is checked against.
 - ceiling: the stored rows, executemany'd into an unindexed table (WAL, one
   transaction per 20,000 rows): what SQLite does with no pipeline at all.
 """
@@ -27,9 +29,12 @@ from imdb_tui.clock import SystemClock
 from imdb_tui.simulator import Simulator, SimulatorSettings
 
 
-def seed_design(path: Path, seconds: float) -> float:
+def seed_design(path: Path, seconds: float, commit_every: int = 1) -> float:
     """Events per second of the seed's thread + queue.Queue + INSERT-per-event design."""
     db = sqlite3.connect(path, check_same_thread=False)
+    if commit_every > 1:
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")
     db.execute(
         "CREATE TABLE events (event_id TEXT, event_time TEXT, user_id TEXT, session_id TEXT,"
         " movie_id TEXT, event_type TEXT, rating INTEGER)"
@@ -62,8 +67,10 @@ def seed_design(path: Path, seconds: float) -> float:
                 record.get("rating"),
             ),
         )
-        db.commit()
         stored += 1
+        if stored % commit_every == 0:
+            db.commit()
+    db.commit()
     elapsed = time.perf_counter() - start
     stop.set()
     producer.join()
@@ -105,11 +112,14 @@ def main() -> None:
         )
         ours = stored / elapsed
         seed = seed_design(fresh(folder / "seed.db"), min(args.seconds, 10.0))
+        batched = seed_design(fresh(folder / "batched.db"), min(args.seconds, 10.0), 1000)
         raw = ceiling(ours_db, fresh(folder / "ceiling.db"), min(stored, 1_000_000))
     print(f"imdb-tui run --rate max : {ours:>10,.0f} events/s  ({stored:,} in {elapsed:.1f} s)")
-    print(f"seed design              : {seed:>10,.0f} events/s")
+    print(f"seed design              : {seed:>10,.0f} events/s   (a commit per event)")
+    print(f"seed, batched commits    : {batched:>10,.0f} events/s   (WAL, a commit per 1,000)")
     print(f"raw executemany ceiling  : {raw:>10,.0f} rows/s")
-    print(f"ratio to seed design     : {ours / seed:10.2f}x   (target >= 1.5)")
+    print(f"ratio to seed design     : {ours / seed:10.2f}x")
+    print(f"ratio to seed, batched   : {ours / batched:10.2f}x   (target >= 1.5)")
     print(f"ratio to raw ceiling     : {ours / raw:10.2f}x   (target >= 0.35)")
 
 

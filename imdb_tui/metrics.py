@@ -11,7 +11,6 @@ Definitions (the README repeats them):
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
@@ -133,7 +132,16 @@ class Aggregator:
                 movie_views[views_key] = movie_views.get(views_key, 0) + 1
             if last_seen.get(event.user_id, "") < when:
                 last_seen[event.user_id] = when
-        return Aggregates(per_minute, movie_views, last_seen)
+        per_quarter_hour: dict[tuple[str, str], int] = {}
+        for (minute, event_type), events_ in per_minute.items():
+            key = (quarter_hour(minute), event_type)
+            per_quarter_hour[key] = per_quarter_hour.get(key, 0) + events_
+        return Aggregates(per_minute, per_quarter_hour, movie_views, last_seen)
+
+
+def quarter_hour(minute: str) -> str:
+    """The quarter hour holding a minute key: 2026-11-23T10:44Z -> 2026-11-23T10:30Z."""
+    return f"{minute[:14]}{int(minute[14:16]) // 15 * 15:02d}Z"
 
 
 def minute_key(ts: float) -> str:
@@ -150,19 +158,18 @@ def read_snapshot(
     """The metrics as stored, at time `now`; reads only the small aggregate tables."""
     counters = store.counters()
     today = day_start(now, tz)
-    hour_keys = _local_hour_keys(now, tz)
+    hour_keys = _local_hour_keys(now, tz)  # 25: each local hour's start, and tomorrow's
     this_minute = int(now // 60 * 60)
     first_minute = this_minute - (MINUTES_SHOWN - 1) * 60
     recent = {minute_key(first_minute + 60 * i): 0 for i in range(MINUTES_SHOWN)}
-    by_type = dict.fromkeys(EVENT_TYPES, 0)
-    per_hour = [0] * 24
-    for minute, event_type, events in store.per_minute_since(minute_key(min(today, first_minute))):
+    for minute, events in store.events_per_minute(minute_key(first_minute)):
         if minute in recent:
             recent[minute] += events
-        hour = bisect.bisect_right(hour_keys, minute) - 1
-        if 0 <= hour < 24:
-            per_hour[hour] += events
-            by_type[event_type] = by_type.get(event_type, 0) + events
+    by_type = dict.fromkeys(EVENT_TYPES, 0)
+    per_hour = [0] * 24
+    for hour, event_type, events in store.events_per_period(hour_keys):
+        per_hour[hour] += events
+        by_type[event_type] = by_type.get(event_type, 0) + events
     views_today = by_type.get("view", 0)
     top = tuple(
         MovieRank(

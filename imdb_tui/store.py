@@ -54,6 +54,12 @@ MIGRATIONS: Final = (
         events      INTEGER NOT NULL,
         PRIMARY KEY (minute, event_type)
     ) WITHOUT ROWID;
+    CREATE TABLE events_per_quarter_hour (
+        quarter     TEXT NOT NULL,               -- UTC start, YYYY-MM-DDTHH:MMZ (MM 00/15/30/45)
+        event_type  TEXT NOT NULL,
+        events      INTEGER NOT NULL,
+        PRIMARY KEY (quarter, event_type)
+    ) WITHOUT ROWID;
     CREATE TABLE movie_views_daily (
         day         TEXT NOT NULL,               -- local calendar day, YYYY-MM-DD
         movie_id    TEXT NOT NULL,
@@ -77,6 +83,7 @@ _OUR_TABLES: Final = frozenset(
         "dead_letters",
         "movies",
         "events_per_minute",
+        "events_per_quarter_hour",
         "movie_views_daily",
         "user_activity",
         "counters",
@@ -90,6 +97,10 @@ _INSERT_EVENT: Final = (
 _UPSERT_PER_MINUTE: Final = (
     "INSERT INTO events_per_minute (minute, event_type, events) VALUES ",
     " ON CONFLICT (minute, event_type) DO UPDATE SET events = events + excluded.events",
+)
+_UPSERT_PER_QUARTER_HOUR: Final = (
+    "INSERT INTO events_per_quarter_hour (quarter, event_type, events) VALUES ",
+    " ON CONFLICT (quarter, event_type) DO UPDATE SET events = events + excluded.events",
 )
 _UPSERT_MOVIE_VIEWS: Final = (
     "INSERT INTO movie_views_daily (day, movie_id, views) VALUES ",
@@ -121,6 +132,8 @@ class Aggregates:
 
     per_minute: dict[tuple[str, str], int]
     """(minute, event_type) -> events"""
+    per_quarter_hour: dict[tuple[str, str], int]
+    """(quarter-hour start, event_type) -> events"""
     movie_views: dict[tuple[str, str], int]
     """(day, movie_id) -> views"""
     last_seen: dict[str, str]
@@ -315,11 +328,18 @@ class Store:
         """Drop aggregate rows for times older than `before` (a small, bounded set)."""
         with self._transaction():
             self._db.execute("DELETE FROM events_per_minute WHERE minute < ?", (before[:16],))
+            self._db.execute(
+                "DELETE FROM events_per_quarter_hour WHERE quarter < ?", (before[:16],)
+            )
             self._db.execute("DELETE FROM movie_views_daily WHERE day < ?", (before[:10],))
             self._db.execute("DELETE FROM user_activity WHERE last_seen < ?", (before,))
 
     def _add_aggregates(self, aggregates: Aggregates) -> None:
         self._insert(_UPSERT_PER_MINUTE, [(*key, n) for key, n in aggregates.per_minute.items()])
+        self._insert(
+            _UPSERT_PER_QUARTER_HOUR,
+            [(*key, n) for key, n in aggregates.per_quarter_hour.items()],
+        )
         self._insert(_UPSERT_MOVIE_VIEWS, [(*key, n) for key, n in aggregates.movie_views.items()])
         self._insert(_UPSERT_LAST_SEEN, list(aggregates.last_seen.items()))
 
@@ -366,11 +386,28 @@ class Store:
     def counters(self) -> dict[str, int]:
         return dict(self._query("SELECT name, value FROM counters"))
 
-    def per_minute_since(self, minute: str) -> list[tuple[str, str, int]]:
-        """(minute, event_type, events) rows from `minute` (YYYY-MM-DDTHH:MMZ) on."""
+    def events_per_minute(self, since: str) -> list[tuple[str, int]]:
+        """(minute, events of every type) from minute `since` (YYYY-MM-DDTHH:MMZ) on."""
         return self._query(
-            "SELECT minute, event_type, events FROM events_per_minute WHERE minute >= ?",
-            (minute,),
+            "SELECT minute, sum(events) FROM events_per_minute WHERE minute >= ? GROUP BY minute",
+            (since,),
+        )
+
+    def events_per_period(self, bounds: Sequence[str]) -> list[tuple[int, str, int]]:
+        """(period, event_type, events), period i running from bounds[i] to bounds[i + 1].
+
+        The bounds are minute keys on quarter hours, in order (a day's local hours:
+        25 of them). Every time zone's offset is a whole number of quarter hours,
+        so the quarter-hour table adds up to local hours exactly.
+        """
+        periods = ", ".join("(?, ?, ?)" for _ in bounds[1:])
+        parameters = [v for i in range(len(bounds) - 1) for v in (i, bounds[i], bounds[i + 1])]
+        return self._query(
+            f"WITH periods (period, start, stop) AS (VALUES {periods})"  # noqa: S608
+            " SELECT period, event_type, sum(events) FROM periods"
+            " JOIN events_per_quarter_hour ON quarter >= start AND quarter < stop"
+            " GROUP BY period, event_type",
+            parameters,
         )
 
     def top_movies(self, day: str, limit: int) -> list[TopMovie]:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imdb_tui.events import MAX_RAW_CHARS, Event, Rejection, _event, _Invalid, validate
+from imdb_tui.events import FIELDS, MAX_RAW_CHARS, Event, Rejection, _event, _Invalid, validate
 from tests.conftest import DROP, NOW, event
 
 
@@ -127,19 +127,7 @@ field_values = st.one_of(
 @given(
     st.fixed_dictionaries(
         {},
-        optional={
-            name: field_values
-            for name in (
-                "event_id",
-                "event_time",
-                "user_id",
-                "session_id",
-                "movie_id",
-                "event_type",
-                "rating",
-                "other",
-            )
-        },
+        optional={name: field_values for name in (*FIELDS, "other")},
     )
 )
 def test_the_fast_path_agrees_with_the_careful_one(record: dict[str, object]) -> None:
