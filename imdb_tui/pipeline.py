@@ -413,6 +413,8 @@ class Pipeline:
         """The metrics as committed so far, read off the event loop's thread."""
         window = window_minutes or self.window_minutes
         health = self.health()
+        if self._finished:  # the threads are gone; the writer's connection is idle
+            return read_snapshot(self.store, self._clock.now(), self._clock.tz, window, health)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
             self._reader,

@@ -84,9 +84,11 @@ async def test_everything_emitted_is_stored_when_stopped(db_path: Path, clock: M
     assert health.emitted > 20_000
     assert health.stored == health.emitted
     assert pipeline.state == "stopped"
-    store.close()
     assert query(db_path, "SELECT count(*) FROM events") == [(health.emitted,)]
     assert snapshot(db_path, clock).events_total == health.emitted
+    final = await pipeline.snapshot()  # the final picture stays readable after the run
+    assert final.events_total == health.emitted and final.health is not None
+    store.close()
 
 
 async def test_pause_stops_the_stream_and_resume_restarts_it(
