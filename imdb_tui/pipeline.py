@@ -43,9 +43,9 @@ class PipelineSettings:
     """Stop after this many records from the source."""
     window_minutes: int = 5
     retention_seconds: float = 7 * 86400.0
-    queue_chunks: int = 64
+    queue_chunks: int = 16
     """The queue's bound, in chunks of at most chunk_size records."""
-    chunk_size: int = 512
+    chunk_size: int = 2048
     batch_size: int = 20_000
     commit_interval: float = 0.25
     """A batch is committed at the latest this long after its first record arrived."""
