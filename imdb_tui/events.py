@@ -102,6 +102,28 @@ def validate(raw: RawRecord, now: float) -> Event | Rejection:
         event = _quick(raw, now)
         if event is not None:
             return event
+    return _validate(raw, now)
+
+
+def validate_many(records: list[RawRecord], now: float) -> tuple[list[Event], list[Rejection]]:
+    """`validate` over a chunk of records, split into events and rejections."""
+    events: list[Event] = []
+    rejections: list[Rejection] = []
+    quick, add_event = _quick, events.append
+    for raw in records:
+        event = quick(raw, now) if type(raw) is dict else None
+        if event is not None:
+            add_event(event)
+            continue
+        result = _validate(raw, now)
+        if type(result) is Event:
+            add_event(result)
+        else:
+            rejections.append(result)  # type: ignore[arg-type]
+    return events, rejections
+
+
+def _validate(raw: RawRecord, now: float) -> Event | Rejection:
     try:
         record = raw if isinstance(raw, Mapping) else _parse_line(raw)
         return _event(record, now)
@@ -115,7 +137,8 @@ _ABSENT: Final = object()
 def _quick(record: dict[str, Any], now: float) -> Event | None:
     """The common valid event, checked in one pass; None sends it the careful way.
 
-    It accepts nothing that `_event` rejects (a property test holds them together).
+    It accepts nothing that `_event` rejects (a property test holds them together);
+    its event time must be one `_time` has accepted before.
     """
     size = len(record)
     rating = record.get("rating", _ABSENT) if size == 7 else None if size == 6 else _ABSENT
@@ -139,17 +162,8 @@ def _quick(record: dict[str, Any], now: float) -> Event | None:
             return None
     elif rating is not None or event_type not in _TYPES:
         return None
-    base = _second_cache.get(event_time[:19])
-    millis = event_time[20:23]
-    if (
-        base is None
-        or len(event_time) != 24
-        or event_time[19] != "."
-        or event_time[23] != "Z"
-        or not (millis.isdecimal() and millis.isascii())
-    ):
-        return None
-    if base + int(millis) / 1000 > now + MAX_FUTURE_SECONDS:
+    ts = _time_cache.get(event_time)
+    if ts is None or ts > now + MAX_FUTURE_SECONDS:
         return None
     return _new_event(
         Event, (event_id, event_time, user_id, session_id, movie_id, event_type, rating)
@@ -247,6 +261,9 @@ def _id(record: Mapping[str, Any], name: str) -> str:
 
 
 _second_cache: dict[str, float] = {}
+# Canonical event times already accepted, and their epoch seconds. Simulated and
+# replayed events share a time per chunk, so `_quick` mostly needs one lookup.
+_time_cache: dict[str, float] = {}
 
 
 def _time(text: str, now: float) -> str:
@@ -269,6 +286,10 @@ def _time(text: str, now: float) -> str:
         canonical = utc_iso(ts)
     if ts > now + MAX_FUTURE_SECONDS:
         raise _Invalid("event_time is more than 5 minutes in the future")
+    if canonical is text:
+        if len(_time_cache) > 4096:
+            _time_cache.clear()
+        _time_cache[text] = ts
     return canonical
 
 

@@ -22,7 +22,7 @@ from typing import Final
 
 from imdb_tui.catalog import Catalog
 from imdb_tui.clock import Clock, utc_iso
-from imdb_tui.events import Event, RawRecord, Rejection, validate
+from imdb_tui.events import Event, RawRecord, Rejection, validate_many
 from imdb_tui.metrics import Aggregator, MetricsSnapshot, PipelineHealth, read_snapshot
 from imdb_tui.sources import Source
 from imdb_tui.store import Aggregates, Store, StoreError
@@ -279,13 +279,9 @@ class Pipeline:
                 break
             if chunk:
                 self._queued -= len(chunk)
-                now = clock.now()
-                for raw in chunk:
-                    result = validate(raw, now)
-                    if type(result) is Event:
-                        events.append(result)
-                    else:
-                        rejections.append(result)  # type: ignore[arg-type]
+                valid, invalid = validate_many(chunk, clock.now())
+                events += valid
+                rejections += invalid
                 if opened is None:
                     opened = clock.monotonic()
             if opened is not None and (

@@ -8,7 +8,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imdb_tui.events import FIELDS, MAX_RAW_CHARS, Event, Rejection, _event, _Invalid, validate
+from imdb_tui.events import (
+    FIELDS,
+    MAX_RAW_CHARS,
+    Event,
+    Rejection,
+    _event,
+    _Invalid,
+    validate,
+    validate_many,
+)
 from tests.conftest import DROP, NOW, event
 
 
@@ -148,3 +157,23 @@ def test_an_event_survives_its_own_json_form(n: int, event_type: str) -> None:
     first = validate(event(n, event_type=event_type), NOW)
     assert isinstance(first, Event)
     assert validate(json.dumps(first.to_json()), NOW) == first
+
+
+def test_a_chunk_is_split_into_events_and_rejections_in_order() -> None:
+    chunk: list[object] = [event(1), "{bad", event(2), event(3, rating=4), json.dumps(event(4))]
+    events, rejections = validate_many(chunk, NOW)  # type: ignore[arg-type]
+    assert [e.event_id for e in events] == ["evt-00000001", "evt-00000002", "evt-00000004"]
+    assert [r.raw for r in rejections] == ["{bad", json.dumps(event(3, rating=4))]
+    assert [validate(raw, NOW) for raw in chunk] == [  # type: ignore[arg-type]
+        events[0],
+        rejections[0],
+        events[1],
+        rejections[1],
+        events[2],
+    ]
+
+
+def test_a_time_seen_before_is_still_checked_against_now() -> None:
+    assert isinstance(validate(event(1, event_time="2026-11-23T10:04:00.000Z"), NOW), Event)
+    later = validate(event(2, event_time="2026-11-23T10:04:00.000Z"), NOW - 3600)
+    assert isinstance(later, Rejection) and "future" in later.reason
