@@ -46,7 +46,8 @@ class PipelineSettings:
     queue_chunks: int = 16
     """The queue's bound, in chunks of at most chunk_size records."""
     chunk_size: int = 2048
-    batch_size: int = 20_000
+    batch_size: int = 16_384
+    """A power of two: a full batch is a few equal insert statements (see Store._insert)."""
     commit_interval: float = 0.25
     """A batch is committed at the latest this long after its first record arrived."""
     prune_interval: float = 5.0
@@ -92,9 +93,10 @@ class Pacer:
         self._sent = 0
 
     def due(self, now: float) -> int:
-        owed = (now - self._start) * self.rate - self._sent
+        """Events owed by `now`: one at once, then one every 1/rate seconds."""
+        owed = (now - self._start) * self.rate + 1 - self._sent
         if owed > self.rate:
-            self._start = now - (self._sent + self.rate) / self.rate
+            self._start = now - (self._sent + self.rate - 1) / self.rate
             owed = self.rate
         return int(owed)
 
@@ -103,7 +105,7 @@ class Pacer:
 
     def wait(self, now: float) -> float:
         """Seconds until the next event is due."""
-        return (self._sent + 1) / self.rate - (now - self._start)
+        return self._sent / self.rate - (now - self._start)
 
 
 class Pipeline:
@@ -201,6 +203,8 @@ class Pipeline:
                 await loop.run_in_executor(
                     self._writer, self.store.save_movies, self._catalog.movies
                 )
+            self._started = self._clock.monotonic()  # rates count from the first event
+            self._pacer.restart(self._pacer.rate, self._started)
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._produce())
                 consumer = tasks.create_task(self._consume())

@@ -351,29 +351,31 @@ class Store:
 
         Many rows per statement, not executemany: binding them all at once and
         stepping once keeps the GIL free while SQLite works, which executemany
-        (a bind and a step per row) does not. Every statement hands the GIL back
-        and forth a few times, so rows go in as few statements as SQLite's limit
-        on bound variables allows: full ones, then one for the rest.
+        (a bind and a step per row) does not. Rows go in statements as large as
+        SQLite's limit on bound variables allows, a power of two in size, then
+        the rest in power-of-two pieces: few statements (each hands the GIL
+        back and forth), and few shapes of them, so the prepared-statement cache
+        (a few MB per large statement) stops growing after the first batches.
         """
         if not rows:
             return 0
         head, tail = sql
         width = len(rows[0])
-        most = max(1, self._variables // width)
+        most = 1 << ((self._variables // width).bit_length() - 1)
         changed = 0
-        for start in range(0, len(rows), most):
-            chunk = rows[start : start + most]
+        start = 0
+        while start < len(rows):
+            size = 1 << (min(len(rows) - start, most).bit_length() - 1)
+            chunk = rows[start : start + size]
             values = list(itertools.chain.from_iterable(chunk))
-            statement = self._statement(head, tail, width, len(chunk))
-            changed += self._db.execute(statement, values).rowcount
+            changed += self._db.execute(self._statement(head, tail, width, size), values).rowcount
+            start += size
         return changed
 
     def _statement(self, head: str, tail: str, width: int, rows: int) -> str:
         key = (head, tail, width, rows)
         statement = self._statements.get(key)
         if statement is None:
-            if len(self._statements) > 512:  # remainders vary in size: keep this bounded
-                self._statements.clear()
             row = "(" + ", ".join("?" * width) + ")"
             statement = self._statements[key] = head + ", ".join([row] * rows) + tail
         return statement
