@@ -143,6 +143,7 @@ def pipeline_options(f: F) -> F:
 @click.group(
     invoke_without_command=True,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=f"Default database: {DEFAULT_DB} (change it with --db).",
 )
 @click.version_option(__version__, "-V", "--version", prog_name="imdb-tui")
 @click.pass_context

@@ -8,6 +8,7 @@ its events, so a snapshot costs the same at 10 million events as at 100.
 from __future__ import annotations
 
 import itertools
+import json
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -94,28 +95,30 @@ _INSERT_EVENT: Final = (
     "INSERT OR IGNORE INTO events (event_id, event_time, user_id, session_id, movie_id,"
     " event_type, rating) VALUES "
 )
+# Aggregate upserts take their rows as one JSON array, so each is a single
+# statement whatever the number of rows (see Store._upsert).
 _UPSERT_PER_MINUTE: Final = (
-    "INSERT INTO events_per_minute (minute, event_type, events) VALUES ",
+    "INSERT INTO events_per_minute (minute, event_type, events)",
     " ON CONFLICT (minute, event_type) DO UPDATE SET events = events + excluded.events",
 )
 _UPSERT_PER_QUARTER_HOUR: Final = (
-    "INSERT INTO events_per_quarter_hour (quarter, event_type, events) VALUES ",
+    "INSERT INTO events_per_quarter_hour (quarter, event_type, events)",
     " ON CONFLICT (quarter, event_type) DO UPDATE SET events = events + excluded.events",
 )
 _UPSERT_MOVIE_VIEWS: Final = (
-    "INSERT INTO movie_views_daily (day, movie_id, views) VALUES ",
+    "INSERT INTO movie_views_daily (day, movie_id, views)",
     " ON CONFLICT (day, movie_id) DO UPDATE SET views = views + excluded.views",
 )
 _UPSERT_LAST_SEEN: Final = (
-    "INSERT INTO user_activity (user_id, last_seen) VALUES ",
+    "INSERT INTO user_activity (user_id, last_seen)",
     " ON CONFLICT (user_id) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)",
 )
 _UPSERT_COUNTERS: Final = (
-    "INSERT INTO counters (name, value) VALUES ",
+    "INSERT INTO counters (name, value)",
     " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
 )
 _UPSERT_MOVIES: Final = (
-    "INSERT INTO movies (movie_id, title, year, genres) VALUES ",
+    "INSERT INTO movies (movie_id, title, year, genres)",
     " ON CONFLICT (movie_id) DO UPDATE SET title = excluded.title, year = excluded.year,"
     " genres = excluded.genres",
 )
@@ -250,7 +253,7 @@ class Store:
         """Add or refresh catalogue rows, so reports and queries can show titles."""
         rows = [(m.movie_id, m.title, m.year, ",".join(m.genres)) for m in movies]
         with self._transaction():
-            self._insert(_UPSERT_MOVIES, rows)
+            self._upsert(_UPSERT_MOVIES, rows)
 
     def write_batch(
         self,
@@ -335,16 +338,36 @@ class Store:
             self._db.execute("DELETE FROM user_activity WHERE last_seen < ?", (before,))
 
     def _add_aggregates(self, aggregates: Aggregates) -> None:
-        self._insert(_UPSERT_PER_MINUTE, [(*key, n) for key, n in aggregates.per_minute.items()])
-        self._insert(
+        self._upsert(_UPSERT_PER_MINUTE, [(*key, n) for key, n in aggregates.per_minute.items()])
+        self._upsert(
             _UPSERT_PER_QUARTER_HOUR,
             [(*key, n) for key, n in aggregates.per_quarter_hour.items()],
         )
-        self._insert(_UPSERT_MOVIE_VIEWS, [(*key, n) for key, n in aggregates.movie_views.items()])
-        self._insert(_UPSERT_LAST_SEEN, list(aggregates.last_seen.items()))
+        self._upsert(_UPSERT_MOVIE_VIEWS, [(*key, n) for key, n in aggregates.movie_views.items()])
+        self._upsert(_UPSERT_LAST_SEEN, list(aggregates.last_seen.items()))
 
     def _add_counters(self, **deltas: int) -> None:
-        self._insert(_UPSERT_COUNTERS, [(name, n) for name, n in deltas.items() if n])
+        self._upsert(_UPSERT_COUNTERS, [(name, n) for name, n in deltas.items() if n])
+
+    def _upsert(self, sql: tuple[str, str], rows: Sequence[Sequence[object]]) -> None:
+        """Run `head SELECT ... FROM json_each(?) tail` with all rows as one JSON array.
+
+        One statement and one bound value however many rows: SQLite unpacks them
+        with the GIL free. (The events themselves go through `_insert`: there are
+        many more of them, and encoding them as JSON would cost more than binding.)
+        """
+        if not rows:
+            return
+        head, tail = sql
+        width = len(rows[0])
+        key = (head, tail, width, 0)
+        statement = self._statements.get(key)
+        if statement is None:
+            columns = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(width))
+            # "WHERE true" tells SQLite the ON CONFLICT belongs to the INSERT.
+            statement = f"{head} SELECT {columns} FROM json_each(?) WHERE true{tail}"  # noqa: S608 (constants only)
+            self._statements[key] = statement
+        self._db.execute(statement, (json.dumps(rows, ensure_ascii=False),))
 
     def _insert(self, sql: tuple[str, str], rows: Sequence[Sequence[object]]) -> int:
         """Run `head VALUES (...), (...) tail` over rows; return the rows changed.

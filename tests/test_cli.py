@@ -31,6 +31,7 @@ def test_help_explains_the_commands_and_the_default_database() -> None:
     result = imdb_tui("--help")
     assert result.returncode == 0
     assert "run" in result.stdout and "report" in result.stdout
+    assert "Default database:" in result.stdout and "events.db" in result.stdout
     run_help = imdb_tui("run", "--help").stdout
     for option in ("--rate", "--duration", "--count", "--seed", "--db", "--window", "--retention"):
         assert option in run_help
