@@ -18,7 +18,7 @@ import platformdirs
 from imdb_tui import __version__
 from imdb_tui.catalog import build_catalog
 from imdb_tui.clock import SystemClock, parse_duration
-from imdb_tui.display import literal, ms_text, rate_text, sparkline
+from imdb_tui.display import literal, rate_text, sparkline
 from imdb_tui.metrics import MetricsSnapshot, read_snapshot
 from imdb_tui.pipeline import MAX_RATE, Pipeline, PipelineSettings, RunSummary
 from imdb_tui.simulator import Simulator, SimulatorSettings
@@ -217,7 +217,7 @@ def run(
     click.echo(
         f"done: {summary.stored:,} events stored, {summary.duplicates:,} duplicates,"
         f" {summary.rejected:,} dead letters in {summary.elapsed:,.1f} s"
-        f" ({summary.stored / max(summary.elapsed, 1e-9):,.0f} events/s)"
+        f" ({summary.stored / max(summary.elapsed, 1e-9):,.0f}/s)"
     )
     click.echo(f"database: {db} now holds {final.events_total:,} events in all")
     if summary.lost:
@@ -247,13 +247,16 @@ async def _run_headless(
 
 
 def _status_line(snapshot: MetricsSnapshot) -> str:
+    """One line a second, under 80 columns for everyday figures."""
     health = snapshot.health
     assert health is not None
+    p50, p99 = (
+        f"{v:,.0f}" if v is not None else "-" for v in (health.lag_p50_ms, health.lag_p99_ms)
+    )
     line = (
-        f"{time.strftime('%H:%M:%S')}  {health.state:<8} rate {health.ingest_rate:>9,.0f}/s"
-        f" (target {rate_text(health.target_rate)})  stored {snapshot.events_total:>11,}"
-        f"  queue {health.queue_depth:>6,}  lag p50 {ms_text(health.lag_p50_ms)}"
-        f" p99 {ms_text(health.lag_p99_ms)}"
+        f"{time.strftime('%H:%M:%S')} {health.state:<8} {health.ingest_rate:,.0f}/s"
+        f" of {rate_text(health.target_rate)}  stored {snapshot.events_total:,}"
+        f"  queue {health.queue_depth:,}  lag {p50}/{p99} ms"
     )
     if health.error:
         line += f"  ERROR: {health.error}"

@@ -25,7 +25,3 @@ def sparkline(values: list[int]) -> str:
 
 def rate_text(rate: float | None) -> str:
     return "max" if rate is None else f"{rate:,.0f}/s"
-
-
-def ms_text(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.0f} ms"
