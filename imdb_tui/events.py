@@ -269,16 +269,7 @@ _time_cache: dict[str, float] = {}
 def _time(text: str, now: float) -> str:
     """The canonical form of an event time, checked against `now`."""
     if _CANONICAL_TIME.fullmatch(text):
-        # The common case, and the simulator's: memoise the second (which `_quick`
-        # also reads), add the millis.
-        second = text[:19]
-        base = _second_cache.get(second)
-        if base is None:
-            if len(_second_cache) > 4096:
-                _second_cache.clear()
-            base = _parse_time(second + "Z")
-            _second_cache[second] = base
-        canonical, ts = text, base + int(text[20:23]) / 1000
+        canonical, ts = text, _seconds(text)  # the common case, and the simulator's
     elif len(text) > 40:
         raise _Invalid("event_time is not an ISO-8601 time")
     else:
@@ -294,10 +285,13 @@ def _time(text: str, now: float) -> str:
 
 
 def _seconds(canonical: str) -> float:
-    """Epoch seconds of a canonical event time (one that validation produced)."""
-    base = _second_cache.get(canonical[:19])
+    """Epoch seconds of a canonical event time: the second memoised, plus the millis."""
+    second = canonical[:19]
+    base = _second_cache.get(second)
     if base is None:
-        base = _parse_time(canonical[:19] + "Z")
+        if len(_second_cache) > 4096:
+            _second_cache.clear()
+        base = _second_cache[second] = _parse_time(second + "Z")
     return base + int(canonical[20:23]) / 1000
 
 
