@@ -192,7 +192,6 @@ class Pipeline:
     async def run(self) -> RunSummary:
         """Produce and consume until stopped, the source ends or --count is reached."""
         loop = asyncio.get_running_loop()
-        self._started = self._clock.monotonic()
         # The writer thread gives up the GIL around every SQLite call and must wait
         # for the loop's thread to hand it back; at the default 5 ms that wait, many
         # times a batch, costs more than the writing. 1 ms keeps both threads busy.

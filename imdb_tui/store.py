@@ -7,6 +7,7 @@ its events, so a snapshot costs the same at 10 million events as at 100.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import sqlite3
@@ -169,7 +170,6 @@ class Store:
         self._db = connection
         self.path = path
         self._variables = connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-        self._statements: dict[tuple[str, str, int, int], str] = {}
 
     @classmethod
     def open(cls, path: str | Path, *, create: bool = True) -> Store:
@@ -274,18 +274,18 @@ class Store:
         db = self._db
         with self._transaction():
             stored: Sequence[Event] = events
-            if self._insert((_INSERT_EVENT, ""), events) != len(events):
+            if self._insert(_INSERT_EVENT, events) != len(events):
                 # Some ids were already stored, or came twice: undo, keep the new ones, redo.
                 # (The events went first in this transaction, so a rollback undoes just them.)
                 db.execute("ROLLBACK")
                 db.execute("BEGIN IMMEDIATE")
                 stored = self._new_events(events)
-                self._insert((_INSERT_EVENT, ""), stored)
+                self._insert(_INSERT_EVENT, stored)
             if aggregates is None or stored is not events:
                 aggregates = aggregate(stored)
             self._add_aggregates(aggregates)
             self._insert(
-                (_INSERT_DEAD_LETTER, ""),
+                _INSERT_DEAD_LETTER,
                 [(received_at, r.reason, r.raw, r.raw_size) for r in rejections],
             )
             self._add_counters(
@@ -356,21 +356,12 @@ class Store:
         with the GIL free. (The events themselves go through `_insert`: there are
         many more of them, and encoding them as JSON would cost more than binding.)
         """
-        if not rows:
-            return
-        head, tail = sql
-        width = len(rows[0])
-        key = (head, tail, width, 0)
-        statement = self._statements.get(key)
-        if statement is None:
-            columns = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(width))
-            # "WHERE true" tells SQLite the ON CONFLICT belongs to the INSERT.
-            statement = f"{head} SELECT {columns} FROM json_each(?) WHERE true{tail}"  # noqa: S608 (constants only)
-            self._statements[key] = statement
-        self._db.execute(statement, (json.dumps(rows, ensure_ascii=False),))
+        if rows:
+            statement = _json_rows_sql(*sql, len(rows[0]))
+            self._db.execute(statement, (json.dumps(rows, ensure_ascii=False),))
 
-    def _insert(self, sql: tuple[str, str], rows: Sequence[Sequence[object]]) -> int:
-        """Run `head VALUES (...), (...) tail` over rows; return the rows changed.
+    def _insert(self, head: str, rows: Sequence[Sequence[object]]) -> int:
+        """Run `head VALUES (...), (...)` over rows; return the rows changed.
 
         Many rows per statement, not executemany: binding them all at once and
         stepping once keeps the GIL free while SQLite works, which executemany
@@ -382,7 +373,6 @@ class Store:
         """
         if not rows:
             return 0
-        head, tail = sql
         width = len(rows[0])
         most = 1 << ((self._variables // width).bit_length() - 1)
         changed = 0
@@ -391,17 +381,9 @@ class Store:
             size = 1 << (min(len(rows) - start, most).bit_length() - 1)
             chunk = rows[start : start + size]
             values = list(itertools.chain.from_iterable(chunk))
-            changed += self._db.execute(self._statement(head, tail, width, size), values).rowcount
+            changed += self._db.execute(_values_sql(head, width, size), values).rowcount
             start += size
         return changed
-
-    def _statement(self, head: str, tail: str, width: int, rows: int) -> str:
-        key = (head, tail, width, rows)
-        statement = self._statements.get(key)
-        if statement is None:
-            row = "(" + ", ".join("?" * width) + ")"
-            statement = self._statements[key] = head + ", ".join([row] * rows) + tail
-        return statement
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db, self.path)
@@ -495,6 +477,21 @@ class _Transaction:
             self._db.execute("ROLLBACK")
         if isinstance(error, sqlite3.Error):
             raise StoreError(_describe(error, self._path)) from None
+
+
+@functools.cache
+def _values_sql(head: str, width: int, rows: int) -> str:
+    """`head` followed by `rows` groups of `width` placeholders (a few shapes: see _insert)."""
+    row = "(" + ", ".join("?" * width) + ")"
+    return head + ", ".join([row] * rows)
+
+
+@functools.cache
+def _json_rows_sql(head: str, tail: str, width: int) -> str:
+    """`head SELECT <width columns> FROM json_each(?) tail`: every row in one bound JSON array."""
+    columns = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(width))
+    # "WHERE true" tells SQLite the ON CONFLICT belongs to the INSERT.
+    return f"{head} SELECT {columns} FROM json_each(?) WHERE true{tail}"  # noqa: S608 (constants)
 
 
 def _connect(path: str) -> sqlite3.Connection:
