@@ -11,9 +11,12 @@ Definitions (the README repeats them):
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
+from itertools import compress, islice, repeat
+from operator import eq, itemgetter, le
 from typing import Any
 
 from imdb_tui.clock import day_start, local_datetime, local_day, utc_iso
@@ -106,37 +109,63 @@ class MetricsSnapshot:
 
 
 class Aggregator:
-    """Turns newly stored events into updates of the aggregate tables."""
+    """Turns newly stored events into updates of the aggregate tables.
+
+    It runs on the event loop's thread for every batch, so the counting is done
+    by Counter, map and zip over the batch (their loops run in C); Python-level
+    loops go over distinct keys only, which are few when many events share a time.
+    """
 
     def __init__(self, tz: tzinfo | None) -> None:
         self._tz = tz
         self._days: dict[str, str] = {}  # minute -> local day: days change on minute bounds
 
     def __call__(self, events: Sequence[Event]) -> Aggregates:
+        if not events:
+            return Aggregates({}, {}, {}, {})
+        times = list(map(_TIME, events))
         per_minute: dict[tuple[str, str], int] = {}
-        movie_views: dict[tuple[str, str], int] = {}
-        last_seen: dict[str, str] = {}
-        days = self._days
-        for event in events:
-            when = event.event_time
-            minute = when[:16] + "Z"
-            key = (minute, event.event_type)
-            per_minute[key] = per_minute.get(key, 0) + 1
-            if event.event_type == "view":
-                day = days.get(minute)
-                if day is None:
-                    if len(days) > 10_000:
-                        days.clear()
-                    day = days[minute] = local_day(event.ts, self._tz)
-                views_key = (day, event.movie_id)
-                movie_views[views_key] = movie_views.get(views_key, 0) + 1
-            if last_seen.get(event.user_id, "") < when:
-                last_seen[event.user_id] = when
+        for (when, event_type), n in Counter(zip(times, map(_TYPE, events), strict=True)).items():
+            key = (when[:16] + "Z", event_type)
+            per_minute[key] = per_minute.get(key, 0) + n
         per_quarter_hour: dict[tuple[str, str], int] = {}
-        for (minute, event_type), events_ in per_minute.items():
+        for (minute, event_type), n in per_minute.items():
             key = (quarter_hour(minute), event_type)
-            per_quarter_hour[key] = per_quarter_hour.get(key, 0) + events_
+            per_quarter_hour[key] = per_quarter_hour.get(key, 0) + n
+        views = list(compress(events, map(eq, map(_TYPE, events), repeat("view"))))
+        movie_views: dict[tuple[str, str], int] = {}
+        if views and self._day(min(times)) == (day := self._day(max(times))):
+            movie_views = {(day, movie): n for movie, n in Counter(map(_MOVIE, views)).items()}
+        else:  # the batch spans midnight
+            for (when, movie), n in Counter(map(_TIME_MOVIE, views)).items():
+                key = (self._day(when), movie)
+                movie_views[key] = movie_views.get(key, 0) + n
+        # A dict keeps the last value given for a key: in time order, the newest.
+        if all(map(le, times, islice(times, 1, None))):
+            last_seen = dict(zip(map(_USER, events), times, strict=True))
+        else:
+            ordered = sorted(zip(times, map(_USER, events), strict=True))
+            last_seen = dict(zip(map(_SECOND, ordered), map(_FIRST, ordered), strict=True))
         return Aggregates(per_minute, per_quarter_hour, movie_views, last_seen)
+
+    def _day(self, when: str) -> str:
+        """The local day of an event time (UTC, canonical)."""
+        minute = when[:16]
+        day = self._days.get(minute)
+        if day is None:
+            if len(self._days) > 10_000:
+                self._days.clear()
+            moment = datetime.fromisoformat(minute + ":00+00:00").timestamp()
+            day = self._days[minute] = local_day(moment, self._tz)
+        return day
+
+
+_FIRST, _SECOND = itemgetter(0), itemgetter(1)
+_TIME, _USER, _MOVIE, _TYPE = (
+    itemgetter(Event._fields.index(name))
+    for name in ("event_time", "user_id", "movie_id", "event_type")
+)
+_TIME_MOVIE = itemgetter(Event._fields.index("event_time"), Event._fields.index("movie_id"))
 
 
 def quarter_hour(minute: str) -> str:

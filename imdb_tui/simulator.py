@@ -102,14 +102,14 @@ class Simulator:
         ids = self._event_ids(round(now * 1000), count)
         rng = self._rng
         picks = rng.choices(self._sessions, k=count)
-        ends = rng.choices((True, False), (P_SESSION_ENDS, 1 - P_SESSION_ENDS), k=count)
         movie_draws = self._movie_draws
         plan_draws = self._plan_draws
+        chance = rng.random
         out = []
-        for event_id, session, ends_here in zip(ids, picks, ends, strict=True):
+        for event_id, session in zip(ids, picks, strict=True):
             follow_ups = session.follow_ups
             if not follow_ups:
-                if ends_here and session.movie:
+                if session.movie and chance() < P_SESSION_ENDS:
                     self._restart(session)
                 if not movie_draws:
                     self._draw()
@@ -155,18 +155,22 @@ class Simulator:
         The variant nibble is fixed at 8 (binary 10xx, as RFC 9562 asks).
         """
         noise = self._rng.randbytes(8 * count).hex()
+        sequence = self._sequence
+        if ms > self._last_ms:
+            self._set_millisecond(ms)
+            sequence = int(noise[:2], 16) - 1  # a new millisecond starts at a random count
+        prefix = self._id_prefix
         ids = []
         for i in range(0, 16 * count, 16):
-            if ms > self._last_ms:
-                self._set_millisecond(ms)
-                self._sequence = int(noise[i : i + 2], 16)
-            else:
-                self._sequence += 1
-                if self._sequence > 0xFFF:  # the counter ran out: borrow the next millisecond
-                    self._set_millisecond(self._last_ms + 1)
-                    self._sequence = 0
-            tail = noise[i + 1 : i + 16]
-            ids.append(f"{self._id_prefix}{_COUNTER_HEX[self._sequence]}-8{tail[:3]}-{tail[3:]}")
+            sequence += 1
+            if sequence > 0xFFF:  # the counter ran out: borrow the next millisecond
+                self._set_millisecond(self._last_ms + 1)
+                prefix = self._id_prefix
+                sequence = 0
+            ids.append(
+                f"{prefix}{_COUNTER_HEX[sequence]}-8{noise[i + 1 : i + 4]}-{noise[i + 4 : i + 16]}"
+            )
+        self._sequence = sequence
         return ids
 
     def _set_millisecond(self, ms: int) -> None:

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from imdb_tui.catalog import Movie
-from imdb_tui.clock import ManualClock
-from imdb_tui.metrics import read_snapshot
-from imdb_tui.store import Store
+from imdb_tui.clock import ManualClock, local_day, utc_iso
+from imdb_tui.events import Event
+from imdb_tui.metrics import Aggregator, quarter_hour, read_snapshot
+from imdb_tui.store import Aggregates, Store
 from tests.conftest import NOW, event
 from tests.helpers import ingest, snapshot
 
@@ -136,3 +141,47 @@ async def test_the_json_report_has_the_documented_keys(db_path: Path, clock: Man
     ]
     assert data["active_users"] == {"window_minutes": 5, "count": 7}
     assert set(data["top_movies"][0]) == {"movie_id", "title", "views"}
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 3 * 86400),  # seconds into a three-day span
+            st.integers(0, 6),  # user
+            st.integers(0, 4),  # movie
+            st.sampled_from(["view", "view", "click", "rate"]),
+        ),
+        max_size=60,
+    )
+)
+def test_the_batch_aggregates_match_counting_event_by_event(
+    draws: list[tuple[int, int, int, str]],
+) -> None:
+    """Out of order, across midnights, with repeats: the same sums as a plain loop."""
+    tz = ZoneInfo("America/New_York")
+    batch = [
+        Event(
+            f"e{n}",
+            utc_iso(NOW - 86400 + offset),
+            f"u{user}",
+            "s1",
+            f"tt{1000000 + movie}",
+            kind,
+            5 if kind == "rate" else None,
+        )
+        for n, (offset, user, movie, kind) in enumerate(draws)
+    ]
+    per_minute: Counter[tuple[str, str]] = Counter()
+    per_quarter_hour: Counter[tuple[str, str]] = Counter()
+    movie_views: Counter[tuple[str, str]] = Counter()
+    last_seen: dict[str, str] = {}
+    for e in batch:
+        minute = e.event_time[:16] + "Z"
+        per_minute[minute, e.event_type] += 1
+        per_quarter_hour[quarter_hour(minute), e.event_type] += 1
+        if e.event_type == "view":
+            movie_views[local_day(e.ts, tz), e.movie_id] += 1
+        last_seen[e.user_id] = max(last_seen.get(e.user_id, ""), e.event_time)
+    assert Aggregator(tz)(batch) == Aggregates(
+        dict(per_minute), dict(per_quarter_hour), dict(movie_views), last_seen
+    )
