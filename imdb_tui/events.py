@@ -61,7 +61,7 @@ class Event(NamedTuple):
     @property
     def ts(self) -> float:
         """`event_time` as seconds since the epoch."""
-        return _seconds(self.event_time)
+        return seconds(self.event_time)
 
     def to_json(self) -> dict[str, Any]:
         """The interchange form: one JSON object per line."""
@@ -269,7 +269,7 @@ _time_cache: dict[str, float] = {}
 def _time(text: str, now: float) -> str:
     """The canonical form of an event time, checked against `now`."""
     if _CANONICAL_TIME.fullmatch(text):
-        canonical, ts = text, _seconds(text)  # the common case, and the simulator's
+        canonical, ts = text, seconds(text)  # the common case, and the simulator's
     elif len(text) > 40:
         raise _Invalid("event_time is not an ISO-8601 time")
     else:
@@ -284,7 +284,7 @@ def _time(text: str, now: float) -> str:
     return canonical
 
 
-def _seconds(canonical: str) -> float:
+def seconds(canonical: str) -> float:
     """Epoch seconds of a canonical event time: the second memoised, plus the millis."""
     second = canonical[:19]
     base = _second_cache.get(second)

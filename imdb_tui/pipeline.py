@@ -22,10 +22,11 @@ from typing import Final
 
 from imdb_tui.catalog import Catalog
 from imdb_tui.clock import Clock, utc_iso
-from imdb_tui.events import Event, RawRecord, Rejection, validate_many
+from imdb_tui.events import Event, RawRecord, Rejection, seconds, validate_many
 from imdb_tui.metrics import Aggregator, MetricsSnapshot, PipelineHealth, read_snapshot
 from imdb_tui.sources import Source
 from imdb_tui.store import Aggregates, Store, StoreError
+from imdb_tui.writer import Writer, open_writer
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,10 @@ class PipelineSettings:
     """A batch is committed at the latest this long after its first record arrived."""
     prune_interval: float = 5.0
     prune_step: int = 2_000
+    writes_in_flight: int = 2
+    """Batches handed to the writer and not yet committed, at most."""
+    writer_process: bool = True
+    """Write a file database from a process of its own (see imdb_tui.writer)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,15 +69,6 @@ class RunSummary:
     """Events that could not be stored when the run had to end."""
     elapsed: float
     error: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class _Committed:
-    stored: int
-    duplicates: int
-    rejected: int
-    lags: list[float]
-    at: float
 
 
 class Pacer:
@@ -127,13 +123,11 @@ class Pipeline:
         self._on_error = on_error
         self._aggregate = Aggregator(clock.tz)
         self._queue: asyncio.Queue[list[RawRecord] | None] = asyncio.Queue(settings.queue_chunks)
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="imdb-tui-writer")
+        self._writer: Writer | None = None  # opened by run()
+        # Snapshots are read on a thread of their own, on a connection of their own
+        # unless the database is in memory (then it is the writer's, used in turn).
         self._reader_store = store.reader()
-        self._reader = (
-            self._writer
-            if self._reader_store is store
-            else ThreadPoolExecutor(1, thread_name_prefix="imdb-tui-reader")
-        )
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="imdb-tui-reader")
         self._rate = _checked_rate(settings.rate)
         self._pacer = Pacer(self._rate or MAX_RATE, clock.monotonic())
         self._running = asyncio.Event()
@@ -191,17 +185,17 @@ class Pipeline:
 
     async def run(self) -> RunSummary:
         """Produce and consume until stopped, the source ends or --count is reached."""
-        loop = asyncio.get_running_loop()
         # The writer thread gives up the GIL around every SQLite call and must wait
         # for the loop's thread to hand it back; at the default 5 ms that wait, many
         # times a batch, costs more than the writing. 1 ms keeps both threads busy.
         switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(min(switch_interval, WRITER_SWITCH_INTERVAL))
+        self._writer = writer = open_writer(
+            self.store, self._clock.tz, self.settings.writer_process
+        )
         try:
             if self._catalog is not None:
-                await loop.run_in_executor(
-                    self._writer, self.store.save_movies, self._catalog.movies
-                )
+                await writer.save_movies(self._catalog.movies)
             self._started = self._clock.monotonic()  # rates count from the first event
             self._pacer.restart(self._pacer.rate, self._started)
             async with asyncio.TaskGroup() as tasks:
@@ -211,10 +205,10 @@ class Pipeline:
                 consumer.add_done_callback(lambda _: retention.cancel())
         finally:
             sys.setswitchinterval(switch_interval)
+            await writer.close()
             self._finished = True
-            self._writer.shutdown(wait=True)
-            if self._reader is not self._writer:
-                self._reader.shutdown(wait=True)
+            self._reader.shutdown(wait=True)
+            if self._reader_store is not self.store:
                 self._reader_store.close()
         return RunSummary(
             emitted=self._emitted,
@@ -269,7 +263,7 @@ class Pipeline:
         events: list[Event] = []
         rejections: list[Rejection] = []
         opened: float | None = None  # when the batch being filled got its first record
-        writing: asyncio.Task[None] | None = None
+        writing: deque[asyncio.Task[None]] = deque()
         while True:
             timeout = None if opened is None else opened + settings.commit_interval
             deadline_passed = False
@@ -292,15 +286,15 @@ class Pipeline:
                 or len(events) >= settings.batch_size
                 or clock.monotonic() >= opened + settings.commit_interval
             ):
-                if writing is not None:
-                    await writing
+                if len(writing) >= settings.writes_in_flight:
+                    await writing.popleft()
                 # The aggregates are worked out here, on the loop's thread, which has
                 # time to spare while the writer thread is the busy one.
                 aggregates = self._aggregate(events)
-                writing = asyncio.create_task(self._commit(events, rejections, aggregates))
+                writing.append(asyncio.create_task(self._commit(events, rejections, aggregates)))
                 events, rejections, opened = [], [], None
-        if writing is not None:
-            await writing
+        for task in writing:
+            await task
         if events or rejections:
             await self._commit(events, rejections, self._aggregate(events))
 
@@ -309,15 +303,14 @@ class Pipeline:
     ) -> None:
         """Write one batch, retrying while the store fails; events are never dropped
         while the pipeline runs (the queue fills and the producer waits instead)."""
-        loop = asyncio.get_running_loop()
+        assert self._writer is not None
         delay = 0.25
         attempts = 0
         while True:
             attempts += 1
+            received = utc_iso(self._clock.now())
             try:
-                done = await loop.run_in_executor(
-                    self._writer, self._write, events, rejections, aggregates
-                )
+                done = await self._writer.write(events, rejections, received, aggregates)
             except StoreError as error:
                 self._report_error(str(error))
                 if self._stopping and attempts >= 3:
@@ -329,23 +322,13 @@ class Pipeline:
             if self._error is not None:
                 log.info("storage recovered")
                 self._error = None
+            now = self._clock.now()
             self._stored += done.stored
             self._duplicates += done.duplicates
             self._rejected += done.rejected
             self._commits.append((self._clock.monotonic(), self._stored))
-            self._lags.extend(done.lags)
+            self._lags.extend(now - seconds(when) for when in done.sample_times)
             return
-
-    def _write(
-        self, events: list[Event], rejections: list[Rejection], aggregates: Aggregates
-    ) -> _Committed:
-        """On the writer thread: commit, then measure a sample of the new events' lag."""
-        received = utc_iso(self._clock.now())
-        stored = self.store.write_batch(events, rejections, received, self._aggregate, aggregates)
-        at = self._clock.now()
-        step = max(1, len(stored) // 256)
-        lags = [at - event.ts for event in stored[::step]]
-        return _Committed(len(stored), len(events) - len(stored), len(rejections), lags, at)
 
     async def _retain(self) -> None:
         """Prune old events now and then, in steps queued between batch writes.
@@ -357,14 +340,14 @@ class Pipeline:
             await asyncio.sleep(0.05 if more else self.settings.prune_interval)
 
     async def _prune(self) -> bool:
-        """One small retention step on the writer thread; True if there is more to do."""
-        loop = asyncio.get_running_loop()
+        """One small retention step, queued between batch writes; True if there is more to do."""
+        assert self._writer is not None
         cutoff = utc_iso(self._clock.now() - self.settings.retention_seconds)
         step = self.settings.prune_step
         try:
-            deleted = await loop.run_in_executor(self._writer, self.store.prune, cutoff, step)
+            deleted = await self._writer.prune(cutoff, step)
             if deleted < step:
-                await loop.run_in_executor(self._writer, self.store.prune_aggregates, cutoff)
+                await self._writer.prune_aggregates(cutoff)
         except StoreError as error:
             self._report_error(str(error))
             return False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import signal
 import sqlite3
 import subprocess
@@ -132,12 +133,16 @@ def test_duration_prints_a_status_line_a_second(tmp_path: Path) -> None:
 
 
 def start_run(db: Path) -> subprocess.Popen[str]:
-    """A max-rate run, returned once it has printed its first status line (it has committed)."""
+    """A max-rate run, returned once it has printed its first status line (it has committed).
+
+    In a session of its own, as a terminal runs it: a process group that Ctrl-C reaches whole.
+    """
     process = subprocess.Popen(
         [COMMAND, "run", "--rate", "max", "--db", str(db)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
     assert process.stdout is not None
     for line in process.stdout:
@@ -160,18 +165,45 @@ def test_sigterm_drains_the_queue_and_stores_everything(tmp_path: Path) -> None:
     assert query(db, "SELECT value FROM counters WHERE name = 'events_total'") == [(stored,)]
 
 
+def test_ctrl_c_in_a_terminal_drains_and_stores_everything(tmp_path: Path) -> None:
+    db = tmp_path / "events.db"
+    process = start_run(db)
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground group
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert err == ""  # no traceback from the writer process either
+    done = next(line for line in out.splitlines() if line.startswith("done: "))
+    stored = int(done.split()[1].replace(",", ""))
+    assert query(db, "SELECT count(*) FROM events") == [(stored,)]
+
+
+def wait_for_exit(pid: int) -> None:
+    """Block until a process that is not our child has ended."""
+    try:
+        descriptor = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        select.select([descriptor], [], [], 30)
+    finally:
+        os.close(descriptor)
+
+
 def test_after_kill_9_the_file_is_sound_and_the_next_run_works(tmp_path: Path) -> None:
     db = tmp_path / "events.db"
     process = start_run(db)
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
     process.kill()
     process.wait(timeout=30)
+    for child in children:  # the writer process finishes the batch it holds, then ends
+        wait_for_exit(int(child))
     with sqlite3.connect(db) as connection:
         assert connection.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-        (stored,) = connection.execute("SELECT count(*) FROM events").fetchone()
-        (counted,) = connection.execute(
-            "SELECT value FROM counters WHERE name = 'events_total'"
+        stored, counted, minutes = connection.execute(
+            "SELECT (SELECT count(*) FROM events),"
+            " (SELECT value FROM counters WHERE name = 'events_total'),"
+            " (SELECT sum(events) FROM events_per_minute)"
         ).fetchone()
-        (minutes,) = connection.execute("SELECT sum(events) FROM events_per_minute").fetchone()
     assert stored == counted == minutes > 0  # events and metrics were committed together
     result = imdb_tui("run", "--count", "100", "--rate", "max", "--db", str(db))
     assert result.returncode == 0

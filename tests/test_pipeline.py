@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
 from pathlib import Path
 
 import pytest
@@ -200,3 +201,39 @@ async def test_metrics_survive_a_restart(db_path: Path, clock: ManualClock) -> N
     assert after.by_type["view"] == before.by_type["view"] == 300
     assert after.by_type["click"] == 100
     assert after.users_today == before.users_today == 7
+
+
+def writer_processes() -> list[multiprocessing.Process]:
+    return [p for p in multiprocessing.active_children() if p.name == "imdb-tui-writer"]
+
+
+@pytest.mark.parametrize("writer_process", [True, False])
+async def test_both_writers_store_the_same(db_path: Path, writer_process: bool) -> None:
+    clock = ManualClock(NOW)
+    records = [event(n) for n in range(5000)] + [event(7), {"event_id": "bad"}]
+    summary = await ingest(db_path, records, clock, writer_process=writer_process)
+    assert (summary.stored, summary.duplicates, summary.rejected) == (5000, 1, 1)
+    assert query(db_path, "SELECT count(*) FROM events") == [(5000,)]
+    assert snapshot(db_path, clock).events_total == 5000
+    assert not writer_processes()  # the child is gone once the run is over
+
+
+async def test_a_killed_writer_process_is_replaced_and_nothing_is_lost(db_path: Path) -> None:
+    clock = ManualClock(NOW)
+    errors: list[str] = []
+    store = Store.open(db_path)
+    catalog = build_catalog(1, 100)
+    source = SimulatedSource(Simulator(catalog, SimulatorSettings(seed=1, users=500), clock))
+    settings = PipelineSettings(rate=None, count=200_000, batch_size=4096)
+    pipeline = Pipeline(source, store, clock, settings, catalog, on_error=errors.append)
+    running = asyncio.create_task(pipeline.run())
+    while pipeline.health().stored == 0:
+        await asyncio.sleep(0.01)
+    (child,) = writer_processes()
+    child.kill()
+    summary = await running
+    assert errors == ["the writer process stopped unexpectedly"]
+    assert summary.error is None  # it recovered
+    assert summary.stored == 200_000 and summary.lost == 0
+    assert query(db_path, "SELECT count(*) FROM events") == [(200_000,)]
+    store.close()
