@@ -124,8 +124,9 @@ class Pipeline:
         self._aggregate = Aggregator(clock.tz)
         self._queue: asyncio.Queue[list[RawRecord] | None] = asyncio.Queue(settings.queue_chunks)
         self._writer: Writer | None = None  # opened by run()
-        # Snapshots are read on a thread of their own, on a connection of their own
-        # unless the database is in memory (then it is the writer's, used in turn).
+        # Snapshots are read on a thread of their own, on a connection of their own,
+        # unless the database is in memory: then the writer's connection, on the
+        # writer's thread (see run), so that reads and writes take turns.
         self._reader_store = store.reader()
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="imdb-tui-reader")
         self._rate = _checked_rate(settings.rate)
@@ -185,13 +186,14 @@ class Pipeline:
 
     async def run(self) -> RunSummary:
         """Produce and consume until stopped, the source ends or --count is reached."""
-        # The writer thread gives up the GIL around every SQLite call and must wait
-        # for the loop's thread to hand it back; at the default 5 ms that wait, many
-        # times a batch, costs more than the writing. 1 ms keeps both threads busy.
+        # The writer's threads (SQLite's on :memory:, the pipe's otherwise) give up the
+        # GIL around every call and must wait for the loop's thread to hand it back;
+        # at the default 5 ms that wait, many times a batch, costs more than the work.
         switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(min(switch_interval, WRITER_SWITCH_INTERVAL))
+        shared = self._reader if self._reader_store is self.store else None
         self._writer = writer = open_writer(
-            self.store, self._clock.tz, self.settings.writer_process
+            self.store, self._clock.tz, self.settings.writer_process, shared
         )
         try:
             if self._catalog is not None:
@@ -288,8 +290,8 @@ class Pipeline:
             ):
                 if len(writing) >= settings.writes_in_flight:
                     await writing.popleft()
-                # The aggregates are worked out here, on the loop's thread, which has
-                # time to spare while the writer thread is the busy one.
+                # The aggregates are worked out here, while the writer commits the
+                # previous batch, and go with this one to be written in its transaction.
                 aggregates = self._aggregate(events)
                 writing.append(asyncio.create_task(self._commit(events, rejections, aggregates)))
                 events, rejections, opened = [], [], None
@@ -395,7 +397,7 @@ class Pipeline:
         """The metrics as committed so far, read off the event loop's thread."""
         window = window_minutes or self.window_minutes
         health = self.health()
-        if self._finished:  # the threads are gone; the writer's connection is idle
+        if self._finished:  # the reader thread is gone; the connections are idle
             return read_snapshot(self.store, self._clock.now(), self._clock.tz, window, health)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(

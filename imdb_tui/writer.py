@@ -7,8 +7,9 @@ an interpreter of its own, and both run at once (about 1.4x the events a second
 on two cores). An in-memory database cannot be shared between processes, so it
 is written on a thread.
 
-Either writer takes the same requests, in order, and answers each with the same
-small results; several writes may be in flight.
+Either writer takes the same requests (plain values, so that they can cross a
+pipe), carries them out with the same `_handle`, in order, and answers each with
+the same small results; several writes may be in flight.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from datetime import tzinfo
 from itertools import repeat
 from multiprocessing.connection import Connection
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from imdb_tui.catalog import Movie
 from imdb_tui.events import FIELDS, Event, Rejection
@@ -49,59 +50,11 @@ class Written:
     """event_time of up to LAG_SAMPLES of the stored events, for the lag figures"""
 
 
-class Writer(Protocol):
-    async def write(
-        self,
-        events: Sequence[Event],
-        rejections: Sequence[Rejection],
-        received_at: str,
-        aggregates: Aggregates,
-    ) -> Written: ...
+class Writer:
+    """Writes go as requests of plain values (see `_handle`), the same for either writer."""
 
-    async def prune(self, before: str, limit: int) -> int: ...
-
-    async def prune_aggregates(self, before: str) -> None: ...
-
-    async def save_movies(self, movies: Sequence[Movie]) -> None: ...
-
-    async def close(self) -> None: ...
-
-
-def open_writer(store: Store, tz: tzinfo | None, separate_process: bool = True) -> Writer:
-    """A process writer for a file database (if asked), else a thread writer."""
-    if separate_process and store.path != MEMORY:
-        return ProcessWriter(store.path, tz)
-    return ThreadWriter(store, tz)
-
-
-def _write(
-    store: Store,
-    aggregate: Aggregator,
-    events: Sequence[Event],
-    rejections: Sequence[Rejection],
-    received_at: str,
-    aggregates: Aggregates,
-) -> Written:
-    stored = store.write_batch(events, rejections, received_at, aggregate, aggregates)
-    step = max(1, len(stored) // LAG_SAMPLES)
-    return Written(
-        len(stored),
-        len(events) - len(stored),
-        len(rejections),
-        [event[1] for event in stored[::step]],
-    )
-
-
-class ThreadWriter:
-    """The store written on one thread of this process."""
-
-    def __init__(self, store: Store, tz: tzinfo | None) -> None:
-        self._store = store
-        self._aggregate = Aggregator(tz)
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="imdb-tui-writer")
-
-    async def _call(self, function: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._thread, function, *args)
+    async def _call(self, *request: Any) -> Any:
+        raise NotImplementedError
 
     async def write(
         self,
@@ -110,26 +63,74 @@ class ThreadWriter:
         received_at: str,
         aggregates: Aggregates,
     ) -> Written:
-        result: Written = await self._call(
-            _write, self._store, self._aggregate, events, rejections, received_at, aggregates
+        flat = list(itertools.chain.from_iterable(events))
+        stored, duplicates, rejected, sample = await self._call(
+            "write",
+            flat,
+            [(r.reason, r.raw, r.raw_size) for r in rejections],
+            received_at,
+            (
+                aggregates.per_minute,
+                aggregates.per_quarter_hour,
+                aggregates.movie_views,
+                aggregates.last_seen,
+            ),
         )
-        return result
+        return Written(stored, duplicates, rejected, sample)
 
     async def prune(self, before: str, limit: int) -> int:
-        deleted: int = await self._call(self._store.prune, before, limit)
+        deleted: int = await self._call("prune", before, limit)
         return deleted
 
     async def prune_aggregates(self, before: str) -> None:
-        await self._call(self._store.prune_aggregates, before)
+        await self._call("prune_aggregates", before)
 
     async def save_movies(self, movies: Sequence[Movie]) -> None:
-        await self._call(self._store.save_movies, movies)
+        await self._call("save_movies", [(m.movie_id, m.title, m.year, m.genres) for m in movies])
 
     async def close(self) -> None:
-        self._thread.shutdown(wait=True)
+        raise NotImplementedError
 
 
-class ProcessWriter:
+def open_writer(
+    store: Store,
+    tz: tzinfo | None,
+    separate_process: bool = True,
+    thread: ThreadPoolExecutor | None = None,
+) -> Writer:
+    """A process writer for a file database (if asked), else a thread writer.
+
+    `thread`, if given, is the thread a thread writer works on: shared with the
+    snapshot reads of an in-memory database, whose one connection takes them in turn.
+    """
+    if separate_process and store.path != MEMORY:
+        return ProcessWriter(store.path, tz)
+    return ThreadWriter(store, tz, thread)
+
+
+class ThreadWriter(Writer):
+    """The store written on one thread of this process."""
+
+    def __init__(
+        self, store: Store, tz: tzinfo | None, thread: ThreadPoolExecutor | None = None
+    ) -> None:
+        self._store = store
+        self._aggregate = Aggregator(tz)
+        self._owns_thread = thread is None
+        self._thread = thread or ThreadPoolExecutor(1, thread_name_prefix="imdb-tui-writer")
+
+    async def _call(self, *request: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._thread, _handle, self._store, self._aggregate, request
+        )
+
+    async def close(self) -> None:
+        if self._owns_thread:
+            self._thread.shutdown(wait=True)
+
+
+class ProcessWriter(Writer):
     """The store written by a child process, fed batches through a pipe.
 
     Requests are sent in order by one thread and answered in order; a second
@@ -174,38 +175,6 @@ class ProcessWriter:
         for loop, future, outcome in settled:
             with contextlib.suppress(RuntimeError):  # the loop is already closed
                 loop.call_soon_threadsafe(_settle, future, outcome)
-
-    async def write(
-        self,
-        events: Sequence[Event],
-        rejections: Sequence[Rejection],
-        received_at: str,
-        aggregates: Aggregates,
-    ) -> Written:
-        flat = list(itertools.chain.from_iterable(events))
-        stored, duplicates, rejected, sample = await self._call(
-            "write",
-            flat,
-            [(r.reason, r.raw, r.raw_size) for r in rejections],
-            received_at,
-            (
-                aggregates.per_minute,
-                aggregates.per_quarter_hour,
-                aggregates.movie_views,
-                aggregates.last_seen,
-            ),
-        )
-        return Written(stored, duplicates, rejected, sample)
-
-    async def prune(self, before: str, limit: int) -> int:
-        deleted: int = await self._call("prune", before, limit)
-        return deleted
-
-    async def prune_aggregates(self, before: str) -> None:
-        await self._call("prune_aggregates", before)
-
-    async def save_movies(self, movies: Sequence[Movie]) -> None:
-        await self._call("save_movies", [(m.movie_id, m.title, m.year, m.genres) for m in movies])
 
     async def close(self) -> None:
         """Stop the child once it has answered everything sent before."""
@@ -312,20 +281,26 @@ def _serve(connection: Connection, path: str, tz: tzinfo | None) -> None:
         store.close()
 
 
-def _handle(store: Store, aggregate: Aggregator, request: tuple[Any, ...]) -> object:
+def _handle(store: Store, aggregate: Aggregator, request: tuple[Any, ...]) -> Any:
+    """Carry out one request (on the writer's thread or in the child) and answer it."""
     kind, *args = request
     if kind == "write":
         flat, rejections, received_at, aggregates = args
         events = list(map(_new_event, repeat(Event), _rows(flat, len(FIELDS))))
-        written = _write(
-            store,
-            aggregate,
+        stored = store.write_batch(
             events,
             [Rejection(*r) for r in rejections],
             received_at,
+            aggregate,
             Aggregates(*aggregates),
         )
-        return (written.stored, written.duplicates, written.rejected, written.sample_times)
+        step = max(1, len(stored) // LAG_SAMPLES)
+        return (
+            len(stored),
+            len(events) - len(stored),
+            len(rejections),
+            [event.event_time for event in stored[::step]],
+        )
     if kind == "prune":
         return store.prune(*args)
     if kind == "prune_aggregates":
