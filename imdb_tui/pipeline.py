@@ -11,7 +11,6 @@ monitor call from the loop's thread.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sys
 from collections import deque
@@ -120,7 +119,7 @@ class Pipeline:
         self.window_minutes = settings.window_minutes
         self._clock = clock
         self._catalog = catalog
-        self._on_error = on_error
+        self.on_error = on_error
         self._aggregate = Aggregator(clock.tz)
         self._queue: asyncio.Queue[list[RawRecord] | None] = asyncio.Queue(settings.queue_chunks)
         self._writer: Writer | None = None  # opened by run()
@@ -225,39 +224,37 @@ class Pipeline:
     async def _produce(self) -> None:
         settings = self.settings
         clock = self._clock
-        try:
-            while not self._stopping:
-                if self.paused:
-                    await self._running.wait()
-                    continue
-                limit = settings.chunk_size
-                if settings.count is not None:
-                    limit = min(limit, settings.count - self._emitted)
-                    if limit <= 0:
-                        self._source_done = True
-                        break
-                if self._rate is not None:
-                    now = clock.monotonic()
-                    due = self._pacer.due(now)
-                    if due <= 0:
-                        # Sleep until the next event is due, in short naps so that a new
-                        # rate, a pause or a stop takes effect at once; never a busy wait.
-                        await clock.sleep(min(max(self._pacer.wait(now), 0.002), 0.05))
-                        continue
-                    limit = min(limit, due)
-                records = await self.source.read(limit)
-                if not records:
+        while not self._stopping:
+            if self.paused:
+                await self._running.wait()
+                continue
+            limit = settings.chunk_size
+            if settings.count is not None:
+                limit = min(limit, settings.count - self._emitted)
+                if limit <= 0:
                     self._source_done = True
                     break
-                self._pacer.sent(len(records))
-                self._emitted += len(records)
-                self._queued += len(records)
-                await self._queue.put(records)
-                if self._rate is None:
-                    await asyncio.sleep(0)  # let the consumer in between chunks
-        finally:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._queue.put(_END)
+            if self._rate is not None:
+                now = clock.monotonic()
+                due = self._pacer.due(now)
+                if due <= 0:
+                    # Sleep until the next event is due, in short naps so that a new
+                    # rate, a pause or a stop takes effect at once; never a busy wait.
+                    await clock.sleep(min(max(self._pacer.wait(now), 0.002), 0.05))
+                    continue
+                limit = min(limit, due)
+            records = await self.source.read(limit)
+            if not records:
+                self._source_done = True
+                break
+            self._pacer.sent(len(records))
+            self._emitted += len(records)
+            self._queued += len(records)
+            await self._queue.put(records)
+            if self._rate is None:
+                await asyncio.sleep(0)  # let the consumer in between chunks
+        # Only on the way out in order: when cancelled, the consumer is cancelled too.
+        await self._queue.put(_END)
 
     async def _consume(self) -> None:
         settings = self.settings
@@ -266,39 +263,45 @@ class Pipeline:
         rejections: list[Rejection] = []
         opened: float | None = None  # when the batch being filled got its first record
         writing: deque[asyncio.Task[None]] = deque()
-        while True:
-            timeout = None if opened is None else opened + settings.commit_interval
-            deadline_passed = False
-            try:
-                async with asyncio.timeout_at(_loop_time(timeout, clock)):
-                    chunk = await self._queue.get()
-            except TimeoutError:
-                chunk, deadline_passed = [], True
-            if chunk is _END:
-                break
-            if chunk:
-                self._queued -= len(chunk)
-                valid, invalid = validate_many(chunk, clock.now())
-                events += valid
-                rejections += invalid
-                if opened is None:
-                    opened = clock.monotonic()
-            if opened is not None and (
-                deadline_passed
-                or len(events) >= settings.batch_size
-                or clock.monotonic() >= opened + settings.commit_interval
-            ):
-                if len(writing) >= settings.writes_in_flight:
-                    await writing.popleft()
-                # The aggregates are worked out here, while the writer commits the
-                # previous batch, and go with this one to be written in its transaction.
-                aggregates = self._aggregate(events)
-                writing.append(asyncio.create_task(self._commit(events, rejections, aggregates)))
-                events, rejections, opened = [], [], None
-        for task in writing:
-            await task
-        if events or rejections:
-            await self._commit(events, rejections, self._aggregate(events))
+        try:
+            while True:
+                timeout = None if opened is None else opened + settings.commit_interval
+                deadline_passed = False
+                try:
+                    async with asyncio.timeout_at(_loop_time(timeout, clock)):
+                        chunk = await self._queue.get()
+                except TimeoutError:
+                    chunk, deadline_passed = [], True
+                if chunk is _END:
+                    break
+                if chunk:
+                    self._queued -= len(chunk)
+                    valid, invalid = validate_many(chunk, clock.now())
+                    events += valid
+                    rejections += invalid
+                    if opened is None:
+                        opened = clock.monotonic()
+                if opened is not None and (
+                    deadline_passed
+                    or len(events) >= settings.batch_size
+                    or clock.monotonic() >= opened + settings.commit_interval
+                ):
+                    if len(writing) >= settings.writes_in_flight:
+                        await writing.popleft()
+                    # The aggregates are worked out here, while the writer commits the
+                    # previous batch, and go with this one to be written in its transaction.
+                    aggregates = self._aggregate(events)
+                    batch = self._commit(events, rejections, aggregates)
+                    writing.append(asyncio.create_task(batch))
+                    events, rejections, opened = [], [], None
+            for task in writing:
+                await task
+            if events or rejections:
+                await self._commit(events, rejections, self._aggregate(events))
+        finally:  # if cancelled, no batch write may outlive the run: the writer closes next
+            for task in writing:
+                task.cancel()
+            await asyncio.gather(*writing, return_exceptions=True)
 
     async def _commit(
         self, events: list[Event], rejections: list[Rejection], aggregates: Aggregates
@@ -358,8 +361,8 @@ class Pipeline:
     def _report_error(self, message: str) -> None:
         if message != self._error:
             log.warning("storage error: %s", message)
-            if self._on_error is not None:
-                self._on_error(message)
+            if self.on_error is not None:
+                self.on_error(message)
         self._error = message
 
     # Observing ---------------------------------------------------------------

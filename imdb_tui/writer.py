@@ -20,6 +20,7 @@ import itertools
 import marshal
 import multiprocessing
 import signal
+import sys
 import threading
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -206,8 +207,8 @@ class _Child:
         self._process = context.Process(
             target=_serve, args=(theirs, path, tz), name="imdb-tui-writer", daemon=True
         )
-        with _interrupts_ignored():  # Ctrl-C reaches the whole process group: the
-            self._process.start()  # parent drains and then stops the child
+        with _interrupts_ignored(), _stderr_with_descriptor():
+            self._process.start()
         theirs.close()
         self.alive = True
         self._answered = answered
@@ -242,7 +243,8 @@ class _Child:
 
 @contextlib.contextmanager
 def _interrupts_ignored() -> Any:
-    """SIGINT ignored while a child starts, so it inherits that (main thread only)."""
+    """SIGINT ignored while a child starts, so it inherits that (main thread only):
+    Ctrl-C reaches the whole process group; the parent drains, then stops the child."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -251,6 +253,26 @@ def _interrupts_ignored() -> Any:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def _stderr_with_descriptor() -> Any:
+    """The real stderr while a child starts. Hosts such as Textual replace sys.stderr
+    by an object whose fileno() is -1, and multiprocessing hands sys.stderr's
+    descriptor to its resource tracker ("bad value(s) in fds_to_keep")."""
+    replaced = sys.stderr
+    try:
+        usable = replaced is not None and replaced.fileno() >= 0
+    except (AttributeError, OSError, ValueError):
+        usable = False
+    if usable or sys.__stderr__ is None:
+        yield
+        return
+    sys.stderr = sys.__stderr__
+    try:
+        yield
+    finally:
+        sys.stderr = replaced
 
 
 def _serve(connection: Connection, path: str, tz: tzinfo | None) -> None:

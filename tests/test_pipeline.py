@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -229,8 +230,17 @@ async def test_a_killed_writer_process_is_replaced_and_nothing_is_lost(db_path: 
     running = asyncio.create_task(pipeline.run())
     while pipeline.health().stored == 0:
         await asyncio.sleep(0.01)
+    # A lock held from here holds the child's next writes, so that some are surely in
+    # flight when it dies (its busy wait lasts 5 s; this takes a fraction of that).
+    blocker = sqlite3.connect(db_path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    full = settings.queue_chunks * settings.chunk_size
+    while pipeline.health().queue_depth < full:  # full: the consumer waits on the writes
+        await asyncio.sleep(0.01)
     (child,) = writer_processes()
     child.kill()
+    blocker.execute("ROLLBACK")
+    blocker.close()
     summary = await running
     assert errors == ["the writer process stopped unexpectedly"]
     assert summary.error is None  # it recovered
