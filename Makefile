@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/imdb-tui run $(ARGS)
+	$(BIN)/imdb-tui $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check imdb_tui tests bench

@@ -140,28 +140,86 @@ def pipeline_options(f: F) -> F:
     return f
 
 
+def refresh_option(f: F) -> F:
+    return click.option(
+        "--refresh",
+        type=click.FloatRange(0.25, 5.0),
+        default=1.0,
+        show_default=True,
+        metavar="SECONDS",
+        help="How often the monitor redraws its panels ([ and ] change it while running).",
+    )(f)
+
+
 @click.group(
     invoke_without_command=True,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog=f"Default database: {DEFAULT_DB} (change it with --db).",
 )
 @click.version_option(__version__, "-V", "--version", prog_name="imdb-tui")
+@pipeline_options
+@refresh_option
 @click.pass_context
-def cli(ctx: click.Context) -> None:
+def cli(ctx: click.Context, /, **monitor_options: Any) -> None:
     """Real-time analytics for IMDb-style user engagement, in the terminal.
 
     A simulated stream of views, clicks, ratings and watchlist adds flows through
     a bounded queue into a validating, deduplicating consumer that stores it in
     SQLite; live metrics are computed from small aggregate tables.
 
+    With no command, the full-screen monitor opens (the same as `imdb-tui
+    monitor`) and takes the options below.
+
     \b
     Examples:
+      imdb-tui --rate 2000                  # the monitor, at 2,000 events a second
       imdb-tui run --duration 60            # run headless for a minute
       imdb-tui run --rate max --count 1e6   # push a million events as fast as possible
       imdb-tui report --json                # the stored metrics as one JSON object
     """
     if ctx.invoked_subcommand is None:
-        click.echo(ctx.get_help())
+        ctx.invoke(monitor, **monitor_options)
+
+
+@cli.command()
+@pipeline_options
+@refresh_option
+def monitor(
+    rate: float | None,
+    seed: int,
+    db: str,
+    window: int,
+    retention: float,
+    users: int,
+    titles: int,
+    refresh: float,
+) -> None:
+    """Open the full-screen monitor (the default when no command is given).
+
+    Keys: p pause/resume, + - rate, m max, r exact rate, w window, [ ] refresh,
+    f freeze, ? help, q quit (the queue is drained and committed first).
+    """
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):  # Textual reads one, draws on the other
+        raise Failure("the monitor needs a terminal; without one, use `imdb-tui run`")
+    from imdb_tui.tui.app import MonitorApp  # Textual loads only for the monitor
+
+    store = open_store(db)
+    clock = SystemClock()
+    catalog = build_catalog(seed, titles)
+    simulator = Simulator(catalog, SimulatorSettings(seed=seed, users=users), clock)
+    settings = PipelineSettings(rate=rate, window_minutes=window, retention_seconds=retention)
+    pipeline = Pipeline(SimulatedSource(simulator), store, clock, settings, catalog)
+    logging.getLogger().handlers.clear()  # nothing may write over the screen
+    try:
+        summary = MonitorApp(pipeline, store.path, refresh).run()
+    finally:
+        store.close()
+    if summary is not None:
+        click.echo(
+            f"done: {summary.stored:,} events stored, {summary.duplicates:,} duplicates,"
+            f" {summary.rejected:,} dead letters in {summary.elapsed:,.1f} s"
+        )
+        click.echo(f"database: {db}")
 
 
 @cli.command()

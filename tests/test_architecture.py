@@ -13,6 +13,7 @@ CORE = [
     "imdb_tui.sources",
     "imdb_tui.pipeline",
     "imdb_tui.store",
+    "imdb_tui.writer",
     "imdb_tui.metrics",
     "imdb_tui.display",
     "imdb_tui.cli",

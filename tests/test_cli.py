@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import pty
 import re
 import select
 import signal
 import sqlite3
+import struct
 import subprocess
 import sys
+import termios
 from pathlib import Path
 
 import pytest
@@ -208,3 +213,45 @@ def test_after_kill_9_the_file_is_sound_and_the_next_run_works(tmp_path: Path) -
     result = imdb_tui("run", "--count", "100", "--rate", "max", "--db", str(db))
     assert result.returncode == 0
     assert query(db, "SELECT count(*) FROM events") == [(stored + 100,)]
+
+
+def test_the_monitor_without_a_terminal_says_what_to_do_instead(tmp_path: Path) -> None:
+    result = imdb_tui("--db", str(tmp_path / "x.db"), stdin=subprocess.DEVNULL)
+    assert result.returncode == 2
+    assert result.stderr.startswith("imdb-tui: the monitor needs a terminal")
+    assert "imdb-tui run" in result.stderr
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_the_monitor_in_a_terminal_quits_on_q_with_everything_stored(tmp_path: Path) -> None:
+    db = tmp_path / "events.db"
+    screen, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    monitor = subprocess.Popen(
+        [COMMAND, "--db", str(db), "--rate", "2000"],
+        stdin=terminal,
+        stderr=terminal,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TERM": "xterm-256color"},
+    )
+    os.close(terminal)
+    drawn = b""
+    try:
+        while b"Events per minute" not in drawn or b"RUNNING" not in drawn:
+            ready, _, _ = select.select([screen], [], [], 30)
+            assert ready, "the monitor drew nothing in 30 s"
+            drawn += os.read(screen, 65536)
+        os.write(screen, b"q")
+        while monitor.poll() is None:  # keep reading, or a full terminal blocks it
+            if select.select([screen], [], [], 0.1)[0]:
+                with contextlib.suppress(OSError):
+                    os.read(screen, 65536)
+        summary = monitor.stdout.read() if monitor.stdout else ""
+    finally:
+        monitor.kill()
+        os.close(screen)
+    assert monitor.returncode == 0
+    stored = re.search(r"done: ([\d,]+) events stored", summary)
+    assert stored, summary
+    assert query(db, "SELECT count(*) FROM events") == [(int(stored[1].replace(",", "")),)]

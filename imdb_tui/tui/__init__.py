@@ -1,0 +1,1 @@
+"""The full-screen monitor: a thin Textual layer over the pipeline core."""

@@ -1,0 +1,39 @@
+"""Active users: the count for the window in large digits, and users today."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import events
+from textual.app import ComposeResult
+from textual.widgets import Digits, Static
+
+from imdb_tui.metrics import MetricsSnapshot
+from imdb_tui.tui.panel import Panel
+
+WIDE_NOTE = 30
+"""From this many columns the note spells itself out on two lines."""
+
+
+class ActiveUsers(Panel):
+    TITLE = "Active users"
+
+    def compose(self) -> ComposeResult:
+        yield Digits("0")
+        yield Static(Text(self.WAITING), id="active-users-note")
+
+    def watch_snapshot(self, snapshot: MetricsSnapshot | None) -> None:
+        if snapshot is not None:
+            self.query_one(Digits).update(f"{snapshot.active_users.count:,}")
+            self._show_note(snapshot)
+
+    def on_resize(self, event: events.Resize) -> None:
+        if self.snapshot is not None:
+            self._show_note(self.snapshot)
+
+    def _show_note(self, snapshot: MetricsSnapshot) -> None:
+        window = snapshot.active_users.window_minutes
+        if self.content_size.width >= WIDE_NOTE:
+            note = f"active in the last {window} min\n{snapshot.users_today:,} users today"
+        else:
+            note = f"{window} min · {snapshot.users_today:,} today"
+        self.query_one(Static).update(Text(note))

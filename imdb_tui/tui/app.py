@@ -1,0 +1,267 @@
+"""The monitor app: starts the pipeline on its loop, refreshes panels from snapshots, maps keys."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import deque
+from collections.abc import Iterable
+from typing import ClassVar
+
+from rich.text import Text
+from textual import events
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.containers import Grid
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+from textual.worker import Worker, WorkerCancelled, WorkerFailed
+
+from imdb_tui.display import literal, rate_text
+from imdb_tui.metrics import WINDOW_CHOICES, MetricsSnapshot
+from imdb_tui.pipeline import MAX_RATE, MIN_RATE, Pipeline, RunSummary
+from imdb_tui.tui.active_users import ActiveUsers
+from imdb_tui.tui.dialogs import HelpScreen, RateDialog
+from imdb_tui.tui.events_by_type import EventsByType
+from imdb_tui.tui.pipeline_panel import PipelinePanel
+from imdb_tui.tui.top_movies import TopMovies
+from imdb_tui.tui.trends import PerMinute, TodayByHour
+
+REFRESH_RANGE = (0.25, 5.0)
+DEFAULT_RATE = 200.0
+
+
+class MonitorApp(App[RunSummary | None]):
+    CSS_PATH = "app.tcss"
+    # The screen class app.tcss lays out by: a 24-row terminal gets the compact grid.
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]  # noqa: RUF012 (Textual's type)
+    TITLE = "imdb-tui"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("p,space", "pause", "Pause"),
+        Binding("p,space", "resume", "Resume"),
+        Binding("plus,equals_sign", "faster", "Faster"),
+        Binding("minus", "slower", "Slower"),
+        Binding("m", "unthrottle", "Max"),
+        Binding("m", "throttle", "Paced"),
+        Binding("r", "ask_rate", "Rate"),
+        Binding("w", "cycle_window", "Window"),
+        Binding("left_square_bracket", "refresh_slower", "Refresh−", show=False),
+        Binding("right_square_bracket", "refresh_faster", "Refresh+", show=False),
+        Binding("f", "freeze", "Freeze"),
+        Binding("f", "unfreeze", "Thaw"),
+        Binding("question_mark,f1", "help", "Help"),
+        Binding("q", "quit", "Quit"),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
+    ]
+
+    snapshot: reactive[MetricsSnapshot | None] = reactive(None)
+    paused = reactive(False, bindings=True)
+    frozen = reactive(False, bindings=True)
+    unthrottled = reactive(False, bindings=True)
+
+    def __init__(self, pipeline: Pipeline, database: str, refresh_interval: float = 1.0) -> None:
+        super().__init__()
+        self.pipeline = pipeline
+        self.database = database
+        self.refresh_interval = refresh_interval
+        self.window_minutes = pipeline.window_minutes
+        self.unthrottled = pipeline.target_rate is None
+        self._last_rate = pipeline.target_rate or DEFAULT_RATE
+        self._quitting = False
+        self._due = 0.0
+        self.lateness: deque[float] = deque(maxlen=100_000)
+        """Seconds each refresh ran after it was due (bench/monitor.py reads it)."""
+        self.summary: RunSummary | None = None
+        pipeline.on_error = self._storage_error
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Grid(id="dashboard"):
+            for panel in (
+                ActiveUsers(id="active-users"),
+                EventsByType(id="events-by-type"),
+                PipelinePanel(self.database, id="pipeline"),
+                TopMovies(id="top-movies"),
+                PerMinute(id="per-minute"),
+                TodayByHour(id="today-by-hour"),
+            ):
+                yield panel.data_bind(MonitorApp.snapshot)
+        yield Static(id="status")
+        yield Footer(compact=True)  # compact: every key fits in 80 columns
+
+    def on_mount(self) -> None:
+        self._pipeline_worker: Worker[RunSummary] = self.run_worker(
+            self.pipeline.run(), name="pipeline", exit_on_error=False
+        )
+        self._schedule(time.monotonic())
+        self.show_status()
+
+    def on_resize(self, event: events.Resize) -> None:
+        # Below 90 columns every key needs the room the palette's hint takes (ctrl+p
+        # still opens the palette, and the help screen says so).
+        for footer in self.query(Footer):
+            footer.show_command_palette = event.size.width >= 90
+
+    async def on_unmount(self) -> None:
+        """However the app ends, the pipeline has closed its writer when `run` returns,
+        so its owner may close the store (on a crash the queue is not drained)."""
+        self.pipeline.stop()
+        with contextlib.suppress(WorkerCancelled, WorkerFailed):
+            await self._pipeline_worker.wait()
+
+    # Refreshing ----------------------------------------------------------------
+
+    def _schedule(self, due: float) -> None:
+        self._due = due
+        # Textual's timers cannot take a zero delay; a millisecond is as good as now.
+        self.set_timer(max(0.001, due - time.monotonic()), self._tick, name="refresh")
+
+    async def _tick(self) -> None:
+        """One refresh; the next is due an interval after this one was (one-shot timers,
+        so a new interval applies at once and a slow read merges ticks, never piles up)."""
+        self.lateness.append(time.monotonic() - self._due)
+        await self.refresh_now()
+        self._schedule(max(self._due + self.refresh_interval, time.monotonic()))
+
+    async def refresh_now(self) -> None:
+        snapshot = await self.pipeline.snapshot(self.window_minutes)
+        if not self.frozen:
+            self.snapshot = snapshot
+
+    def watch_snapshot(self) -> None:
+        self.show_status()  # the panels redraw themselves: their snapshot is bound
+
+    def show_status(self) -> None:
+        state = self.pipeline.state
+        self.sub_title = state.upper()
+        parts = [
+            state.upper(),
+            f"target {rate_text(self.pipeline.target_rate)}",
+            f"window {self.window_minutes} min",
+            f"refresh {self.refresh_interval:g} s",
+        ]
+        if self.frozen:
+            parts.append("FROZEN (f)")
+        status = Text(" · ".join(parts))
+        error = self.pipeline.health().error
+        if error:
+            status.append(f"  storage error: {literal(error)}", style="bold red")
+        for line in self.query("#status").results(Static):  # none once the app is closing
+            line.update(status)
+
+    def _storage_error(self, message: str) -> None:
+        self.notify(literal(message), title="Storage error", severity="error", markup=False)
+        self.show_status()
+
+    # Keys ----------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        toggles = {
+            "pause": not self.paused,
+            "resume": self.paused,
+            "unthrottle": not self.unthrottled,
+            "throttle": self.unthrottled,
+            "freeze": not self.frozen,
+            "unfreeze": self.frozen,
+        }
+        return toggles.get(action, True)
+
+    def action_pause(self) -> None:
+        self.pipeline.pause()
+        self.paused = True
+        self.show_status()
+
+    def action_resume(self) -> None:
+        self.pipeline.resume()
+        self.paused = False
+        self.show_status()
+
+    def _set_rate(self, rate: float | None) -> None:
+        if rate is not None:
+            rate = min(max(rate, MIN_RATE), MAX_RATE)
+            self._last_rate = rate
+        self.pipeline.set_rate(rate)
+        self.unthrottled = rate is None
+        self.show_status()
+
+    def action_faster(self) -> None:
+        if not self.unthrottled:
+            self._set_rate(self._last_rate * 2)
+
+    def action_slower(self) -> None:
+        self._set_rate(self._last_rate / 2)
+
+    def action_unthrottle(self) -> None:
+        self._set_rate(None)
+
+    def action_throttle(self) -> None:
+        self._set_rate(self._last_rate)
+
+    def action_ask_rate(self) -> None:
+        def chosen(answer: tuple[float | None] | None) -> None:
+            if answer is not None:
+                self._set_rate(answer[0])
+
+        self.push_screen(RateDialog(), chosen)
+
+    async def action_cycle_window(self) -> None:
+        choices = list(WINDOW_CHOICES)
+        at = choices.index(self.window_minutes) if self.window_minutes in choices else -1
+        self.window_minutes = choices[(at + 1) % len(choices)]
+        await self.refresh_now()
+
+    def _set_refresh(self, interval: float) -> None:
+        self.refresh_interval = min(max(interval, REFRESH_RANGE[0]), REFRESH_RANGE[1])
+        self.show_status()
+
+    def action_refresh_slower(self) -> None:
+        self._set_refresh(self.refresh_interval * 2)
+
+    def action_refresh_faster(self) -> None:
+        self._set_refresh(self.refresh_interval / 2)
+
+    def action_freeze(self) -> None:
+        self.frozen = True
+        self.show_status()
+
+    def action_unfreeze(self) -> None:
+        self.frozen = False
+        self.show_status()
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    async def action_quit(self) -> None:
+        """Stop producing, drain and commit the queue, then exit."""
+        if self._quitting:
+            return
+        self._quitting = True
+        self.pipeline.stop()
+        self.show_status()
+        note = self.set_timer(0.3, lambda: self.notify("draining the queue…", title="Quitting"))
+        try:
+            self.summary = await self._pipeline_worker.wait()
+        except WorkerFailed as failure:
+            self.notify(literal(str(failure.error)), severity="error", markup=False)
+        note.stop()
+        self.exit(self.summary)
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Pause or resume", "Stop or restart the stream (p)", self._toggle)
+        yield SystemCommand("Double the rate", "Target rate x2 (+)", self.action_faster)
+        yield SystemCommand("Halve the rate", "Target rate /2 (-)", self.action_slower)
+        yield SystemCommand("Set the rate", "Type an exact rate (r)", self.action_ask_rate)
+        yield SystemCommand("Unthrottled on/off", "Max rate (m)", self._toggle_max)
+        yield SystemCommand("Freeze on/off", "Hold the display (f)", self._toggle_freeze)
+        yield SystemCommand("Keys", "Every key binding (?)", self.action_help)
+
+    def _toggle(self) -> None:
+        self.action_resume() if self.paused else self.action_pause()
+
+    def _toggle_max(self) -> None:
+        self.action_throttle() if self.unthrottled else self.action_unthrottle()
+
+    def _toggle_freeze(self) -> None:
+        self.action_unfreeze() if self.frozen else self.action_freeze()

@@ -1,0 +1,81 @@
+"""The help screen and the exact-rate dialog."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Static
+
+from imdb_tui.pipeline import MAX_RATE, MIN_RATE
+
+KEYS = (
+    ("p / space", "pause or resume the stream"),
+    ("+ / -", "double or halve the target rate"),
+    ("m", "unthrottled (max) on or off"),
+    ("r", "type an exact rate"),
+    ("w", "active-user window: 1, 5, 15, 60 minutes"),
+    ("[ / ]", "slower or faster refresh (0.25 s to 5 s)"),
+    ("f", "freeze the display; the pipeline keeps running"),
+    ("? / F1", "this help"),
+    ("ctrl+p", "palette: these actions, themes, a screenshot"),
+    ("q / ctrl+c", "quit: the queue is drained and committed first"),
+)
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q,question_mark,f1", "dismiss", "Close")
+    ]
+
+    def compose(self) -> ComposeResult:
+        text = Text()
+        for keys, what in KEYS:
+            text.append(f"{keys:<12}", style="bold")
+            text.append(f"{what}\n")
+        with Vertical(id="help"):
+            yield Static(text)
+            yield Static(Text("escape closes", style="dim"))
+
+    def on_mount(self) -> None:
+        self.query_one("#help").border_title = "Keys"
+
+
+def parse_rate(text: str) -> float | None:
+    """A typed rate: a number of events per second, or "max". ValueError if neither."""
+    value = text.strip().lower().removesuffix("/s")
+    if value == "max":
+        return None
+    rate = float(value.replace(",", "").replace("_", ""))
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise ValueError(f"from {MIN_RATE:g} to {MAX_RATE:,.0f}, or max")
+    return rate
+
+
+class RateDialog(ModalScreen[tuple[float | None] | None]):
+    """Asks for an exact rate; dismisses with (rate,) or None if cancelled."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(None)", "Cancel")]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="rate-dialog"):
+            yield Static("Events per second (1 to 1,000,000, or max):")
+            yield Input(placeholder="e.g. 5000", id="rate-input")
+            yield Static(id="rate-error")
+
+    def on_mount(self) -> None:
+        self.query_one("#rate-dialog").border_title = "Set rate"
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        try:
+            rate = parse_rate(event.value)
+        except ValueError:
+            self.query_one("#rate-error", Static).update(
+                Text("not a rate: give a number from 1 to 1,000,000, or max", style="red")
+            )
+            return
+        self.dismiss((rate,))

@@ -1,0 +1,19 @@
+"""What every dashboard panel shares: a title and the snapshot it shows."""
+
+from __future__ import annotations
+
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from imdb_tui.metrics import MetricsSnapshot
+
+
+class Panel(Widget):
+    """A titled box that redraws from the app's current snapshot (bound with data_bind)."""
+
+    TITLE = ""
+    WAITING = "waiting for the first snapshot…"
+    snapshot: reactive[MetricsSnapshot | None] = reactive(None, layout=False)
+
+    def on_mount(self) -> None:
+        self.border_title = self.TITLE

@@ -1,0 +1,43 @@
+"""Pipeline: how the stream is doing (rates, queue, lag, rejects) and where it is stored."""
+
+from __future__ import annotations
+
+from rich.text import Text
+
+from imdb_tui.display import literal, rate_text
+from imdb_tui.tui.panel import Panel
+
+
+class PipelinePanel(Panel):
+    TITLE = "Pipeline"
+
+    def __init__(self, database: str, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.database = database
+
+    def render(self) -> Text:
+        snapshot = self.snapshot
+        health = None if snapshot is None else snapshot.health
+        if snapshot is None or health is None:
+            return Text(self.WAITING)
+
+        def ms(value: float | None) -> str:
+            return "-" if value is None else f"{value:,.0f}"
+
+        rows = [
+            ("target", rate_text(health.target_rate)),
+            ("measured", f"{health.ingest_rate:,.0f}/s"),
+            ("stored", f"{snapshot.events_total:,}"),
+            ("queue", f"{health.queue_depth:,}"),
+            ("lag p50/p99", f"{ms(health.lag_p50_ms)} / {ms(health.lag_p99_ms)} ms"),
+            ("dead letters", f"{snapshot.dead_letters:,}"),
+            ("duplicates", f"{snapshot.duplicates:,}"),
+            ("database", literal(self.database)),
+        ]
+        text = Text()
+        for name, value in rows:
+            text.append(f"{name:<13}", style="dim")
+            text.append(f"{value}\n")
+        if health.error:
+            text.append(f"storage: {literal(health.error)}", style="bold red")
+        return text

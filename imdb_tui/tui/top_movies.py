@@ -1,0 +1,77 @@
+"""Top movies today: a table of ten rows, updated cell by cell (no flicker, scroll kept)."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import events
+from textual.app import ComposeResult
+from textual.widgets import DataTable
+
+from imdb_tui.display import literal
+from imdb_tui.metrics import TOP_MOVIES, MetricsSnapshot, MovieRank
+from imdb_tui.tui.panel import Panel
+
+_COLUMNS = ("#", "Title", "Year", "Views", "Share")
+_FIXED = {"#": 2, "Year": 4, "Views": 7}
+_PADDING = 2 * len(_COLUMNS) + 2  # a cell's padding on each side, and the scrollbar
+
+
+def _widths(room: int) -> tuple[int, int]:
+    """The title's width and the share bar's for a panel this wide."""
+    bar = 10 if room >= 80 else 5 if room >= 50 else 0
+    share = bar + 1 + 5 if bar else 5  # "█████  12.3%" or "12.3%"
+    return max(8, room - sum(_FIXED.values()) - share - _PADDING), bar
+
+
+class TopMovies(Panel):
+    TITLE = "Top movies today"
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._widths = (0, 0)
+
+    def compose(self) -> ComposeResult:
+        yield DataTable(cursor_type="row", zebra_stripes=True)
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Columns fitted to the width, rebuilt only when the width class changes."""
+        widths = _widths(self.content_size.width)
+        if widths == self._widths:
+            return
+        self._widths = title, bar = widths
+        table = self.query_one(DataTable)
+        table.clear(columns=True)
+        for name in _COLUMNS:
+            width = title if name == "Title" else _FIXED.get(name, bar + 6 if bar else 5)
+            label = Text(name, justify="right" if name == "Views" else "left")
+            table.add_column(label, width=width, key=name)
+        for rank in range(1, TOP_MOVIES + 1):
+            table.add_row(Text(f"{rank}"), *self._cells(rank), key=str(rank))
+
+    def watch_snapshot(self, snapshot: MetricsSnapshot | None) -> None:
+        if not self._widths[0]:
+            return  # the columns come with the first size
+        table = self.query_one(DataTable)
+        for rank in range(1, TOP_MOVIES + 1):
+            for name, cell in zip(_COLUMNS[1:], self._cells(rank), strict=True):
+                table.update_cell(str(rank), name, cell)
+
+    def _cells(self, rank: int) -> tuple[Text, ...]:
+        movies = () if self.snapshot is None else self.snapshot.top_movies
+        if rank > len(movies):
+            return (Text(""),) * 4
+        return _movie_cells(movies[rank - 1], self._widths[1])
+
+
+def _movie_cells(movie: MovieRank, bar: int) -> tuple[Text, ...]:
+    share = f"{movie.share:5.1%}"
+    if bar:
+        filled = round(movie.share * bar)
+        share = f"{'█' * filled}{'░' * (bar - filled)} {share}"
+    return (
+        # Data is shown as text, never as markup; long titles end in an ellipsis.
+        Text(literal(movie.title), no_wrap=True, overflow="ellipsis"),
+        Text("" if movie.year is None else str(movie.year)),
+        Text(f"{movie.views:,}", justify="right"),
+        Text(share),
+    )

@@ -1,0 +1,292 @@
+"""The monitor, driven through its keys with Textual's Pilot, over the real pipeline."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Iterator
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.text import Text
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Static
+from textual.widgets._footer import FooterKey
+from textual.widgets._toast import Toast
+
+from imdb_tui.catalog import Catalog, Movie, build_catalog
+from imdb_tui.clock import ManualClock
+from imdb_tui.pipeline import Pipeline, PipelineSettings
+from imdb_tui.simulator import Simulator, SimulatorSettings
+from imdb_tui.sources import SimulatedSource
+from imdb_tui.store import MEMORY, Store, StoreError
+from imdb_tui.tui.app import MonitorApp
+from imdb_tui.tui.dialogs import HelpScreen, RateDialog
+from imdb_tui.tui.panel import Panel
+
+from .conftest import NOW
+
+
+class NappingClock(ManualClock):
+    """Time that moves only when the pipeline sleeps, as a manual clock's, but the
+    sleeps are real: the app's loop goes idle between chunks, as it does for a user."""
+
+    async def sleep(self, seconds: float) -> None:
+        self.advance(max(seconds, 0.0))
+        await asyncio.sleep(seconds)
+
+
+def monitor(
+    db: str | Path,
+    *,
+    rate: float | None = 20.0,
+    catalog: Catalog | None = None,
+    store: Store | None = None,
+    clock: ManualClock | None = None,
+    **settings: object,
+) -> MonitorApp:
+    """The monitor over the simulator, as `imdb-tui` builds it, on a test clock."""
+    clock = clock or NappingClock(NOW, tz=UTC)
+    catalog = catalog or build_catalog(7, 200)
+    simulator = Simulator(catalog, SimulatorSettings(seed=7, users=2_000), clock)
+    options = {"rate": rate, "commit_interval": 0.02, **settings}
+    pipeline = Pipeline(
+        SimulatedSource(simulator),
+        store or Store.open(db),
+        clock,
+        PipelineSettings(**options),  # type: ignore[arg-type]
+        catalog,
+    )
+    return MonitorApp(pipeline, str(db))
+
+
+@pytest.fixture
+def app(db_path: Path) -> Iterator[MonitorApp]:
+    app = monitor(db_path, writer_process=False)
+    yield app
+    app.pipeline.store.close()
+
+
+async def until(pilot: Pilot[object], condition: Callable[[], bool], seconds: float = 20.0) -> None:
+    """Let the app run until `condition` holds (the stream moves on its own)."""
+    async with asyncio.timeout(seconds):
+        while not condition():
+            await pilot.pause(0.01)
+
+
+def status(app: MonitorApp) -> str:
+    return str(app.query_one("#status", Static).render())
+
+
+def footer(app: MonitorApp) -> list[str]:
+    return [key.description for key in app.query(FooterKey)]
+
+
+def stored_in(db: Path) -> int:
+    with sqlite3.connect(db) as connection:
+        (count,) = connection.execute("SELECT count(*) FROM events").fetchone()
+    return int(count)
+
+
+async def test_the_panels_show_the_stream(app: MonitorApp) -> None:
+    app.pipeline.set_rate(5_000)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.snapshot is not None and app.snapshot.events_total > 500)
+        snapshot = app.snapshot
+        assert snapshot is not None
+        titles = [panel.border_title for panel in app.query(Panel)]
+        assert titles == [
+            "Active users",
+            "Events by type",
+            "Pipeline",
+            "Top movies today",
+            "Events per minute",
+            "Today by hour",
+        ]
+        table = app.query_one(DataTable)
+        assert str(table.get_cell("1", "Title")) == snapshot.top_movies[0].title
+        assert "RUNNING" in status(app)
+        assert "imdb-tui" in app.title and app.sub_title == "RUNNING"
+
+
+async def test_pause_stops_the_stored_total_and_resume_restarts_it(
+    app: MonitorApp, db_path: Path
+) -> None:
+    pipeline = app.pipeline
+    pipeline.set_rate(5_000)
+    async with app.run_test() as pilot:
+        await until(pilot, lambda: pipeline.health().stored > 1_000)
+        assert "Pause" in footer(app)
+        await pilot.press("p")
+        assert status(app).startswith("PAUSED")
+        await pilot.pause()
+        assert "Resume" in footer(app) and "Pause" not in footer(app)
+        await until(pilot, lambda: pipeline.health().stored == pipeline.health().emitted)
+        held = pipeline.health().stored
+        await pilot.pause(0.5)
+        await app.refresh_now()
+        assert pipeline.health().stored == held == stored_in(db_path)
+        assert app.snapshot is not None and app.snapshot.events_total == held
+
+        await pilot.press("space")
+        assert status(app).startswith("RUNNING")
+        await until(pilot, lambda: pipeline.health().stored > held + 1_000)
+        await pilot.pause()
+        assert "Pause" in footer(app)
+
+
+async def test_the_rate_keys_change_the_target(app: MonitorApp) -> None:
+    pipeline = app.pipeline
+    async with app.run_test() as pilot:
+        await pilot.press("p")  # paused, so that Pilot finds the app idle after each key
+        await pilot.press("plus")
+        assert pipeline.target_rate == 40
+        assert "target 40/s" in status(app)
+        await pilot.press("minus", "minus", "minus")
+        assert pipeline.target_rate == 5
+        await pilot.press("m")
+        assert pipeline.target_rate is None and "target max" in status(app)
+        await pilot.pause()
+        assert "Paced" in footer(app)
+        await pilot.press("plus")  # no doubling of "unthrottled"
+        assert pipeline.target_rate is None
+        await pilot.press("m")
+        assert pipeline.target_rate == 5
+        await pilot.press(*["minus"] * 4)
+        assert pipeline.target_rate == 1  # 1 ev/s is the floor
+
+
+async def test_r_asks_for_an_exact_rate(app: MonitorApp) -> None:
+    pipeline = app.pipeline
+    async with app.run_test() as pilot:
+        await pilot.press("p", "r")
+        assert isinstance(app.screen, RateDialog)
+        await pilot.press(*"12,345", "enter")
+        assert not isinstance(app.screen, RateDialog)
+        assert pipeline.target_rate == 12_345
+
+        await pilot.press("r", *"fast", "enter")
+        assert isinstance(app.screen, RateDialog)  # a bad rate is explained, not taken
+        assert "not a rate" in str(app.screen.query_one("#rate-error", Static).render())
+        await pilot.press("escape")
+        assert not isinstance(app.screen, RateDialog)
+        assert pipeline.target_rate == 12_345
+
+        await pilot.press("r", *"max", "enter")
+        assert pipeline.target_rate is None
+
+
+async def test_w_cycles_the_active_user_window(app: MonitorApp) -> None:
+    async with app.run_test() as pilot:
+        seen = []
+        for _ in range(4):
+            await pilot.press("w")
+            await until(pilot, lambda: app.snapshot is not None)
+            assert app.snapshot is not None
+            seen.append(app.snapshot.active_users.window_minutes)
+        assert seen == [15, 60, 1, 5]  # from the default 5
+        assert "window 5 min" in status(app)
+        note = str(app.query_one("#active-users-note", Static).render())
+        assert "5 min" in note
+
+
+async def test_brackets_change_the_refresh_interval(app: MonitorApp) -> None:
+    async with app.run_test() as pilot:
+        await pilot.press("right_square_bracket", "right_square_bracket", "right_square_bracket")
+        assert app.refresh_interval == 0.25
+        assert "refresh 0.25 s" in status(app)
+        await pilot.press(*["left_square_bracket"] * 6)
+        assert app.refresh_interval == 5.0
+
+
+async def test_f_freezes_the_display_while_the_pipeline_runs(app: MonitorApp) -> None:
+    pipeline = app.pipeline
+    pipeline.set_rate(2_000)
+    async with app.run_test() as pilot:
+        await until(pilot, lambda: app.snapshot is not None and app.snapshot.events_total > 0)
+        await pilot.press("f")
+        assert "FROZEN" in status(app)
+        shown = app.snapshot
+        stored = pipeline.health().stored
+        await until(pilot, lambda: pipeline.health().stored > stored + 200)
+        await app.refresh_now()
+        assert app.snapshot is shown
+        await pilot.press("f")
+        await app.refresh_now()
+        assert app.snapshot is not shown and "FROZEN" not in status(app)
+
+
+async def test_help_lists_every_key(app: MonitorApp) -> None:
+    async with app.run_test(size=(100, 40)) as pilot:
+        for key in ("question_mark", "f1"):
+            await pilot.press(key)
+            assert isinstance(app.screen, HelpScreen)
+            shown = "\n".join(str(part.render()) for part in app.screen.query(Static))
+            for keys in ("p / space", "+ / -", "m", "r", "w", "[ / ]", "f", "ctrl+p", "q"):
+                assert keys in shown
+            await pilot.press("escape")
+            assert not isinstance(app.screen, HelpScreen)
+
+
+@pytest.mark.parametrize("key", ["q", "ctrl+c"])
+async def test_quit_drains_the_queue_and_the_database_is_complete(db_path: Path, key: str) -> None:
+    app = monitor(db_path, rate=None)  # the writer process, as `imdb-tui` runs it
+    try:
+        async with app.run_test() as pilot:
+            await until(pilot, lambda: app.pipeline.health().stored > 20_000)
+            await pilot.press(key)
+            await until(pilot, lambda: app.return_value is not None)
+    finally:
+        app.pipeline.store.close()
+    summary = app.return_value
+    assert summary is not None
+    assert summary.stored == summary.emitted > 20_000
+    assert stored_in(db_path) == summary.stored
+
+
+class FullDisk(Store):
+    """A store whose batch writes fail while `full` is set, as on a full disk."""
+
+    full = False
+
+    def write_batch(self, *args: Any, **kwargs: Any) -> Any:
+        if self.full:
+            raise StoreError("database or disk is full")
+        return super().write_batch(*args, **kwargs)
+
+
+async def test_a_storage_error_is_shown_and_the_app_keeps_running() -> None:
+    store = FullDisk.open(MEMORY)
+    assert isinstance(store, FullDisk)
+    app = monitor(MEMORY, store=store)
+    pipeline = app.pipeline
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await until(pilot, lambda: pipeline.health().stored > 0)
+        store.full = True
+        await until(pilot, lambda: any(app.screen.query(Toast)))
+        toast = str(app.screen.query_one(Toast).render())
+        assert "database or disk is full" in toast
+        await app.refresh_now()
+        assert "storage error: database or disk is full" in status(app)
+        store.full = False
+        stored = pipeline.health().stored
+        await until(pilot, lambda: pipeline.health().stored > stored)
+        await app.refresh_now()
+        assert "storage error" not in status(app)
+    store.close()
+
+
+async def test_titles_from_data_are_shown_literally(db_path: Path) -> None:
+    hostile = "[bold red]Boom[/] \x1b[31mred\x1b[0m [link=http://x]y[/link]"
+    catalog = Catalog((Movie("tt0000001", hostile, 1999, ("Drama",)),), (1.0,))
+    app = monitor(db_path, catalog=catalog, writer_process=False)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: app.snapshot is not None and bool(app.snapshot.top_movies))
+            cell = app.query_one(DataTable).get_cell("1", "Title")
+            assert isinstance(cell, Text) and not cell.spans and cell.style == ""
+            assert cell.plain == "[bold red]Boom[/] \\x1b[31mred\\x1b[0m [link=http://x]y[/link]"
+    finally:
+        app.pipeline.store.close()

@@ -1,0 +1,81 @@
+"""What the monitor's screen looks like, at 80x24 and 120x40 (SVG snapshots).
+
+Made deterministic: a fixed seed, a manual clock, an in-memory database, and a
+source that hands out exactly N records and then waits, so the stream is still
+RUNNING when the picture is taken. Regenerate with `pytest --snapshot-update`
+and look at the SVGs (in tests/__snapshots__/) before committing them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+
+from imdb_tui.catalog import build_catalog
+from imdb_tui.clock import ManualClock
+from imdb_tui.events import RawRecord
+from imdb_tui.pipeline import Pipeline, PipelineSettings
+from imdb_tui.simulator import Simulator, SimulatorSettings
+from imdb_tui.store import MEMORY, Store
+from imdb_tui.tui.app import MonitorApp
+
+from .conftest import NOW
+
+RECORDS = 3_000
+
+
+class HeldSource:
+    """The simulator's first `count` records, then nothing more, without ending."""
+
+    name = "held"
+
+    def __init__(self, simulator: Simulator, count: int) -> None:
+        self._records = list(simulator.records(count))
+
+    async def read(self, limit: int) -> list[RawRecord]:
+        if not self._records:
+            await asyncio.Event().wait()  # until the app cancels the pipeline on exit
+        chunk, self._records = self._records[:limit], self._records[limit:]
+        return chunk
+
+
+@pytest.fixture
+def app() -> Any:
+    clock = ManualClock(NOW, tz=UTC)
+    catalog = build_catalog(7, 200)
+    simulator = Simulator(catalog, SimulatorSettings(seed=7, users=2_000), clock)
+    store = Store.open(MEMORY)
+    settings = PipelineSettings(rate=None, commit_interval=0.01)
+    pipeline = Pipeline(HeldSource(simulator, RECORDS), store, clock, settings, catalog)
+    yield MonitorApp(pipeline, MEMORY)
+    store.close()
+
+
+async def all_shown(pilot: Pilot[Any]) -> None:
+    app = pilot.app
+    assert isinstance(app, MonitorApp)
+    async with asyncio.timeout(30):
+        while app.pipeline.health().stored < RECORDS:
+            await pilot.pause(0.01)
+    await app.refresh_now()
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_the_dashboard(
+    app: MonitorApp, size: tuple[int, int], snap_compare: Callable[..., bool]
+) -> None:
+    assert snap_compare(app, terminal_size=size, run_before=all_shown)
+
+
+def test_the_help_screen(app: MonitorApp, snap_compare: Callable[..., bool]) -> None:
+    assert snap_compare(app, terminal_size=(80, 24), run_before=all_shown, press=["question_mark"])
+
+
+def test_paused(app: MonitorApp, snap_compare: Callable[..., bool]) -> None:
+    assert snap_compare(app, terminal_size=(80, 24), run_before=all_shown, press=["p"])
