@@ -201,25 +201,18 @@ def monitor(
     """
     if not (sys.stdin.isatty() and sys.stderr.isatty()):  # Textual reads one, draws on the other
         raise Failure("the monitor needs a terminal; without one, use `imdb-tui run`")
-    from imdb_tui.tui.app import MonitorApp  # Textual loads only for the monitor
+    from imdb_tui.tui.app import MonitorApp, monitor_settings  # Textual loads only here
 
     store = open_store(db)
-    clock = SystemClock()
-    catalog = build_catalog(seed, titles)
-    simulator = Simulator(catalog, SimulatorSettings(seed=seed, users=users), clock)
-    settings = PipelineSettings(rate=rate, window_minutes=window, retention_seconds=retention)
-    pipeline = Pipeline(SimulatedSource(simulator), store, clock, settings, catalog)
+    settings = monitor_settings(rate=rate, window_minutes=window, retention_seconds=retention)
+    pipeline = simulated_pipeline(store, settings, seed, users, titles)
     logging.getLogger().handlers.clear()  # nothing may write over the screen
     try:
         summary = MonitorApp(pipeline, store.path, refresh).run()
     finally:
         store.close()
     if summary is not None:
-        click.echo(
-            f"done: {summary.stored:,} events stored, {summary.duplicates:,} duplicates,"
-            f" {summary.rejected:,} dead letters in {summary.elapsed:,.1f} s"
-        )
-        click.echo(f"database: {db}")
+        _report_summary(summary, f"database: {db}")
 
 
 @cli.command()
@@ -254,43 +247,47 @@ def run(
     Ctrl-C or SIGTERM stops it cleanly: the queue is drained and committed first.
     """
     store = open_store(db)
-    clock = SystemClock()
-    catalog = build_catalog(seed, titles)
-    simulator = Simulator(catalog, SimulatorSettings(seed=seed, users=users), clock)
     settings = PipelineSettings(
         rate=rate,
         count=None if count is None else int(count),
         window_minutes=window,
         retention_seconds=retention,
     )
+    pipeline = simulated_pipeline(store, settings, seed, users, titles)
     click.echo(f"database: {store.path}")
     click.echo(f"source: simulator (seed {seed}, {titles:,} titles, {users:,} users)")
     try:
-        summary = asyncio.run(_run_headless(store, clock, settings, simulator, catalog, duration))
-        final = read_snapshot(store, clock.now(), clock.tz, window)
+        summary = asyncio.run(_run_headless(pipeline, duration))
+        final = read_snapshot(store, time.time(), None, window)
     except StoreError as error:
         raise Failure(str(error)) from None
     finally:
         store.close()
+    _report_summary(summary, f"database: {db} now holds {final.events_total:,} events in all")
+
+
+def simulated_pipeline(
+    store: Store, settings: PipelineSettings, seed: int, users: int, titles: int
+) -> Pipeline:
+    """The simulator feeding a pipeline into `store` on the real clock, as the commands run it."""
+    clock = SystemClock()
+    catalog = build_catalog(seed, titles)
+    simulator = Simulator(catalog, SimulatorSettings(seed=seed, users=users), clock)
+    return Pipeline(SimulatedSource(simulator), store, clock, settings, catalog)
+
+
+def _report_summary(summary: RunSummary, where: str) -> None:
     click.echo(
         f"done: {summary.stored:,} events stored, {summary.duplicates:,} duplicates,"
         f" {summary.rejected:,} dead letters in {summary.elapsed:,.1f} s"
         f" ({summary.stored / max(summary.elapsed, 1e-9):,.0f}/s)"
     )
-    click.echo(f"database: {db} now holds {final.events_total:,} events in all")
+    click.echo(where)
     if summary.lost:
         raise Failure(f"{summary.lost:,} events could not be stored: {summary.error}")
 
 
-async def _run_headless(
-    store: Store,
-    clock: SystemClock,
-    settings: PipelineSettings,
-    simulator: Simulator,
-    catalog: Any,
-    duration: float | None,
-) -> RunSummary:
-    pipeline = Pipeline(SimulatedSource(simulator), store, clock, settings, catalog)
+async def _run_headless(pipeline: Pipeline, duration: float | None) -> RunSummary:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, pipeline.stop)

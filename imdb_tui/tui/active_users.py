@@ -10,8 +10,8 @@ from textual.widgets import Digits, Static
 from imdb_tui.metrics import MetricsSnapshot
 from imdb_tui.tui.panel import Panel
 
-WIDE_NOTE = 30
-"""From this many columns the note spells itself out on two lines."""
+ROOMY = 6
+"""From this many rows inside, the note spells itself out on two lines."""
 
 
 class ActiveUsers(Panel):
@@ -32,8 +32,9 @@ class ActiveUsers(Panel):
 
     def _show_note(self, snapshot: MetricsSnapshot) -> None:
         window = snapshot.active_users.window_minutes
-        if self.content_size.width >= WIDE_NOTE:
+        if self.content_size.height >= ROOMY:
             note = f"active in the last {window} min\n{snapshot.users_today:,} users today"
         else:
             note = f"{window} min · {snapshot.users_today:,} today"
-        self.query_one(Static).update(Text(note))
+        # Its height is set in app.tcss: no layout pass for the whole screen.
+        self.query_one(Static).update(Text(note, no_wrap=True, overflow="ellipsis"), layout=False)

@@ -23,9 +23,8 @@ class PerMinute(Panel):
         counts = [minute.events for minute in snapshot.per_minute]
         self.query_one(Sparkline).data = counts
         this_minute = counts[-1] if counts else 0
-        self.query_one(Static).update(
-            Text(f"last 60 min · this minute {this_minute:,} · peak {max(counts, default=0):,}")
-        )
+        note = f"last 60 min · this minute {this_minute:,} · peak {max(counts, default=0):,}"
+        self.query_one(Static).update(_line(note), layout=False)
 
 
 class TodayByHour(Panel):
@@ -43,4 +42,9 @@ class TodayByHour(Panel):
         note = f"{snapshot.events_today:,} today"
         if any(hours):
             note += f" · peak {max(range(24), key=hours.__getitem__):02d}h"
-        self.query_one(Static).update(Text(note))
+        self.query_one(Static).update(_line(note), layout=False)
+
+
+def _line(text: str) -> Text:
+    """A note of one line (its height is set in app.tcss, so no layout pass is needed)."""
+    return Text(text, no_wrap=True, overflow="ellipsis")

@@ -1,0 +1,170 @@
+"""The monitor under load: its stored rate against headless, refresh lateness, key latency.
+
+    python bench/monitor.py [--seconds 20] [--rounds 2] [--presses 30]
+
+Each round, in turn:
+1. headless: `imdb-tui run --rate max --duration S` (the real command); its
+   summary gives events stored per second;
+2. the monitor, as `imdb-tui --rate max` builds it, on a real pseudo-terminal of
+   120x40 (this process's stdin and stderr are pointed at it, so Textual renders
+   and writes every frame as it does for a user). After S seconds at max rate the
+   stored rate is read; then `p` is typed PRESSES times, and each time the clock
+   runs from writing the key to the terminal until the terminal receives
+   "PAUSED" (or "RUNNING" again). Then `q`, and the app drains and exits.
+The refresh lateness is how late each refresh tick ran, as the app records it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import os
+import pty
+import statistics
+import struct
+import sys
+import tempfile
+import termios
+import threading
+import time
+from pathlib import Path
+
+from common import fresh, run_headless
+
+from imdb_tui.store import Store
+
+
+class Terminal:
+    """A pseudo-terminal this process's stdin and stderr point at while it is open;
+    a thread reads everything drawn on it and can wait for a word to appear."""
+
+    def __init__(self, columns: int, rows: int) -> None:
+        self._master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+        self._saved = os.dup(0), os.dup(2)
+        os.dup2(slave, 0)
+        os.dup2(slave, 2)
+        os.close(slave)
+        self._drawn = bytearray()
+        self._changed = threading.Condition()
+        self._open = True
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while self._open:
+            try:
+                chunk = os.read(self._master, 1 << 16)
+            except OSError:
+                return
+            with self._changed:
+                self._drawn += chunk
+                self._changed.notify_all()
+
+    def type(self, key: bytes) -> tuple[float, int]:
+        """Write a key; return when, and how much had been drawn before it."""
+        with self._changed:
+            mark = len(self._drawn)
+        started = time.perf_counter()
+        os.write(self._master, key)
+        return started, mark
+
+    def wait_for(self, word: bytes, after: int, timeout: float = 10.0) -> float:
+        """The moment `word` has been drawn past offset `after`."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while word not in self._drawn[after:]:
+                if not self._changed.wait(max(0.0, deadline - time.monotonic())):
+                    raise TimeoutError(f"{word!r} never appeared")
+            return time.perf_counter()
+
+    def close(self) -> None:
+        self._open = False
+        os.dup2(self._saved[0], 0)
+        os.dup2(self._saved[1], 2)
+        os.close(self._master)
+
+
+def run_monitor(db: Path, seconds: float, presses: int) -> tuple[float, list[float], list[float]]:
+    """(events stored per second at max rate, key latencies in s, refresh lateness in s)."""
+    from imdb_tui.cli import simulated_pipeline
+    from imdb_tui.tui.app import MonitorApp, monitor_settings
+
+    store = Store.open(db)
+    pipeline = simulated_pipeline(store, monitor_settings(rate=None), 1, 5_000, 1_000)
+    app = MonitorApp(pipeline, str(db))
+    terminal = Terminal(120, 40)
+    latencies: list[float] = []
+    figures: dict[str, float] = {}
+
+    def drive() -> None:
+        # Counted as headless counts: everything stored since the start (the first
+        # frame, a little before the first event), over the time since then.
+        started = terminal.wait_for(b"RUNNING", 0, timeout=30)
+        time.sleep(seconds)
+        figures["rate"] = pipeline.health().stored / (time.perf_counter() - started)
+        for n in range(presses):
+            word = b"PAUSED" if n % 2 == 0 else b"RUNNING"
+            pressed, mark = terminal.type(b"p")
+            latencies.append(terminal.wait_for(word, mark) - pressed)
+            time.sleep(0.2)  # a person's pace, and room for the stream to move
+        terminal.type(b"q")
+
+    driver = threading.Thread(target=drive, daemon=True)
+    try:
+        driver.start()
+        app.run()
+    finally:
+        terminal.close()
+        store.close()
+    driver.join()
+    return figures["rate"], latencies, list(app.lateness)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--presses", type=int, default=30)
+    args = parser.parse_args()
+    latencies: list[float] = []
+    lateness: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for round_ in range(1, args.rounds + 1):
+            stored, elapsed = run_headless(
+                "--rate", "max", "--duration", f"{args.seconds:g}", "--db", f"{tmp}/headless.db"
+            )
+            headless = stored / elapsed
+            fresh(Path(f"{tmp}/headless.db"))
+            rate, keys, late = run_monitor(
+                fresh(Path(tmp) / "monitor.db"), args.seconds, args.presses
+            )
+            latencies += keys
+            lateness += late
+            print(
+                f"round {round_}: headless {headless:,.0f}/s   monitor {rate:,.0f}/s"
+                f"   ratio {rate / headless:.2f}x (target >= 0.60x)",
+                flush=True,
+            )
+    ms = [value * 1000 for value in latencies]
+    print("key latencies (ms):", " ".join(f"{value:.0f}" for value in ms))
+    late_ms = [value * 1000 for value in lateness]
+    print(
+        f"key p (pause/resume) to screen, {len(ms)} presses at max rate: "
+        f"p50 {statistics.median(ms):.1f} ms  p99 {percentile(ms, 0.99):.1f} ms"
+        f"  max {max(ms):.1f} ms (target p99 < 100 ms)"
+    )
+    print(
+        f"refresh lateness, {len(late_ms)} ticks: p50 {statistics.median(late_ms):.1f} ms"
+        f"  p99 {percentile(late_ms, 0.99):.1f} ms  max {max(late_ms):.1f} ms"
+        " (target p99 < 50 ms)"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
