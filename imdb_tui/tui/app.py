@@ -11,7 +11,6 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import events
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Grid
@@ -32,6 +31,9 @@ from imdb_tui.tui.top_movies import TopMovies
 from imdb_tui.tui.trends import PerMinute, TodayByHour
 
 REFRESH_RANGE = (0.25, 5.0)
+GC_THRESHOLD = 20_000
+"""Allocations between young collections (Python's default is 700): at max rate the
+stream allocates millions a second, and every collection stops the screen."""
 
 
 def monitor_settings(**options: Any) -> PipelineSettings:
@@ -46,8 +48,10 @@ DEFAULT_RATE = 200.0
 
 class MonitorApp(App[RunSummary | None]):
     CSS_PATH = "app.tcss"
-    # The screen class app.tcss lays out by: a 24-row terminal gets the compact grid.
-    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]  # noqa: RUF012 (Textual's type)
+    # Screen classes app.tcss lays out by: 24 rows get the compact grid, and under 90
+    # columns the footer gives the palette's hint up so that every key shows.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (90, "-wide")]  # noqa: RUF012 (Textual's type)
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]  # noqa: RUF012
     TITLE = "imdb-tui"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("p,space", "pause", "Pause"),
@@ -107,17 +111,12 @@ class MonitorApp(App[RunSummary | None]):
         # left out of collections, a full collection takes a few ms instead of 60.
         gc.collect()
         gc.freeze()
+        gc.set_threshold(GC_THRESHOLD)
         self._pipeline_worker: Worker[RunSummary] = self.run_worker(
             self.pipeline.run(), name="pipeline", exit_on_error=False
         )
         self.run_worker(self._refresh(), name="refresh", exit_on_error=False)
         self.show_status()
-
-    def on_resize(self, event: events.Resize) -> None:
-        # Below 90 columns every key needs the room the palette's hint takes (ctrl+p
-        # still opens the palette, and the help screen says so).
-        for footer in self.query(Footer):
-            footer.show_command_palette = event.size.width >= 90
 
     async def on_unmount(self) -> None:
         """However the app ends, the pipeline has closed its writer when `run` returns,
