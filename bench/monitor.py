@@ -11,7 +11,9 @@ Each round, in turn:
    stored rate is read; then `p` is typed PRESSES times, and each time the clock
    runs from writing the key to the terminal until the terminal receives
    "PAUSED" (or "RUNNING" again). Then `q`, and the app drains and exits.
-The refresh lateness is how late each refresh tick ran, as the app records it.
+The refresh lateness is how late each refresh tick ran, as the app records it,
+apart for the streaming phase and the key phase (pausing and resuming five
+times a second recomposes the footer each time).
 """
 
 from __future__ import annotations
@@ -85,8 +87,11 @@ class Terminal:
         os.close(self._master)
 
 
-def run_monitor(db: Path, seconds: float, presses: int) -> tuple[float, list[float], list[float]]:
-    """(events stored per second at max rate, key latencies in s, refresh lateness in s)."""
+def run_monitor(
+    db: Path, seconds: float, presses: int
+) -> tuple[float, list[float], list[float], list[float]]:
+    """Events stored per second at max rate, key latencies, and the refresh lateness
+    while streaming at max rate and while keys were being pressed (all in seconds)."""
     from imdb_tui.cli import simulated_pipeline
     from imdb_tui.tui.app import MonitorApp, monitor_settings
 
@@ -103,6 +108,7 @@ def run_monitor(db: Path, seconds: float, presses: int) -> tuple[float, list[flo
         started = terminal.wait_for(b"RUNNING", 0, timeout=30)
         time.sleep(seconds)
         figures["rate"] = pipeline.health().stored / (time.perf_counter() - started)
+        figures["ticks"] = len(app.lateness)
         for n in range(presses):
             word = b"PAUSED" if n % 2 == 0 else b"RUNNING"
             pressed, mark = terminal.type(b"p")
@@ -118,7 +124,9 @@ def run_monitor(db: Path, seconds: float, presses: int) -> tuple[float, list[flo
         terminal.close()
         store.close()
     driver.join()
-    return figures["rate"], latencies, list(app.lateness)
+    ticks = int(figures["ticks"])
+    lateness = list(app.lateness)
+    return figures["rate"], latencies, lateness[:ticks], lateness[ticks:]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -134,6 +142,7 @@ def main() -> None:
     args = parser.parse_args()
     latencies: list[float] = []
     lateness: list[float] = []
+    lateness_keys: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(1, args.rounds + 1):
             stored, elapsed = run_headless(
@@ -141,11 +150,12 @@ def main() -> None:
             )
             headless = stored / elapsed
             fresh(Path(f"{tmp}/headless.db"))
-            rate, keys, late = run_monitor(
+            rate, keys, late, late_keys = run_monitor(
                 fresh(Path(tmp) / "monitor.db"), args.seconds, args.presses
             )
             latencies += keys
             lateness += late
+            lateness_keys += late_keys
             print(
                 f"round {round_}: headless {headless:,.0f}/s   monitor {rate:,.0f}/s"
                 f"   ratio {rate / headless:.2f}x (target >= 0.60x)",
@@ -153,17 +163,21 @@ def main() -> None:
             )
     ms = [value * 1000 for value in latencies]
     print("key latencies (ms):", " ".join(f"{value:.0f}" for value in ms))
-    late_ms = [value * 1000 for value in lateness]
     print(
         f"key p (pause/resume) to screen, {len(ms)} presses at max rate: "
         f"p50 {statistics.median(ms):.1f} ms  p99 {percentile(ms, 0.99):.1f} ms"
         f"  max {max(ms):.1f} ms (target p99 < 100 ms)"
     )
-    print(
-        f"refresh lateness, {len(late_ms)} ticks: p50 {statistics.median(late_ms):.1f} ms"
-        f"  p99 {percentile(late_ms, 0.99):.1f} ms  max {max(late_ms):.1f} ms"
-        " (target p99 < 50 ms)"
-    )
+    for label, values in (
+        ("streaming at max rate", lateness),
+        ("while p was pressed 5 times a second", lateness_keys),
+    ):
+        late_ms = [value * 1000 for value in values]
+        print(
+            f"refresh lateness {label}, {len(late_ms)} ticks:"
+            f" p50 {statistics.median(late_ms):.1f} ms  p99 {percentile(late_ms, 0.99):.1f} ms"
+            f"  max {max(late_ms):.1f} ms (target p99 < 50 ms)"
+        )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from rich.text import Text
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Input, Static
 from textual.widgets._footer import FooterKey
 from textual.widgets._toast import Toast
 
@@ -176,6 +176,10 @@ async def test_r_asks_for_an_exact_rate(app: MonitorApp) -> None:
 
         await pilot.press("r", *"max", "enter")
         assert pipeline.target_rate is None
+
+        await pilot.press("r", "space", "p")  # in the dialog, p and space are text
+        assert isinstance(app.screen, RateDialog) and pipeline.paused
+        assert app.screen.query_one(Input).value == " p"
 
 
 async def test_w_cycles_the_active_user_window(app: MonitorApp) -> None:
