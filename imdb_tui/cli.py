@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
+import os
 import signal
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import click
 import platformdirs
@@ -20,10 +22,10 @@ from imdb_tui.catalog import build_catalog
 from imdb_tui.clock import SystemClock, parse_duration
 from imdb_tui.display import literal, rate_text, sparkline
 from imdb_tui.metrics import MetricsSnapshot, read_snapshot
-from imdb_tui.pipeline import MAX_RATE, Pipeline, PipelineSettings, RunSummary
+from imdb_tui.pipeline import MAX_RATE, Pacer, Pipeline, PipelineSettings, RunSummary
 from imdb_tui.simulator import Simulator, SimulatorSettings
-from imdb_tui.sources import SimulatedSource
-from imdb_tui.store import Store, StoreError
+from imdb_tui.sources import STDIN, JsonLinesSource, SimulatedSource, SourceError
+from imdb_tui.store import DeadLetter, Store, StoreError
 
 DEFAULT_DB = Path(platformdirs.user_data_dir("imdb-tui")) / "events.db"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -35,6 +37,12 @@ class Failure(click.ClickException):
     exit_code = 2
 
 
+DEFAULT_RATE = 200.0
+AUTO = "auto"
+"""The default rate: 200 events a second from the simulator, unthrottled from a file."""
+SIMULATOR = "sim"
+
+
 class RateParam(click.ParamType):  # type: ignore[type-arg]  # generic only in click 8.4+
     name = "rate"
 
@@ -44,6 +52,8 @@ class RateParam(click.ParamType):  # type: ignore[type-arg]  # generic only in c
         text = str(value).strip().lower()
         if text == "max":
             return None
+        if text == AUTO:
+            return AUTO
         try:
             rate = float(text.replace("_", "").replace(",", ""))
         except ValueError:
@@ -94,12 +104,21 @@ def pipeline_options(f: F) -> F:
     """The options every command that runs the pipeline takes."""
     options = [
         click.option(
+            "--source",
+            default=SIMULATOR,
+            metavar="sim|PATH|-",
+            show_default=True,
+            help="Where events come from: the simulator, a JSON Lines file (.gz too)"
+            " or - for stdin. A file's lines that are not events go to the dead letters.",
+        ),
+        click.option(
             "--rate",
             type=RateParam(),
-            default="200",
+            default=AUTO,
             metavar="N|max",
             show_default=True,
-            help="Target events per second, or 'max' for unthrottled.",
+            help="Target events per second, or 'max' for unthrottled"
+            " (auto: 200 from the simulator, max from a file).",
         ),
         click.option(
             "--seed",
@@ -176,6 +195,7 @@ def cli(ctx: click.Context, /, **monitor_options: Any) -> None:
       imdb-tui run --duration 60            # run headless for a minute
       imdb-tui run --rate max --count 1e6   # push a million events as fast as possible
       imdb-tui report --json                # the stored metrics as one JSON object
+      imdb-tui produce --count 1000 | imdb-tui run --source -   # events through a pipe
     """
     if ctx.invoked_subcommand is None:
         ctx.invoke(monitor, **monitor_options)
@@ -185,7 +205,8 @@ def cli(ctx: click.Context, /, **monitor_options: Any) -> None:
 @pipeline_options
 @refresh_option
 def monitor(
-    rate: float | None,
+    source: str,
+    rate: float | str | None,
     seed: int,
     db: str,
     window: int,
@@ -199,13 +220,18 @@ def monitor(
     Keys: p pause/resume, + - rate, m max, r exact rate, w window, [ ] refresh,
     f freeze, ? help, q quit (the queue is drained and committed first).
     """
+    events = None
+    if source == STDIN:  # events come down the pipe; keys come from the terminal
+        events = _stdin_for_events()
     if not (sys.stdin.isatty() and sys.stderr.isatty()):  # Textual reads one, draws on the other
         raise Failure("the monitor needs a terminal; without one, use `imdb-tui run`")
     from imdb_tui.tui.app import MonitorApp, monitor_settings  # Textual loads only here
 
     store = open_store(db)
-    settings = monitor_settings(rate=rate, window_minutes=window, retention_seconds=retention)
-    pipeline = simulated_pipeline(store, settings, seed, users, titles)
+    settings = monitor_settings(
+        rate=_resolve_rate(rate, source), window_minutes=window, retention_seconds=retention
+    )
+    pipeline = build_pipeline(store, settings, source, seed, users, titles, events)
     logging.getLogger().handlers.clear()  # nothing may write over the screen
     try:
         summary = MonitorApp(pipeline, store.path, refresh).run()
@@ -232,7 +258,8 @@ def monitor(
     help="Stop after this many events (1000, 1e6).",
 )
 def run(
-    rate: float | None,
+    source: str,
+    rate: float | str | None,
     seed: int,
     db: str,
     window: int,
@@ -248,14 +275,17 @@ def run(
     """
     store = open_store(db)
     settings = PipelineSettings(
-        rate=rate,
+        rate=_resolve_rate(rate, source),
         count=None if count is None else int(count),
         window_minutes=window,
         retention_seconds=retention,
     )
-    pipeline = simulated_pipeline(store, settings, seed, users, titles)
+    pipeline = build_pipeline(store, settings, source, seed, users, titles)
     click.echo(f"database: {store.path}")
-    click.echo(f"source: simulator (seed {seed}, {titles:,} titles, {users:,} users)")
+    if source == SIMULATOR:
+        click.echo(f"source: simulator (seed {seed}, {titles:,} titles, {users:,} users)")
+    else:
+        click.echo(f"source: {pipeline.source.name} (JSON Lines)")
     try:
         summary = asyncio.run(_run_headless(pipeline, duration))
         final = read_snapshot(store, time.time(), None, window)
@@ -266,14 +296,47 @@ def run(
     _report_summary(summary, f"database: {db} now holds {final.events_total:,} events in all")
 
 
-def simulated_pipeline(
-    store: Store, settings: PipelineSettings, seed: int, users: int, titles: int
+def build_pipeline(
+    store: Store,
+    settings: PipelineSettings,
+    source: str,
+    seed: int,
+    users: int,
+    titles: int,
+    events: BinaryIO | None = None,
 ) -> Pipeline:
-    """The simulator feeding a pipeline into `store` on the real clock, as the commands run it."""
+    """A pipeline into `store` on the real clock, from the simulator or a JSON Lines
+    file (`events`: stdin's data when the terminal's keys were moved off it)."""
     clock = SystemClock()
+    if source != SIMULATOR:
+        try:
+            return Pipeline(JsonLinesSource(source, events), store, clock, settings)
+        except SourceError as error:
+            raise Failure(str(error)) from None
     catalog = build_catalog(seed, titles)
     simulator = Simulator(catalog, SimulatorSettings(seed=seed, users=users), clock)
     return Pipeline(SimulatedSource(simulator), store, clock, settings, catalog)
+
+
+def _resolve_rate(rate: float | str | None, source: str) -> float | None:
+    if rate != AUTO:
+        return rate  # type: ignore[return-value]
+    return DEFAULT_RATE if source == SIMULATOR else None
+
+
+def _stdin_for_events() -> BinaryIO:
+    """Stdin's data on a descriptor of its own, and the terminal as stdin again, so
+    that `produce | imdb-tui --source -` pipes events in while keys still work."""
+    if sys.stdin.isatty():
+        raise Failure("--source - reads events from a pipe or a file, not from the terminal")
+    events = os.fdopen(os.dup(0), "rb")
+    try:
+        terminal = os.open("/dev/tty", os.O_RDONLY)
+    except OSError:
+        raise Failure("the monitor needs a terminal; without one, use `imdb-tui run`") from None
+    os.dup2(terminal, 0)
+    os.close(terminal)
+    return events
 
 
 def _report_summary(summary: RunSummary, where: str) -> None:
@@ -319,14 +382,101 @@ def _status_line(snapshot: MetricsSnapshot) -> str:
 
 
 @cli.command()
+@click.option(
+    "--count",
+    type=click.FloatRange(1, None),
+    default=None,
+    metavar="N",
+    help="Stop after this many events (1000, 1e6). Default: until stopped.",
+)
+@click.option(
+    "--rate",
+    type=RateParam(),
+    default="max",
+    metavar="N|max",
+    show_default=True,
+    help="Events per second, or 'max' for as fast as the reader takes them.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed for the catalogue and the simulated traffic.",
+)
+@click.option(
+    "--users",
+    type=click.IntRange(1, 10_000_000),
+    default=20_000,
+    metavar="N",
+    show_default=True,
+    help="Size of the simulated user population.",
+)
+@click.option(
+    "--titles",
+    type=click.IntRange(1, 1_000_000),
+    default=1_000,
+    metavar="N",
+    show_default=True,
+    help="Size of the simulated catalogue.",
+)
+def produce(count: float | None, rate: float | None, seed: int, users: int, titles: int) -> None:
+    """Write simulated events to stdout as JSON Lines, one event per line.
+
+    \b
+    Examples:
+      imdb-tui produce --count 1000 --seed 3 > events.jsonl
+      imdb-tui produce --rate 500 | imdb-tui --source -     # the monitor, fed by a pipe
+    """
+    clock = SystemClock()
+    catalog = build_catalog(seed, titles)
+    simulator = Simulator(catalog, SimulatorSettings(seed=seed, users=users), clock)
+    left = None if count is None else int(count)
+    pacer = Pacer(rate or MAX_RATE, time.monotonic())
+    out = sys.stdout
+    while left is None or left > 0:
+        chunk = 1_000 if left is None else min(1_000, left)
+        if rate is not None:
+            now = time.monotonic()
+            due = pacer.due(now)
+            if due <= 0:
+                time.sleep(min(max(pacer.wait(now), 0.002), 0.05))
+                continue
+            chunk = min(chunk, due)
+        records = simulator.records(chunk)
+        out.write("".join(json.dumps(record, separators=(",", ":")) + "\n" for record in records))
+        out.flush()
+        pacer.sent(len(records))
+        if left is not None:
+            left -= len(records)
+
+
+@cli.command()
 @db_option
 @window_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
-def report(db: str, window: int, as_json: bool) -> None:
+@click.option(
+    "--dead-letters",
+    "dead_letters",
+    is_flag=True,
+    help="List the newest rejected records (reason, time, the raw line) instead.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 100_000),
+    default=20,
+    show_default=True,
+    metavar="N",
+    help="How many dead letters --dead-letters lists.",
+)
+def report(db: str, window: int, as_json: bool, dead_letters: bool, limit: int) -> None:
     """Print the metrics stored in a database, without running anything."""
     store = open_store(db, create=False)
     clock = SystemClock()
     try:
+        if dead_letters:
+            _report_dead_letters(store.dead_letters(limit), as_json)
+            return
         snapshot = read_snapshot(store, clock.now(), clock.tz, window)
     except StoreError as error:
         raise Failure(str(error)) from None
@@ -336,6 +486,18 @@ def report(db: str, window: int, as_json: bool) -> None:
         click.echo(json.dumps(snapshot.to_json()))
     else:
         click.echo(_report_text(snapshot, db))
+
+
+def _report_dead_letters(letters: list[DeadLetter], as_json: bool) -> None:
+    """Newest first. Raw lines are shown with control characters made visible."""
+    if as_json:
+        click.echo(json.dumps([dataclasses.asdict(letter) for letter in letters]))
+        return
+    if not letters:
+        click.echo("no dead letters")
+    for letter in letters:
+        click.echo(f"{letter.received_at}  {literal(letter.reason)}")
+        click.echo(f"    {literal(letter.raw)}")
 
 
 def _report_text(s: MetricsSnapshot, db: str) -> str:

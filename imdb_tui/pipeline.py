@@ -23,7 +23,7 @@ from imdb_tui.catalog import Catalog
 from imdb_tui.clock import Clock, utc_iso
 from imdb_tui.events import Event, RawRecord, Rejection, seconds, validate_many
 from imdb_tui.metrics import Aggregator, MetricsSnapshot, PipelineHealth, read_snapshot
-from imdb_tui.sources import Source
+from imdb_tui.sources import Source, SourceError
 from imdb_tui.store import Aggregates, Store, StoreError
 from imdb_tui.writer import Writer, open_writer
 
@@ -172,6 +172,7 @@ class Pipeline:
         """Stop producing; run() returns once the queue is drained and committed."""
         self._stopping = True
         self._running.set()
+        self.source.stop()
 
     @property
     def state(self) -> str:
@@ -243,7 +244,11 @@ class Pipeline:
                     await clock.sleep(min(max(self._pacer.wait(now), 0.002), 0.05))
                     continue
                 limit = min(limit, due)
-            records = await self.source.read(limit)
+            try:
+                records = await self.source.read(limit)
+            except SourceError as error:  # what was read is still drained and stored
+                self._report_error(str(error))
+                records = []
             if not records:
                 self._source_done = True
                 break

@@ -26,6 +26,9 @@ class ListSource:
         self._next += len(chunk)
         return chunk
 
+    def stop(self) -> None:
+        pass
+
 
 async def ingest(
     db: Path | str, records: Sequence[RawRecord], clock: ManualClock, **settings: object

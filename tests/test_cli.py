@@ -255,3 +255,83 @@ def test_the_monitor_in_a_terminal_quits_on_q_with_everything_stored(tmp_path: P
     stored = re.search(r"done: ([\d,]+) events stored", summary)
     assert stored, summary
     assert query(db, "SELECT count(*) FROM events") == [(int(stored[1].replace(",", "")),)]
+
+
+def test_produce_piped_into_run_stores_exactly_that_many_and_a_rerun_stores_none(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "events.db"
+    produce = subprocess.Popen(
+        [COMMAND, "produce", "--count", "1000", "--seed", "3"], stdout=subprocess.PIPE
+    )
+    first = imdb_tui("run", "--source", "-", "--db", str(db), stdin=produce.stdout)
+    produce.wait(timeout=60)
+    assert first.returncode == 0, first.stderr
+    assert "done: 1,000 events stored, 0 duplicates, 0 dead letters" in first.stdout
+    saved = tmp_path / "events.jsonl"
+    saved.write_text(imdb_tui("produce", "--count", "1000", "--seed", "3").stdout)
+    assert len(saved.read_text().splitlines()) == 1000
+    for run in range(2):  # the same file twice: stored once
+        result = imdb_tui("run", "--source", str(saved), "--db", str(tmp_path / "twice.db"))
+        expected = "1,000 events stored, 0 dup" if run == 0 else "0 events stored, 1,000 dup"
+        assert expected in result.stdout
+    assert query(tmp_path / "twice.db", "SELECT count(*) FROM events") == [(1000,)]
+
+
+def test_bad_lines_are_listed_by_report_dead_letters_literally(tmp_path: Path) -> None:
+    db = tmp_path / "events.db"
+    lines = b'{"event_id": "\x1b[31mred"}\nnot json [bold]x[/]\n\n'
+    result = imdb_tui("run", "--source", "-", "--db", str(db), input=lines.decode())
+    assert "0 events stored, 0 duplicates, 3 dead letters" in result.stdout
+    report = imdb_tui("report", "--dead-letters", "--db", str(db))
+    assert report.returncode == 0
+    assert "\x1b" not in report.stdout and "\\x1b[31mred" in report.stdout
+    assert "not json [bold]x[/]" in report.stdout and "empty line" in report.stdout
+    listed = json.loads(imdb_tui("report", "--dead-letters", "--json", "--db", str(db)).stdout)
+    assert len(listed) == 3 and all(letter["reason"] for letter in listed)
+
+
+def test_a_missing_source_file_is_one_line(tmp_path: Path) -> None:
+    result = imdb_tui("run", "--source", str(tmp_path / "nope.jsonl"), "--db", str(tmp_path / "x"))
+    assert result.returncode == 2
+    assert result.stderr.startswith("imdb-tui: cannot open") and "Traceback" not in result.stderr
+
+
+def test_the_monitor_reads_events_from_a_pipe_and_keys_from_the_terminal(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "events.db"
+    events = tmp_path / "events.jsonl"
+    events.write_text(imdb_tui("produce", "--count", "500", "--seed", "5").stdout)
+    screen, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    with events.open("rb") as feed:
+        monitor = subprocess.Popen(
+            [COMMAND, "--source", "-", "--db", str(db)],
+            stdin=feed,  # a file, not the terminal: the monitor takes its keys from /dev/tty
+            stderr=terminal,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "TERM": "xterm-256color"},
+            start_new_session=True,
+            preexec_fn=lambda: fcntl.ioctl(2, termios.TIOCSCTTY, 0),
+        )
+    os.close(terminal)
+    drawn = b""
+    try:
+        while b"FINISHED" not in drawn:  # the file ends; the final picture stays
+            ready, _, _ = select.select([screen], [], [], 30)
+            assert ready, "the monitor never showed FINISHED"
+            drawn += os.read(screen, 65536)
+        os.write(screen, b"q")
+        while monitor.poll() is None:
+            if select.select([screen], [], [], 0.1)[0]:
+                with contextlib.suppress(OSError):
+                    os.read(screen, 65536)
+        summary = monitor.stdout.read() if monitor.stdout else ""
+    finally:
+        monitor.kill()
+        os.close(screen)
+    assert monitor.returncode == 0
+    assert "done: 500 events stored" in summary
+    assert query(db, "SELECT count(*) FROM events") == [(500,)]

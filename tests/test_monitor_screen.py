@@ -36,12 +36,17 @@ class HeldSource:
 
     def __init__(self, simulator: Simulator, count: int) -> None:
         self._records = list(simulator.records(count))
+        self._stopped = asyncio.Event()
 
     async def read(self, limit: int) -> list[RawRecord]:
         if not self._records:
-            await asyncio.Event().wait()  # until the app cancels the pipeline on exit
+            await self._stopped.wait()  # until the pipeline stops
+            return []
         chunk, self._records = self._records[:limit], self._records[limit:]
         return chunk
+
+    def stop(self) -> None:
+        self._stopped.set()
 
 
 @pytest.fixture

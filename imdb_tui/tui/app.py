@@ -99,7 +99,7 @@ class MonitorApp(App[RunSummary | None]):
             for panel in (
                 ActiveUsers(id="active-users"),
                 EventsByType(id="events-by-type"),
-                PipelinePanel(self.database, id="pipeline"),
+                PipelinePanel(self.database, self.pipeline.source.name, id="pipeline"),
                 TopMovies(id="top-movies"),
                 PerMinute(id="per-minute"),
                 TodayByHour(id="today-by-hour"),

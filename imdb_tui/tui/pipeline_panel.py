@@ -11,9 +11,10 @@ from imdb_tui.tui.panel import Panel
 class PipelinePanel(Panel):
     TITLE = "Pipeline"
 
-    def __init__(self, database: str, **kwargs: object) -> None:
+    def __init__(self, database: str, source: str, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.database = database
+        self.source = source
 
     def render(self) -> Text:
         snapshot = self.snapshot
@@ -32,6 +33,7 @@ class PipelinePanel(Panel):
             ("lag p50/p99", f"{ms(health.lag_p50_ms)} / {ms(health.lag_p99_ms)} ms"),
             ("dead letters", f"{snapshot.dead_letters:,}"),
             ("duplicates", f"{snapshot.duplicates:,}"),
+            ("source", literal(self.source) + (" (ended)" if health.state == "finished" else "")),
             ("database", literal(self.database)),
         ]
         text = Text()

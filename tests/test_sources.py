@@ -1,0 +1,148 @@
+"""JSON Lines sources: files, gzip, pipes, lines cut anywhere, hostile lines as dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import os
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from imdb_tui.clock import ManualClock
+from imdb_tui.events import MAX_LINE_BYTES
+from imdb_tui.pipeline import Pipeline, PipelineSettings
+from imdb_tui.sources import JsonLinesSource, LineSplitter
+from imdb_tui.store import Store
+
+from .conftest import NOW, event
+from .helpers import query
+
+
+def jsonl(records: list[dict[str, object]]) -> bytes:
+    return b"".join(json.dumps(record).encode() + b"\n" for record in records)
+
+
+@given(
+    st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")), max_size=20), st.data()
+)
+def test_lines_come_out_whole_however_the_bytes_are_cut(
+    lines: list[bytes], data: st.DataObject
+) -> None:
+    stream = b"".join(line + b"\n" for line in lines)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=8)))
+    splitter, out, start = LineSplitter(), [], 0
+    for cut in [*cuts, len(stream)]:
+        out += splitter.feed(stream[start:cut])
+        start = cut
+    assert out + splitter.end() == lines
+
+
+def test_a_last_line_without_a_newline_is_still_a_line() -> None:
+    splitter = LineSplitter()
+    assert splitter.feed(b'{"a": 1}\n{"b"') == [b'{"a": 1}']
+    assert splitter.feed(b": 2}") == []
+    assert splitter.end() == [b'{"b": 2}']
+
+
+def test_an_overlong_line_is_cut_and_the_next_one_is_whole() -> None:
+    splitter = LineSplitter()
+    out = splitter.feed(b"x" * (MAX_LINE_BYTES // 2))
+    out += splitter.feed(b"x" * MAX_LINE_BYTES)  # over the limit: handed on cut, once
+    out += splitter.feed(b"x" * MAX_LINE_BYTES + b"\nnext\n")
+    assert [len(line) for line in out] == [MAX_LINE_BYTES + 1, 4]
+    assert out[1] == b"next"
+
+
+async def read_all(source: JsonLinesSource, limit: int = 3) -> list[object]:
+    out: list[object] = []
+    while chunk := await source.read(limit):
+        assert len(chunk) <= limit
+        out += chunk
+    return out
+
+
+async def test_a_file_and_its_gzip_give_the_same_lines(tmp_path: Path) -> None:
+    payload = jsonl([event(n) for n in range(10)])
+    (tmp_path / "e.jsonl").write_bytes(payload)
+    with gzip.open(tmp_path / "e.jsonl.gz", "wb") as packed:
+        packed.write(payload)
+    plain = await read_all(JsonLinesSource(str(tmp_path / "e.jsonl")))
+    unpacked = await read_all(JsonLinesSource(str(tmp_path / "e.jsonl.gz")))
+    assert plain == unpacked == payload.splitlines()
+
+
+async def test_stop_ends_a_read_waiting_on_a_silent_pipe() -> None:
+    reading, writing = os.pipe()
+    source = JsonLinesSource("-", os.fdopen(reading, "rb"))
+    try:
+        os.write(writing, jsonl([event(1)]))
+        assert await source.read(10) == [jsonl([event(1)]).rstrip(b"\n")]
+        waiting = asyncio.create_task(source.read(10))  # nothing more is coming
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        source.stop()
+        async with asyncio.timeout(5):
+            assert await waiting == []
+    finally:
+        os.close(writing)
+
+
+HOSTILE = [
+    b'{"event_id": "broken',  # invalid JSON
+    b"[1, 2, 3]",  # not an object
+    b'"just a string"',
+    b"",  # empty line
+    b"   ",
+    json.dumps(event(1, event_type="like")).encode(),  # unknown type
+    json.dumps(event(2, event_id="bad id!")).encode(),
+    json.dumps(event(3, rating=11, event_type="rate")).encode(),  # rating out of range
+    json.dumps(event(4, event_time="yesterday")).encode(),
+    json.dumps(event(5, event_time="2099-01-01T00:00:00.000Z")).encode(),  # far future
+    json.dumps(event(6, user_id=7)).encode(),  # wrong type
+    b"\xff\xfe not utf-8",
+    b'{"event_id": "a\x00b"}',  # NUL
+    b"x" * (MAX_LINE_BYTES + 10),  # too long
+    json.dumps(event(7, movie_id="[bold red]tt1[/]\x1b[31m")).encode(),  # markup, escapes
+    b'{"event_id": "\x1b[31mred\x1b[0m"}',  # a raw escape sequence
+]
+
+
+async def test_every_valid_line_is_stored_and_every_other_is_a_dead_letter(
+    tmp_path: Path, db_path: Path
+) -> None:
+    valid = [event(100 + n) for n in range(50)]
+    lines = [json.dumps(record).encode() for record in valid]
+    mixed = [line for pair in zip(lines, HOSTILE * 4, strict=False) for line in pair]
+    mixed += lines[len(HOSTILE * 4) :]
+    (tmp_path / "mixed.jsonl").write_bytes(b"\n".join(mixed) + b"\n")
+    store = Store.open(db_path)
+    clock = ManualClock(NOW)
+    source = JsonLinesSource(str(tmp_path / "mixed.jsonl"))
+    summary = await Pipeline(source, store, clock, PipelineSettings(rate=None)).run()
+    store.close()
+    assert summary.stored == len(valid) == query(db_path, "SELECT count(*) FROM events")[0][0]
+    hostile = len(mixed) - len(valid)
+    assert summary.rejected == hostile
+    reasons = query(db_path, "SELECT reason, raw FROM dead_letters")
+    assert len(reasons) == hostile and all(reason for reason, _ in reasons)
+    assert any("1 MiB" in reason for reason, _ in reasons)
+    assert any("\x1b[31m" in raw for _, raw in reasons)  # kept as received (shown literally)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.binary(max_size=60), min_size=1, max_size=30))
+def test_random_bytes_lose_no_line(tmp_path_factory: object, lines: list[bytes]) -> None:
+    lines = [line.replace(b"\n", b"") for line in lines]
+    directory = tmp_path_factory.mktemp("random")  # type: ignore[attr-defined]
+    path = directory / "random.jsonl"
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    store = Store.open(":memory:")
+    pipeline = Pipeline(
+        JsonLinesSource(str(path)), store, ManualClock(NOW), PipelineSettings(rate=None)
+    )
+    summary = asyncio.run(pipeline.run())
+    store.close()
+    assert summary.stored + summary.duplicates + summary.rejected == len(lines)
