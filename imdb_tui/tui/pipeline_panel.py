@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.text import Text
 
 from imdb_tui.display import literal, rate_text
@@ -22,18 +24,19 @@ class PipelinePanel(Panel):
         if snapshot is None or health is None:
             return Text(self.WAITING)
 
-        def ms(value: float | None) -> str:
-            return "-" if value is None else f"{value:,.0f}"
+        source = literal(Path(self.source).name or self.source)
+        if health.state == "finished":
+            source += " (ended)"
 
         rows = [
             ("target", rate_text(health.target_rate)),
             ("measured", f"{health.ingest_rate:,.0f}/s"),
             ("stored", f"{snapshot.events_total:,}"),
             ("queue", f"{health.queue_depth:,}"),
-            ("lag p50/p99", f"{ms(health.lag_p50_ms)} / {ms(health.lag_p99_ms)} ms"),
+            ("lag p50/p99", _lag(health.lag_p50_ms, health.lag_p99_ms)),
             ("dead letters", f"{snapshot.dead_letters:,}"),
             ("duplicates", f"{snapshot.duplicates:,}"),
-            ("source", literal(self.source) + (" (ended)" if health.state == "finished" else "")),
+            ("source", source),
             ("database", literal(self.database)),
         ]
         text = Text()
@@ -43,3 +46,12 @@ class PipelinePanel(Panel):
         if health.error:
             text.append(f"storage: {literal(health.error)}", style="bold red")
         return text
+
+
+def _lag(p50: float | None, p99: float | None) -> str:
+    """Milliseconds, or seconds once they pass ten (replayed files lag by hours)."""
+    if p50 is None or p99 is None:
+        return "-"
+    if p99 < 10_000:
+        return f"{p50:,.0f} / {p99:,.0f} ms"
+    return f"{p50 / 1000:,.0f} / {p99 / 1000:,.0f} s"
