@@ -203,7 +203,8 @@ def _parse_line(line: str | bytes) -> Mapping[str, Any]:
     try:
         record = json.loads(line)
     except json.JSONDecodeError as error:
-        raise _Invalid(f"invalid JSON: {error.msg} at column {error.colno}") from None
+        message = error.msg.removesuffix(" at")  # "Invalid control character at"
+        raise _Invalid(f"invalid JSON: {message} at column {error.colno}") from None
     except RecursionError:
         raise _Invalid("invalid JSON: nested too deeply") from None
     if not isinstance(record, dict):

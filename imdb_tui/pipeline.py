@@ -17,14 +17,14 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 
 from imdb_tui.catalog import Catalog
 from imdb_tui.clock import Clock, utc_iso
 from imdb_tui.events import Event, RawRecord, Rejection, seconds, validate_many
 from imdb_tui.metrics import Aggregator, MetricsSnapshot, PipelineHealth, read_snapshot
 from imdb_tui.sources import Source, SourceError
-from imdb_tui.store import Aggregates, Store, StoreError
+from imdb_tui.store import Aggregates, DeadLetter, Store, StoreError
 from imdb_tui.writer import Writer, open_writer
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 MIN_RATE: Final = 1.0
 MAX_RATE: Final = 1_000_000.0
 WRITER_SWITCH_INTERVAL: Final = 0.001
+T = TypeVar("T")
 _END: Final = None  # the producer's last word on the queue
 
 
@@ -404,19 +405,19 @@ class Pipeline:
     async def snapshot(self, window_minutes: int | None = None) -> MetricsSnapshot:
         """The metrics as committed so far, read off the event loop's thread."""
         window = window_minutes or self.window_minutes
-        health = self.health()
+        now, tz = self._clock.now(), self._clock.tz
+        return await self._read(read_snapshot, now, tz, window, self.health())
+
+    async def dead_letters(self, limit: int) -> list[DeadLetter]:
+        """The newest rejected records, read off the event loop's thread."""
+        return await self._read(Store.dead_letters, limit)
+
+    async def _read(self, query: Callable[..., T], *arguments: object) -> T:
+        """`query(store, *arguments)` on the reader's thread and connection."""
         if self._finished:  # the reader thread is gone; the connections are idle
-            return read_snapshot(self.store, self._clock.now(), self._clock.tz, window, health)
+            return query(self.store, *arguments)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._reader,
-            read_snapshot,
-            self._reader_store,
-            self._clock.now(),
-            self._clock.tz,
-            window,
-            health,
-        )
+        return await loop.run_in_executor(self._reader, query, self._reader_store, *arguments)
 
 
 def _checked_rate(rate: float | None) -> float | None:

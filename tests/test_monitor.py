@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import UTC
@@ -20,13 +21,14 @@ from imdb_tui.catalog import Catalog, Movie, build_catalog
 from imdb_tui.clock import ManualClock
 from imdb_tui.pipeline import Pipeline, PipelineSettings
 from imdb_tui.simulator import Simulator, SimulatorSettings
-from imdb_tui.sources import SimulatedSource
+from imdb_tui.sources import JsonLinesSource, SimulatedSource
 from imdb_tui.store import MEMORY, Store, StoreError
 from imdb_tui.tui.app import MonitorApp
+from imdb_tui.tui.dead_letters import DeadLettersScreen
 from imdb_tui.tui.dialogs import HelpScreen, RateDialog
 from imdb_tui.tui.panel import Panel
 
-from .conftest import NOW
+from .conftest import NOW, event
 
 
 class NappingClock(ManualClock):
@@ -294,3 +296,29 @@ async def test_titles_from_data_are_shown_literally(db_path: Path) -> None:
             assert cell.plain == "[bold red]Boom[/] \\x1b[31mred\\x1b[0m [link=http://x]y[/link]"
     finally:
         app.pipeline.store.close()
+
+
+async def test_d_lists_the_dead_letters_literally(tmp_path: Path, db_path: Path) -> None:
+    lines = b'{"event_id": "\x1b[31mred"}\n[bold]not json[/]\n' + json.dumps(event(1)).encode()
+    (tmp_path / "in.jsonl").write_bytes(lines + b"\n")
+    store = Store.open(db_path)
+    clock = NappingClock(NOW, tz=UTC)
+    pipeline = Pipeline(
+        JsonLinesSource(str(tmp_path / "in.jsonl")), store, clock, PipelineSettings()
+    )
+    app = MonitorApp(pipeline, str(db_path))
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: pipeline.state == "finished")
+            await app.refresh_now()
+            assert "FINISHED" in status(app)
+            await pilot.press("d")
+            assert isinstance(app.screen, DeadLettersScreen)
+            table = app.screen.query_one(DataTable)
+            rows = [[str(cell) for cell in table.get_row_at(n)] for n in range(table.row_count)]
+            assert [row[2] for row in rows] == ["[bold]not json[/]", '{"event_id": "\\x1b[31mred"}']
+            assert all(row[1] for row in rows)
+            await pilot.press("escape")
+            assert not isinstance(app.screen, DeadLettersScreen)
+    finally:
+        store.close()

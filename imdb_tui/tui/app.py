@@ -24,6 +24,7 @@ from imdb_tui.metrics import WINDOW_CHOICES, MetricsSnapshot
 from imdb_tui.pipeline import MAX_RATE, MIN_RATE, Pipeline, PipelineSettings, RunSummary
 from imdb_tui.store import StoreError
 from imdb_tui.tui.active_users import ActiveUsers
+from imdb_tui.tui.dead_letters import SHOWN, DeadLettersScreen
 from imdb_tui.tui.dialogs import HelpScreen, RateDialog
 from imdb_tui.tui.events_by_type import EventsByType
 from imdb_tui.tui.pipeline_panel import PipelinePanel
@@ -68,6 +69,7 @@ class MonitorApp(App[RunSummary | None]):
         Binding("right_square_bracket", "refresh_faster", "Refresh+", show=False),
         Binding("f", "freeze", "Freeze"),
         Binding("f", "unfreeze", "Thaw"),
+        Binding("d", "dead_letters", "Dead", show=False),
         Binding("question_mark,f1", "help", "Help"),
         Binding("q", "quit", "Quit"),
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
@@ -268,6 +270,15 @@ class MonitorApp(App[RunSummary | None]):
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 
+    async def action_dead_letters(self) -> None:
+        try:
+            letters = await self.pipeline.dead_letters(SHOWN)
+        except StoreError as error:
+            self._storage_error(str(error))
+            return
+        total = self.snapshot.dead_letters if self.snapshot is not None else len(letters)
+        await self.push_screen(DeadLettersScreen(letters, max(total, len(letters))))
+
     async def action_quit(self) -> None:
         """Stop producing, drain and commit the queue, then exit."""
         if self._quitting:
@@ -291,6 +302,9 @@ class MonitorApp(App[RunSummary | None]):
         yield SystemCommand("Set the rate", "Type an exact rate (r)", self.action_ask_rate)
         yield SystemCommand("Unthrottled on/off", "Max rate (m)", self._toggle_max)
         yield SystemCommand("Freeze on/off", "Hold the display (f)", self._toggle_freeze)
+        yield SystemCommand(
+            "Dead letters", "The newest rejected records (d)", self.action_dead_letters
+        )
         yield SystemCommand("Keys", "Every key binding (?)", self.action_help)
 
     def _toggle(self) -> None:

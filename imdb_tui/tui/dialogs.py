@@ -21,6 +21,7 @@ KEYS = (
     ("w", "active-user window: 1, 5, 15, 60 minutes"),
     ("[ / ]", "slower or faster refresh (0.25 s to 5 s)"),
     ("f", "freeze the display; the pipeline keeps running"),
+    ("d", "dead letters: the newest rejected records"),
     ("? / F1", "this help"),
     ("ctrl+p", "palette: these actions, themes, a screenshot"),
     ("q / ctrl+c", "quit: the queue is drained and committed first"),

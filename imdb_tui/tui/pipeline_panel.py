@@ -34,7 +34,10 @@ class PipelinePanel(Panel):
             ("stored", f"{snapshot.events_total:,}"),
             ("queue", f"{health.queue_depth:,}"),
             ("lag p50/p99", _lag(health.lag_p50_ms, health.lag_p99_ms)),
-            ("dead letters", f"{snapshot.dead_letters:,}"),
+            (
+                "dead letters",
+                f"{snapshot.dead_letters:,}" + (" (d)" if snapshot.dead_letters else ""),
+            ),
             ("duplicates", f"{snapshot.duplicates:,}"),
             ("source", source),
             ("database", literal(self.database)),
