@@ -112,6 +112,12 @@ def pipeline_options(f: F) -> F:
             " or - for stdin. A file's lines that are not events go to the dead letters.",
         ),
         click.option(
+            "--follow",
+            is_flag=True,
+            help="Keep reading the --source file as it grows, like tail -F (a rotated or"
+            " truncated file is read again from its start).",
+        ),
+        click.option(
             "--rate",
             type=RateParam(),
             default=AUTO,
@@ -206,6 +212,7 @@ def cli(ctx: click.Context, /, **monitor_options: Any) -> None:
 @refresh_option
 def monitor(
     source: str,
+    follow: bool,
     rate: float | str | None,
     seed: int,
     db: str,
@@ -231,7 +238,7 @@ def monitor(
     settings = monitor_settings(
         rate=_resolve_rate(rate, source), window_minutes=window, retention_seconds=retention
     )
-    pipeline = build_pipeline(store, settings, source, seed, users, titles, events)
+    pipeline = build_pipeline(store, settings, source, seed, users, titles, events, follow)
     logging.getLogger().handlers.clear()  # nothing may write over the screen
     try:
         summary = MonitorApp(pipeline, store.path, refresh).run()
@@ -259,6 +266,7 @@ def monitor(
 )
 def run(
     source: str,
+    follow: bool,
     rate: float | str | None,
     seed: int,
     db: str,
@@ -280,7 +288,7 @@ def run(
         window_minutes=window,
         retention_seconds=retention,
     )
-    pipeline = build_pipeline(store, settings, source, seed, users, titles)
+    pipeline = build_pipeline(store, settings, source, seed, users, titles, follow=follow)
     click.echo(f"database: {store.path}")
     if source == SIMULATOR:
         click.echo(f"source: simulator (seed {seed}, {titles:,} titles, {users:,} users)")
@@ -304,13 +312,16 @@ def build_pipeline(
     users: int,
     titles: int,
     events: BinaryIO | None = None,
+    follow: bool = False,
 ) -> Pipeline:
     """A pipeline into `store` on the real clock, from the simulator or a JSON Lines
     file (`events`: stdin's data when the terminal's keys were moved off it)."""
     clock = SystemClock()
+    if follow and source == SIMULATOR:
+        raise Failure("--follow needs a --source file to follow")
     if source != SIMULATOR:
         try:
-            return Pipeline(JsonLinesSource(source, events), store, clock, settings)
+            return Pipeline(JsonLinesSource(source, events, follow), store, clock, settings)
         except SourceError as error:
             raise Failure(str(error)) from None
     catalog = build_catalog(seed, titles)

@@ -20,6 +20,8 @@ from imdb_tui.simulator import Simulator
 
 STDIN = "-"
 READ_BYTES = 1 << 16
+FOLLOW_POLL = 0.2
+"""Seconds between looks at a followed file once its end is reached."""
 
 
 class Source(Protocol):
@@ -94,12 +96,19 @@ class JsonLinesSource:
 
     Regular files are read on a worker thread (a read never waits long); pipes
     and terminals are read by the event loop itself, so that stopping never
-    waits for input that may never come.
+    waits for input that may never come. With `follow`, a file is read as it
+    grows, like `tail -F`: at its end the source waits for more; a partial last
+    line waits for its newline; a truncated file is read again from its start,
+    and a replaced (rotated) one is reopened.
     """
 
-    def __init__(self, path: str, file: BinaryIO | None = None) -> None:
+    def __init__(self, path: str, file: BinaryIO | None = None, follow: bool = False) -> None:
         """`file`, if given, is read instead of opening `path` (which names it)."""
         self.name = "stdin" if path == STDIN else path
+        if follow and (path == STDIN or Path(path).suffix == ".gz"):
+            raise SourceError("--follow follows a plain file that grows (not stdin, not .gz)")
+        self._path = path
+        self._follow = follow
         self._file = file or _open(path)
         self._read_bytes = self._reader(self._file)
         self._lines = LineSplitter()
@@ -112,6 +121,8 @@ class JsonLinesSource:
             data = await self._next_bytes()
             if data:
                 self._ready = self._lines.feed(data)
+            elif self._follow and not self._stopping():
+                self._ready = await self._wait_for_more()
             else:
                 self._ended = True
                 self._ready = self._lines.end()
@@ -123,6 +134,32 @@ class JsonLinesSource:
         if self._stopped is not None:
             self._stopped.set()
         self._ended = True
+
+    def _stopping(self) -> bool:
+        return self._stopped is not None and self._stopped.is_set()
+
+    async def _wait_for_more(self) -> list[bytes]:
+        """At the end of a followed file: wait a moment, then start again at the top
+        of the file if it was truncated or replaced (handing on a partial last line
+        of the old one, so that it is rejected rather than lost)."""
+        assert self._stopped is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopped.wait(), FOLLOW_POLL)
+        try:
+            now = os.stat(self._path)
+        except OSError:
+            return []  # between a rotation's rename and its new file
+        current = os.fstat(self._file.fileno())
+        if (now.st_ino, now.st_dev) != (current.st_ino, current.st_dev):
+            lines = self._lines.feed(self._file.read())  # what came just before the rename
+            self._close()
+            self._file = _open(self._path)
+            self._read_bytes = self._reader(self._file)
+            return lines + self._lines.end()
+        if now.st_size < self._file.tell():
+            self._file.seek(0)
+            return self._lines.end()
+        return []
 
     async def _next_bytes(self) -> bytes:
         """The next bytes of input, or b"" at its end or once stopped."""

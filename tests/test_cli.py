@@ -15,6 +15,7 @@ import struct
 import subprocess
 import sys
 import termios
+import time
 from pathlib import Path
 
 import pytest
@@ -335,3 +336,38 @@ def test_the_monitor_reads_events_from_a_pipe_and_keys_from_the_terminal(
     assert monitor.returncode == 0
     assert "done: 500 events stored" in summary
     assert query(db, "SELECT count(*) FROM events") == [(500,)]
+
+
+def test_run_follow_stores_lines_appended_later_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    db, log = tmp_path / "events.db", tmp_path / "live.jsonl"
+    batches = imdb_tui("produce", "--count", "300", "--seed", "8").stdout.splitlines(True)
+    log.write_text("".join(batches[:100]))
+    follower = subprocess.Popen(
+        [COMMAND, "run", "--source", str(log), "--follow", "--db", str(db)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+    def stored() -> int:
+        try:
+            return int(query(db, "SELECT count(*) FROM events")[0][0])  # type: ignore[call-overload]
+        except sqlite3.OperationalError:  # not created yet
+            return 0
+
+    def until_stored(count: int) -> None:
+        deadline = time.monotonic() + 20
+        while stored() != count:
+            assert time.monotonic() < deadline, f"{count} events never arrived"
+            time.sleep(0.05)
+
+    try:
+        until_stored(100)
+        with log.open("a") as more:
+            more.write("".join(batches[100:]))
+        until_stored(300)
+        follower.send_signal(signal.SIGINT)
+        out, _ = follower.communicate(timeout=30)
+    finally:
+        follower.kill()
+    assert follower.returncode == 0
+    assert "done: 300 events stored, 0 duplicates" in out

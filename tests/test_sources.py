@@ -8,13 +8,14 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from imdb_tui.clock import ManualClock
 from imdb_tui.events import MAX_LINE_BYTES
 from imdb_tui.pipeline import Pipeline, PipelineSettings
-from imdb_tui.sources import JsonLinesSource, LineSplitter
+from imdb_tui.sources import JsonLinesSource, LineSplitter, SourceError
 from imdb_tui.store import Store
 
 from .conftest import NOW, event
@@ -146,3 +147,56 @@ def test_random_bytes_lose_no_line(tmp_path_factory: object, lines: list[bytes])
     summary = asyncio.run(pipeline.run())
     store.close()
     assert summary.stored + summary.duplicates + summary.rejected == len(lines)
+
+
+async def next_lines(source: JsonLinesSource, count: int) -> list[object]:
+    """Read until `count` lines have come (a followed file never ends)."""
+    out: list[object] = []
+    async with asyncio.timeout(10):
+        while len(out) < count:
+            out += await source.read(100)
+    return out
+
+
+async def test_follow_reads_a_growing_file_and_waits_for_a_whole_last_line(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "live.jsonl"
+    path.write_bytes(b"one\n")
+    source = JsonLinesSource(str(path), follow=True)
+    assert await next_lines(source, 1) == [b"one"]
+    with path.open("ab") as log:
+        log.write(b"two\nthr")
+        log.flush()
+        assert await next_lines(source, 1) == [b"two"]
+        pending = asyncio.create_task(source.read(100))
+        await asyncio.sleep(0.5)  # the partial line is not handed on
+        assert not pending.done()
+        log.write(b"ee\n")
+        log.flush()
+        async with asyncio.timeout(5):
+            assert await pending == [b"three"]
+    source.stop()
+    assert await source.read(100) == []
+
+
+async def test_follow_starts_again_after_truncation_and_rotation(tmp_path: Path) -> None:
+    path = tmp_path / "live.jsonl"
+    path.write_bytes(b"a\nb\n")
+    source = JsonLinesSource(str(path), follow=True)
+    assert await next_lines(source, 2) == [b"a", b"b"]
+    path.write_bytes(b"c\n")  # truncated and rewritten in place
+    assert await next_lines(source, 1) == [b"c"]
+    with path.open("ab") as old:
+        old.write(b"d\n")  # written just before the rotation: still read
+    path.rename(tmp_path / "live.jsonl.1")
+    path.write_bytes(b"e\nf\n")  # the new file, from its start
+    assert await next_lines(source, 3) == [b"d", b"e", b"f"]
+    source.stop()
+
+
+def test_follow_needs_a_plain_file(tmp_path: Path) -> None:
+    (tmp_path / "x.jsonl.gz").write_bytes(b"")
+    for path in ("-", str(tmp_path / "x.jsonl.gz")):
+        with pytest.raises(SourceError, match="--follow"):
+            JsonLinesSource(path, follow=True)
