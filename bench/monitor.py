@@ -92,11 +92,11 @@ def run_monitor(
 ) -> tuple[float, list[float], list[float], list[float]]:
     """Events stored per second at max rate, key latencies, and the refresh lateness
     while streaming at max rate and while keys were being pressed (all in seconds)."""
-    from imdb_tui.cli import SIMULATOR, build_pipeline
+    from imdb_tui.cli import Inputs, build_pipeline
     from imdb_tui.tui.app import MonitorApp, monitor_settings
 
     store = Store.open(db)
-    pipeline = build_pipeline(store, monitor_settings(rate=None), SIMULATOR, 1, 5_000, 1_000)
+    pipeline = build_pipeline(store, monitor_settings(rate=None), Inputs(seed=1, users=5_000))
     app = MonitorApp(pipeline, str(db))
     terminal = Terminal(120, 40)
     latencies: list[float] = []

@@ -18,9 +18,10 @@ import click
 import platformdirs
 
 from imdb_tui import __version__
-from imdb_tui.catalog import build_catalog
+from imdb_tui.catalog import Catalog, build_catalog
 from imdb_tui.clock import SystemClock, parse_duration
 from imdb_tui.display import literal, rate_text, sparkline
+from imdb_tui.imdb import CatalogError, load_imdb_catalog
 from imdb_tui.metrics import MetricsSnapshot, read_snapshot
 from imdb_tui.pipeline import MAX_RATE, Pacer, Pipeline, PipelineSettings, RunSummary
 from imdb_tui.simulator import Simulator, SimulatorSettings
@@ -110,6 +111,21 @@ def pipeline_options(f: F) -> F:
             show_default=True,
             help="Where events come from: the simulator, a JSON Lines file (.gz too)"
             " or - for stdin. A file's lines that are not events go to the dead letters.",
+        ),
+        click.option(
+            "--catalog",
+            type=click.Path(exists=True, dir_okay=False),
+            default=None,
+            metavar="PATH",
+            help="IMDb's title.basics.tsv.gz: simulate (and name) its movies instead of"
+            " made-up ones. From https://datasets.imdbws.com (personal, non-commercial use).",
+        ),
+        click.option(
+            "--ratings",
+            type=click.Path(exists=True, dir_okay=False),
+            default=None,
+            metavar="PATH",
+            help="IMDb's title.ratings.tsv.gz, with --catalog: popularity follows numVotes.",
         ),
         click.option(
             "--follow",
@@ -212,6 +228,8 @@ def cli(ctx: click.Context, /, **monitor_options: Any) -> None:
 @refresh_option
 def monitor(
     source: str,
+    catalog: str | None,
+    ratings: str | None,
     follow: bool,
     rate: float | str | None,
     seed: int,
@@ -238,7 +256,8 @@ def monitor(
     settings = monitor_settings(
         rate=_resolve_rate(rate, source), window_minutes=window, retention_seconds=retention
     )
-    pipeline = build_pipeline(store, settings, source, seed, users, titles, events, follow)
+    inputs = Inputs(source, seed, users, titles, catalog, ratings, follow, events)
+    pipeline = build_pipeline(store, settings, inputs)
     logging.getLogger().handlers.clear()  # nothing may write over the screen
     try:
         summary = MonitorApp(pipeline, store.path, refresh).run()
@@ -266,6 +285,8 @@ def monitor(
 )
 def run(
     source: str,
+    catalog: str | None,
+    ratings: str | None,
     follow: bool,
     rate: float | str | None,
     seed: int,
@@ -288,10 +309,14 @@ def run(
         window_minutes=window,
         retention_seconds=retention,
     )
-    pipeline = build_pipeline(store, settings, source, seed, users, titles, follow=follow)
+    inputs = Inputs(source, seed, users, titles, catalog, ratings, follow)
+    pipeline = build_pipeline(store, settings, inputs)
     click.echo(f"database: {store.path}")
     if source == SIMULATOR:
-        click.echo(f"source: simulator (seed {seed}, {titles:,} titles, {users:,} users)")
+        movies = (
+            f"{len(pipeline.catalog):,} IMDb" if catalog and pipeline.catalog else f"{titles:,}"
+        )
+        click.echo(f"source: simulator (seed {seed}, {movies} titles, {users:,} users)")
     else:
         click.echo(f"source: {pipeline.source.name} (JSON Lines)")
     try:
@@ -304,29 +329,65 @@ def run(
     _report_summary(summary, f"database: {db} now holds {final.events_total:,} events in all")
 
 
-def build_pipeline(
-    store: Store,
-    settings: PipelineSettings,
-    source: str,
-    seed: int,
-    users: int,
-    titles: int,
-    events: BinaryIO | None = None,
-    follow: bool = False,
-) -> Pipeline:
-    """A pipeline into `store` on the real clock, from the simulator or a JSON Lines
-    file (`events`: stdin's data when the terminal's keys were moved off it)."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class Inputs:
+    """Where a pipeline's events and movies come from, as the options say."""
+
+    source: str = SIMULATOR
+    seed: int = 0
+    users: int = 20_000
+    titles: int = 1_000
+    catalog: str | None = None
+    ratings: str | None = None
+    follow: bool = False
+    events: BinaryIO | None = None
+    """Stdin's data, when the terminal's keys were moved off it (the monitor)."""
+
+
+def build_pipeline(store: Store, settings: PipelineSettings, inputs: Inputs) -> Pipeline:
+    """A pipeline into `store` on the real clock, from the simulator or a JSON Lines file."""
     clock = SystemClock()
-    if follow and source == SIMULATOR:
+    if inputs.follow and inputs.source == SIMULATOR:
         raise Failure("--follow needs a --source file to follow")
-    if source != SIMULATOR:
+    if inputs.ratings and not inputs.catalog:
+        raise Failure("--ratings goes with --catalog (IMDb's title.basics.tsv.gz)")
+    catalog = load_catalog(inputs)
+    if inputs.source != SIMULATOR:
         try:
-            return Pipeline(JsonLinesSource(source, events, follow), store, clock, settings)
+            source = JsonLinesSource(inputs.source, inputs.events, inputs.follow)
         except SourceError as error:
             raise Failure(str(error)) from None
-    catalog = build_catalog(seed, titles)
-    simulator = Simulator(catalog, SimulatorSettings(seed=seed, users=users), clock)
-    return Pipeline(SimulatedSource(simulator), store, clock, settings, catalog)
+        return Pipeline(source, store, clock, settings, catalog)
+    catalog = catalog or build_catalog(inputs.seed, inputs.titles)
+    settings_ = SimulatorSettings(seed=inputs.seed, users=inputs.users)
+    return Pipeline(
+        SimulatedSource(Simulator(catalog, settings_, clock)), store, clock, settings, catalog
+    )
+
+
+def load_catalog(inputs: Inputs) -> Catalog | None:
+    """IMDb's catalogue if --catalog names it, read with a progress bar on stderr."""
+    if inputs.catalog is None:
+        return None
+    with click.progressbar(
+        length=1, label="reading the IMDb catalogue", file=sys.stderr, show_percent=True
+    ) as bar:
+
+        def advance(done: int, total: int) -> None:
+            bar.length = max(total, 1)
+            bar.update(done - bar.pos)
+
+        try:
+            loaded = load_imdb_catalog(inputs.catalog, inputs.ratings, inputs.seed, advance)
+        except CatalogError as error:
+            raise Failure(str(error)) from None
+    rated = f", {loaded.rated:,} with votes" if inputs.ratings else ""
+    click.echo(
+        f"catalogue: {len(loaded.catalog):,} movies{rated}"
+        f" ({loaded.skipped:,} malformed rows skipped)",
+        err=True,
+    )
+    return loaded.catalog
 
 
 def _resolve_rate(rate: float | str | None, source: str) -> float | None:

@@ -119,7 +119,7 @@ class Pipeline:
         self.settings = settings
         self.window_minutes = settings.window_minutes
         self._clock = clock
-        self._catalog = catalog
+        self.catalog = catalog
         self.on_error = on_error
         self._aggregate = Aggregator(clock.tz)
         self._queue: asyncio.Queue[list[RawRecord] | None] = asyncio.Queue(settings.queue_chunks)
@@ -197,8 +197,8 @@ class Pipeline:
             self.store, self._clock.tz, self.settings.writer_process, shared
         )
         try:
-            if self._catalog is not None:
-                await writer.save_movies(self._catalog.movies)
+            if self.catalog is not None:
+                await writer.save_movies(self.catalog.movies)
             self._started = self._clock.monotonic()  # rates count from the first event
             self._pacer.restart(self._pacer.rate, self._started)
             async with asyncio.TaskGroup() as tasks:

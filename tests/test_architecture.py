@@ -8,6 +8,7 @@ import sys
 CORE = [
     "imdb_tui.events",
     "imdb_tui.catalog",
+    "imdb_tui.imdb",
     "imdb_tui.clock",
     "imdb_tui.simulator",
     "imdb_tui.sources",

@@ -371,3 +371,24 @@ def test_run_follow_stores_lines_appended_later_and_stops_on_ctrl_c(tmp_path: Pa
         follower.kill()
     assert follower.returncode == 0
     assert "done: 300 events stored, 0 duplicates" in out
+
+
+def test_the_imdb_catalogue_names_the_movies(tmp_path: Path) -> None:
+    from tests.test_imdb import BASICS, RATINGS, write
+
+    basics = write(tmp_path / "title.basics.tsv.gz", BASICS)
+    ratings = write(tmp_path / "title.ratings.tsv.gz", RATINGS)
+    db = tmp_path / "events.db"
+    args = ["--catalog", str(basics), "--ratings", str(ratings), "--db", str(db)]
+    result = imdb_tui("run", "--count", "300", "--rate", "max", *args)
+    assert result.returncode == 0, result.stderr
+    assert "catalogue: 3 movies, 2 with votes (4 malformed rows skipped)" in result.stderr
+    report = imdb_tui("report", "--json", "--db", str(db))
+    titles = {movie["title"] for movie in json.loads(report.stdout)["top_movies"]}
+    assert titles <= {"The Shawshank Redemption", 'The "Godfather', "No Year Yet"}
+    assert "The Shawshank Redemption" in titles
+    bad = imdb_tui(
+        "run", "--count", "1", "--catalog", str(tmp_path / "nope.tsv.gz"), "--db", str(db)
+    )
+    assert bad.returncode == 2 and "does not exist" in bad.stderr
+    assert len(bad.stderr.splitlines()) == 1
