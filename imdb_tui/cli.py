@@ -351,24 +351,34 @@ def build_pipeline(store: Store, settings: PipelineSettings, inputs: Inputs) -> 
         raise Failure("--follow needs a --source file to follow")
     if inputs.ratings and not inputs.catalog:
         raise Failure("--ratings goes with --catalog (IMDb's title.basics.tsv.gz)")
-    catalog = load_catalog(inputs)
+    imdb = load_catalog(inputs, store)  # kept in the store: the pipeline need not save it
     if inputs.source != SIMULATOR:
         try:
             source = JsonLinesSource(inputs.source, inputs.events, inputs.follow)
         except SourceError as error:
             raise Failure(str(error)) from None
-        return Pipeline(source, store, clock, settings, catalog)
-    catalog = catalog or build_catalog(inputs.seed, inputs.titles)
-    settings_ = SimulatorSettings(seed=inputs.seed, users=inputs.users)
-    return Pipeline(
-        SimulatedSource(Simulator(catalog, settings_, clock)), store, clock, settings, catalog
-    )
+        return Pipeline(source, store, clock, settings)
+    made_up = None if imdb else build_catalog(inputs.seed, inputs.titles)
+    catalog = imdb or made_up
+    assert catalog is not None
+    simulator = Simulator(catalog, SimulatorSettings(seed=inputs.seed, users=inputs.users), clock)
+    return Pipeline(SimulatedSource(simulator), store, clock, settings, made_up)
 
 
-def load_catalog(inputs: Inputs) -> Catalog | None:
-    """IMDb's catalogue if --catalog names it, read with a progress bar on stderr."""
+def load_catalog(inputs: Inputs, store: Store) -> Catalog | None:
+    """IMDb's catalogue if --catalog names it: kept in the database from an earlier
+    start if the files are the same, else read with a progress bar on stderr and kept."""
     if inputs.catalog is None:
         return None
+    files = ";".join(_fingerprint(path) for path in (inputs.catalog, inputs.ratings) if path)
+    try:
+        kept = store.kept_catalog(files)
+    except StoreError as error:
+        raise Failure(str(error)) from None
+    if kept is not None:
+        movies, weights, _, _ = kept
+        click.echo(f"catalogue: {len(movies):,} movies, kept in the database", err=True)
+        return Catalog(tuple(movies), tuple(weights))
     with click.progressbar(
         length=1, label="reading the IMDb catalogue", file=sys.stderr, show_percent=True
     ) as bar:
@@ -381,13 +391,24 @@ def load_catalog(inputs: Inputs) -> Catalog | None:
             loaded = load_imdb_catalog(inputs.catalog, inputs.ratings, inputs.seed, advance)
         except CatalogError as error:
             raise Failure(str(error)) from None
-    rated = f", {loaded.rated:,} with votes" if inputs.ratings else ""
+    votes = f", {loaded.rated:,} with votes" if inputs.ratings else ""
     click.echo(
-        f"catalogue: {len(loaded.catalog):,} movies{rated}"
+        f"catalogue: {len(loaded.catalog):,} movies{votes}"
         f" ({loaded.skipped:,} malformed rows skipped)",
         err=True,
     )
-    return loaded.catalog
+    catalog = loaded.catalog
+    try:
+        store.save_catalog(files, catalog.movies, catalog.popularity, loaded.skipped, loaded.rated)
+    except StoreError as error:
+        raise Failure(str(error)) from None
+    return catalog
+
+
+def _fingerprint(path: str) -> str:
+    """A file as its absolute path, size and modification time: changed, it is read again."""
+    status = Path(path).stat()
+    return f"{Path(path).resolve()}|{status.st_size}|{status.st_mtime_ns}"
 
 
 def _resolve_rate(rate: float | str | None, source: str) -> float | None:

@@ -98,7 +98,10 @@ def load_imdb_catalog(
         ranks = list(range(1, len(movies) + 1))
         random.Random(seed).shuffle(ranks)
         popularity = tuple(1 / rank**ZIPF_EXPONENT for rank in ranks)
-    return LoadedCatalog(Catalog(tuple(movies), popularity), rows, skipped, len(votes))
+    # In tconst order: the same catalogue whether parsed now or kept from before.
+    ordered = sorted(zip(movies, popularity, strict=True), key=lambda pair: pair[0].movie_id)
+    catalog = Catalog(tuple(m for m, _ in ordered), tuple(w for _, w in ordered))
+    return LoadedCatalog(catalog, rows, skipped, len(votes))
 
 
 def _rows(

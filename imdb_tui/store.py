@@ -77,6 +77,16 @@ MIGRATIONS: Final = (
         value       INTEGER NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 2: IMDb's catalogue, kept once parsed: each movie's weight, and which files.
+    """
+    ALTER TABLE movies ADD COLUMN popularity REAL;   -- set for the kept IMDb catalogue
+    CREATE TABLE catalog_source (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        files       TEXT NOT NULL,               -- each file's path, size and mtime
+        skipped     INTEGER NOT NULL,            -- malformed rows left out
+        rated       INTEGER NOT NULL             -- movies with a numVotes
+    );
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 _OUR_TABLES: Final = frozenset(
@@ -89,6 +99,7 @@ _OUR_TABLES: Final = frozenset(
         "movie_views_daily",
         "user_activity",
         "counters",
+        "catalog_source",
     }
 )
 
@@ -122,6 +133,11 @@ _UPSERT_MOVIES: Final = (
     "INSERT INTO movies (movie_id, title, year, genres)",
     " ON CONFLICT (movie_id) DO UPDATE SET title = excluded.title, year = excluded.year,"
     " genres = excluded.genres",
+)
+_UPSERT_WEIGHED_MOVIES: Final = (
+    "INSERT INTO movies (movie_id, title, year, genres, popularity)",
+    " ON CONFLICT (movie_id) DO UPDATE SET title = excluded.title, year = excluded.year,"
+    " genres = excluded.genres, popularity = excluded.popularity",
 )
 _INSERT_DEAD_LETTER: Final = "INSERT INTO dead_letters (received_at, reason, raw, raw_size) VALUES "
 
@@ -248,6 +264,40 @@ class Store:
             )
 
     # Writing -----------------------------------------------------------------
+
+    def save_catalog(
+        self,
+        files: str,
+        movies: Sequence[Movie],
+        popularity: Sequence[float],
+        skipped: int,
+        rated: int,
+    ) -> None:
+        """Keep a parsed catalogue and the files it came from (see `kept_catalog`)."""
+        rows = [
+            (m.movie_id, m.title, m.year, ",".join(m.genres), weight)
+            for m, weight in zip(movies, popularity, strict=True)
+        ]
+        with self._transaction():
+            self._db.execute("UPDATE movies SET popularity = NULL WHERE popularity IS NOT NULL")
+            self._upsert(_UPSERT_WEIGHED_MOVIES, rows)
+            self._db.execute(
+                "INSERT OR REPLACE INTO catalog_source (id, files, skipped, rated)"
+                " VALUES (1, ?, ?, ?)",
+                (files, skipped, rated),
+            )
+
+    def kept_catalog(self, files: str) -> tuple[list[Movie], list[float], int, int] | None:
+        """The catalogue kept from exactly these files (movies, weights, skipped, rated)."""
+        kept = self._query("SELECT skipped, rated FROM catalog_source WHERE files = ?", (files,))
+        if not kept:
+            return None
+        rows = self._query(
+            "SELECT movie_id, title, year, genres, popularity FROM movies"
+            " WHERE popularity IS NOT NULL ORDER BY movie_id"
+        )
+        movies = [Movie(i, t, y, tuple(g.split(",")) if g else ()) for i, t, y, g, _ in rows]
+        return movies, [row[4] for row in rows], kept[0][0], kept[0][1]
 
     def save_movies(self, movies: Iterable[Movie]) -> None:
         """Add or refresh catalogue rows, so reports and queries can show titles."""

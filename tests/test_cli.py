@@ -387,6 +387,12 @@ def test_the_imdb_catalogue_names_the_movies(tmp_path: Path) -> None:
     titles = {movie["title"] for movie in json.loads(report.stdout)["top_movies"]}
     assert titles <= {"The Shawshank Redemption", 'The "Godfather', "No Year Yet"}
     assert "The Shawshank Redemption" in titles
+    again = imdb_tui("run", "--count", "10", "--rate", "max", *args)
+    assert "catalogue: 3 movies, kept in the database" in again.stderr  # not parsed again
+    assert query(db, "SELECT count(*) FROM movies WHERE popularity > 0") == [(3,)]
+    os.utime(ratings, ns=(0, 0))  # a changed file is read again
+    changed = imdb_tui("run", "--count", "10", "--rate", "max", *args)
+    assert "catalogue: 3 movies, 2 with votes" in changed.stderr
     bad = imdb_tui(
         "run", "--count", "1", "--catalog", str(tmp_path / "nope.tsv.gz"), "--db", str(db)
     )

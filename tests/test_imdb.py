@@ -46,7 +46,7 @@ def test_movies_are_kept_and_malformed_rows_counted(tmp_path: Path) -> None:
     basics = write(tmp_path / "title.basics.tsv.gz", BASICS, b"tt0000005\tmovie\t\xff\xfe\n")
     loaded = load_imdb_catalog(basics)
     movies = {movie.movie_id: movie for movie in loaded.catalog.movies}
-    assert list(movies) == ["tt0111161", "tt0068646", "tt9999999"]
+    assert list(movies) == ["tt0068646", "tt0111161", "tt9999999"]  # in tconst order
     assert movies["tt0111161"].title == "The Shawshank Redemption"
     assert movies["tt0068646"].title == 'The "Godfather'  # no quoting: a quote is a character
     assert movies["tt0068646"].genres == ("Crime", "Drama")

@@ -113,9 +113,24 @@ def test_the_catalogue_is_saved_and_refreshed(db_path: Path) -> None:
     store = Store.open(db_path)
     store.save_movies([Movie("tt0000001", "First", 1999, ("Drama",))])
     store.save_movies([Movie("tt0000001", "First (restored)", 1999, ("Drama", "War"))])
-    assert query(db_path, "SELECT * FROM movies") == [
+    assert query(db_path, "SELECT movie_id, title, year, genres FROM movies") == [
         ("tt0000001", "First (restored)", 1999, "Drama,War")
     ]
+
+
+def test_a_kept_catalogue_comes_back_only_for_the_same_files(db_path: Path) -> None:
+    store = Store.open(db_path)
+    store.save_movies([Movie("tt0000009", "Made up", 2000, ("Drama",))])  # not IMDb's
+    movies = [
+        Movie("tt0000001", "One", 1999, ("Drama", "War")),
+        Movie("tt0000002", "Two", None, ()),
+    ]
+    store.save_catalog("a|1|2", movies, [5.0, 1.0], skipped=3, rated=1)
+    assert store.kept_catalog("a|1|3") is None
+    assert store.kept_catalog("a|1|2") == (movies, [5.0, 1.0], 3, 1)
+    store.save_catalog("b|1|2", movies[1:], [2.0], skipped=0, rated=0)  # another file
+    assert store.kept_catalog("b|1|2") == (movies[1:], [2.0], 0, 0)
+    store.close()
 
 
 def test_a_read_only_database_is_reported(tmp_path: Path, clock: ManualClock) -> None:
