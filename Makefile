@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/rate.py
 	$(BIN)/python bench/monitor.py
+	$(BIN)/python bench/catalog.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
