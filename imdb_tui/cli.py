@@ -204,9 +204,11 @@ def refresh_option(f: F) -> F:
 def cli(ctx: click.Context, /, **monitor_options: Any) -> None:
     """Real-time analytics for IMDb-style user engagement, in the terminal.
 
-    A simulated stream of views, clicks, ratings and watchlist adds flows through
-    a bounded queue into a validating, deduplicating consumer that stores it in
-    SQLite; live metrics are computed from small aggregate tables.
+    A stream of views, clicks, ratings and watchlist adds (simulated, or JSON
+    Lines from a file or a pipe) flows through a bounded queue into a
+    validating, deduplicating consumer that stores it in SQLite; records that
+    are not events go to the dead letters; live metrics are computed from small
+    aggregate tables.
 
     With no command, the full-screen monitor opens (the same as `imdb-tui
     monitor`) and takes the options below.
