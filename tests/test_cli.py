@@ -17,6 +17,7 @@ import sys
 import termios
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
@@ -224,35 +225,48 @@ def test_the_monitor_without_a_terminal_says_what_to_do_instead(tmp_path: Path) 
     assert not (tmp_path / "x.db").exists()
 
 
-def test_the_monitor_in_a_terminal_quits_on_q_with_everything_stored(tmp_path: Path) -> None:
-    db = tmp_path / "events.db"
+def monitor_in_a_terminal(
+    args: list[str], shown: list[bytes], stdin: BinaryIO | None = None
+) -> tuple[int, str]:
+    """Run `imdb-tui ARGS` on an 80x24 pseudo-terminal (its controlling terminal, and
+    its stdin unless `stdin` is given), wait until every word of `shown` is drawn,
+    press q; return the exit status and what it printed on stdout."""
     screen, terminal = pty.openpty()
     fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
     monitor = subprocess.Popen(
-        [COMMAND, "--db", str(db), "--rate", "2000"],
-        stdin=terminal,
+        [COMMAND, *args],
+        stdin=stdin or terminal,
         stderr=terminal,
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "TERM": "xterm-256color"},
+        start_new_session=True,
+        preexec_fn=lambda: fcntl.ioctl(2, termios.TIOCSCTTY, 0),
     )
     os.close(terminal)
     drawn = b""
     try:
-        while b"Events per minute" not in drawn or b"RUNNING" not in drawn:
+        while not all(word in drawn for word in shown):
             ready, _, _ = select.select([screen], [], [], 30)
-            assert ready, "the monitor drew nothing in 30 s"
+            assert ready, f"the monitor did not show {shown} in 30 s"
             drawn += os.read(screen, 65536)
         os.write(screen, b"q")
         while monitor.poll() is None:  # keep reading, or a full terminal blocks it
             if select.select([screen], [], [], 0.1)[0]:
                 with contextlib.suppress(OSError):
                     os.read(screen, 65536)
-        summary = monitor.stdout.read() if monitor.stdout else ""
+        return monitor.returncode, monitor.stdout.read() if monitor.stdout else ""
     finally:
         monitor.kill()
         os.close(screen)
-    assert monitor.returncode == 0
+
+
+def test_the_monitor_in_a_terminal_quits_on_q_with_everything_stored(tmp_path: Path) -> None:
+    db = tmp_path / "events.db"
+    status, summary = monitor_in_a_terminal(
+        ["--db", str(db), "--rate", "2000"], [b"Events per minute", b"RUNNING"]
+    )
+    assert status == 0
     stored = re.search(r"done: ([\d,]+) events stored", summary)
     assert stored, summary
     assert query(db, "SELECT count(*) FROM events") == [(int(stored[1].replace(",", "")),)]
@@ -304,36 +318,12 @@ def test_the_monitor_reads_events_from_a_pipe_and_keys_from_the_terminal(
     db = tmp_path / "events.db"
     events = tmp_path / "events.jsonl"
     events.write_text(imdb_tui("produce", "--count", "500", "--seed", "5").stdout)
-    screen, terminal = pty.openpty()
-    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
-    with events.open("rb") as feed:
-        monitor = subprocess.Popen(
-            [COMMAND, "--source", "-", "--db", str(db)],
-            stdin=feed,  # a file, not the terminal: the monitor takes its keys from /dev/tty
-            stderr=terminal,
-            stdout=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "TERM": "xterm-256color"},
-            start_new_session=True,
-            preexec_fn=lambda: fcntl.ioctl(2, termios.TIOCSCTTY, 0),
+    with events.open("rb") as feed:  # stdin is a file: the keys come from /dev/tty
+        # The file ends, and the final picture stays until q.
+        status, summary = monitor_in_a_terminal(
+            ["--source", "-", "--db", str(db)], [b"FINISHED"], stdin=feed
         )
-    os.close(terminal)
-    drawn = b""
-    try:
-        while b"FINISHED" not in drawn:  # the file ends; the final picture stays
-            ready, _, _ = select.select([screen], [], [], 30)
-            assert ready, "the monitor never showed FINISHED"
-            drawn += os.read(screen, 65536)
-        os.write(screen, b"q")
-        while monitor.poll() is None:
-            if select.select([screen], [], [], 0.1)[0]:
-                with contextlib.suppress(OSError):
-                    os.read(screen, 65536)
-        summary = monitor.stdout.read() if monitor.stdout else ""
-    finally:
-        monitor.kill()
-        os.close(screen)
-    assert monitor.returncode == 0
+    assert status == 0
     assert "done: 500 events stored" in summary
     assert query(db, "SELECT count(*) FROM events") == [(500,)]
 
