@@ -39,6 +39,7 @@ class Failure(click.ClickException):
 
 
 DEFAULT_RATE = 200.0
+NO_TERMINAL = "the monitor needs a terminal; without one, use `imdb-tui run`"
 AUTO = "auto"
 """The default rate: 200 events a second from the simulator, unthrottled from a file."""
 SIMULATOR = "sim"
@@ -101,6 +102,32 @@ def window_option(f: F) -> F:
     )(f)
 
 
+# The simulator's options, shared by the commands that run the pipeline and by produce.
+seed_option = click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed for the catalogue and the simulated traffic.",
+)
+users_option = click.option(
+    "--users",
+    type=click.IntRange(1, 10_000_000),
+    default=20_000,
+    metavar="N",
+    show_default=True,
+    help="Size of the simulated user population.",
+)
+titles_option = click.option(
+    "--titles",
+    type=click.IntRange(1, 1_000_000),
+    default=1_000,
+    metavar="N",
+    show_default=True,
+    help="Size of the simulated catalogue.",
+)
+
+
 def pipeline_options(f: F) -> F:
     """The options every command that runs the pipeline takes."""
     options = [
@@ -142,13 +169,7 @@ def pipeline_options(f: F) -> F:
             help="Target events per second, or 'max' for unthrottled"
             " (auto: 200 from the simulator, max from a file).",
         ),
-        click.option(
-            "--seed",
-            type=int,
-            default=0,
-            show_default=True,
-            help="Seed for the catalogue and the simulated traffic.",
-        ),
+        seed_option,
         db_option,
         window_option,
         click.option(
@@ -159,22 +180,8 @@ def pipeline_options(f: F) -> F:
             show_default=True,
             help="Delete raw events older than this (e.g. 12h, 30d; a bare number is days).",
         ),
-        click.option(
-            "--users",
-            type=click.IntRange(1, 10_000_000),
-            default=20_000,
-            metavar="N",
-            show_default=True,
-            help="Size of the simulated user population.",
-        ),
-        click.option(
-            "--titles",
-            type=click.IntRange(1, 1_000_000),
-            default=1_000,
-            metavar="N",
-            show_default=True,
-            help="Size of the simulated catalogue.",
-        ),
+        users_option,
+        titles_option,
     ]
     for option in reversed(options):
         f = option(f)
@@ -251,7 +258,7 @@ def monitor(
     if source == STDIN:  # events come down the pipe; keys come from the terminal
         events = _stdin_for_events()
     if not (sys.stdin.isatty() and sys.stderr.isatty()):  # Textual reads one, draws on the other
-        raise Failure("the monitor needs a terminal; without one, use `imdb-tui run`")
+        raise Failure(NO_TERMINAL)
     from imdb_tui.tui.app import MonitorApp, monitor_settings  # Textual loads only here
 
     store = open_store(db)
@@ -363,8 +370,12 @@ def build_pipeline(store: Store, settings: PipelineSettings, inputs: Inputs) -> 
     made_up = None if imdb else build_catalog(inputs.seed, inputs.titles)
     catalog = imdb or made_up
     assert catalog is not None
-    simulator = Simulator(catalog, SimulatorSettings(seed=inputs.seed, users=inputs.users), clock)
+    simulator = _simulator(inputs.seed, inputs.users, catalog, clock)
     return Pipeline(SimulatedSource(simulator), store, clock, settings, made_up)
+
+
+def _simulator(seed: int, users: int, catalog: Catalog, clock: SystemClock) -> Simulator:
+    return Simulator(catalog, SimulatorSettings(seed=seed, users=users), clock)
 
 
 def load_catalog(inputs: Inputs, store: Store) -> Catalog | None:
@@ -428,7 +439,7 @@ def _stdin_for_events() -> BinaryIO:
     try:
         terminal = os.open("/dev/tty", os.O_RDONLY)
     except OSError:
-        raise Failure("the monitor needs a terminal; without one, use `imdb-tui run`") from None
+        raise Failure(NO_TERMINAL) from None
     os.dup2(terminal, 0)
     os.close(terminal)
     return events
@@ -492,29 +503,9 @@ def _status_line(snapshot: MetricsSnapshot) -> str:
     show_default=True,
     help="Events per second, or 'max' for as fast as the reader takes them.",
 )
-@click.option(
-    "--seed",
-    type=int,
-    default=0,
-    show_default=True,
-    help="Seed for the catalogue and the simulated traffic.",
-)
-@click.option(
-    "--users",
-    type=click.IntRange(1, 10_000_000),
-    default=20_000,
-    metavar="N",
-    show_default=True,
-    help="Size of the simulated user population.",
-)
-@click.option(
-    "--titles",
-    type=click.IntRange(1, 1_000_000),
-    default=1_000,
-    metavar="N",
-    show_default=True,
-    help="Size of the simulated catalogue.",
-)
+@seed_option
+@users_option
+@titles_option
 def produce(count: float | None, rate: float | None, seed: int, users: int, titles: int) -> None:
     """Write simulated events to stdout as JSON Lines, one event per line.
 
@@ -523,9 +514,7 @@ def produce(count: float | None, rate: float | None, seed: int, users: int, titl
       imdb-tui produce --count 1000 --seed 3 > events.jsonl
       imdb-tui produce --rate 500 | imdb-tui --source -     # the monitor, fed by a pipe
     """
-    clock = SystemClock()
-    catalog = build_catalog(seed, titles)
-    simulator = Simulator(catalog, SimulatorSettings(seed=seed, users=users), clock)
+    simulator = _simulator(seed, users, build_catalog(seed, titles), SystemClock())
     left = None if count is None else int(count)
     pacer = Pacer(rate or MAX_RATE, time.monotonic())
     out = sys.stdout

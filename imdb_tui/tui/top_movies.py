@@ -19,8 +19,11 @@ _PADDING = 2 * len(_COLUMNS) + 2  # a cell's padding on each side, and the scrol
 def _widths(room: int) -> tuple[int, int]:
     """The title's width and the share bar's for a panel this wide."""
     bar = 10 if room >= 80 else 5 if room >= 50 else 0
-    share = bar + 1 + 5 if bar else 5  # "█████  12.3%" or "12.3%"
-    return max(8, room - sum(_FIXED.values()) - share - _PADDING), bar
+    return max(8, room - sum(_FIXED.values()) - _share_width(bar) - _PADDING), bar
+
+
+def _share_width(bar: int) -> int:
+    return bar + 1 + 5 if bar else 5  # "█████  12.3%" or "12.3%"
 
 
 class TopMovies(Panel):
@@ -42,7 +45,7 @@ class TopMovies(Panel):
         table = self.query_one(DataTable)
         table.clear(columns=True)
         for name in _COLUMNS:
-            width = title if name == "Title" else _FIXED.get(name, bar + 6 if bar else 5)
+            width = title if name == "Title" else _FIXED.get(name, _share_width(bar))
             label = Text(name, justify="right" if name == "Views" else "left")
             table.add_column(label, width=width, key=name)
         for rank in range(1, TOP_MOVIES + 1):

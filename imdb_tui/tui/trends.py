@@ -10,41 +10,46 @@ from imdb_tui.metrics import MetricsSnapshot
 from imdb_tui.tui.panel import Panel
 
 
-class PerMinute(Panel):
-    TITLE = "Events per minute"
+class Chart(Panel):
+    """A sparkline of POINTS values and a note of one line under it."""
+
+    POINTS = 0
 
     def compose(self) -> ComposeResult:
-        yield Sparkline([0] * 60)
+        yield Sparkline([0] * self.POINTS)
         yield Static(Text(self.WAITING))
 
     def watch_snapshot(self, snapshot: MetricsSnapshot | None) -> None:
         if snapshot is None:
             return
+        values, note = self.chart(snapshot)
+        self.query_one(Sparkline).data = values
+        # The note's height is set in app.tcss, so no layout pass is needed.
+        self.query_one(Static).update(Text(note, no_wrap=True, overflow="ellipsis"), layout=False)
+
+    def chart(self, snapshot: MetricsSnapshot) -> tuple[list[int], str]:
+        """The values to draw and the note to show."""
+        raise NotImplementedError
+
+
+class PerMinute(Chart):
+    TITLE = "Events per minute"
+    POINTS = 60
+
+    def chart(self, snapshot: MetricsSnapshot) -> tuple[list[int], str]:
         counts = [minute.events for minute in snapshot.per_minute]
-        self.query_one(Sparkline).data = counts
         this_minute = counts[-1] if counts else 0
         note = f"last 60 min · this minute {this_minute:,} · peak {max(counts, default=0):,}"
-        self.query_one(Static).update(_line(note), layout=False)
+        return counts, note
 
 
-class TodayByHour(Panel):
+class TodayByHour(Chart):
     TITLE = "Today by hour"
+    POINTS = 24
 
-    def compose(self) -> ComposeResult:
-        yield Sparkline([0] * 24)
-        yield Static(Text(self.WAITING))
-
-    def watch_snapshot(self, snapshot: MetricsSnapshot | None) -> None:
-        if snapshot is None:
-            return
+    def chart(self, snapshot: MetricsSnapshot) -> tuple[list[int], str]:
         hours = list(snapshot.per_hour)
-        self.query_one(Sparkline).data = hours
         note = f"{snapshot.events_today:,} today"
         if any(hours):
             note += f" · peak {max(range(24), key=hours.__getitem__):02d}h"
-        self.query_one(Static).update(_line(note), layout=False)
-
-
-def _line(text: str) -> Text:
-    """A note of one line (its height is set in app.tcss, so no layout pass is needed)."""
-    return Text(text, no_wrap=True, overflow="ellipsis")
+        return hours, note
