@@ -176,6 +176,11 @@ class Pipeline:
         self.source.stop()
 
     @property
+    def error(self) -> str | None:
+        """The storage or source error not yet recovered from, if any."""
+        return self._error
+
+    @property
     def state(self) -> str:
         if self._finished:
             return "stopped" if self._stopping else "finished"
@@ -384,7 +389,7 @@ class Pipeline:
             lag_p99_ms=_percentile(lags, 0.99),
             emitted=self._emitted,
             stored=self._stored,
-            error=self._error,
+            error=self.error,
         )
 
     def _ingest_rate(self, span: float = 3.0) -> float:

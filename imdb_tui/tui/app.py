@@ -176,7 +176,7 @@ class MonitorApp(App[RunSummary | None]):
         if self.frozen:
             parts.append("FROZEN (f)")
         status = Text(" · ".join(parts))
-        error = self.pipeline.health().error
+        error = self.pipeline.error  # not health(): that sorts the lags, for one field
         if error:
             status.append(f"  storage error: {literal(error)}", style="bold red")
         for line in self.query("#status").results(Static):  # none once the app is closing
