@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 GENRES = (
@@ -41,13 +42,20 @@ class Movie:
 
 @dataclass(frozen=True, slots=True)
 class Catalog:
-    """Movies with a popularity weight each (same order)."""
+    """Movie ids with a popularity weight each (same order): what the simulator draws."""
 
-    movies: tuple[Movie, ...]
-    popularity: tuple[float, ...]
+    movie_ids: Sequence[str]
+    popularity: Sequence[float]
+    movies: tuple[Movie, ...] = ()
+    """The titles to store for reports, when the database does not hold them already."""
+
+    @classmethod
+    def of(cls, movies: Sequence[Movie], popularity: Sequence[float]) -> Catalog:
+        """A catalogue of these movies, to be stored with it."""
+        return cls(tuple(m.movie_id for m in movies), tuple(popularity), tuple(movies))
 
     def __len__(self) -> int:
-        return len(self.movies)
+        return len(self.movie_ids)
 
 
 def build_catalog(seed: int, size: int = 1000) -> Catalog:
@@ -74,7 +82,7 @@ def build_catalog(seed: int, size: int = 1000) -> Catalog:
     ranks = list(range(1, size + 1))
     rng.shuffle(ranks)
     popularity = tuple(1 / rank**ZIPF_EXPONENT for rank in ranks)
-    return Catalog(tuple(movies), popularity)
+    return Catalog.of(movies, popularity)
 
 
 def _title(fake: object, rng: random.Random) -> str:

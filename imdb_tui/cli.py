@@ -11,6 +11,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
@@ -20,8 +21,9 @@ import platformdirs
 from imdb_tui import __version__
 from imdb_tui.catalog import Catalog, build_catalog
 from imdb_tui.clock import SystemClock, parse_duration
-from imdb_tui.display import literal, rate_text, sparkline
-from imdb_tui.imdb import CatalogError, load_imdb_catalog
+from imdb_tui.display import clock_text, literal, rate_text, sparkline
+from imdb_tui.events import seconds
+from imdb_tui.imdb import CatalogError, kept_imdb_catalog, load_imdb_catalog
 from imdb_tui.metrics import MetricsSnapshot, read_snapshot
 from imdb_tui.pipeline import MAX_RATE, Pacer, Pipeline, PipelineSettings, RunSummary
 from imdb_tui.simulator import Simulator, SimulatorSettings
@@ -161,6 +163,14 @@ def pipeline_options(f: F) -> F:
             " truncated file is read again from its start).",
         ),
         click.option(
+            "--replay-speed",
+            type=click.FloatRange(0, 1_000_000),
+            default=0,
+            metavar="X",
+            help="Release a file's events at X times the pace of their own timestamps"
+            " (0: as fast as they are read).",
+        ),
+        click.option(
             "--rate",
             type=RateParam(),
             default=AUTO,
@@ -240,6 +250,7 @@ def monitor(
     catalog: str | None,
     ratings: str | None,
     follow: bool,
+    replay_speed: float,
     rate: float | str | None,
     seed: int,
     db: str,
@@ -263,7 +274,10 @@ def monitor(
 
     store = open_store(db)
     settings = monitor_settings(
-        rate=_resolve_rate(rate, source), window_minutes=window, retention_seconds=retention
+        rate=_resolve_rate(rate, source),
+        window_minutes=window,
+        retention_seconds=retention,
+        **_clock_settings(source, replay_speed),
     )
     inputs = Inputs(source, seed, users, titles, catalog, ratings, follow, events)
     pipeline = build_pipeline(store, settings, inputs)
@@ -297,6 +311,7 @@ def run(
     catalog: str | None,
     ratings: str | None,
     follow: bool,
+    replay_speed: float,
     rate: float | str | None,
     seed: int,
     db: str,
@@ -317,14 +332,14 @@ def run(
         count=None if count is None else int(count),
         window_minutes=window,
         retention_seconds=retention,
+        **_clock_settings(source, replay_speed),
     )
     inputs = Inputs(source, seed, users, titles, catalog, ratings, follow)
     pipeline = build_pipeline(store, settings, inputs)
     click.echo(f"database: {store.path}")
     if source == SIMULATOR:
-        movies = (
-            f"{len(pipeline.catalog):,} IMDb" if catalog and pipeline.catalog else f"{titles:,}"
-        )
+        assert pipeline.catalog is not None
+        movies = f"{len(pipeline.catalog):,}{' IMDb' if catalog else ''}"
         click.echo(f"source: simulator (seed {seed}, {movies} titles, {users:,} users)")
     else:
         click.echo(f"source: {pipeline.source.name} (JSON Lines)")
@@ -360,18 +375,16 @@ def build_pipeline(store: Store, settings: PipelineSettings, inputs: Inputs) -> 
         raise Failure("--follow needs a --source file to follow")
     if inputs.ratings and not inputs.catalog:
         raise Failure("--ratings goes with --catalog (IMDb's title.basics.tsv.gz)")
-    imdb = load_catalog(inputs, store)  # kept in the store: the pipeline need not save it
+    imdb = load_catalog(inputs, store)  # its titles are in the store already
     if inputs.source != SIMULATOR:
         try:
             source = JsonLinesSource(inputs.source, inputs.events, inputs.follow)
         except SourceError as error:
             raise Failure(str(error)) from None
         return Pipeline(source, store, clock, settings)
-    made_up = None if imdb else build_catalog(inputs.seed, inputs.titles)
-    catalog = imdb or made_up
-    assert catalog is not None
+    catalog = imdb or build_catalog(inputs.seed, inputs.titles)
     simulator = _simulator(inputs.seed, inputs.users, catalog, clock)
-    return Pipeline(SimulatedSource(simulator), store, clock, settings, made_up)
+    return Pipeline(SimulatedSource(simulator), store, clock, settings, catalog)
 
 
 def _simulator(seed: int, users: int, catalog: Catalog, clock: SystemClock) -> Simulator:
@@ -385,43 +398,46 @@ def load_catalog(inputs: Inputs, store: Store) -> Catalog | None:
         return None
     files = ";".join(_fingerprint(path) for path in (inputs.catalog, inputs.ratings) if path)
     try:
-        kept = store.kept_catalog(files)
-    except StoreError as error:
+        if store.kept_catalog(files) is not None:
+            catalog = kept_imdb_catalog(store.catalog_weights())
+            click.echo(f"catalogue: {len(catalog):,} movies, kept in the database", err=True)
+            return catalog
+        store.forget_catalog()
+        with click.progressbar(
+            length=1, label="reading the IMDb catalogue", file=sys.stderr, show_percent=True
+        ) as bar:
+
+            def advance(done: int, total: int) -> None:
+                bar.length = max(total, 1)
+                bar.update(done - bar.pos)
+
+            loaded = load_imdb_catalog(
+                inputs.catalog, inputs.ratings, inputs.seed, advance, keep=store
+            )
+        store.keep_catalog(files, loaded.skipped, loaded.rated)
+    except (CatalogError, StoreError) as error:
         raise Failure(str(error)) from None
-    if kept is not None:
-        movies, weights, _, _ = kept
-        click.echo(f"catalogue: {len(movies):,} movies, kept in the database", err=True)
-        return Catalog(tuple(movies), tuple(weights))
-    with click.progressbar(
-        length=1, label="reading the IMDb catalogue", file=sys.stderr, show_percent=True
-    ) as bar:
-
-        def advance(done: int, total: int) -> None:
-            bar.length = max(total, 1)
-            bar.update(done - bar.pos)
-
-        try:
-            loaded = load_imdb_catalog(inputs.catalog, inputs.ratings, inputs.seed, advance)
-        except CatalogError as error:
-            raise Failure(str(error)) from None
     votes = f", {loaded.rated:,} with votes" if inputs.ratings else ""
     click.echo(
         f"catalogue: {len(loaded.catalog):,} movies{votes}"
         f" ({loaded.skipped:,} malformed rows skipped)",
         err=True,
     )
-    catalog = loaded.catalog
-    try:
-        store.save_catalog(files, catalog.movies, catalog.popularity, loaded.skipped, loaded.rated)
-    except StoreError as error:
-        raise Failure(str(error)) from None
-    return catalog
+    return loaded.catalog
 
 
 def _fingerprint(path: str) -> str:
     """A file as its absolute path, size and modification time: changed, it is read again."""
     status = Path(path).stat()
     return f"{Path(path).resolve()}|{status.st_size}|{status.st_mtime_ns}"
+
+
+def _clock_settings(source: str, replay_speed: float) -> dict[str, Any]:
+    """Events from a file or a pipe may be history: their metrics are read at stream
+    time (the newest event time seen), and --replay-speed paces them by their times."""
+    if replay_speed and source == SIMULATOR:
+        raise Failure("--replay-speed replays a --source file of recorded events")
+    return {"stream_time": source != SIMULATOR, "replay_speed": replay_speed}
 
 
 def _resolve_rate(rate: float | str | None, source: str) -> float | None:
@@ -466,11 +482,11 @@ async def _run_headless(pipeline: Pipeline, duration: float | None) -> RunSummar
     while not running.done():
         await asyncio.wait([running], timeout=1.0)
         if not running.done():
-            click.echo(_status_line(await pipeline.snapshot()))
+            click.echo(_status_line(await pipeline.snapshot(), pipeline.tz))
     return running.result()
 
 
-def _status_line(snapshot: MetricsSnapshot) -> str:
+def _status_line(snapshot: MetricsSnapshot, tz: tzinfo | None) -> str:
     """One line a second, under 80 columns for everyday figures."""
     health = snapshot.health
     assert health is not None
@@ -482,6 +498,8 @@ def _status_line(snapshot: MetricsSnapshot) -> str:
         f" of {rate_text(health.target_rate)}  stored {snapshot.events_total:,}"
         f"  queue {health.queue_depth:,}  lag {p50}/{p99} ms"
     )
+    if health.stream_time:
+        line += f"  {clock_text(snapshot.as_of, tz, health.replay_speed)}"
     if health.error:
         line += f"  ERROR: {health.error}"
     return line
@@ -553,7 +571,16 @@ def produce(count: float | None, rate: float | None, seed: int, users: int, titl
     metavar="N",
     help="How many dead letters --dead-letters lists.",
 )
-def report(db: str, window: int, as_json: bool, dead_letters: bool, limit: int) -> None:
+@click.option(
+    "--as-of",
+    "as_of",
+    default="now",
+    show_default=True,
+    metavar="now|latest|TIME",
+    help="The moment to read the metrics at: now, latest (the newest stored event's"
+    " time, for history read from a file) or a time such as 2024-03-01T18:00.",
+)
+def report(db: str, window: int, as_json: bool, dead_letters: bool, limit: int, as_of: str) -> None:
     """Print the metrics stored in a database, without running anything."""
     store = open_store(db, create=False)
     clock = SystemClock()
@@ -561,7 +588,8 @@ def report(db: str, window: int, as_json: bool, dead_letters: bool, limit: int) 
         if dead_letters:
             _report_dead_letters(store.dead_letters(limit), as_json)
             return
-        snapshot = read_snapshot(store, clock.now(), clock.tz, window)
+        moment = _moment(as_of, store, clock)
+        snapshot = read_snapshot(store, moment, clock.tz, window)
     except StoreError as error:
         raise Failure(str(error)) from None
     finally:
@@ -570,6 +598,24 @@ def report(db: str, window: int, as_json: bool, dead_letters: bool, limit: int) 
         click.echo(json.dumps(snapshot.to_json()))
     else:
         click.echo(_report_text(snapshot, db))
+
+
+def _moment(as_of: str, store: Store, clock: SystemClock) -> float:
+    """--as-of as epoch seconds: now, the newest stored event's time, or a given time
+    (local if it names no zone)."""
+    if as_of == "now":
+        return clock.now()
+    if as_of == "latest":
+        newest = store.newest_event_time()
+        return clock.now() if newest is None else seconds(newest)
+    try:
+        moment = datetime.fromisoformat(as_of)
+    except ValueError:
+        raise click.BadParameter(
+            f"{as_of!r} is not now, latest or a time such as 2024-03-01T18:00",
+            param_hint="'--as-of'",
+        ) from None
+    return (moment if moment.tzinfo else moment.astimezone()).timestamp()
 
 
 def _report_dead_letters(letters: list[DeadLetter], as_json: bool) -> None:

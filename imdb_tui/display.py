@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+from datetime import tzinfo
+
+from imdb_tui.clock import local_datetime
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 SPARK = "▁▂▃▄▅▆▇█"
@@ -25,3 +28,14 @@ def sparkline(values: list[int]) -> str:
 
 def rate_text(rate: float | None) -> str:
     return "max" if rate is None else f"{rate:,.0f}/s"
+
+
+def moment_text(ts: float, tz: tzinfo | None) -> str:
+    """A moment as local date and time to the second: 2024-03-01 14:05:07."""
+    return f"{local_datetime(ts, tz):%Y-%m-%d %H:%M:%S}"
+
+
+def clock_text(as_of: float, tz: tzinfo | None, replay_speed: float | None) -> str:
+    """Where stream time stands, and how fast a replay runs."""
+    replay = f" · replay {replay_speed:g}x" if replay_speed else ""
+    return f"stream time {moment_text(as_of, tz)}{replay}"

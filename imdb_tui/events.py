@@ -123,6 +123,20 @@ def validate_many(records: list[RawRecord], now: float) -> tuple[list[Event], li
     return events, rejections
 
 
+def event_seconds(raw: RawRecord, now: float) -> float | None:
+    """The epoch seconds of a raw record's event time if it has a valid one, else None.
+
+    For pacing a replay before validation proper: a record with no usable time is
+    released at once, and `validate` gives it its reason later.
+    """
+    try:
+        record = raw if isinstance(raw, Mapping) else _parse_line(raw)
+        text = record.get("event_time")
+        return seconds(_time(text, now)) if type(text) is str else None
+    except _Invalid:
+        return None
+
+
 def _validate(raw: RawRecord, now: float) -> Event | Rejection:
     try:
         record = raw if isinstance(raw, Mapping) else _parse_line(raw)

@@ -68,6 +68,9 @@ class PipelineHealth:
     emitted: int
     stored: int
     error: str | None
+    stream_time: bool = False
+    """The snapshot's as_of is the newest event time seen, not the present."""
+    replay_speed: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,12 +17,15 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import tzinfo
+from operator import itemgetter
 from typing import Final, TypeVar
 
 from imdb_tui.catalog import Catalog
 from imdb_tui.clock import Clock, utc_iso
-from imdb_tui.events import Event, RawRecord, Rejection, seconds, validate_many
+from imdb_tui.events import Event, RawRecord, Rejection, event_seconds, seconds, validate_many
 from imdb_tui.metrics import Aggregator, MetricsSnapshot, PipelineHealth, read_snapshot
+from imdb_tui.replay import ReplayClock
 from imdb_tui.sources import Source, SourceError
 from imdb_tui.store import Aggregates, DeadLetter, Store, StoreError
 from imdb_tui.writer import Writer, open_writer
@@ -34,6 +37,7 @@ MAX_RATE: Final = 1_000_000.0
 WRITER_SWITCH_INTERVAL: Final = 0.001
 T = TypeVar("T")
 _END: Final = None  # the producer's last word on the queue
+_EVENT_TIME: Final = itemgetter(Event._fields.index("event_time"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +61,11 @@ class PipelineSettings:
     """Batches handed to the writer and not yet committed, at most."""
     writer_process: bool = True
     """Write a file database from a process of its own (see imdb_tui.writer)."""
+    stream_time: bool = False
+    """Read the metrics at stream time, the newest event time seen, instead of the
+    present: for events from files and pipes, which may be history."""
+    replay_speed: float = 0.0
+    """Above 0: release events at this many times the pace of their own timestamps."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +131,9 @@ class Pipeline:
         self.catalog = catalog
         self.on_error = on_error
         self._aggregate = Aggregator(clock.tz)
-        self._queue: asyncio.Queue[list[RawRecord] | None] = asyncio.Queue(settings.queue_chunks)
+        # Chunks of records, each with the moment it was queued (monotonic clock).
+        self._queue: asyncio.Queue[tuple[list[RawRecord], float] | None]
+        self._queue = asyncio.Queue(settings.queue_chunks)
         self._writer: Writer | None = None  # opened by run()
         # Snapshots are read on a thread of their own, on a connection of their own,
         # unless the database is in memory: then the writer's connection, on the
@@ -131,6 +142,8 @@ class Pipeline:
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="imdb-tui-reader")
         self._rate = _checked_rate(settings.rate)
         self._pacer = Pacer(self._rate or MAX_RATE, clock.monotonic())
+        self._replay = ReplayClock(settings.replay_speed, clock) if settings.replay_speed else None
+        self._newest = ""  # the newest event time validated (canonical, so it sorts)
         self._running = asyncio.Event()
         self._running.set()
         self._stopping = False
@@ -157,11 +170,24 @@ class Pipeline:
     def target_rate(self) -> float | None:
         return self._rate
 
+    @property
+    def tz(self) -> tzinfo | None:
+        """The zone of the metrics' "today"."""
+        return self._clock.tz
+
+    @property
+    def replay_speed(self) -> float | None:
+        return None if self._replay is None else self._replay.speed
+
     def pause(self) -> None:
         self._running.clear()
+        if self._replay is not None:
+            self._replay.hold()
 
     def resume(self) -> None:
         self._pacer.restart(self._pacer.rate, self._clock.monotonic())
+        if self._replay is not None:
+            self._replay.go()
         self._running.set()
 
     def set_rate(self, rate: float | None) -> None:
@@ -174,6 +200,18 @@ class Pipeline:
         self._stopping = True
         self._running.set()
         self.source.stop()
+
+    def now(self) -> float:
+        """The metrics' clock: the present, or at stream time the newest event time
+        seen (while a replay runs, the replay clock); the present until an event comes."""
+        if not self.settings.stream_time:
+            return self._clock.now()
+        newest = seconds(self._newest) if self._newest else None
+        replayed = None
+        if self._replay is not None and not self._source_done:
+            replayed = self._replay.position()
+        seen = [moment for moment in (newest, replayed) if moment is not None]
+        return max(seen) if seen else self._clock.now()
 
     @property
     def error(self) -> str | None:
@@ -202,7 +240,7 @@ class Pipeline:
             self.store, self._clock.tz, self.settings.writer_process, shared
         )
         try:
-            if self.catalog is not None:
+            if self.catalog is not None and self.catalog.movies:
                 await writer.save_movies(self.catalog.movies)
             self._started = self._clock.monotonic()  # rates count from the first event
             self._pacer.restart(self._pacer.rate, self._started)
@@ -259,13 +297,43 @@ class Pipeline:
                 self._source_done = True
                 break
             self._pacer.sent(len(records))
-            self._emitted += len(records)
-            self._queued += len(records)
-            await self._queue.put(records)
+            if self._replay is None:
+                await self._put(records)
+            else:
+                await self._release(records, self._replay)
             if self._rate is None:
                 await asyncio.sleep(0)  # let the consumer in between chunks
         # Only on the way out in order: when cancelled, the consumer is cancelled too.
         await self._queue.put(_END)
+
+    async def _put(self, records: list[RawRecord]) -> None:
+        if records:
+            self._emitted += len(records)
+            self._queued += len(records)
+            await self._queue.put((records, self._clock.monotonic()))
+
+    async def _release(self, records: list[RawRecord], replay: ReplayClock) -> None:
+        """Queue records as the replay clock reaches their event times: what is due
+        goes before each wait. Stopping releases the rest at once (it was read)."""
+        now = self._clock.now()
+        released = 0
+        for at, record in enumerate(records):
+            event_time = event_seconds(record, now)
+            if event_time is None:
+                continue  # no usable time: released with the others, to be rejected
+            while not self._stopping:
+                if self.paused:
+                    await self._put(records[released:at])
+                    released = at
+                    await self._running.wait()
+                    continue
+                wait = replay.wait(event_time)
+                if wait <= 0:
+                    break
+                await self._put(records[released:at])
+                released = at
+                await self._clock.sleep(min(wait, 0.05))  # short naps: pause and stop act
+        await self._put(records[released:])
 
     async def _consume(self) -> None:
         settings = self.settings
@@ -273,6 +341,7 @@ class Pipeline:
         events: list[Event] = []
         rejections: list[Rejection] = []
         opened: float | None = None  # when the batch being filled got its first record
+        queued: list[float] = []  # when each of its chunks was queued
         writing: deque[asyncio.Task[None]] = deque()
         try:
             while True:
@@ -280,14 +349,18 @@ class Pipeline:
                 deadline_passed = False
                 try:
                     async with asyncio.timeout_at(_loop_time(timeout, clock)):
-                        chunk = await self._queue.get()
+                        item = await self._queue.get()
                 except TimeoutError:
-                    chunk, deadline_passed = [], True
-                if chunk is _END:
+                    item, deadline_passed = ([], 0.0), True
+                if item is _END:
                     break
+                chunk, queued_at = item
                 if chunk:
+                    queued.append(queued_at)
                     self._queued -= len(chunk)
                     valid, invalid = validate_many(chunk, clock.now())
+                    if valid and self.settings.stream_time:
+                        self._newest = max(self._newest, max(map(_EVENT_TIME, valid)))
                     events += valid
                     rejections += invalid
                     if opened is None:
@@ -302,23 +375,32 @@ class Pipeline:
                     # The aggregates are worked out here, while the writer commits the
                     # previous batch, and go with this one to be written in its transaction.
                     aggregates = self._aggregate(events)
-                    batch = self._commit(events, rejections, aggregates)
+                    batch = self._commit(events, rejections, aggregates, queued)
                     writing.append(asyncio.create_task(batch))
-                    events, rejections, opened = [], [], None
+                    events, rejections, opened, queued = [], [], None, []
             for task in writing:
                 await task
             if events or rejections:
-                await self._commit(events, rejections, self._aggregate(events))
+                await self._commit(events, rejections, self._aggregate(events), queued)
         finally:  # if cancelled, no batch write may outlive the run: the writer closes next
             for task in writing:
                 task.cancel()
             await asyncio.gather(*writing, return_exceptions=True)
 
     async def _commit(
-        self, events: list[Event], rejections: list[Rejection], aggregates: Aggregates
+        self,
+        events: list[Event],
+        rejections: list[Rejection],
+        aggregates: Aggregates,
+        queued: list[float],
     ) -> None:
         """Write one batch, retrying while the store fails; events are never dropped
-        while the pipeline runs (the queue fills and the producer waits instead)."""
+        while the pipeline runs (the queue fills and the producer waits instead).
+
+        Lag is how long after they were due events are stored: live events are due at
+        their event time; events of a file or pipe (which may be history, or replayed)
+        when they were queued.
+        """
         assert self._writer is not None
         delay = 0.25
         attempts = 0
@@ -338,12 +420,16 @@ class Pipeline:
             if self._error is not None:
                 log.info("storage recovered")
                 self._error = None
-            now = self._clock.now()
             self._stored += done.stored
             self._duplicates += done.duplicates
             self._rejected += done.rejected
-            self._commits.append((self._clock.monotonic(), self._stored))
-            self._lags.extend(now - seconds(when) for when in done.sample_times)
+            committed = self._clock.monotonic()
+            self._commits.append((committed, self._stored))
+            if self.settings.stream_time:
+                self._lags.extend(committed - at for at in queued)
+            else:
+                now = self._clock.now()
+                self._lags.extend(now - seconds(when) for when in done.sample_times)
             return
 
     async def _retain(self) -> None:
@@ -358,7 +444,9 @@ class Pipeline:
     async def _prune(self) -> bool:
         """One small retention step, queued between batch writes; True if there is more to do."""
         assert self._writer is not None
-        cutoff = utc_iso(self._clock.now() - self.settings.retention_seconds)
+        if self.settings.stream_time and not self._newest:
+            return False  # no event yet to count back from: the database may hold history
+        cutoff = utc_iso(self.now() - self.settings.retention_seconds)
         step = self.settings.prune_step
         try:
             deleted = await self._writer.prune(cutoff, step)
@@ -390,6 +478,8 @@ class Pipeline:
             emitted=self._emitted,
             stored=self._stored,
             error=self.error,
+            stream_time=self.settings.stream_time,
+            replay_speed=self.replay_speed,
         )
 
     def _ingest_rate(self, span: float = 3.0) -> float:
@@ -410,7 +500,7 @@ class Pipeline:
     async def snapshot(self, window_minutes: int | None = None) -> MetricsSnapshot:
         """The metrics as committed so far, read off the event loop's thread."""
         window = window_minutes or self.window_minutes
-        now, tz = self._clock.now(), self._clock.tz
+        now, tz = self.now(), self._clock.tz
         return await self._read(read_snapshot, now, tz, window, self.health())
 
     async def dead_letters(self, limit: int) -> list[DeadLetter]:

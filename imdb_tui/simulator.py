@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import itertools
 import random
+import zlib
+from array import array
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,9 +78,9 @@ class Simulator:
             raise ValueError("the simulator needs at least one user")
         self._clock = clock
         self._rng = rng = random.Random(settings.seed)
-        self._movie_ids = [movie.movie_id for movie in catalog.movies]
-        self._movie_cumulative = list(itertools.accumulate(catalog.popularity))
-        self._quality = {movie.movie_id: rng.uniform(3.0, 9.0) for movie in catalog.movies}
+        self._movie_ids = catalog.movie_ids
+        self._movie_cumulative = array("d", itertools.accumulate(catalog.popularity))
+        self._quality_seed = zlib.crc32(settings.seed.to_bytes(8, "little", signed=True))
         self._user_ids = [f"u{number:07d}" for number in rng.sample(range(10**7), settings.users)]
         # Activity per user is log-normal: most users are casual, a few are heavy.
         activity = [rng.lognormvariate(0.0, 1.0) for _ in range(settings.users)]
@@ -125,10 +127,15 @@ class Simulator:
                 "event_type": event_type,
             }
             if event_type == "rate":
-                quality = self._quality[session.movie]
+                quality = self._quality(session.movie)
                 record["rating"] = min(10, max(1, round(rng.gauss(quality, 1.5))))
             out.append(record)
         return out
+
+    def _quality(self, movie_id: str) -> float:
+        """How well a title is rated on average, 3 to 9: fixed per title and seed,
+        worked out when needed rather than kept for every title of the catalogue."""
+        return 3.0 + 6.0 * zlib.crc32(movie_id.encode(), self._quality_seed) / 0xFFFFFFFF
 
     def _draw(self) -> None:
         """The next titles sessions turn to (Zipf popularity) and what they do there."""

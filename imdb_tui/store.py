@@ -11,7 +11,7 @@ import functools
 import itertools
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -139,6 +139,10 @@ _UPSERT_WEIGHED_MOVIES: Final = (
     " ON CONFLICT (movie_id) DO UPDATE SET title = excluded.title, year = excluded.year,"
     " genres = excluded.genres, popularity = excluded.popularity",
 )
+_WEIGH_MOVIES: Final = (
+    "UPDATE movies SET popularity = json_extract(w.value, '$[1]') FROM json_each(?) AS w"
+    " WHERE movies.movie_id = json_extract(w.value, '$[0]')"
+)
 _INSERT_DEAD_LETTER: Final = "INSERT INTO dead_letters (received_at, reason, raw, raw_size) VALUES "
 
 
@@ -265,39 +269,50 @@ class Store:
 
     # Writing -----------------------------------------------------------------
 
-    def save_catalog(
-        self,
-        files: str,
-        movies: Sequence[Movie],
-        popularity: Sequence[float],
-        skipped: int,
-        rated: int,
-    ) -> None:
-        """Keep a parsed catalogue and the files it came from (see `kept_catalog`)."""
-        rows = [
-            (m.movie_id, m.title, m.year, ",".join(m.genres), weight)
-            for m, weight in zip(movies, popularity, strict=True)
-        ]
+    def forget_catalog(self) -> None:
+        """Drop the kept catalogue's marks before a new one is read (see `kept_catalog`);
+        until `keep_catalog` is called at the end, no catalogue counts as kept."""
         with self._transaction():
+            self._db.execute("DELETE FROM catalog_source")
             self._db.execute("UPDATE movies SET popularity = NULL WHERE popularity IS NOT NULL")
+
+    def add_catalog_movies(self, movies: Sequence[Movie]) -> None:
+        """Add a batch of the catalogue being read (its weights come with `weigh_...`)."""
+        rows = [(m.movie_id, m.title, m.year, ",".join(m.genres), 0.0) for m in movies]
+        with self._transaction():
             self._upsert(_UPSERT_WEIGHED_MOVIES, rows)
+
+    def weigh_catalog_movies(self, weights: Iterable[tuple[str, float]]) -> None:
+        """Set the popularity of the catalogue's movies, in one transaction."""
+        pairs = iter(weights)
+        with self._transaction():
+            while rows := list(itertools.islice(pairs, 50_000)):
+                self._db.execute(_WEIGH_MOVIES, (json.dumps(rows),))
+
+    def keep_catalog(self, files: str, skipped: int, rated: int) -> None:
+        """Mark the catalogue just read as kept, with the files it came from."""
+        with self._transaction():
             self._db.execute(
                 "INSERT OR REPLACE INTO catalog_source (id, files, skipped, rated)"
                 " VALUES (1, ?, ?, ?)",
                 (files, skipped, rated),
             )
 
-    def kept_catalog(self, files: str) -> tuple[list[Movie], list[float], int, int] | None:
-        """The catalogue kept from exactly these files (movies, weights, skipped, rated)."""
+    def kept_catalog(self, files: str) -> tuple[int, int] | None:
+        """If the kept catalogue came from exactly these files: its skipped and rated counts."""
         kept = self._query("SELECT skipped, rated FROM catalog_source WHERE files = ?", (files,))
-        if not kept:
-            return None
-        rows = self._query(
-            "SELECT movie_id, title, year, genres, popularity FROM movies"
-            " WHERE popularity IS NOT NULL ORDER BY movie_id"
-        )
-        movies = [Movie(i, t, y, tuple(g.split(",")) if g else ()) for i, t, y, g, _ in rows]
-        return movies, [row[4] for row in rows], kept[0][0], kept[0][1]
+        return (kept[0][0], kept[0][1]) if kept else None
+
+    def catalog_weights(self) -> Iterator[tuple[str, float]]:
+        """The kept catalogue's ids and weights, shortest ids first, then in id order:
+        streamed, so a catalogue of a million movies never sits in memory as rows."""
+        try:
+            yield from self._db.execute(
+                "SELECT movie_id, popularity FROM movies WHERE popularity IS NOT NULL"
+                " ORDER BY length(movie_id), movie_id"
+            )
+        except sqlite3.Error as error:
+            raise StoreError(_describe(error, self.path)) from None
 
     def save_movies(self, movies: Iterable[Movie]) -> None:
         """Add or refresh catalogue rows, so reports and queries can show titles."""
@@ -488,6 +503,11 @@ class Store:
             (limit,),
         )
         return [DeadLetter(*row) for row in rows]
+
+    def newest_event_time(self) -> str | None:
+        """The latest event_time of the events kept (canonical), if any."""
+        rows = self._query("SELECT max(event_time) FROM events")
+        return rows[0][0] if rows else None
 
     def count_events(self) -> int:
         """Raw events stored now (after retention), by counting rows: slow on big files."""

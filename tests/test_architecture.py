@@ -12,6 +12,7 @@ CORE = [
     "imdb_tui.clock",
     "imdb_tui.simulator",
     "imdb_tui.sources",
+    "imdb_tui.replay",
     "imdb_tui.pipeline",
     "imdb_tui.store",
     "imdb_tui.writer",

@@ -388,3 +388,48 @@ def test_the_imdb_catalogue_names_the_movies(tmp_path: Path) -> None:
     )
     assert bad.returncode == 2 and "does not exist" in bad.stderr
     assert len(bad.stderr.splitlines()) == 1
+
+
+def test_history_is_replayed_and_reported_at_its_own_time(tmp_path: Path) -> None:
+    db = tmp_path / "events.db"
+    history = tmp_path / "march.jsonl"
+    records = [
+        {
+            "event_id": f"h{n}",
+            "event_time": f"2024-03-01T08:{n:02d}:00.000Z",
+            "user_id": f"u{n % 3}",
+            "session_id": "s1",
+            "movie_id": "tt0111161",
+            "event_type": "view",
+        }
+        for n in range(25)
+    ]
+    history.write_text("".join(json.dumps(record) + "\n" for record in records))
+    # 24 minutes of events at 720x: two seconds and a bit, a status line a second.
+    result = imdb_tui("run", "--source", str(history), "--replay-speed", "720", "--db", str(db))
+    assert result.returncode == 0, result.stderr
+    assert "done: 25 events stored" in result.stdout
+    assert re.search(r"stream time 2024-03-01 \d\d:\d\d:\d\d · replay 720x", result.stdout)
+    now = imdb_tui("report", "--db", str(db), "--json")
+    assert json.loads(now.stdout)["events_today"] == 0  # the present has none
+    then = json.loads(imdb_tui("report", "--db", str(db), "--json", "--as-of", "latest").stdout)
+    assert then["events_today"] == 25 and then["active_users"]["count"] == 3
+    assert query(db, "SELECT count(*) FROM events") == [(25,)]  # not pruned as old
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--replay-speed", "10"], "--replay-speed replays a --source file"),
+        (["run", "--replay-speed", "-1"], "--replay-speed"),
+        (["report", "--as-of", "yesterday"], "'yesterday' is not now, latest or a time"),
+    ],
+)
+def test_replay_and_as_of_mistakes_are_one_line(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    db = tmp_path / "events.db"
+    imdb_tui("run", "--count", "1", "--db", str(db))
+    result = imdb_tui(*args, "--db", str(db))
+    assert result.returncode == 2 and message in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1

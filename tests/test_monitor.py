@@ -286,7 +286,7 @@ async def test_a_storage_error_is_shown_and_the_app_keeps_running() -> None:
 
 async def test_titles_from_data_are_shown_literally(db_path: Path) -> None:
     hostile = "[bold red]Boom[/] \x1b[31mred\x1b[0m [link=http://x]y[/link]"
-    catalog = Catalog((Movie("tt0000001", hostile, 1999, ("Drama",)),), (1.0,))
+    catalog = Catalog.of([Movie("tt0000001", hostile, 1999, ("Drama",))], [1.0])
     app = monitor(db_path, catalog=catalog, writer_process=False)
     try:
         async with app.run_test(size=(120, 40)) as pilot:
@@ -320,5 +320,28 @@ async def test_d_lists_the_dead_letters_literally(tmp_path: Path, db_path: Path)
             assert all(row[1] for row in rows)
             await pilot.press("escape")
             assert not isinstance(app.screen, DeadLettersScreen)
+    finally:
+        store.close()
+
+
+async def test_history_is_shown_at_stream_time(tmp_path: Path, db_path: Path) -> None:
+    lines = [
+        json.dumps(event(n, event_time=f"2024-03-01T08:{n:02d}:00.000Z", user_id=f"u{n % 3}"))
+        for n in range(25)
+    ]
+    (tmp_path / "march.jsonl").write_text("\n".join(lines) + "\n")
+    store = Store.open(db_path)
+    clock = NappingClock(NOW, tz=UTC)
+    settings = PipelineSettings(rate=None, stream_time=True, replay_speed=600.0)
+    pipeline = Pipeline(JsonLinesSource(str(tmp_path / "march.jsonl")), store, clock, settings)
+    app = MonitorApp(pipeline, str(db_path))
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: pipeline.state == "finished")
+            await app.refresh_now()
+            assert "stream time 2024-03-01 08:24:00 · replay 600x" in status(app)
+            assert app.snapshot is not None and app.snapshot.events_today == 25
+            assert app.snapshot.active_users.count == 3
+            assert clock.monotonic() == pytest.approx(24 * 60 / 600)  # paced by event time
     finally:
         store.close()

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from imdb_tui.clock import ManualClock
-from imdb_tui.events import MAX_LINE_BYTES
+from imdb_tui.events import EVENT_TYPES, MAX_LINE_BYTES, Event, validate
 from imdb_tui.pipeline import Pipeline, PipelineSettings
 from imdb_tui.sources import JsonLinesSource, LineSplitter, SourceError
 from imdb_tui.store import Store
@@ -147,6 +147,55 @@ def test_random_bytes_lose_no_line(tmp_path_factory: object, lines: list[bytes])
     summary = asyncio.run(pipeline.run())
     store.close()
     assert summary.stored + summary.duplicates + summary.rejected == len(lines)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner),
+    max_leaves=10,
+)
+EVENT_FIELD = st.sampled_from(
+    ["event_id", "event_time", "user_id", "session_id", "movie_id", "event_type", "rating", "x"]
+)
+
+
+@st.composite
+def json_lines(draw: st.DrawFn) -> bytes:
+    """Any JSON value, or an event with one field set to any JSON value (or dropped)."""
+    if draw(st.booleans()):
+        return json.dumps(draw(JSON)).encode()
+    record = event(draw(st.integers(0, 50)), event_type=draw(st.sampled_from(EVENT_TYPES)))
+    field = draw(EVENT_FIELD)
+    if draw(st.booleans()):
+        record.pop(field, None)
+    else:
+        record[field] = draw(JSON)
+    return json.dumps(record).encode()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(json_lines(), min_size=1, max_size=25))
+def test_random_json_is_stored_if_valid_and_a_dead_letter_otherwise(
+    tmp_path_factory: object, lines: list[bytes]
+) -> None:
+    path = tmp_path_factory.mktemp("json") / "random.jsonl"  # type: ignore[attr-defined]
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    valid = {}
+    for line in lines:
+        result = validate(line, NOW)
+        if isinstance(result, Event):
+            valid.setdefault(result.event_id, result)
+    store = Store.open(":memory:")
+    pipeline = Pipeline(
+        JsonLinesSource(str(path)), store, ManualClock(NOW), PipelineSettings(rate=None)
+    )
+    summary = asyncio.run(pipeline.run())
+    stored = store.count_events()
+    reasons = [letter.reason for letter in store.dead_letters(100)]
+    store.close()
+    assert stored == summary.stored == len(valid)  # every valid event, once
+    assert summary.rejected == len(reasons) == len(lines) - summary.stored - summary.duplicates
+    assert all(reasons)
 
 
 async def next_lines(source: JsonLinesSource, count: int) -> list[object]:

@@ -118,18 +118,46 @@ def test_the_catalogue_is_saved_and_refreshed(db_path: Path) -> None:
     ]
 
 
+def keep(store: Store, files: str, movies: list[Movie], weights: list[float]) -> None:
+    """A catalogue read and kept the way the CLI does it."""
+    store.forget_catalog()
+    store.add_catalog_movies(movies)
+    store.weigh_catalog_movies(zip((m.movie_id for m in movies), weights, strict=True))
+    store.keep_catalog(files, skipped=len(movies), rated=1)
+
+
 def test_a_kept_catalogue_comes_back_only_for_the_same_files(db_path: Path) -> None:
     store = Store.open(db_path)
     store.save_movies([Movie("tt0000009", "Made up", 2000, ("Drama",))])  # not IMDb's
     movies = [
-        Movie("tt0000001", "One", 1999, ("Drama", "War")),
+        Movie("tt10000001", "Eight digits", 2020, ()),
         Movie("tt0000002", "Two", None, ()),
+        Movie("tt0000001", "One", 1999, ("Drama", "War")),
     ]
-    store.save_catalog("a|1|2", movies, [5.0, 1.0], skipped=3, rated=1)
+    keep(store, "a|1|2", movies, [7.0, 1.0, 5.0])
     assert store.kept_catalog("a|1|3") is None
-    assert store.kept_catalog("a|1|2") == (movies, [5.0, 1.0], 3, 1)
-    store.save_catalog("b|1|2", movies[1:], [2.0], skipped=0, rated=0)  # another file
-    assert store.kept_catalog("b|1|2") == (movies[1:], [2.0], 0, 0)
+    assert store.kept_catalog("a|1|2") == (3, 1)
+    # Shorter ids first, then in order: tt9999999 comes before tt10000000, as in IMDb's files.
+    assert list(store.catalog_weights()) == [
+        ("tt0000001", 5.0),
+        ("tt0000002", 1.0),
+        ("tt10000001", 7.0),
+    ]
+    assert query(db_path, "SELECT title, genres FROM movies WHERE movie_id = 'tt0000001'") == [
+        ("One", "Drama,War")
+    ]
+    keep(store, "b|1|2", movies[1:2], [2.0])  # another file: the first catalogue is gone
+    assert store.kept_catalog("a|1|2") is None
+    assert list(store.catalog_weights()) == [("tt0000002", 2.0)]
+    store.close()
+
+
+def test_a_catalogue_cut_short_is_not_kept(db_path: Path) -> None:
+    store = Store.open(db_path)
+    keep(store, "a|1|2", [Movie("tt0000001", "One", 1999, ())], [5.0])
+    store.forget_catalog()  # a new file was being read when the power went
+    store.add_catalog_movies([Movie("tt0000002", "Two", 2000, ())])
+    assert store.kept_catalog("a|1|2") is None  # so the next start reads it again
     store.close()
 
 

@@ -19,7 +19,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Header, Static
 from textual.worker import Worker, WorkerCancelled, WorkerFailed
 
-from imdb_tui.display import literal, rate_text
+from imdb_tui.display import clock_text, literal, rate_text
 from imdb_tui.metrics import WINDOW_CHOICES, MetricsSnapshot
 from imdb_tui.pipeline import MAX_RATE, MIN_RATE, Pipeline, PipelineSettings, RunSummary
 from imdb_tui.store import StoreError
@@ -175,6 +175,10 @@ class MonitorApp(App[RunSummary | None]):
         ]
         if self.frozen:
             parts.append("FROZEN (f)")
+        if self.pipeline.settings.stream_time and self.snapshot is not None:
+            parts.append(
+                clock_text(self.snapshot.as_of, self.pipeline.tz, self.pipeline.replay_speed)
+            )
         status = Text(" · ".join(parts))
         error = self.pipeline.error  # not health(): that sorts the lags, for one field
         if error:
