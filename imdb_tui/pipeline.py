@@ -203,15 +203,10 @@ class Pipeline:
 
     def now(self) -> float:
         """The metrics' clock: the present, or at stream time the newest event time
-        seen (while a replay runs, the replay clock); the present until an event comes."""
-        if not self.settings.stream_time:
+        seen (the present until an event comes)."""
+        if not self.settings.stream_time or not self._newest:
             return self._clock.now()
-        newest = seconds(self._newest) if self._newest else None
-        replayed = None
-        if self._replay is not None and not self._source_done:
-            replayed = self._replay.position()
-        seen = [moment for moment in (newest, replayed) if moment is not None]
-        return max(seen) if seen else self._clock.now()
+        return seconds(self._newest)
 
     @property
     def error(self) -> str | None:

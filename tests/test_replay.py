@@ -93,6 +93,19 @@ def test_a_held_replay_stands_still_and_carries_on_without_a_burst() -> None:
         ReplayClock(0.0, clock)
 
 
+def test_a_late_replay_carries_on_from_where_it_is_without_catching_up() -> None:
+    clock = ManualClock(NOW)
+    replay = ReplayClock(10.0, clock)
+    replay.wait(MARCH_1)
+    clock.advance(100.0)  # held up by a rate cap or a busy store: 990 s of events overdue
+    assert replay.wait(MARCH_1 + 10.0) == 0.0
+    assert replay.wait(MARCH_1 + 20.0) == pytest.approx(1.0)  # at 10x from here, no burst
+    clock.advance(0.5)
+    assert replay.wait(MARCH_1 + 5.0) == 0.0  # out of order: at once, and the clock
+    assert replay.wait(MARCH_1 - 500.0) == 0.0  # does not move back for it
+    assert replay.wait(MARCH_1 + 20.0) == pytest.approx(0.5)
+
+
 async def test_pause_holds_a_replay_and_stop_releases_what_was_read() -> None:
     clock = ReleaseClock()
     pipeline = clock.pipeline = replaying(history(100, spacing=60.0), clock, replay_speed=60.0)

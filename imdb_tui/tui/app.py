@@ -167,18 +167,19 @@ class MonitorApp(App[RunSummary | None]):
     def show_status(self) -> None:
         state = self.pipeline.state
         self.sub_title = state.upper()
-        parts = [
-            state.upper(),
+        parts = [state.upper()]
+        if self.frozen:
+            parts.append("FROZEN (f)")
+        if self.pipeline.settings.stream_time and self.snapshot is not None:
+            # Before the settings: at 80 columns the line ends early.
+            parts.append(
+                clock_text(self.snapshot.as_of, self.pipeline.tz, self.pipeline.replay_speed)
+            )
+        parts += [
             f"target {rate_text(self.pipeline.target_rate)}",
             f"window {self.window_minutes} min",
             f"refresh {self.refresh_interval:g} s",
         ]
-        if self.frozen:
-            parts.append("FROZEN (f)")
-        if self.pipeline.settings.stream_time and self.snapshot is not None:
-            parts.append(
-                clock_text(self.snapshot.as_of, self.pipeline.tz, self.pipeline.replay_speed)
-            )
         status = Text(" · ".join(parts))
         error = self.pipeline.error  # not health(): that sorts the lags, for one field
         if error:
