@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -298,30 +299,38 @@ async def test_titles_from_data_are_shown_literally(db_path: Path) -> None:
         app.pipeline.store.close()
 
 
-async def test_d_lists_the_dead_letters_literally(tmp_path: Path, db_path: Path) -> None:
-    lines = b'{"event_id": "\x1b[31mred"}\n[bold]not json[/]\n' + json.dumps(event(1)).encode()
-    (tmp_path / "in.jsonl").write_bytes(lines + b"\n")
-    store = Store.open(db_path)
-    clock = NappingClock(NOW, tz=UTC)
-    pipeline = Pipeline(
-        JsonLinesSource(str(tmp_path / "in.jsonl")), store, clock, PipelineSettings()
-    )
-    app = MonitorApp(pipeline, str(db_path))
+@contextlib.asynccontextmanager
+async def monitor_of_file(
+    path: Path, db: Path, clock: ManualClock, **settings: object
+) -> AsyncIterator[tuple[MonitorApp, Pilot[object]]]:
+    """The monitor over a JSON Lines file, once all of it is stored."""
+    store = Store.open(db)
+    options = PipelineSettings(**settings)  # type: ignore[arg-type]
+    pipeline = Pipeline(JsonLinesSource(str(path)), store, clock, options)
+    app = MonitorApp(pipeline, str(db))
     try:
         async with app.run_test(size=(120, 40)) as pilot:
             await until(pilot, lambda: pipeline.state == "finished")
             await app.refresh_now()
-            assert "FINISHED" in status(app)
-            await pilot.press("d")
-            assert isinstance(app.screen, DeadLettersScreen)
-            table = app.screen.query_one(DataTable)
-            rows = [[str(cell) for cell in table.get_row_at(n)] for n in range(table.row_count)]
-            assert [row[2] for row in rows] == ["[bold]not json[/]", '{"event_id": "\\x1b[31mred"}']
-            assert all(row[1] for row in rows)
-            await pilot.press("escape")
-            assert not isinstance(app.screen, DeadLettersScreen)
+            yield app, pilot
     finally:
         store.close()
+
+
+async def test_d_lists_the_dead_letters_literally(tmp_path: Path, db_path: Path) -> None:
+    lines = b'{"event_id": "\x1b[31mred"}\n[bold]not json[/]\n' + json.dumps(event(1)).encode()
+    (tmp_path / "in.jsonl").write_bytes(lines + b"\n")
+    clock = NappingClock(NOW, tz=UTC)
+    async with monitor_of_file(tmp_path / "in.jsonl", db_path, clock) as (app, pilot):
+        assert "FINISHED" in status(app)
+        await pilot.press("d")
+        assert isinstance(app.screen, DeadLettersScreen)
+        table = app.screen.query_one(DataTable)
+        rows = [[str(cell) for cell in table.get_row_at(n)] for n in range(table.row_count)]
+        assert [row[2] for row in rows] == ["[bold]not json[/]", '{"event_id": "\\x1b[31mred"}']
+        assert all(row[1] for row in rows)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, DeadLettersScreen)
 
 
 async def test_history_is_shown_at_stream_time(tmp_path: Path, db_path: Path) -> None:
@@ -330,18 +339,10 @@ async def test_history_is_shown_at_stream_time(tmp_path: Path, db_path: Path) ->
         for n in range(25)
     ]
     (tmp_path / "march.jsonl").write_text("\n".join(lines) + "\n")
-    store = Store.open(db_path)
     clock = NappingClock(NOW, tz=UTC)
-    settings = PipelineSettings(rate=None, stream_time=True, replay_speed=600.0)
-    pipeline = Pipeline(JsonLinesSource(str(tmp_path / "march.jsonl")), store, clock, settings)
-    app = MonitorApp(pipeline, str(db_path))
-    try:
-        async with app.run_test(size=(120, 40)) as pilot:
-            await until(pilot, lambda: pipeline.state == "finished")
-            await app.refresh_now()
-            assert "stream time 2024-03-01 08:24:00 · replay 600x" in status(app)
-            assert app.snapshot is not None and app.snapshot.events_today == 25
-            assert app.snapshot.active_users.count == 3
-            assert clock.monotonic() == pytest.approx(24 * 60 / 600)  # paced by event time
-    finally:
-        store.close()
+    replay = {"rate": None, "stream_time": True, "replay_speed": 600.0}
+    async with monitor_of_file(tmp_path / "march.jsonl", db_path, clock, **replay) as (app, _):
+        assert "stream time 2024-03-01 08:24:00 · replay 600x" in status(app)
+        assert app.snapshot is not None and app.snapshot.events_today == 25
+        assert app.snapshot.active_users.count == 3
+        assert clock.monotonic() == pytest.approx(24 * 60 / 600)  # paced by event time
