@@ -11,7 +11,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime, tzinfo
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
@@ -574,11 +574,11 @@ def produce(count: float | None, rate: float | None, seed: int, users: int, titl
 @click.option(
     "--as-of",
     "as_of",
+    type=click.Choice(["now", "latest"]),
     default="now",
     show_default=True,
-    metavar="now|latest|TIME",
-    help="The moment to read the metrics at: now, latest (the newest stored event's"
-    " time, for history read from a file) or a time such as 2024-03-01T18:00.",
+    help="The moment to read the metrics at: now, or latest, the newest stored event's"
+    " time (for history read from a file).",
 )
 def report(db: str, window: int, as_json: bool, dead_letters: bool, limit: int, as_of: str) -> None:
     """Print the metrics stored in a database, without running anything."""
@@ -601,21 +601,13 @@ def report(db: str, window: int, as_json: bool, dead_letters: bool, limit: int, 
 
 
 def _moment(as_of: str, store: Store, clock: SystemClock) -> float:
-    """--as-of as epoch seconds: now, the newest stored event's time, or a given time
-    (local if it names no zone)."""
-    if as_of == "now":
-        return clock.now()
-    if as_of == "latest":
-        newest = store.newest_event_time()
-        return clock.now() if newest is None else seconds(newest)
-    try:
-        moment = datetime.fromisoformat(as_of)
-    except ValueError:
-        raise click.BadParameter(
-            f"{as_of!r} is not now, latest or a time such as 2024-03-01T18:00",
-            param_hint="'--as-of'",
-        ) from None
-    return (moment if moment.tzinfo else moment.astimezone()).timestamp()
+    """--as-of as epoch seconds: now, or the newest stored event's time.
+
+    No other moment: the aggregates keep each user's last time seen, and each
+    day's totals, so only a moment after every stored event reads true.
+    """
+    newest = store.newest_event_time() if as_of == "latest" else None
+    return clock.now() if newest is None else seconds(newest)
 
 
 def _report_dead_letters(letters: list[DeadLetter], as_json: bool) -> None:

@@ -422,7 +422,7 @@ def test_history_is_replayed_and_reported_at_its_own_time(tmp_path: Path) -> Non
     [
         (["run", "--replay-speed", "10"], "--replay-speed replays a --source file"),
         (["run", "--replay-speed", "-1"], "--replay-speed"),
-        (["report", "--as-of", "yesterday"], "'yesterday' is not now, latest or a time"),
+        (["report", "--as-of", "yesterday"], "'yesterday' is not one of 'now', 'latest'"),
     ],
 )
 def test_replay_and_as_of_mistakes_are_one_line(
