@@ -237,6 +237,7 @@ def cli(ctx: click.Context, /, **monitor_options: Any) -> None:
       imdb-tui run --rate max --count 1e6   # push a million events as fast as possible
       imdb-tui report --json                # the stored metrics as one JSON object
       imdb-tui produce --count 1000 | imdb-tui run --source -   # events through a pipe
+      imdb-tui --source march.jsonl.gz --replay-speed 60        # history, an hour a minute
     """
     if ctx.invoked_subcommand is None:
         ctx.invoke(monitor, **monitor_options)
