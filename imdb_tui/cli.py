@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -193,9 +194,62 @@ def pipeline_options(f: F) -> F:
         users_option,
         titles_option,
     ]
+
+    @functools.wraps(f)
+    def collect(*args: Any, **values: Any) -> Any:
+        fields = {field.name: values.pop(field.name) for field in dataclasses.fields(Options)}
+        return f(*args, options=Options(**fields), **values)
+
     for option in reversed(options):
-        f = option(f)
-    return f
+        collect = option(collect)
+    return collect  # type: ignore[return-value]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Options:
+    """The values of `pipeline_options`, as one argument of the commands."""
+
+    source: str
+    catalog: str | None
+    ratings: str | None
+    follow: bool
+    replay_speed: float
+    rate: float | str | None
+    seed: int
+    db: str
+    window: int
+    retention: float
+    users: int
+    titles: int
+
+    def settings(self) -> dict[str, Any]:
+        """Their PipelineSettings keywords. Events from a file or a pipe may be history:
+        their metrics are read at stream time (the newest event time seen), and
+        --replay-speed paces them by their times."""
+        if self.replay_speed and self.source == SIMULATOR:
+            raise Failure("--replay-speed replays a --source file of recorded events")
+        rate = self.rate
+        if rate == AUTO:
+            rate = DEFAULT_RATE if self.source == SIMULATOR else None
+        return {
+            "rate": rate,
+            "window_minutes": self.window,
+            "retention_seconds": self.retention,
+            "stream_time": self.source != SIMULATOR,
+            "replay_speed": self.replay_speed,
+        }
+
+    def inputs(self, events: BinaryIO | None = None) -> Inputs:
+        return Inputs(
+            self.source,
+            self.seed,
+            self.users,
+            self.titles,
+            self.catalog,
+            self.ratings,
+            self.follow,
+            events,
+        )
 
 
 def refresh_option(f: F) -> F:
@@ -218,7 +272,7 @@ def refresh_option(f: F) -> F:
 @pipeline_options
 @refresh_option
 @click.pass_context
-def cli(ctx: click.Context, /, **monitor_options: Any) -> None:
+def cli(ctx: click.Context, /, options: Options, refresh: float) -> None:
     """Real-time analytics for IMDb-style user engagement, in the terminal.
 
     A stream of views, clicks, ratings and watchlist adds (simulated, or JSON
@@ -240,55 +294,39 @@ def cli(ctx: click.Context, /, **monitor_options: Any) -> None:
       imdb-tui --source march.jsonl.gz --replay-speed 60        # history, an hour a minute
     """
     if ctx.invoked_subcommand is None:
-        ctx.invoke(monitor, **monitor_options)
+        _monitor(options, refresh)
 
 
 @cli.command()
 @pipeline_options
 @refresh_option
-def monitor(
-    source: str,
-    catalog: str | None,
-    ratings: str | None,
-    follow: bool,
-    replay_speed: float,
-    rate: float | str | None,
-    seed: int,
-    db: str,
-    window: int,
-    retention: float,
-    users: int,
-    titles: int,
-    refresh: float,
-) -> None:
+def monitor(options: Options, refresh: float) -> None:
     """Open the full-screen monitor (the default when no command is given).
 
     Keys: p pause/resume, + - rate, m max, r exact rate, w window, [ ] refresh,
     f freeze, ? help, q quit (the queue is drained and committed first).
     """
+    _monitor(options, refresh)
+
+
+def _monitor(options: Options, refresh: float) -> None:
     events = None
-    if source == STDIN:  # events come down the pipe; keys come from the terminal
+    if options.source == STDIN:  # events come down the pipe; keys come from the terminal
         events = _stdin_for_events()
     if not (sys.stdin.isatty() and sys.stderr.isatty()):  # Textual reads one, draws on the other
         raise Failure(NO_TERMINAL)
     from imdb_tui.tui.app import MonitorApp, monitor_settings  # Textual loads only here
 
-    store = open_store(db)
-    settings = monitor_settings(
-        rate=_resolve_rate(rate, source),
-        window_minutes=window,
-        retention_seconds=retention,
-        **_clock_settings(source, replay_speed),
-    )
-    inputs = Inputs(source, seed, users, titles, catalog, ratings, follow, events)
-    pipeline = build_pipeline(store, settings, inputs)
+    settings = monitor_settings(**options.settings())
+    store = open_store(options.db)
+    pipeline = build_pipeline(store, settings, options.inputs(events))
     logging.getLogger().handlers.clear()  # nothing may write over the screen
     try:
         summary = MonitorApp(pipeline, store.path, refresh).run()
     finally:
         store.close()
     if summary is not None:
-        _report_summary(summary, f"database: {db}")
+        _report_summary(summary, f"database: {options.db}")
 
 
 @cli.command()
@@ -307,51 +345,32 @@ def monitor(
     metavar="N",
     help="Stop after this many events (1000, 1e6).",
 )
-def run(
-    source: str,
-    catalog: str | None,
-    ratings: str | None,
-    follow: bool,
-    replay_speed: float,
-    rate: float | str | None,
-    seed: int,
-    db: str,
-    window: int,
-    retention: float,
-    users: int,
-    titles: int,
-    duration: float | None,
-    count: float | None,
-) -> None:
+def run(options: Options, duration: float | None, count: float | None) -> None:
     """Run the pipeline headless: one status line a second, then a summary.
 
     Ctrl-C or SIGTERM stops it cleanly: the queue is drained and committed first.
     """
-    store = open_store(db)
-    settings = PipelineSettings(
-        rate=_resolve_rate(rate, source),
-        count=None if count is None else int(count),
-        window_minutes=window,
-        retention_seconds=retention,
-        **_clock_settings(source, replay_speed),
-    )
-    inputs = Inputs(source, seed, users, titles, catalog, ratings, follow)
-    pipeline = build_pipeline(store, settings, inputs)
+    settings = PipelineSettings(count=None if count is None else int(count), **options.settings())
+    store = open_store(options.db)
+    pipeline = build_pipeline(store, settings, options.inputs())
     click.echo(f"database: {store.path}")
-    if source == SIMULATOR:
+    if options.source == SIMULATOR:
         assert pipeline.catalog is not None
-        movies = f"{len(pipeline.catalog):,}{' IMDb' if catalog else ''}"
-        click.echo(f"source: simulator (seed {seed}, {movies} titles, {users:,} users)")
+        movies = f"{len(pipeline.catalog):,}{' IMDb' if options.catalog else ''}"
+        click.echo(
+            f"source: simulator (seed {options.seed}, {movies} titles, {options.users:,} users)"
+        )
     else:
         click.echo(f"source: {pipeline.source.name} (JSON Lines)")
     try:
         summary = asyncio.run(_run_headless(pipeline, duration))
-        final = read_snapshot(store, time.time(), None, window)
+        final = read_snapshot(store, time.time(), None, options.window)
     except StoreError as error:
         raise Failure(str(error)) from None
     finally:
         store.close()
-    _report_summary(summary, f"database: {db} now holds {final.events_total:,} events in all")
+    held = f"now holds {final.events_total:,} events in all"
+    _report_summary(summary, f"database: {options.db} {held}")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -431,20 +450,6 @@ def _fingerprint(path: str) -> str:
     """A file as its absolute path, size and modification time: changed, it is read again."""
     status = Path(path).stat()
     return f"{Path(path).resolve()}|{status.st_size}|{status.st_mtime_ns}"
-
-
-def _clock_settings(source: str, replay_speed: float) -> dict[str, Any]:
-    """Events from a file or a pipe may be history: their metrics are read at stream
-    time (the newest event time seen), and --replay-speed paces them by their times."""
-    if replay_speed and source == SIMULATOR:
-        raise Failure("--replay-speed replays a --source file of recorded events")
-    return {"stream_time": source != SIMULATOR, "replay_speed": replay_speed}
-
-
-def _resolve_rate(rate: float | str | None, source: str) -> float | None:
-    if rate != AUTO:
-        return rate  # type: ignore[return-value]
-    return DEFAULT_RATE if source == SIMULATOR else None
 
 
 def _stdin_for_events() -> BinaryIO:
