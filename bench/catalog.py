@@ -32,7 +32,7 @@ GENRES = ("Drama", "Comedy", "Documentary", "Action", "Romance", "Thriller", "\\
 CHILD = """
 import gzip, resource, sys, time
 from imdb_tui.imdb import kept_imdb_catalog, load_imdb_catalog
-from imdb_tui.store import Store
+from imdb_tui.store import Store, open_store
 
 def rss():
     return int(open('/proc/self/statm').read().split()[1]) * 4096 // 2**20
@@ -50,7 +50,7 @@ samples = []
 def progress(done, total):
     samples.append((len(samples), done / total, rss()))
 
-store = Store.open(db)
+store = open_store(db)
 start = time.perf_counter()
 store.forget_catalog()
 loaded = load_imdb_catalog(basics, ratings, progress=progress, keep=store)

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from common import fresh, run_headless
 
-from imdb_tui.store import Store
+from imdb_tui.store import open_store
 
 
 class Terminal:
@@ -95,7 +95,7 @@ def run_monitor(
     from imdb_tui.cli import Inputs, build_pipeline
     from imdb_tui.tui.app import MonitorApp, monitor_settings
 
-    store = Store.open(db)
+    store = open_store(db)
     pipeline = build_pipeline(store, monitor_settings(rate=None), Inputs(seed=1, users=5_000))
     app = MonitorApp(pipeline, str(db))
     terminal = Terminal(120, 40)

@@ -22,14 +22,14 @@ from common import fresh, median_seconds
 
 from imdb_tui.catalog import build_catalog
 from imdb_tui.metrics import read_snapshot
-from imdb_tui.store import Store
+from imdb_tui.store import open_store
 
 SPAN = 7 * 86400
 
 
 def build(path: Path, count: int, now: float) -> None:
     """A database of `count` events, made in SQL (fast), with matching aggregates."""
-    store = Store.open(fresh(path))
+    store = open_store(fresh(path))
     store.save_movies(build_catalog(0).movies)
     store.close()
     db = sqlite3.connect(path, isolation_level=None)
@@ -85,7 +85,7 @@ def seed_queries(db: sqlite3.Connection, now: float) -> None:
 
 
 def measure(path: Path, now: float) -> tuple[float, float]:
-    store = Store.open(path)
+    store = open_store(path)
     read_snapshot(store, now, UTC, 5)  # warm the page cache, as a running monitor has it
     ours = median_seconds(lambda: read_snapshot(store, now, UTC, 5), repeat=50)
     store.close()

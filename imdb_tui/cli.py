@@ -28,8 +28,11 @@ from imdb_tui.imdb import CatalogError, kept_imdb_catalog, load_imdb_catalog
 from imdb_tui.metrics import MetricsSnapshot, read_snapshot
 from imdb_tui.pipeline import MAX_RATE, Pacer, Pipeline, PipelineSettings, RunSummary
 from imdb_tui.simulator import Simulator, SimulatorSettings
-from imdb_tui.sources import STDIN, JsonLinesSource, SimulatedSource, SourceError
+from imdb_tui.sources import STDIN, SourceError
+from imdb_tui.sources.jsonlines import JsonLinesSource
+from imdb_tui.sources.simulated import SimulatedSource
 from imdb_tui.store import DeadLetter, Store, StoreError
+from imdb_tui.store import open_store as open_backend
 
 DEFAULT_DB = Path(platformdirs.user_data_dir("imdb-tui")) / "events.db"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -164,6 +167,12 @@ def pipeline_options(f: F) -> F:
             " truncated file is read again from its start).",
         ),
         click.option(
+            "--from-start",
+            is_flag=True,
+            help="Read the --source file from its start, not from where the last run into"
+            " this database stopped (events already stored count as duplicates).",
+        ),
+        click.option(
             "--replay-speed",
             type=click.FloatRange(0, 1_000_000),
             default=0,
@@ -213,6 +222,7 @@ class Options:
     catalog: str | None
     ratings: str | None
     follow: bool
+    from_start: bool
     replay_speed: float
     rate: float | str | None
     seed: int
@@ -237,6 +247,7 @@ class Options:
             "retention_seconds": self.retention,
             "stream_time": self.source != SIMULATOR,
             "replay_speed": self.replay_speed,
+            "from_start": self.from_start,
         }
 
     def inputs(self, events: BinaryIO | None = None) -> Inputs:
@@ -322,7 +333,7 @@ def _monitor(options: Options, refresh: float) -> None:
     pipeline = build_pipeline(store, settings, options.inputs(events))
     logging.getLogger().handlers.clear()  # nothing may write over the screen
     try:
-        summary = MonitorApp(pipeline, store.path, refresh).run()
+        summary = MonitorApp(pipeline, store.name, refresh).run()
     finally:
         store.close()
     if summary is not None:
@@ -353,7 +364,7 @@ def run(options: Options, duration: float | None, count: float | None) -> None:
     settings = PipelineSettings(count=None if count is None else int(count), **options.settings())
     store = open_store(options.db)
     pipeline = build_pipeline(store, settings, options.inputs())
-    click.echo(f"database: {store.path}")
+    click.echo(f"database: {store.name}")
     if options.source == SIMULATOR:
         assert pipeline.catalog is not None
         movies = f"{len(pipeline.catalog):,}{' IMDb' if options.catalog else ''}"
@@ -588,7 +599,7 @@ def produce(count: float | None, rate: float | None, seed: int, users: int, titl
 )
 def report(db: str, window: int, as_json: bool, dead_letters: bool, limit: int, as_of: str) -> None:
     """Print the metrics stored in a database, without running anything."""
-    store = open_store(db, create=False)
+    store = open_store(db, read_only=True)
     clock = SystemClock()
     try:
         if dead_letters:
@@ -657,9 +668,9 @@ def _report_text(s: MetricsSnapshot, db: str) -> str:
     return "\n".join(lines)
 
 
-def open_store(db: str, create: bool = True) -> Store:
+def open_store(db: str, create: bool = True, read_only: bool = False) -> Store:
     try:
-        return Store.open(db, create=create)
+        return open_backend(db, create=create, read_only=read_only)
     except StoreError as error:
         raise Failure(str(error)) from None
 

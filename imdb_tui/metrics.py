@@ -21,7 +21,8 @@ from typing import Any
 
 from imdb_tui.clock import day_start, local_datetime, local_day, utc_iso
 from imdb_tui.events import EVENT_TYPES, Event
-from imdb_tui.store import Aggregates, Store
+from imdb_tui.health import PipelineHealth
+from imdb_tui.store import Aggregates, MetricsReader
 
 TOP_MOVIES = 10
 MINUTES_SHOWN = 60
@@ -50,27 +51,6 @@ class MinuteCount:
     minute: str
     """UTC, YYYY-MM-DDTHH:MMZ"""
     events: int
-
-
-@dataclass(frozen=True, slots=True)
-class PipelineHealth:
-    """How the running pipeline is doing: not stored, so only a live run has it."""
-
-    state: str
-    """running, paused, draining, finished or stopped"""
-    target_rate: float | None
-    """events per second asked for; None when unthrottled"""
-    ingest_rate: float
-    """events stored per second over the last few seconds"""
-    queue_depth: int
-    lag_p50_ms: float | None
-    lag_p99_ms: float | None
-    emitted: int
-    stored: int
-    error: str | None
-    stream_time: bool = False
-    """The snapshot's as_of is the newest event time seen, not the present."""
-    replay_speed: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +161,7 @@ def minute_key(ts: float) -> str:
 
 
 def read_snapshot(
-    store: Store,
+    store: MetricsReader,
     now: float,
     tz: tzinfo | None,
     window_minutes: int,

@@ -9,22 +9,36 @@ from imdb_tui.clock import ManualClock
 from imdb_tui.events import RawRecord
 from imdb_tui.metrics import MetricsSnapshot, read_snapshot
 from imdb_tui.pipeline import Pipeline, PipelineSettings, RunSummary
-from imdb_tui.store import Store
+from imdb_tui.sources import Lookup
+from imdb_tui.store import SourcePosition, open_store
 
 
 class ListSource:
-    """Hands out the given raw records, then ends."""
+    """Hands out the given raw records, then ends. Its position is how many it has
+    handed out; it resumes from a stored one, and keeps what it is acknowledged."""
 
     name = "list"
 
     def __init__(self, records: Sequence[RawRecord]) -> None:
         self._records = list(records)
+        self.key = f"list:{records[0]!r}" if records else "list:"  # known by its first
         self._next = 0
+        self.acknowledged: list[int] = []
+
+    async def start(self, stored: Lookup) -> None:
+        position = stored(self.key)
+        self._next = 0 if position is None else int(position)
 
     async def read(self, limit: int) -> list[RawRecord]:
         chunk = self._records[self._next : self._next + limit]
         self._next += len(chunk)
         return chunk
+
+    def positions(self) -> Sequence[SourcePosition]:
+        return (SourcePosition(self.key, str(self._next)),)
+
+    def acknowledge(self, positions: Sequence[SourcePosition]) -> None:
+        self.acknowledged += [int(p.position) for p in positions]
 
     def stop(self) -> None:
         pass
@@ -34,7 +48,7 @@ async def ingest(
     db: Path | str, records: Sequence[RawRecord], clock: ManualClock, **settings: object
 ) -> RunSummary:
     """Run the pipeline over `records` into `db` until the source ends."""
-    store = Store.open(db)
+    store = open_store(db)
     try:
         options = {"rate": None, **settings}
         pipeline = Pipeline(ListSource(records), store, clock, PipelineSettings(**options))  # type: ignore[arg-type]
@@ -44,7 +58,7 @@ async def ingest(
 
 
 def snapshot(db: Path | str, clock: ManualClock, window: int = 5) -> MetricsSnapshot:
-    store = Store.open(db, create=False)
+    store = open_store(db, create=False)
     try:
         return read_snapshot(store, clock.now(), clock.tz, window)
     finally:

@@ -286,8 +286,9 @@ def test_produce_piped_into_run_stores_exactly_that_many_and_a_rerun_stores_none
     saved = tmp_path / "events.jsonl"
     saved.write_text(imdb_tui("produce", "--count", "1000", "--seed", "3").stdout)
     assert len(saved.read_text().splitlines()) == 1000
-    for run in range(2):  # the same file twice: stored once
-        result = imdb_tui("run", "--source", str(saved), "--db", str(tmp_path / "twice.db"))
+    for run in range(2):  # the same file twice, from its start: stored once
+        again = ["--from-start"] if run else []
+        result = imdb_tui("run", "--source", str(saved), "--db", str(tmp_path / "twice.db"), *again)
         expected = "1,000 events stored, 0 dup" if run == 0 else "0 events stored, 1,000 dup"
         assert expected in result.stdout
     assert query(tmp_path / "twice.db", "SELECT count(*) FROM events") == [(1000,)]

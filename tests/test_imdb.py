@@ -10,7 +10,7 @@ import pytest
 
 from imdb_tui.catalog import Movie
 from imdb_tui.imdb import CatalogError, TconstIds, kept_imdb_catalog, load_imdb_catalog
-from imdb_tui.store import Store
+from imdb_tui.store import open_store
 
 BASICS = [
     "tconst\ttitleType\tprimaryTitle\toriginalTitle\tisAdult\tstartYear\tendYear"
@@ -103,7 +103,7 @@ def test_a_file_that_is_not_the_dataset_is_one_line(
 
 def test_the_catalogue_read_again_from_the_database_is_the_same(tmp_path: Path) -> None:
     lines = [*BASICS, "tt10000001\tmovie\tEight Digits\tx\t0\t2020\t\\N\t90\tDrama"]
-    store = Store.open(tmp_path / "events.db")
+    store = open_store(tmp_path / "events.db")
     loaded = load_imdb_catalog(write(tmp_path / "b.tsv", lines), seed=4, keep=store)
     kept = kept_imdb_catalog(store.catalog_weights())
     assert list(kept.movie_ids) == list(loaded.catalog.movie_ids)  # the simulator draws alike

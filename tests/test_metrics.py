@@ -15,7 +15,7 @@ from imdb_tui.catalog import Movie
 from imdb_tui.clock import ManualClock, local_day, utc_iso
 from imdb_tui.events import Event
 from imdb_tui.metrics import Aggregator, quarter_hour, read_snapshot
-from imdb_tui.store import Aggregates, Store
+from imdb_tui.store import Aggregates, open_store
 from tests.conftest import NOW, event
 from tests.helpers import ingest, snapshot
 
@@ -92,7 +92,7 @@ async def test_active_users_count_distinct_users_in_the_window(
 async def test_top_movies_rank_views_with_titles_and_share(
     db_path: Path, clock: ManualClock
 ) -> None:
-    store = Store.open(db_path)
+    store = open_store(db_path)
     store.save_movies([Movie("tt0000002", "Second [bold]Title[/]", 2001, ("Drama",))])
     store.close()
     records = [event(n, movie_id="tt0000002") for n in range(6)]
@@ -109,7 +109,7 @@ async def test_top_movies_rank_views_with_titles_and_share(
 
 async def test_a_snapshot_never_reads_raw_events(db_path: Path, clock: ManualClock) -> None:
     await ingest(db_path, [event(n) for n in range(2000)], clock)
-    store = Store.open(db_path)
+    store = open_store(db_path)
     tables: set[str] = set()
 
     def watch(action: int, table: str | None, *_: object) -> int:

@@ -22,8 +22,10 @@ from imdb_tui.catalog import Catalog, Movie, build_catalog
 from imdb_tui.clock import ManualClock
 from imdb_tui.pipeline import Pipeline, PipelineSettings
 from imdb_tui.simulator import Simulator, SimulatorSettings
-from imdb_tui.sources import JsonLinesSource, SimulatedSource
-from imdb_tui.store import MEMORY, Store, StoreError
+from imdb_tui.sources.jsonlines import JsonLinesSource
+from imdb_tui.sources.simulated import SimulatedSource
+from imdb_tui.store import Store, StoreError, open_store
+from imdb_tui.store.sqlite import MEMORY, SqliteStore
 from imdb_tui.tui.app import MonitorApp
 from imdb_tui.tui.dead_letters import DeadLettersScreen
 from imdb_tui.tui.dialogs import HelpScreen, RateDialog
@@ -57,7 +59,7 @@ def monitor(
     options = {"rate": rate, "commit_interval": 0.02, **settings}
     pipeline = Pipeline(
         SimulatedSource(simulator),
-        store or Store.open(db),
+        store or open_store(db),
         clock,
         PipelineSettings(**options),  # type: ignore[arg-type]
         catalog,
@@ -253,7 +255,7 @@ async def test_quit_drains_the_queue_and_the_database_is_complete(db_path: Path,
     assert stored_in(db_path) == summary.stored
 
 
-class FullDisk(Store):
+class FullDisk(SqliteStore):
     """A store whose batch writes fail while `full` is set, as on a full disk."""
 
     full = False
@@ -304,7 +306,7 @@ async def monitor_of_file(
     path: Path, db: Path, clock: ManualClock, **settings: object
 ) -> AsyncIterator[tuple[MonitorApp, Pilot[object]]]:
     """The monitor over a JSON Lines file, once all of it is stored."""
-    store = Store.open(db)
+    store = open_store(db)
     options = PipelineSettings(**settings)  # type: ignore[arg-type]
     pipeline = Pipeline(JsonLinesSource(str(path)), store, clock, options)
     app = MonitorApp(pipeline, str(db))

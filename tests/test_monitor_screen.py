@@ -9,7 +9,7 @@ and look at the SVGs (in tests/__snapshots__/) before committing them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC
 from typing import Any
 
@@ -21,7 +21,9 @@ from imdb_tui.clock import ManualClock
 from imdb_tui.events import RawRecord
 from imdb_tui.pipeline import Pipeline, PipelineSettings
 from imdb_tui.simulator import Simulator, SimulatorSettings
-from imdb_tui.store import MEMORY, Store
+from imdb_tui.sources import Lookup
+from imdb_tui.store import SourcePosition, open_store
+from imdb_tui.store.sqlite import MEMORY
 from imdb_tui.tui.app import MonitorApp
 
 from .conftest import NOW
@@ -45,6 +47,15 @@ class HeldSource:
         chunk, self._records = self._records[:limit], self._records[limit:]
         return chunk
 
+    async def start(self, stored: Lookup) -> None:
+        pass
+
+    def positions(self) -> Sequence[SourcePosition]:
+        return ()
+
+    def acknowledge(self, positions: Sequence[SourcePosition]) -> None:
+        pass
+
     def stop(self) -> None:
         self._stopped.set()
 
@@ -54,7 +65,7 @@ def app() -> Any:
     clock = ManualClock(NOW, tz=UTC)
     catalog = build_catalog(7, 200)
     simulator = Simulator(catalog, SimulatorSettings(seed=7, users=2_000), clock)
-    store = Store.open(MEMORY)
+    store = open_store(MEMORY)
     settings = PipelineSettings(rate=None, commit_interval=0.01)
     pipeline = Pipeline(HeldSource(simulator, RECORDS), store, clock, settings, catalog)
     yield MonitorApp(pipeline, MEMORY)

@@ -14,8 +14,8 @@ from imdb_tui.catalog import build_catalog
 from imdb_tui.clock import ManualClock
 from imdb_tui.pipeline import Pacer, Pipeline, PipelineSettings
 from imdb_tui.simulator import Simulator, SimulatorSettings
-from imdb_tui.sources import SimulatedSource
-from imdb_tui.store import Store
+from imdb_tui.sources.simulated import SimulatedSource
+from imdb_tui.store import Store, open_store
 from tests.conftest import NOW, event
 from tests.helpers import ingest, query, snapshot
 
@@ -70,7 +70,7 @@ async def test_the_producer_emits_at_the_target_rate_without_busy_waiting(
     db_path: Path, rate: float
 ) -> None:
     clock = CountingClock(NOW)
-    store = Store.open(db_path)
+    store = open_store(db_path)
     pipeline = simulated(store, clock, rate=rate)
     await run_for(pipeline, clock, 30.0)
     emitted = pipeline.health().emitted
@@ -79,7 +79,7 @@ async def test_the_producer_emits_at_the_target_rate_without_busy_waiting(
 
 
 async def test_everything_emitted_is_stored_when_stopped(db_path: Path, clock: ManualClock) -> None:
-    store = Store.open(db_path)
+    store = open_store(db_path)
     pipeline = simulated(store, clock, rate=10_000.0)
     await run_for(pipeline, clock, 3.0)
     health = pipeline.health()
@@ -96,7 +96,7 @@ async def test_everything_emitted_is_stored_when_stopped(db_path: Path, clock: M
 async def test_pause_stops_the_stream_and_resume_restarts_it(
     db_path: Path, clock: ManualClock
 ) -> None:
-    store = Store.open(db_path)
+    store = open_store(db_path)
     pipeline = simulated(store, clock, rate=1_000.0, commit_interval=0.01)
     running = asyncio.create_task(pipeline.run())
     while pipeline.health().stored < 500:
@@ -123,7 +123,7 @@ async def test_pause_stops_the_stream_and_resume_restarts_it(
 
 async def test_the_rate_can_change_while_running(db_path: Path) -> None:
     clock = ManualClock(NOW)
-    store = Store.open(db_path)
+    store = open_store(db_path)
     pipeline = simulated(store, clock, rate=10.0)
     running = asyncio.create_task(pipeline.run())
     start = clock.monotonic()
@@ -146,7 +146,7 @@ async def test_the_rate_can_change_while_running(db_path: Path) -> None:
 
 
 async def test_count_stops_after_exactly_that_many(db_path: Path, clock: ManualClock) -> None:
-    store = Store.open(db_path)
+    store = open_store(db_path)
     summary = await simulated(store, clock, rate=None, count=12_345).run()
     assert summary.emitted == summary.stored == 12_345
 
@@ -156,7 +156,8 @@ async def test_duplicates_are_stored_once_across_restarts(
 ) -> None:
     records = [event(n) for n in range(1000)]
     first = await ingest(db_path, records, clock)
-    second = await ingest(db_path, records + [event(n) for n in range(1000, 1010)], clock)
+    more = records + [event(n) for n in range(1000, 1010)]
+    second = await ingest(db_path, more, clock, from_start=True)
     assert (first.stored, first.duplicates) == (1000, 0)
     assert (second.stored, second.duplicates) == (10, 1000)
     metrics = snapshot(db_path, clock)
@@ -178,7 +179,7 @@ async def test_bad_records_go_to_the_dead_letters(db_path: Path, clock: ManualCl
 async def test_old_events_are_pruned_while_running(db_path: Path, clock: ManualClock) -> None:
     old = [event(n, event_time="2026-10-01T00:00:00.000Z") for n in range(5000)]
     await ingest(db_path, old, clock)
-    store = Store.open(db_path)
+    store = open_store(db_path)
     pipeline = simulated(
         store, clock, rate=100.0, retention_seconds=86400.0, prune_step=1000, prune_interval=0.01
     )
@@ -222,7 +223,7 @@ async def test_both_writers_store_the_same(db_path: Path, writer_process: bool) 
 async def test_a_killed_writer_process_is_replaced_and_nothing_is_lost(db_path: Path) -> None:
     clock = ManualClock(NOW)
     errors: list[str] = []
-    store = Store.open(db_path)
+    store = open_store(db_path)
     catalog = build_catalog(1, 100)
     source = SimulatedSource(Simulator(catalog, SimulatorSettings(seed=1, users=500), clock))
     settings = PipelineSettings(rate=None, count=200_000, batch_size=4096)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import UTC
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from imdb_tui.clock import ManualClock, utc_iso
 from imdb_tui.events import RawRecord
 from imdb_tui.pipeline import Pipeline, PipelineSettings
 from imdb_tui.replay import ReplayClock
-from imdb_tui.store import Store
+from imdb_tui.store import open_store
 from tests.conftest import NOW, event
 from tests.helpers import ListSource, query
 
@@ -46,7 +47,7 @@ def replaying(records: list[RawRecord], clock: ManualClock, **settings: object) 
     options = {"rate": None, "stream_time": True, "writer_process": False, **settings}
     return Pipeline(
         ListSource(records),
-        Store.open(":memory:"),
+        open_store(":memory:"),
         clock,
         PipelineSettings(**options),  # type: ignore[arg-type]
     )
@@ -154,11 +155,12 @@ async def test_history_already_stored_is_not_pruned_before_an_event_comes(
     tmp_path: Path, clock: ManualClock
 ) -> None:
     db = tmp_path / "events.db"
-    store = Store.open(db)
+    store = open_store(db)
     settings = PipelineSettings(rate=None, stream_time=True, writer_process=False)
     await Pipeline(ListSource(history(50, 60.0)), store, clock, settings).run()
     gate = asyncio.Event()
-    again = Pipeline(GatedSource(history(50, 60.0), gate), store, clock, settings)
+    from_start = dataclasses.replace(settings, from_start=True)
+    again = Pipeline(GatedSource(history(50, 60.0), gate), store, clock, from_start)
     running = asyncio.create_task(again.run())
     for _ in range(50):  # the retention task's first round comes and goes
         await asyncio.sleep(0)

@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 from imdb_tui.clock import ManualClock
 from imdb_tui.events import EVENT_TYPES, MAX_LINE_BYTES, Event, validate
 from imdb_tui.pipeline import Pipeline, PipelineSettings
-from imdb_tui.sources import JsonLinesSource, LineSplitter, SourceError
-from imdb_tui.store import Store
+from imdb_tui.sources import SourceError
+from imdb_tui.sources.jsonlines import JsonLinesSource, LineSplitter
+from imdb_tui.store import open_store
 
 from .conftest import NOW, event
 from .helpers import query
@@ -119,7 +120,7 @@ async def test_every_valid_line_is_stored_and_every_other_is_a_dead_letter(
     mixed = [line for pair in zip(lines, HOSTILE * 4, strict=False) for line in pair]
     mixed += lines[len(HOSTILE * 4) :]
     (tmp_path / "mixed.jsonl").write_bytes(b"\n".join(mixed) + b"\n")
-    store = Store.open(db_path)
+    store = open_store(db_path)
     clock = ManualClock(NOW)
     source = JsonLinesSource(str(tmp_path / "mixed.jsonl"))
     summary = await Pipeline(source, store, clock, PipelineSettings(rate=None)).run()
@@ -140,7 +141,7 @@ def test_random_bytes_lose_no_line(tmp_path_factory: object, lines: list[bytes])
     directory = tmp_path_factory.mktemp("random")  # type: ignore[attr-defined]
     path = directory / "random.jsonl"
     path.write_bytes(b"".join(line + b"\n" for line in lines))
-    store = Store.open(":memory:")
+    store = open_store(":memory:")
     pipeline = Pipeline(
         JsonLinesSource(str(path)), store, ManualClock(NOW), PipelineSettings(rate=None)
     )
@@ -185,7 +186,7 @@ def test_random_json_is_stored_if_valid_and_a_dead_letter_otherwise(
         result = validate(line, NOW)
         if isinstance(result, Event):
             valid.setdefault(result.event_id, result)
-    store = Store.open(":memory:")
+    store = open_store(":memory:")
     pipeline = Pipeline(
         JsonLinesSource(str(path)), store, ManualClock(NOW), PipelineSettings(rate=None)
     )

@@ -11,7 +11,8 @@ from imdb_tui.catalog import Movie
 from imdb_tui.clock import ManualClock
 from imdb_tui.events import Event, validate
 from imdb_tui.metrics import Aggregator
-from imdb_tui.store import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, Store, StoreError
+from imdb_tui.store import Store, StoreError, open_store
+from imdb_tui.store.sqlite import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, SqliteStore
 from tests.conftest import NOW, event
 from tests.helpers import query
 
@@ -27,7 +28,7 @@ def write(store: Store, batch: list[Event]) -> list[Event]:
 
 
 def test_a_new_file_gets_the_current_schema_in_wal_mode(db_path: Path) -> None:
-    Store.open(db_path).close()
+    open_store(db_path).close()
     assert query(db_path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
     assert query(db_path, "PRAGMA application_id") == [(APPLICATION_ID,)]
     assert query(db_path, "PRAGMA journal_mode") == [("wal",)]
@@ -39,41 +40,41 @@ def test_an_older_file_is_upgraded_and_keeps_its_data(db_path: Path, version: in
         for step in MIGRATIONS[:version]:
             old.executescript(step)
         old.execute(f"PRAGMA user_version = {version}")
-    store = Store.open(db_path)
+    store = open_store(db_path)
     assert write(store, events(range(3))) and store.counters()["events_total"] == 3
     store.close()
     assert query(db_path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
 
 
 def test_a_newer_file_is_refused(db_path: Path) -> None:
-    Store.open(db_path).close()
+    open_store(db_path).close()
     with sqlite3.connect(db_path) as newer:
         newer.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(StoreError, match="newer than this imdb-tui"):
-        Store.open(db_path)
+        open_store(db_path)
 
 
 def test_files_that_are_not_ours_are_refused(tmp_path: Path) -> None:
     text = tmp_path / "notes.txt"
     text.write_text("hello, not a database\n" * 100)
     with pytest.raises(StoreError, match="is not an SQLite database"):
-        Store.open(text)
+        open_store(text)
     other = tmp_path / "other.db"
     with sqlite3.connect(other) as connection:
         connection.execute("CREATE TABLE invoices (id)")
     with pytest.raises(StoreError, match="of another program"):
-        Store.open(other)
+        open_store(other)
     assert query(other, "SELECT name FROM sqlite_master") == [("invoices",)]
 
 
 def test_memory_databases_work() -> None:
-    store = Store.open(":memory:")
+    store = open_store(":memory:")
     assert len(write(store, events(range(5)))) == 5
     assert store.reader() is store
 
 
 def test_an_event_is_stored_once_and_counted_as_a_duplicate_after(db_path: Path) -> None:
-    store = Store.open(db_path)
+    store = open_store(db_path)
     assert len(write(store, events(range(0, 10)))) == 10
     again = events(range(5, 15)) + events(range(14, 16))  # 5-9 stored, 14 twice in the batch
     new = write(store, again)
@@ -84,7 +85,7 @@ def test_an_event_is_stored_once_and_counted_as_a_duplicate_after(db_path: Path)
 
 
 def test_aggregates_count_only_new_events(db_path: Path) -> None:
-    store = Store.open(db_path)
+    store = open_store(db_path)
     write(store, events(range(4)))
     write(store, events(range(4)))
     assert query(db_path, "SELECT sum(events) FROM events_per_minute") == [(4,)]
@@ -92,13 +93,13 @@ def test_aggregates_count_only_new_events(db_path: Path) -> None:
 
 
 def test_big_batches_are_split_into_statements_sqlite_accepts(db_path: Path) -> None:
-    store = Store.open(db_path)
+    store = open_store(db_path)
     assert len(write(store, events(range(40_000)))) == 40_000
     assert store.count_events() == 40_000
 
 
 def test_retention_deletes_old_events_in_steps(db_path: Path) -> None:
-    store = Store.open(db_path)
+    store = open_store(db_path)
     write(store, events(range(10), event_time="2026-11-01T10:00:00.000Z"))
     write(store, events(range(10, 15)))
     assert store.prune("2026-11-20T00:00:00.000Z", limit=4) == 4
@@ -110,7 +111,7 @@ def test_retention_deletes_old_events_in_steps(db_path: Path) -> None:
 
 
 def test_the_catalogue_is_saved_and_refreshed(db_path: Path) -> None:
-    store = Store.open(db_path)
+    store = open_store(db_path)
     store.save_movies([Movie("tt0000001", "First", 1999, ("Drama",))])
     store.save_movies([Movie("tt0000001", "First (restored)", 1999, ("Drama", "War"))])
     assert query(db_path, "SELECT movie_id, title, year, genres FROM movies") == [
@@ -127,7 +128,7 @@ def keep(store: Store, files: str, movies: list[Movie], weights: list[float]) ->
 
 
 def test_a_kept_catalogue_comes_back_only_for_the_same_files(db_path: Path) -> None:
-    store = Store.open(db_path)
+    store = open_store(db_path)
     store.save_movies([Movie("tt0000009", "Made up", 2000, ("Drama",))])  # not IMDb's
     movies = [
         Movie("tt10000001", "Eight digits", 2020, ()),
@@ -153,7 +154,7 @@ def test_a_kept_catalogue_comes_back_only_for_the_same_files(db_path: Path) -> N
 
 
 def test_a_catalogue_cut_short_is_not_kept(db_path: Path) -> None:
-    store = Store.open(db_path)
+    store = open_store(db_path)
     keep(store, "a|1|2", [Movie("tt0000001", "One", 1999, ())], [5.0])
     store.forget_catalog()  # a new file was being read when the power went
     store.add_catalog_movies([Movie("tt0000002", "Two", 2000, ())])
@@ -163,8 +164,8 @@ def test_a_catalogue_cut_short_is_not_kept(db_path: Path) -> None:
 
 def test_a_read_only_database_is_reported(tmp_path: Path, clock: ManualClock) -> None:
     path = tmp_path / "ro.db"
-    Store.open(path).close()
+    open_store(path).close()
     uri = f"file:{path}?mode=ro"
-    store = Store(sqlite3.connect(uri, uri=True, isolation_level=None), str(path))
+    store = SqliteStore(sqlite3.connect(uri, uri=True, isolation_level=None), str(path), 3)
     with pytest.raises(StoreError, match="not writable"):
         write(store, events(range(1)))

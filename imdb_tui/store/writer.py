@@ -1,5 +1,7 @@
 """Where batches are written: the store on a thread, or on a process of its own.
 
+The store chooses (see Store.writer); any backend can use either.
+
 Producing, validating and counting events need Python's GIL, and so does binding
 a batch's values to SQLite's statements. On one interpreter the event loop and
 the writer take turns; on a file database the writes go to a child process with
@@ -9,7 +11,10 @@ is written on a thread.
 
 Either writer takes the same requests (plain values, so that they can cross a
 pipe), carries them out with the same `_handle`, in order, and answers each with
-the same small results; several writes may be in flight.
+the same small results; several writes may be in flight. Each write names the
+write before it: one that fails makes the writer refuse the later ones until it
+is written again, so a batch (and the source positions it carries) is never
+stored ahead of an earlier one.
 """
 
 from __future__ import annotations
@@ -23,9 +28,9 @@ import signal
 import sys
 import threading
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import tzinfo
 from itertools import repeat
 from multiprocessing.connection import Connection
@@ -33,10 +38,17 @@ from typing import Any, Final
 
 from imdb_tui.catalog import Movie
 from imdb_tui.events import FIELDS, Event, Rejection
+from imdb_tui.health import PipelineHealth
 from imdb_tui.metrics import Aggregator
-from imdb_tui.store import MEMORY, Aggregates, Store, StoreError
+from imdb_tui.store import Aggregates, SourcePosition, Store, StoreError
 
 LAG_SAMPLES: Final = 256
+
+
+class OutOfOrder(StoreError):
+    """A batch refused because the one before it is not stored yet: write that first."""
+
+
 _new_event = tuple.__new__
 
 
@@ -59,14 +71,22 @@ class Writer:
 
     async def write(
         self,
+        number: int,
+        after: int | None,
         events: Sequence[Event],
         rejections: Sequence[Rejection],
         received_at: str,
         aggregates: Aggregates,
+        positions: Sequence[SourcePosition] = (),
+        health: PipelineHealth | None = None,
     ) -> Written:
+        """Write (or write again) batch `number`, which is stored only once batch
+        `after` is (None: it is the first)."""
         flat = list(itertools.chain.from_iterable(events))
         stored, duplicates, rejected, sample = await self._call(
             "write",
+            number,
+            after,
             flat,
             [(r.reason, r.raw, r.raw_size) for r in rejections],
             received_at,
@@ -76,8 +96,13 @@ class Writer:
                 aggregates.movie_views,
                 aggregates.last_seen,
             ),
+            [(p.source, p.position) for p in positions],
+            None if health is None else astuple(health),
         )
         return Written(stored, duplicates, rejected, sample)
+
+    async def put_health(self, health: PipelineHealth) -> None:
+        await self._call("health", astuple(health))
 
     async def prune(self, before: str, limit: int) -> int:
         deleted: int = await self._call("prune", before, limit)
@@ -93,22 +118,6 @@ class Writer:
         raise NotImplementedError
 
 
-def open_writer(
-    store: Store,
-    tz: tzinfo | None,
-    separate_process: bool = True,
-    thread: ThreadPoolExecutor | None = None,
-) -> Writer:
-    """A process writer for a file database (if asked), else a thread writer.
-
-    `thread`, if given, is the thread a thread writer works on: shared with the
-    snapshot reads of an in-memory database, whose one connection takes them in turn.
-    """
-    if separate_process and store.path != MEMORY:
-        return ProcessWriter(store.path, tz)
-    return ThreadWriter(store, tz, thread)
-
-
 class ThreadWriter(Writer):
     """The store written on one thread of this process."""
 
@@ -117,13 +126,14 @@ class ThreadWriter(Writer):
     ) -> None:
         self._store = store
         self._aggregate = Aggregator(tz)
+        self._order = _Order()
         self._owns_thread = thread is None
         self._thread = thread or ThreadPoolExecutor(1, thread_name_prefix="imdb-tui-writer")
 
     async def _call(self, *request: Any) -> Any:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            self._thread, _handle, self._store, self._aggregate, request
+            self._thread, _handle, self._store, self._aggregate, self._order, request
         )
 
     async def close(self) -> None:
@@ -141,8 +151,9 @@ class ProcessWriter(Writer):
     starts a new child.
     """
 
-    def __init__(self, path: str, tz: tzinfo | None) -> None:
-        self._path = path
+    def __init__(self, opener: Callable[[], Store], tz: tzinfo | None) -> None:
+        """`opener` opens the store in the child: it must pickle (functools.partial)."""
+        self._opener = opener
         self._tz = tz
         self._sender = ThreadPoolExecutor(1, thread_name_prefix="imdb-tui-send")
         self._waiting: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]] = deque()
@@ -155,7 +166,7 @@ class ProcessWriter(Writer):
         payload = marshal.dumps(request)
         with self._lock:
             if self._child is None or not self._child.alive:
-                self._child = _Child(self._path, self._tz, self._answered)
+                self._child = _Child(self._opener, self._tz, self._answered)
             child = self._child
             self._waiting.append((loop, future))
         loop.run_in_executor(self._sender, child.send, payload)
@@ -194,6 +205,8 @@ def _settle(future: asyncio.Future[Any], outcome: tuple[str, Any] | None) -> Non
         future.set_exception(StoreError("the writer process stopped unexpectedly"))
     elif outcome[0] == "error":
         future.set_exception(StoreError(outcome[1]))
+    elif outcome[0] == "order":
+        future.set_exception(OutOfOrder(outcome[1]))
     else:
         future.set_result(outcome[1])
 
@@ -201,11 +214,11 @@ def _settle(future: asyncio.Future[Any], outcome: tuple[str, Any] | None) -> Non
 class _Child:
     """One writer process, its pipe and the thread reading its answers."""
 
-    def __init__(self, path: str, tz: tzinfo | None, answered: Any) -> None:
+    def __init__(self, opener: Callable[[], Store], tz: tzinfo | None, answered: Any) -> None:
         context = multiprocessing.get_context("spawn")  # fork is unsafe with threads
         self._connection, theirs = context.Pipe()
         self._process = context.Process(
-            target=_serve, args=(theirs, path, tz), name="imdb-tui-writer", daemon=True
+            target=_serve, args=(theirs, opener, tz), name="imdb-tui-writer", daemon=True
         )
         with _interrupts_ignored(), _stderr_with_descriptor():
             self._process.start()
@@ -275,11 +288,12 @@ def _stderr_with_descriptor() -> Any:
         sys.stderr = replaced
 
 
-def _serve(connection: Connection, path: str, tz: tzinfo | None) -> None:
+def _serve(connection: Connection, opener: Callable[[], Store], tz: tzinfo | None) -> None:
     """The child's loop: answer each request in order until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     store: Store | None = None
     aggregate = Aggregator(tz)
+    order = _Order()
     while True:
         try:
             request = marshal.loads(connection.recv_bytes())
@@ -289,8 +303,10 @@ def _serve(connection: Connection, path: str, tz: tzinfo | None) -> None:
             break
         try:
             if store is None:
-                store = Store.open(path)
-            answer: tuple[str, Any] = ("ok", _handle(store, aggregate, request))
+                store = opener()
+            answer: tuple[str, Any] = ("ok", _handle(store, aggregate, order, request))
+        except OutOfOrder as error:
+            answer = ("order", str(error))
         except StoreError as error:
             answer = ("error", str(error))
         except Exception as error:  # a bug: say it, and keep serving
@@ -303,11 +319,19 @@ def _serve(connection: Connection, path: str, tz: tzinfo | None) -> None:
         store.close()
 
 
-def _handle(store: Store, aggregate: Aggregator, request: tuple[Any, ...]) -> Any:
+class _Order:
+    """The number of the last batch this writer stored (None: none yet, so any may go)."""
+
+    last: int | None = None
+
+
+def _handle(store: Store, aggregate: Aggregator, order: _Order, request: tuple[Any, ...]) -> Any:
     """Carry out one request (on the writer's thread or in the child) and answer it."""
     kind, *args = request
     if kind == "write":
-        flat, rejections, received_at, aggregates = args
+        number, after, flat, rejections, received_at, aggregates, positions, health = args
+        if order.last is not None and after is not None and after != order.last:
+            raise OutOfOrder(f"batch {after} is not stored yet; batches are stored in order")
         events = list(map(_new_event, repeat(Event), _rows(flat, len(FIELDS))))
         stored = store.write_batch(
             events,
@@ -315,7 +339,10 @@ def _handle(store: Store, aggregate: Aggregator, request: tuple[Any, ...]) -> An
             received_at,
             aggregate,
             Aggregates(*aggregates),
+            [SourcePosition(*p) for p in positions],
+            None if health is None else PipelineHealth(*health),
         )
+        order.last = number
         step = max(1, len(stored) // LAG_SAMPLES)
         return (
             len(stored),
@@ -323,6 +350,9 @@ def _handle(store: Store, aggregate: Aggregator, request: tuple[Any, ...]) -> An
             len(rejections),
             [event.event_time for event in stored[::step]],
         )
+    if kind == "health":
+        store.put_health(PipelineHealth(*args[0]))
+        return None
     if kind == "prune":
         return store.prune(*args)
     if kind == "prune_aggregates":

@@ -1,56 +1,36 @@
-"""Where raw records come from. Every source hands raw records to the pipeline,
-which paces, validates and stores them the same way whatever their origin:
-the simulator hands out mappings, JSON Lines sources hand out lines as bytes
-(the one validation function parses them, and rejects what is not an event)."""
+"""JSON Lines from a file (gzip if it ends in .gz) or from stdin: lines as bytes,
+which the one validation function parses (rejecting what is not an event).
+
+A file is a resumable source: its position is the byte offset (in the
+uncompressed stream) just past the last line handed out, with a fingerprint of
+the file's first line, so that a file replaced by another, or truncated, is read
+from its start again rather than from an offset that no longer means anything.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import gzip
+import hashlib
+import itertools
+import json
 import os
 import stat
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO
 
 from imdb_tui.events import MAX_LINE_BYTES, RawRecord
-from imdb_tui.simulator import Simulator
+from imdb_tui.sources import STDIN, Lookup, SourceError
+from imdb_tui.store import SourcePosition
 
-STDIN = "-"
 READ_BYTES = 1 << 16
 FOLLOW_POLL = 0.2
 """Seconds between looks at a followed file once its end is reached."""
-
-
-class Source(Protocol):
-    name: str
-
-    async def read(self, limit: int) -> list[RawRecord]:
-        """Up to `limit` raw records; an empty list once the source has ended."""
-
-    def stop(self) -> None:
-        """The pipeline is stopping: a read still waiting for input returns [] now."""
-
-
-class SourceError(Exception):
-    """A source that cannot be opened or read, said in one line."""
-
-
-class SimulatedSource:
-    """The simulator as a source: it never ends."""
-
-    name = "simulator"
-
-    def __init__(self, simulator: Simulator) -> None:
-        self._simulator = simulator
-
-    async def read(self, limit: int) -> list[RawRecord]:
-        return list(self._simulator.records(limit))
-
-    def stop(self) -> None:
-        pass  # its reads never wait
+HEAD_BYTES = 4096
+"""A file is known by a hash of its first line, or of this many bytes if it is longer."""
 
 
 class LineSplitter:
@@ -61,25 +41,39 @@ class LineSplitter:
     payload) and the rest of it is skipped up to its newline.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, offset: int = 0) -> None:
         self._partial = bytearray()
         self._skipping = False
+        self._fed = offset  # bytes of the stream fed so far
+        self.ends: list[int] = []
+        """The stream offset just past each line handed out by the last feed or end
+        (a cut line's is its start: read again from there, it is rejected again)."""
 
     def feed(self, data: bytes) -> list[bytes]:
         *ended, tail = data.split(b"\n")
+        base = self._fed - len(self._partial)  # where the pending line started
+        self._fed += len(data)
+        ends = list(
+            itertools.accumulate((len(p) + 1 for p in ended), initial=self._fed - len(data))
+        )
         lines: list[bytes] = []
-        for piece in ended:
+        self.ends = kept = []
+        for at, piece in enumerate(ended):
             if self._skipping:
                 self._skipping = False
             elif self._partial:
                 lines.append(bytes(self._partial) + piece)
+                kept.append(ends[at + 1])
                 self._partial.clear()
             else:
                 lines.append(piece)
+                kept.append(ends[at + 1])
         if not self._skipping:
+            start = ends[-1] if ended else base
             self._partial += tail
             if len(self._partial) > MAX_LINE_BYTES:
                 lines.append(bytes(self._partial[: MAX_LINE_BYTES + 1]))
+                kept.append(start)
                 self._partial.clear()
                 self._skipping = True
         return lines
@@ -87,6 +81,7 @@ class LineSplitter:
     def end(self) -> list[bytes]:
         """At the end of the input, a last line without its newline is still a line."""
         last = [] if self._skipping or not self._partial else [bytes(self._partial)]
+        self.ends = [self._fed] if last else []
         self._partial.clear()
         return last
 
@@ -100,6 +95,9 @@ class JsonLinesSource:
     grows, like `tail -F`: at its end the source waits for more; a partial last
     line waits for its newline; a truncated file is read again from its start,
     and a replaced (rotated) one is reopened.
+
+    An input that fails part way (a truncated .gz, a read error) hands out what
+    came before it, its partial last line included, and then raises SourceError.
     """
 
     def __init__(self, path: str, file: BinaryIO | None = None, follow: bool = False) -> None:
@@ -111,24 +109,105 @@ class JsonLinesSource:
         self._follow = follow
         self._file = file or _open(path)
         self._read_bytes = self._reader(self._file)
+        # Only a regular file has positions: a pipe's bytes cannot be read again.
+        regular = path != STDIN and stat.S_ISREG(os.fstat(self._file.fileno()).st_mode)
+        self.key = f"file:{Path(path).resolve()}" if regular else None
         self._lines = LineSplitter()
         self._ready: list[bytes] = []
+        self._ends: list[int] = []
+        self._head = bytearray()  # the stream's first bytes, for its fingerprint
+        self._head_fixed = False  # read from the file when resuming
+        self._handed = 0  # the stream offset just past the last line handed out
+        self._failure: SourceError | None = None
         self._ended = False
         self._stopped: asyncio.Event | None = None
+        self.resumed_at = 0
+        """The stream offset the source started from (a stored position), or 0."""
+        self.acknowledged = 0
+        """The offset of the newest position acknowledged (committed)."""
+
+    async def start(self, stored: Lookup) -> None:
+        """Carry on from the stored position if it is this file's: its first line the
+        same and its stream at least that long; else read from the start."""
+        if self.key is None:
+            return
+        position = stored(self.key)
+        if position is None:
+            return
+        try:
+            saved = json.loads(position)
+            offset, fingerprint = int(saved["offset"]), str(saved["fingerprint"])
+        except (ValueError, KeyError, TypeError):
+            return  # not one of ours: read it all (dedupe keeps that safe)
+        if offset <= 0:
+            return
+        skipped = await asyncio.to_thread(self._skip_to, offset, fingerprint)
+        if skipped:
+            self.resumed_at = self._handed = offset
+            self._lines = LineSplitter(offset)
+
+    def _skip_to(self, offset: int, fingerprint: str) -> bool:
+        """Read the head and move to `offset` if the file is the one positioned;
+        else stay at the start of the stream."""
+        try:
+            head = self._file.read(HEAD_BYTES)
+            if _fingerprint(head) != fingerprint:
+                self._file.seek(0)
+                return False
+            # A plain file seeks past its end; a .gz one stops at its end.
+            packed = isinstance(self._file, gzip.GzipFile)
+            if self._file.seek(offset) == offset and (
+                packed or os.fstat(self._file.fileno()).st_size >= offset
+            ):
+                self._head[:] = head
+                self._head_fixed = True
+                return True
+            self._file.seek(0)
+        except (OSError, EOFError, gzip.BadGzipFile):
+            with contextlib.suppress(OSError, EOFError, gzip.BadGzipFile):
+                self._file.seek(0)
+        self._head.clear()
+        return False
 
     async def read(self, limit: int) -> list[RawRecord]:
         while not self._ready and not self._ended:
-            data = await self._next_bytes()
+            try:
+                data = await self._next_bytes()
+            except SourceError as error:  # hand out what came before it, then fail
+                self._failure = error
+                data = b""
             if data:
+                if len(self._head) < HEAD_BYTES and not self._head_fixed:
+                    self._head += data[: HEAD_BYTES - len(self._head)]
                 self._ready = self._lines.feed(data)
-            elif self._follow and not self._stopping():
+                self._ends = self._lines.ends
+            elif self._follow and not self._stopping() and self._failure is None:
                 self._ready = await self._wait_for_more()
+                self._ends = self._lines.ends
             else:
                 self._ended = True
                 self._ready = self._lines.end()
+                self._ends = self._lines.ends
                 self._close()
+        if not self._ready and self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
         chunk, self._ready = self._ready[:limit], self._ready[limit:]
+        if chunk:
+            self._handed = self._ends[len(chunk) - 1]
+            self._ends = self._ends[len(chunk) :]
         return list(chunk)
+
+    def positions(self) -> Sequence[SourcePosition]:
+        if self.key is None or self._handed <= 0:
+            return ()
+        where = {"offset": self._handed, "fingerprint": _fingerprint(bytes(self._head))}
+        return (SourcePosition(self.key, json.dumps(where)),)
+
+    def acknowledge(self, positions: Sequence[SourcePosition]) -> None:
+        for position in positions:
+            if position.source == self.key:
+                self.acknowledged = json.loads(position.position)["offset"]
 
     def stop(self) -> None:
         if self._stopped is not None:
@@ -152,14 +231,30 @@ class JsonLinesSource:
         current = os.fstat(self._file.fileno())
         if (now.st_ino, now.st_dev) != (current.st_ino, current.st_dev):
             lines = self._lines.feed(self._file.read())  # what came just before the rename
+            ends = self._lines.ends
+            lines += self._lines.end()
             self._close()
             self._file = _open(self._path)
             self._read_bytes = self._reader(self._file)
-            return lines + self._lines.end()
+            self._new_stream()
+            # The old file's last lines are positioned at the start of the new one:
+            # they are stored before any of it, and the new file has no offset yet.
+            self._lines.ends = [0] * (len(ends) + len(self._lines.ends))
+            return lines
         if now.st_size < self._file.tell():
             self._file.seek(0)
-            return self._lines.end()
+            lines = self._lines.end()
+            self._new_stream()
+            self._lines.ends = [0] * len(lines)
+            return lines
         return []
+
+    def _new_stream(self) -> None:
+        """A truncated or replaced file: offsets count from its start again."""
+        self._lines = LineSplitter()
+        self._head.clear()
+        self._head_fixed = False
+        self._handed = 0
 
     async def _next_bytes(self) -> bytes:
         """The next bytes of input, or b"" at its end or once stopped."""
@@ -205,6 +300,13 @@ class JsonLinesSource:
         if self._file is not sys.stdin.buffer:
             with contextlib.suppress(OSError):
                 self._file.close()
+
+
+def _fingerprint(head: bytes) -> str:
+    """A hash of a stream's first line (or of its first HEAD_BYTES if that is longer)."""
+    newline = head.find(b"\n", 0, HEAD_BYTES)
+    first = head[: newline + 1] if newline >= 0 else head[:HEAD_BYTES]
+    return hashlib.sha256(first).hexdigest()[:32]
 
 
 def _open(path: str) -> BinaryIO:

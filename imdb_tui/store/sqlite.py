@@ -1,8 +1,9 @@
-"""SQLite storage: the only module that writes SQL.
+"""The SQLite store: every statement the embedded default runs.
 
 Raw events, dead letters and the catalogue are stored as they are; the metrics
 read small aggregate tables that each batch updates in the same transaction as
-its events, so a snapshot costs the same at 10 million events as at 100.
+its events, so a snapshot costs the same at 10 million events as at 100. The
+sources' positions and the pipeline's health row go in that transaction too.
 """
 
 from __future__ import annotations
@@ -11,13 +12,26 @@ import functools
 import itertools
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import quote
 
 from imdb_tui.catalog import Movie
+from imdb_tui.clock import utc_iso
 from imdb_tui.events import Event, Rejection
+from imdb_tui.health import ENDED_STATES, LIVE_SECONDS, PipelineHealth
+from imdb_tui.store import (
+    AggregateFn,
+    Aggregates,
+    DeadLetter,
+    SourcePosition,
+    StoreError,
+    TopMovie,
+)
+from imdb_tui.store.writer import ProcessWriter, ThreadWriter, Writer
 
 APPLICATION_ID: Final = 0x494D4442  # "IMDB", in the file header: this file is ours
 MEMORY: Final = ":memory:"
@@ -87,6 +101,34 @@ MIGRATIONS: Final = (
         rated       INTEGER NOT NULL             -- movies with a numVotes
     );
     """,
+    # 3: where each source had been read to, committed with its batch; pipelines' health.
+    """
+    CREATE TABLE source_positions (
+        source      TEXT PRIMARY KEY,            -- file:/abs/path, kinesis:stream/shard
+        position    TEXT NOT NULL,               -- the source's own (JSON)
+        updated_at  TEXT NOT NULL                -- UTC, ISO-8601, milliseconds, Z
+    ) WITHOUT ROWID;
+    CREATE TABLE pipelines (
+        id          TEXT PRIMARY KEY,            -- host:pid:start
+        host        TEXT NOT NULL,
+        pid         INTEGER NOT NULL,
+        state       TEXT NOT NULL,               -- running, paused, draining, finished, ...
+        source      TEXT NOT NULL,
+        target_rate REAL,                        -- NULL: unthrottled
+        ingest_rate REAL NOT NULL,
+        emitted     INTEGER NOT NULL,
+        stored      INTEGER NOT NULL,
+        queue       INTEGER NOT NULL,
+        lag_p50_ms  REAL,
+        lag_p99_ms  REAL,
+        error       TEXT,
+        stream_time INTEGER NOT NULL,            -- 1: metrics read at the newest event
+        replay_speed REAL,
+        as_of       REAL,                        -- where its metrics clock stands
+        started_at  TEXT NOT NULL,
+        last_seen   TEXT NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 _OUR_TABLES: Final = frozenset(
@@ -100,6 +142,8 @@ _OUR_TABLES: Final = frozenset(
         "user_activity",
         "counters",
         "catalog_source",
+        "source_positions",
+        "pipelines",
     }
 )
 
@@ -108,7 +152,7 @@ _INSERT_EVENT: Final = (
     " event_type, rating) VALUES "
 )
 # Aggregate upserts take their rows as one JSON array, so each is a single
-# statement whatever the number of rows (see Store._upsert).
+# statement whatever the number of rows (see SqliteStore._upsert).
 _UPSERT_PER_MINUTE: Final = (
     "INSERT INTO events_per_minute (minute, event_type, events)",
     " ON CONFLICT (minute, event_type) DO UPDATE SET events = events + excluded.events",
@@ -144,55 +188,33 @@ _WEIGH_MOVIES: Final = (
     " WHERE movies.movie_id = json_extract(w.value, '$[0]')"
 )
 _INSERT_DEAD_LETTER: Final = "INSERT INTO dead_letters (received_at, reason, raw, raw_size) VALUES "
+_UPSERT_POSITIONS: Final = (
+    "INSERT INTO source_positions (source, position, updated_at)",
+    " ON CONFLICT (source) DO UPDATE SET position = excluded.position,"
+    " updated_at = excluded.updated_at",
+)
+_HEALTH_COLUMNS: Final = (
+    "id, host, pid, state, source, target_rate, ingest_rate, emitted, stored, queue,"
+    " lag_p50_ms, lag_p99_ms, error, stream_time, replay_speed, as_of, started_at, last_seen"
+)
+_PUT_HEALTH: Final = (
+    f"INSERT OR REPLACE INTO pipelines ({_HEALTH_COLUMNS})"  # noqa: S608 (constants)
+    f" VALUES ({', '.join('?' * (_HEALTH_COLUMNS.count(',') + 1))})"
+)
 
 
-class StoreError(Exception):
-    """A storage problem, said in one line a user can act on."""
+class SqliteStore:
+    """One connection to an SQLite database. Use it from one thread at a time."""
 
-
-@dataclass(frozen=True, slots=True)
-class Aggregates:
-    """What one batch adds to the metric tables (see metrics.fold)."""
-
-    per_minute: dict[tuple[str, str], int]
-    """(minute, event_type) -> events"""
-    per_quarter_hour: dict[tuple[str, str], int]
-    """(quarter-hour start, event_type) -> events"""
-    movie_views: dict[tuple[str, str], int]
-    """(day, movie_id) -> views"""
-    last_seen: dict[str, str]
-    """user_id -> newest event_time"""
-
-
-AggregateFn = Callable[[Sequence[Event]], Aggregates]
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    received_at: str
-    reason: str
-    raw: str
-    raw_size: int
-
-
-@dataclass(frozen=True, slots=True)
-class TopMovie:
-    movie_id: str
-    title: str | None
-    year: int | None
-    views: int
-
-
-class Store:
-    """One connection to the database. Use it from one thread at a time."""
-
-    def __init__(self, connection: sqlite3.Connection, path: str) -> None:
+    def __init__(self, connection: sqlite3.Connection, path: str, version: int) -> None:
         self._db = connection
         self.path = path
+        self.name = path
+        self._version = version
         self._variables = connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
 
     @classmethod
-    def open(cls, path: str | Path, *, create: bool = True) -> Store:
+    def open(cls, path: str | Path, *, create: bool = True) -> SqliteStore:
         """Open (or create) a database, upgrading an older schema to this one."""
         name = str(path)
         if name.startswith("file:"):
@@ -211,7 +233,7 @@ class Store:
             connection = _connect(name)
         except sqlite3.Error as error:
             raise StoreError(f"cannot open {name}: {error}") from None
-        store = cls(connection, name)
+        store = cls(connection, name, SCHEMA_VERSION)
         try:
             store._prepare()
         except sqlite3.Error as error:
@@ -222,7 +244,42 @@ class Store:
             raise
         return store
 
-    def reader(self) -> Store:
+    @classmethod
+    def open_read_only(cls, path: str | Path) -> SqliteStore:
+        """Open an imdb-tui database to read it, changing nothing: no file is created,
+        no schema written, no migration run (an older schema is read as it is)."""
+        name = str(path)
+        if name == MEMORY:
+            raise StoreError(":memory: holds nothing to read: give the database file")
+        file = Path(name)
+        if not file.exists():
+            raise StoreError(f"no database at {name}")
+        if file.is_dir():
+            raise StoreError(f"{name} is a directory, not a database file")
+        try:
+            connection = sqlite3.connect(
+                f"file:{quote(str(file.resolve()))}?mode=ro",
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=5.0,
+            )
+            application_id = connection.execute("PRAGMA application_id").fetchone()[0]
+            version = connection.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.Error as error:
+            raise StoreError(_describe(error, name)) from None
+        if application_id != APPLICATION_ID or version < 1:
+            connection.close()
+            raise StoreError(f"{name} is not an imdb-tui database")
+        if version > SCHEMA_VERSION:
+            connection.close()
+            raise StoreError(
+                f"{name} has schema version {version}, newer than this imdb-tui"
+                f" understands ({SCHEMA_VERSION}): upgrade imdb-tui"
+            )
+        return cls(connection, name, version)
+
+    def reader(self) -> SqliteStore:
         """A second connection for reading while this one writes (the same one in memory)."""
         if self.path == MEMORY:
             return self
@@ -231,7 +288,21 @@ class Store:
             connection.execute("PRAGMA query_only = ON")
         except sqlite3.Error as error:
             raise StoreError(_describe(error, self.path)) from None
-        return Store(connection, self.path)
+        return SqliteStore(connection, self.path, self._version)
+
+    def writer(
+        self,
+        tz: tzinfo | None,
+        separate_process: bool = True,
+        thread: ThreadPoolExecutor | None = None,
+    ) -> Writer:
+        """A child process writing the file (if asked), else a thread writing this
+        connection. `thread`, if given, is the thread a thread writer works on: shared
+        with the snapshot reads of an in-memory database, whose one connection takes
+        them in turn."""
+        if separate_process and self.path != MEMORY:
+            return ProcessWriter(functools.partial(type(self).open, self.path), tz)
+        return ThreadWriter(self, tz, thread)
 
     def close(self) -> None:
         self._db.close()
@@ -327,15 +398,10 @@ class Store:
         received_at: str,
         aggregate: AggregateFn,
         aggregates: Aggregates | None = None,
+        positions: Sequence[SourcePosition] = (),
+        health: PipelineHealth | None = None,
     ) -> list[Event]:
-        """Store a batch in one transaction and return the events that were new.
-
-        An event whose id is already stored, or came earlier in the batch, is
-        skipped and counted as a duplicate; `aggregate` turns the new events into
-        the metric table updates, written in the same transaction. `aggregates`,
-        if given, is `aggregate(events)` worked out ahead by the caller (off the
-        writer thread): it is used when every event turns out to be new.
-        """
+        """See BatchWriter.write_batch."""
         db = self._db
         with self._transaction():
             stored: Sequence[Event] = events
@@ -358,7 +424,17 @@ class Store:
                 duplicates=len(events) - len(stored),
                 dead_letters=len(rejections),
             )
+            if positions:
+                self._upsert(
+                    _UPSERT_POSITIONS, [(p.source, p.position, received_at) for p in positions]
+                )
+            if health is not None:
+                db.execute(_PUT_HEALTH, _health_row(health))
         return list(stored)
+
+    def put_health(self, health: PipelineHealth) -> None:
+        with self._transaction():
+            self._db.execute(_PUT_HEALTH, _health_row(health))
 
     def _new_events(self, events: Sequence[Event]) -> list[Event]:
         """The events whose id is not stored yet, each id once, in order."""
@@ -514,6 +590,52 @@ class Store:
         count: int = self._query("SELECT count(*) FROM events")[0][0]
         return count
 
+    def pipelines(self, now: float) -> list[PipelineHealth]:
+        if self._version < 3:  # read as it is: an older file has no health rows
+            return []
+        rows = self._query(
+            f"SELECT {_HEALTH_COLUMNS} FROM pipelines ORDER BY last_seen DESC, id"  # noqa: S608
+        )
+        heard = utc_iso(now - LIVE_SECONDS)
+        return [
+            PipelineHealth(
+                pipeline_id=row[0],
+                host=row[1],
+                pid=row[2],
+                state=row[3],
+                source=row[4],
+                target_rate=row[5],
+                ingest_rate=row[6],
+                emitted=row[7],
+                stored=row[8],
+                queue_depth=row[9],
+                lag_p50_ms=row[10],
+                lag_p99_ms=row[11],
+                error=row[12],
+                stream_time=bool(row[13]),
+                replay_speed=row[14],
+                as_of=row[15],
+                started_at=row[16],
+                last_seen=row[17],
+                live=row[3] not in ENDED_STATES and row[17] >= heard,
+            )
+            for row in rows
+        ]
+
+    def positions(self) -> list[SourcePosition]:
+        if self._version < 3:
+            return []
+        rows = self._query(
+            "SELECT source, position, updated_at FROM source_positions ORDER BY source"
+        )
+        return [SourcePosition(*row) for row in rows]
+
+    def position(self, source: str) -> str | None:
+        if self._version < 3:
+            return None
+        rows = self._query("SELECT position FROM source_positions WHERE source = ?", (source,))
+        return rows[0][0] if rows else None
+
     def _query(self, sql: str, parameters: Sequence[object] = ()) -> list[Any]:
         try:
             return self._db.execute(sql, parameters).fetchall()
@@ -562,6 +684,29 @@ def _json_rows_sql(head: str, tail: str, width: int) -> str:
     columns = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(width))
     # "WHERE true" tells SQLite the ON CONFLICT belongs to the INSERT.
     return f"{head} SELECT {columns} FROM json_each(?) WHERE true{tail}"  # noqa: S608 (constants)
+
+
+def _health_row(h: PipelineHealth) -> tuple[object, ...]:
+    return (
+        h.pipeline_id,
+        h.host,
+        h.pid,
+        h.state,
+        h.source,
+        h.target_rate,
+        h.ingest_rate,
+        h.emitted,
+        h.stored,
+        h.queue_depth,
+        h.lag_p50_ms,
+        h.lag_p99_ms,
+        h.error,
+        int(h.stream_time),
+        h.replay_speed,
+        h.as_of,
+        h.started_at,
+        h.last_seen,
+    )
 
 
 def _connect(path: str) -> sqlite3.Connection:

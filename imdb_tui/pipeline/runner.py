@@ -1,0 +1,304 @@
+"""The pipeline: a paced producer and a batching consumer joined by a bounded queue.
+
+    source --(pacer)--> asyncio.Queue of chunks --> validate, dedupe, batch --> store
+
+Both halves are asyncio tasks on the caller's loop; the store's writer (a thread,
+or a process of its own) commits a batch while the next one is produced and
+validated. Beside them, a retention chore prunes old events and a heartbeat keeps
+the pipeline's health row fresh in the store. The controls (pause, resume,
+set_rate, stop) are plain methods called from the loop's thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import tzinfo
+from typing import Final, TypeVar
+
+from imdb_tui.catalog import Catalog
+from imdb_tui.clock import Clock, utc_iso
+from imdb_tui.events import seconds
+from imdb_tui.health import HEARTBEAT_SECONDS, PipelineHealth
+from imdb_tui.metrics import MetricsSnapshot, read_snapshot
+from imdb_tui.pipeline.consumer import Consumer
+from imdb_tui.pipeline.producer import Chunk, Producer
+from imdb_tui.pipeline.settings import PipelineSettings, RunSummary
+from imdb_tui.pipeline.stats import Stats
+from imdb_tui.sources import Source
+from imdb_tui.store import DeadLetter, Store, StoreError
+from imdb_tui.store.writer import Writer
+
+log = logging.getLogger(__name__)
+
+WRITER_SWITCH_INTERVAL: Final = 0.001
+HEALTH_WITH_COMMITS: Final = 0.25
+"""Seconds between health rows written with commits, at most one each."""
+T = TypeVar("T")
+
+
+class Pipeline:
+    def __init__(
+        self,
+        source: Source,
+        store: Store,
+        clock: Clock,
+        settings: PipelineSettings,
+        catalog: Catalog | None = None,
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
+        self.source = source
+        self.store = store
+        self.settings = settings
+        self.window_minutes = settings.window_minutes
+        self._clock = clock
+        self.catalog = catalog
+        self.on_error = on_error
+        self._stats = Stats(clock.monotonic())
+        queue: asyncio.Queue[Chunk | None] = asyncio.Queue(settings.queue_chunks)
+        self._producer = Producer(source, clock, settings, queue, self._stats)
+        self._consumer = Consumer(
+            source, clock, settings, queue, self._stats, self._storage_error, self._health_due
+        )
+        self._writer: Writer | None = None  # opened by run()
+        # Snapshots are read on a thread of their own, on a connection of their own,
+        # unless the store has one connection only (in memory): then the writer's,
+        # on the writer's thread (see run), so that reads and writes take turns.
+        self._reader_store = store.reader()
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="imdb-tui-reader")
+        self._finished = False
+        self._error: str | None = None
+        self._started_at = utc_iso(clock.now())
+        self._host = socket.gethostname()
+        self.pipeline_id = f"{self._host}:{os.getpid()}:{self._started_at}"
+        self._health_written = float("-inf")
+
+    # Controls ----------------------------------------------------------------
+
+    @property
+    def paused(self) -> bool:
+        return self._producer.paused
+
+    @property
+    def target_rate(self) -> float | None:
+        return self._producer.rate
+
+    @property
+    def tz(self) -> tzinfo | None:
+        """The zone of the metrics' "today"."""
+        return self._clock.tz
+
+    @property
+    def replay_speed(self) -> float | None:
+        replay = self._producer.replay
+        return None if replay is None else replay.speed
+
+    def pause(self) -> None:
+        self._producer.pause()
+
+    def resume(self) -> None:
+        self._producer.resume()
+
+    def set_rate(self, rate: float | None) -> None:
+        """A new target in events per second (clamped to 1..1,000,000); None: unthrottled."""
+        self._producer.set_rate(rate)
+
+    def stop(self) -> None:
+        """Stop producing; run() returns once the queue is drained and committed."""
+        self._consumer.stopping = True
+        self._producer.stop()
+
+    def now(self) -> float:
+        """The metrics' clock: the present, or at stream time the newest event time
+        seen (the present until an event comes)."""
+        newest = self._consumer.newest
+        if not self.settings.stream_time or not newest:
+            return self._clock.now()
+        return seconds(newest)
+
+    @property
+    def error(self) -> str | None:
+        """The input error the run ended with, else the storage error not yet
+        recovered from, if any."""
+        if self.input_error is not None:
+            return f"input error: {self.input_error}"
+        return self._error
+
+    @property
+    def input_error(self) -> str | None:
+        return self._producer.input_error
+
+    @property
+    def state(self) -> str:
+        if self._finished:
+            if self.input_error is not None:
+                return "failed"
+            return "stopped" if self._producer.stopping else "finished"
+        if self._producer.stopping or self._producer.done:
+            return "draining"
+        return "paused" if self.paused else "running"
+
+    # Running -----------------------------------------------------------------
+
+    async def run(self) -> RunSummary:
+        """Produce and consume until stopped, the source ends or --count is reached."""
+        # The writer's threads give up the GIL around every call and must wait for the
+        # loop's thread to hand it back; at the default 5 ms that wait, many times a
+        # batch, costs more than the work.
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(switch_interval, WRITER_SWITCH_INTERVAL))
+        shared = self._reader if self._reader_store is self.store else None
+        self._writer = writer = self.store.writer(
+            self._clock.tz, self.settings.writer_process, shared
+        )
+        try:
+            if self.catalog is not None and self.catalog.movies:
+                await writer.save_movies(self.catalog.movies)
+            stored = self.store.position
+            await self.source.start((lambda _: None) if self.settings.from_start else stored)
+            self._stats.restart(self._clock.monotonic())  # rates count from the first event
+            self._producer.restart_pacing()
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._producer.run())
+                consumer = tasks.create_task(self._consumer.run(writer))
+                chores = [tasks.create_task(self._retain()), tasks.create_task(self._beat())]
+                consumer.add_done_callback(lambda _: [chore.cancel() for chore in chores])
+            self._finished = True
+            await self._put_health()  # the last word: stopped, finished or failed
+        finally:
+            sys.setswitchinterval(switch_interval)
+            self._finished = True
+            await writer.close()
+            self._reader.shutdown(wait=True)
+            if self._reader_store is not self.store:
+                self._reader_store.close()
+        stats = self._stats
+        return RunSummary(
+            emitted=stats.emitted,
+            stored=stats.stored,
+            duplicates=stats.duplicates,
+            rejected=stats.rejected,
+            lost=stats.lost,
+            elapsed=self._clock.monotonic() - stats.started,
+            error=self._error,
+            input_error=self.input_error,
+        )
+
+    async def _retain(self) -> None:
+        """Prune old events now and then, in steps queued between batch writes.
+
+        Paced by the event loop's own clock: retention is a chore, not pipeline time.
+        """
+        while True:
+            more = await self._prune()
+            await asyncio.sleep(0.05 if more else self.settings.prune_interval)
+
+    async def _prune(self) -> bool:
+        """One small retention step, queued between batch writes; True if there is more to do."""
+        assert self._writer is not None
+        if self.settings.stream_time and not self._consumer.newest:
+            return False  # no event yet to count back from: the database may hold history
+        cutoff = utc_iso(self.now() - self.settings.retention_seconds)
+        step = self.settings.prune_step
+        try:
+            deleted = await self._writer.prune(cutoff, step)
+            if deleted < step:
+                await self._writer.prune_aggregates(cutoff)
+        except StoreError as error:
+            self._storage_error(str(error))
+            return False
+        return deleted >= step
+
+    async def _beat(self) -> None:
+        """Keep the health row fresh while no commit carries it (idle or paused).
+
+        Paced by the event loop's own clock: viewers judge it against real time."""
+        loop = asyncio.get_running_loop()
+        while True:
+            wait = self._health_written + HEARTBEAT_SECONDS - loop.time()
+            if wait <= 0:
+                await self._put_health()
+                wait = HEARTBEAT_SECONDS
+            await asyncio.sleep(wait)
+
+    async def _put_health(self) -> None:
+        assert self._writer is not None
+        self._health_written = asyncio.get_running_loop().time()
+        try:
+            await self._writer.put_health(self.health())
+        except StoreError as error:
+            self._storage_error(str(error))
+
+    def _health_due(self) -> PipelineHealth | None:
+        """The health row to write with a batch, at most every HEALTH_WITH_COMMITS."""
+        now = asyncio.get_running_loop().time()
+        if now - self._health_written < HEALTH_WITH_COMMITS:
+            return None
+        self._health_written = now
+        return self.health()
+
+    def _storage_error(self, message: str | None) -> None:
+        """A storage error, or None once storing works again."""
+        if message is None:
+            if self._error is not None:
+                log.info("storage recovered")
+                self._error = None
+            return
+        if message != self._error:
+            log.warning("storage error: %s", message)
+            if self.on_error is not None:
+                self.on_error(message)
+        self._error = message
+
+    # Observing ---------------------------------------------------------------
+
+    def health(self) -> PipelineHealth:
+        stats = self._stats
+        p50, p99 = stats.lag_percentiles()
+        newest = self._consumer.newest
+        return PipelineHealth(
+            state=self.state,
+            target_rate=self.target_rate,
+            ingest_rate=stats.ingest_rate(self._clock.monotonic()),
+            queue_depth=stats.queued,
+            lag_p50_ms=p50,
+            lag_p99_ms=p99,
+            emitted=stats.emitted,
+            stored=stats.stored,
+            error=self.error,
+            stream_time=self.settings.stream_time,
+            replay_speed=self.replay_speed,
+            as_of=seconds(newest) if newest else None,
+            pipeline_id=self.pipeline_id,
+            host=self._host,
+            pid=os.getpid(),
+            source=self.source.name,
+            started_at=self._started_at,
+            last_seen=utc_iso(self._clock.now()),
+        )
+
+    async def snapshot(self, window_minutes: int | None = None) -> MetricsSnapshot:
+        """The metrics as committed so far, read off the event loop's thread."""
+        window = window_minutes or self.window_minutes
+        now, tz = self.now(), self._clock.tz
+        return await self._read(read_snapshot, now, tz, window, self.health())
+
+    async def dead_letters(self, limit: int) -> list[DeadLetter]:
+        """The newest rejected records, read off the event loop's thread."""
+        return await self._read(_dead_letters, limit)
+
+    async def _read(self, query: Callable[..., T], *arguments: object) -> T:
+        """`query(store, *arguments)` on the reader's thread and connection."""
+        if self._finished:  # the reader thread is gone; the connections are idle
+            return query(self.store, *arguments)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._reader, query, self._reader_store, *arguments)
+
+
+def _dead_letters(store: Store, limit: int) -> list[DeadLetter]:
+    return store.dead_letters(limit)

@@ -1,0 +1,56 @@
+"""Where raw records come from: the Source interface, and one module per kind of source.
+
+Every source hands raw records to the pipeline, which paces, validates and stores
+them the same way whatever their origin. A source that can be resumed (a file,
+a stream's shard) reports where the records it has handed out end; the pipeline
+commits those positions in the same transaction as the batch holding the
+records, then acknowledges them to the source, in order. On the next start the
+source is handed the stored positions and carries on from there.
+
+A new kind of source is a new module here implementing `Source`, and a line in
+`open_source` (imdb_tui/assembly.py) that chooses it from --source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from imdb_tui.events import RawRecord
+from imdb_tui.store import SourcePosition
+
+STDIN = "-"
+
+Lookup = Callable[[str], "str | None"]
+"""A source's key -> its stored position (None: never stored, or --from-start)."""
+
+
+class Source(Protocol):
+    name: str
+    """What to call the source on screen: a file name, stdin, simulator, a stream."""
+
+    async def start(self, stored: Lookup) -> None:
+        """Before the first read: look up the stored positions and carry on from them."""
+        ...
+
+    async def read(self, limit: int) -> list[RawRecord]:
+        """Up to `limit` raw records; an empty list once the source has ended."""
+        ...
+
+    def positions(self) -> Sequence[SourcePosition]:
+        """Where the records handed out so far end, per key (none for an unpositioned
+        source such as stdin or the simulator)."""
+        ...
+
+    def acknowledge(self, positions: Sequence[SourcePosition]) -> None:
+        """These positions are committed with their records: called in order, once the
+        batch holding them is stored (a stream may now checkpoint or let go of them)."""
+        ...
+
+    def stop(self) -> None:
+        """The pipeline is stopping: a read still waiting for input returns [] now."""
+        ...
+
+
+class SourceError(Exception):
+    """An input that cannot be opened or read, said in one line naming it."""

@@ -1,0 +1,32 @@
+"""The simulator as a source: it never ends, and has no positions to resume from."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from imdb_tui.events import RawRecord
+from imdb_tui.simulator import Simulator
+from imdb_tui.sources import Lookup
+from imdb_tui.store import SourcePosition
+
+
+class SimulatedSource:
+    name = "simulator"
+
+    def __init__(self, simulator: Simulator) -> None:
+        self._simulator = simulator
+
+    async def start(self, stored: Lookup) -> None:
+        pass  # each run simulates afresh
+
+    async def read(self, limit: int) -> list[RawRecord]:
+        return list(self._simulator.records(limit))
+
+    def positions(self) -> Sequence[SourcePosition]:
+        return ()
+
+    def acknowledge(self, positions: Sequence[SourcePosition]) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass  # its reads never wait

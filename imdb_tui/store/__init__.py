@@ -1,0 +1,192 @@
+"""Where events are kept: small interfaces by job, and one module per backend.
+
+Every backend implements the four jobs below; nothing outside this package knows
+SQL or which backend it talks to. `open_store` picks the backend from --db.
+
+- BatchWriter: a batch's events, dead letters and aggregate updates, with the
+  positions its sources reached and the pipeline's health, in one transaction.
+- MetricsReader: the small aggregate tables the metrics snapshot is read from.
+- CatalogueStore: the movies, and IMDb's catalogue kept once parsed.
+- HealthBoard: the pipelines' health rows and the sources' stored positions.
+
+A new backend is a new module here (with its SQL) that `open_store` chooses;
+the shared behaviour is tested once over every backend (tests/test_store.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import tzinfo
+from os import PathLike
+from typing import TYPE_CHECKING, Protocol
+
+from imdb_tui.catalog import Movie
+from imdb_tui.events import Event, Rejection
+from imdb_tui.health import PipelineHealth
+
+if TYPE_CHECKING:
+    from imdb_tui.store.writer import Writer
+
+
+class StoreError(Exception):
+    """A storage problem, said in one line a user can act on."""
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregates:
+    """What one batch adds to the metric tables (see metrics.Aggregator)."""
+
+    per_minute: dict[tuple[str, str], int]
+    """(minute, event_type) -> events"""
+    per_quarter_hour: dict[tuple[str, str], int]
+    """(quarter-hour start, event_type) -> events"""
+    movie_views: dict[tuple[str, str], int]
+    """(day, movie_id) -> views"""
+    last_seen: dict[str, str]
+    """user_id -> newest event_time"""
+
+
+AggregateFn = Callable[[Sequence[Event]], Aggregates]
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    received_at: str
+    reason: str
+    raw: str
+    raw_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class TopMovie:
+    movie_id: str
+    title: str | None
+    year: int | None
+    views: int
+
+
+@dataclass(frozen=True, slots=True)
+class SourcePosition:
+    """Where a source (a file, a shard) had been read to when a batch was committed."""
+
+    source: str
+    """The source's key: file:/abs/path, kinesis:stream/shard"""
+    position: str
+    """The source's own description of the position (JSON text), opaque to the store."""
+    updated_at: str = ""
+    """UTC ISO-8601, set by the store"""
+
+
+class BatchWriter(Protocol):
+    def write_batch(
+        self,
+        events: Sequence[Event],
+        rejections: Sequence[Rejection],
+        received_at: str,
+        aggregate: AggregateFn,
+        aggregates: Aggregates | None = None,
+        positions: Sequence[SourcePosition] = (),
+        health: PipelineHealth | None = None,
+    ) -> list[Event]:
+        """Store a batch in one transaction and return the events that were new.
+
+        An event whose id is already stored, or came earlier in the batch, is a
+        duplicate; `aggregate` turns the new events into the metric table updates
+        (`aggregates`, if given, is `aggregate(events)` worked out ahead: used when
+        every event is new). The positions and the health row go in the same
+        transaction, so a stored position never runs ahead of the stored events.
+        """
+        ...
+
+    def put_health(self, health: PipelineHealth) -> None:
+        """Write a pipeline's health row (its heartbeat while idle or paused)."""
+        ...
+
+    def prune(self, before: str, limit: int) -> int:
+        """Delete up to `limit` events and dead letters older than `before`; how many."""
+        ...
+
+    def prune_aggregates(self, before: str) -> None: ...
+
+
+class MetricsReader(Protocol):
+    def counters(self) -> dict[str, int]: ...
+
+    def events_per_minute(self, since: str) -> list[tuple[str, int]]:
+        """(minute, events of every type) from minute `since` (YYYY-MM-DDTHH:MMZ) on."""
+        ...
+
+    def events_per_period(self, bounds: Sequence[str]) -> list[tuple[int, str, int]]:
+        """(period, event_type, events), period i running from bounds[i] to bounds[i + 1]."""
+        ...
+
+    def top_movies(self, day: str, limit: int) -> list[TopMovie]: ...
+
+    def users_seen_since(self, *moments: str) -> list[int]:
+        """For each moment, how many users have an event at or after it."""
+        ...
+
+    def dead_letters(self, limit: int) -> list[DeadLetter]: ...
+
+    def newest_event_time(self) -> str | None: ...
+
+
+class CatalogueStore(Protocol):
+    def save_movies(self, movies: Iterable[Movie]) -> None: ...
+
+    def forget_catalog(self) -> None: ...
+
+    def add_catalog_movies(self, movies: Sequence[Movie]) -> None: ...
+
+    def weigh_catalog_movies(self, weights: Iterable[tuple[str, float]]) -> None: ...
+
+    def keep_catalog(self, files: str, skipped: int, rated: int) -> None: ...
+
+    def kept_catalog(self, files: str) -> tuple[int, int] | None: ...
+
+    def catalog_weights(self) -> Iterator[tuple[str, float]]: ...
+
+
+class HealthBoard(Protocol):
+    def pipelines(self, now: float) -> list[PipelineHealth]:
+        """Every pipeline's health row, most recently seen first, `live` as of `now`."""
+        ...
+
+    def positions(self) -> list[SourcePosition]:
+        """The stored position of every source."""
+        ...
+
+    def position(self, source: str) -> str | None: ...
+
+
+class Store(BatchWriter, MetricsReader, CatalogueStore, HealthBoard, Protocol):
+    """A connection to one backend, doing every job. Use it from one thread at a time."""
+
+    name: str
+    """What to call the database on screen and in messages (never with a password)."""
+
+    def reader(self) -> Store:
+        """A connection for reading while this one writes (itself where it must be)."""
+        ...
+
+    def writer(
+        self, tz: tzinfo | None, separate_process: bool, thread: ThreadPoolExecutor | None
+    ) -> Writer:
+        """Where this store's batches are written: a thread, or a process of its own."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def open_store(name: str | PathLike[str], *, create: bool = True, read_only: bool = False) -> Store:
+    """The store --db names: an SQLite file (or :memory:).
+
+    `read_only` never writes to the database: no file, no schema, no migration.
+    """
+    from imdb_tui.store.sqlite import SqliteStore
+
+    if read_only:
+        return SqliteStore.open_read_only(str(name))
+    return SqliteStore.open(str(name), create=create)
