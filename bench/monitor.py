@@ -94,10 +94,11 @@ def run_monitor(
     while streaming at max rate and while keys were being pressed (all in seconds)."""
     from imdb_tui.cli import Inputs, build_pipeline
     from imdb_tui.tui.app import MonitorApp, monitor_settings
+    from imdb_tui.viewer import in_process
 
     store = open_store(db)
     pipeline = build_pipeline(store, monitor_settings(rate=None), Inputs(seed=1, users=5_000))
-    app = MonitorApp(pipeline, str(db))
+    app = MonitorApp(*in_process(pipeline, str(db)))
     terminal = Terminal(120, 40)
     latencies: list[float] = []
     figures: dict[str, float] = {}

@@ -44,6 +44,12 @@ class Failure(click.ClickException):
     exit_code = 2
 
 
+class InputFailure(click.ClickException):
+    """The input failed part way: what came before it is stored; exit status 1."""
+
+    exit_code = 1
+
+
 DEFAULT_RATE = 200.0
 NO_TERMINAL = "the monitor needs a terminal; without one, use `imdb-tui run`"
 AUTO = "auto"
@@ -327,17 +333,18 @@ def _monitor(options: Options, refresh: float) -> None:
     if not (sys.stdin.isatty() and sys.stderr.isatty()):  # Textual reads one, draws on the other
         raise Failure(NO_TERMINAL)
     from imdb_tui.tui.app import MonitorApp, monitor_settings  # Textual loads only here
+    from imdb_tui.viewer import in_process
 
     settings = monitor_settings(**options.settings())
     store = open_store(options.db)
     pipeline = build_pipeline(store, settings, options.inputs(events))
     logging.getLogger().handlers.clear()  # nothing may write over the screen
     try:
-        summary = MonitorApp(pipeline, store.name, refresh).run()
+        summary = MonitorApp(*in_process(pipeline, store.name), refresh).run()
     finally:
         store.close()
     if summary is not None:
-        _report_summary(summary, f"database: {options.db}")
+        _report_summary(summary, f"database: {options.db}", pipeline.source.name)
 
 
 @cli.command()
@@ -381,7 +388,7 @@ def run(options: Options, duration: float | None, count: float | None) -> None:
     finally:
         store.close()
     held = f"now holds {final.events_total:,} events in all"
-    _report_summary(summary, f"database: {options.db} {held}")
+    _report_summary(summary, f"database: {options.db} {held}", pipeline.source.name)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -478,13 +485,21 @@ def _stdin_for_events() -> BinaryIO:
     return events
 
 
-def _report_summary(summary: RunSummary, where: str) -> None:
+def _report_summary(summary: RunSummary, where: str, source: str) -> None:
+    if summary.resumed is not None:
+        click.echo(
+            f"resumed: {literal(source)} from {summary.resumed}, where the last run into"
+            f" this database stopped; {summary.emitted:,} records read since"
+            " (--from-start reads it all)"
+        )
     click.echo(
         f"done: {summary.stored:,} events stored, {summary.duplicates:,} duplicates,"
         f" {summary.rejected:,} dead letters in {summary.elapsed:,.1f} s"
         f" ({summary.stored / max(summary.elapsed, 1e-9):,.0f}/s)"
     )
     click.echo(where)
+    if summary.input_error is not None:
+        raise InputFailure(f"input error: {summary.input_error}")
     if summary.lost:
         raise Failure(f"{summary.lost:,} events could not be stored: {summary.error}")
 
@@ -518,7 +533,7 @@ def _status_line(snapshot: MetricsSnapshot, tz: tzinfo | None) -> str:
     if health.stream_time:
         line += f"  {clock_text(snapshot.as_of, tz, health.replay_speed)}"
     if health.error:
-        line += f"  ERROR: {health.error}"
+        line += f"  {health.error}"
     return line
 
 

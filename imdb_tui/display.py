@@ -6,6 +6,7 @@ import re
 from datetime import tzinfo
 
 from imdb_tui.clock import local_datetime
+from imdb_tui.events import seconds
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 SPARK = "▁▂▃▄▅▆▇█"
@@ -33,6 +34,15 @@ def rate_text(rate: float | None) -> str:
 def moment_text(ts: float, tz: tzinfo | None) -> str:
     """A moment as local date and time to the second: 2024-03-01 14:05:07."""
     return f"{local_datetime(ts, tz):%Y-%m-%d %H:%M:%S}"
+
+
+def seen_text(when: str, tz: tzinfo | None = None) -> str:
+    """A stored UTC time (ISO-8601) as the local time of day: 12:03:44."""
+    try:
+        moment = seconds(when)
+    except ValueError:
+        return "?"
+    return f"{local_datetime(moment, tz):%H:%M:%S}"
 
 
 def clock_text(as_of: float, tz: tzinfo | None, replay_speed: float | None) -> str:

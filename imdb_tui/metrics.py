@@ -68,6 +68,9 @@ class MetricsSnapshot:
     dead_letters: int
     duplicates: int
     health: PipelineHealth | None = None
+    """The health of the pipeline the figures come from, if one is known."""
+    pipelines: tuple[PipelineHealth, ...] = ()
+    """Every pipeline's health row in the store (read by viewers of a database)."""
 
     def to_json(self) -> dict[str, Any]:
         """The report's JSON object."""

@@ -25,9 +25,10 @@ class ListSource:
         self._next = 0
         self.acknowledged: list[int] = []
 
-    async def start(self, stored: Lookup) -> None:
+    async def start(self, stored: Lookup) -> str | None:
         position = stored(self.key)
         self._next = 0 if position is None else int(position)
+        return None if position is None else f"record {position}"
 
     async def read(self, limit: int) -> list[RawRecord]:
         chunk = self._records[self._next : self._next + limit]

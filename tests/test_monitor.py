@@ -30,6 +30,7 @@ from imdb_tui.tui.app import MonitorApp
 from imdb_tui.tui.dead_letters import DeadLettersScreen
 from imdb_tui.tui.dialogs import HelpScreen, RateDialog
 from imdb_tui.tui.panel import Panel
+from imdb_tui.viewer import in_process
 
 from .conftest import NOW, event
 
@@ -64,14 +65,14 @@ def monitor(
         PipelineSettings(**options),  # type: ignore[arg-type]
         catalog,
     )
-    return MonitorApp(pipeline, str(db))
+    return MonitorApp(*in_process(pipeline, str(db)))
 
 
 @pytest.fixture
 def app(db_path: Path) -> Iterator[MonitorApp]:
     app = monitor(db_path, writer_process=False)
     yield app
-    app.pipeline.store.close()
+    app.control.pipeline.store.close()
 
 
 async def until(pilot: Pilot[object], condition: Callable[[], bool], seconds: float = 20.0) -> None:
@@ -96,7 +97,7 @@ def stored_in(db: Path) -> int:
 
 
 async def test_the_panels_show_the_stream(app: MonitorApp) -> None:
-    app.pipeline.set_rate(5_000)
+    app.control.pipeline.set_rate(5_000)
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: app.snapshot is not None and app.snapshot.events_total > 500)
         snapshot = app.snapshot
@@ -119,7 +120,7 @@ async def test_the_panels_show_the_stream(app: MonitorApp) -> None:
 async def test_pause_stops_the_stored_total_and_resume_restarts_it(
     app: MonitorApp, db_path: Path
 ) -> None:
-    pipeline = app.pipeline
+    pipeline = app.control.pipeline
     pipeline.set_rate(5_000)
     async with app.run_test() as pilot:
         await until(pilot, lambda: pipeline.health().stored > 1_000)
@@ -143,7 +144,7 @@ async def test_pause_stops_the_stored_total_and_resume_restarts_it(
 
 
 async def test_the_rate_keys_change_the_target(app: MonitorApp) -> None:
-    pipeline = app.pipeline
+    pipeline = app.control.pipeline
     async with app.run_test() as pilot:
         await pilot.press("p")  # paused, so that Pilot finds the app idle after each key
         await pilot.press("plus")
@@ -164,7 +165,7 @@ async def test_the_rate_keys_change_the_target(app: MonitorApp) -> None:
 
 
 async def test_r_asks_for_an_exact_rate(app: MonitorApp) -> None:
-    pipeline = app.pipeline
+    pipeline = app.control.pipeline
     async with app.run_test() as pilot:
         await pilot.press("p", "r")
         assert isinstance(app.screen, RateDialog)
@@ -211,7 +212,7 @@ async def test_brackets_change_the_refresh_interval(app: MonitorApp) -> None:
 
 
 async def test_f_freezes_the_display_while_the_pipeline_runs(app: MonitorApp) -> None:
-    pipeline = app.pipeline
+    pipeline = app.control.pipeline
     pipeline.set_rate(2_000)
     async with app.run_test() as pilot:
         await until(pilot, lambda: app.snapshot is not None and app.snapshot.events_total > 0)
@@ -244,11 +245,11 @@ async def test_quit_drains_the_queue_and_the_database_is_complete(db_path: Path,
     app = monitor(db_path, rate=None)  # the writer process, as `imdb-tui` runs it
     try:
         async with app.run_test() as pilot:
-            await until(pilot, lambda: app.pipeline.health().stored > 20_000)
+            await until(pilot, lambda: app.control.pipeline.health().stored > 20_000)
             await pilot.press(key)
             await until(pilot, lambda: app.return_value is not None)
     finally:
-        app.pipeline.store.close()
+        app.control.pipeline.store.close()
     summary = app.return_value
     assert summary is not None
     assert summary.stored == summary.emitted > 20_000
@@ -270,7 +271,7 @@ async def test_a_storage_error_is_shown_and_the_app_keeps_running() -> None:
     store = FullDisk.open(MEMORY)
     assert isinstance(store, FullDisk)
     app = monitor(MEMORY, store=store)
-    pipeline = app.pipeline
+    pipeline = app.control.pipeline
     async with app.run_test(size=(120, 40), notifications=True) as pilot:
         await until(pilot, lambda: pipeline.health().stored > 0)
         store.full = True
@@ -298,7 +299,7 @@ async def test_titles_from_data_are_shown_literally(db_path: Path) -> None:
             assert isinstance(cell, Text) and not cell.spans and cell.style == ""
             assert cell.plain == "[bold red]Boom[/] \\x1b[31mred\\x1b[0m [link=http://x]y[/link]"
     finally:
-        app.pipeline.store.close()
+        app.control.pipeline.store.close()
 
 
 @contextlib.asynccontextmanager
@@ -309,7 +310,7 @@ async def monitor_of_file(
     store = open_store(db)
     options = PipelineSettings(**settings)  # type: ignore[arg-type]
     pipeline = Pipeline(JsonLinesSource(str(path)), store, clock, options)
-    app = MonitorApp(pipeline, str(db))
+    app = MonitorApp(*in_process(pipeline, str(db)))
     try:
         async with app.run_test(size=(120, 40)) as pilot:
             await until(pilot, lambda: pipeline.state == "finished")

@@ -25,6 +25,7 @@ from imdb_tui.sources import Lookup
 from imdb_tui.store import SourcePosition, open_store
 from imdb_tui.store.sqlite import MEMORY
 from imdb_tui.tui.app import MonitorApp
+from imdb_tui.viewer import in_process
 
 from .conftest import NOW
 
@@ -47,8 +48,8 @@ class HeldSource:
         chunk, self._records = self._records[:limit], self._records[limit:]
         return chunk
 
-    async def start(self, stored: Lookup) -> None:
-        pass
+    async def start(self, stored: Lookup) -> str | None:
+        return None
 
     def positions(self) -> Sequence[SourcePosition]:
         return ()
@@ -68,7 +69,7 @@ def app() -> Any:
     store = open_store(MEMORY)
     settings = PipelineSettings(rate=None, commit_interval=0.01)
     pipeline = Pipeline(HeldSource(simulator, RECORDS), store, clock, settings, catalog)
-    yield MonitorApp(pipeline, MEMORY)
+    yield MonitorApp(*in_process(pipeline, MEMORY))
     store.close()
 
 
@@ -76,7 +77,7 @@ async def all_shown(pilot: Pilot[Any]) -> None:
     app = pilot.app
     assert isinstance(app, MonitorApp)
     async with asyncio.timeout(30):
-        while app.pipeline.health().stored < RECORDS:
+        while app.control.pipeline.health().stored < RECORDS:
             await pilot.pause(0.01)
     await app.refresh_now()
     await pilot.pause()

@@ -77,6 +77,8 @@ class Pipeline:
         self._host = socket.gethostname()
         self.pipeline_id = f"{self._host}:{os.getpid()}:{self._started_at}"
         self._health_written = float("-inf")
+        self.resumed: str | None = None
+        """Where the source carried on from a stored position, once run has started."""
 
     # Controls ----------------------------------------------------------------
 
@@ -123,11 +125,12 @@ class Pipeline:
 
     @property
     def error(self) -> str | None:
-        """The input error the run ended with, else the storage error not yet
-        recovered from, if any."""
+        """What is wrong, said for a person: the input error the source failed with,
+        else the storage error not yet recovered from (a storage error recovered
+        from does not clear an input error)."""
         if self.input_error is not None:
             return f"input error: {self.input_error}"
-        return self._error
+        return None if self._error is None else f"storage error: {self._error}"
 
     @property
     def input_error(self) -> str | None:
@@ -160,7 +163,9 @@ class Pipeline:
             if self.catalog is not None and self.catalog.movies:
                 await writer.save_movies(self.catalog.movies)
             stored = self.store.position
-            await self.source.start((lambda _: None) if self.settings.from_start else stored)
+            self.resumed = await self.source.start(
+                (lambda _: None) if self.settings.from_start else stored
+            )
             self._stats.restart(self._clock.monotonic())  # rates count from the first event
             self._producer.restart_pacing()
             async with asyncio.TaskGroup() as tasks:
@@ -187,6 +192,7 @@ class Pipeline:
             elapsed=self._clock.monotonic() - stats.started,
             error=self._error,
             input_error=self.input_error,
+            resumed=self.resumed,
         )
 
     async def _retain(self) -> None:

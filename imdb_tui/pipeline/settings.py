@@ -52,6 +52,8 @@ class RunSummary:
     """The storage error the run ended with, if any."""
     input_error: str | None = None
     """Why the source failed, if it did (what it gave before is stored)."""
+    resumed: str | None = None
+    """Where the source carried on from a stored position, if it did."""
 
 
 def checked_rate(rate: float | None) -> float | None:

@@ -29,8 +29,9 @@ class Source(Protocol):
     name: str
     """What to call the source on screen: a file name, stdin, simulator, a stream."""
 
-    async def start(self, stored: Lookup) -> None:
-        """Before the first read: look up the stored positions and carry on from them."""
+    async def start(self, stored: Lookup) -> str | None:
+        """Before the first read: look up the stored positions and carry on from them.
+        Returns where it carries on from, said for a person (None: the start)."""
         ...
 
     async def read(self, limit: int) -> list[RawRecord]:

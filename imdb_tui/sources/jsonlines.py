@@ -126,25 +126,24 @@ class JsonLinesSource:
         self.acknowledged = 0
         """The offset of the newest position acknowledged (committed)."""
 
-    async def start(self, stored: Lookup) -> None:
+    async def start(self, stored: Lookup) -> str | None:
         """Carry on from the stored position if it is this file's: its first line the
         same and its stream at least that long; else read from the start."""
         if self.key is None:
-            return
+            return None
         position = stored(self.key)
         if position is None:
-            return
+            return None
         try:
             saved = json.loads(position)
             offset, fingerprint = int(saved["offset"]), str(saved["fingerprint"])
         except (ValueError, KeyError, TypeError):
-            return  # not one of ours: read it all (dedupe keeps that safe)
-        if offset <= 0:
-            return
-        skipped = await asyncio.to_thread(self._skip_to, offset, fingerprint)
-        if skipped:
-            self.resumed_at = self._handed = offset
-            self._lines = LineSplitter(offset)
+            return None  # not one of ours: read it all (dedupe keeps that safe)
+        if offset <= 0 or not await asyncio.to_thread(self._skip_to, offset, fingerprint):
+            return None
+        self.resumed_at = self._handed = offset
+        self._lines = LineSplitter(offset)
+        return f"byte {offset:,}"
 
     def _skip_to(self, offset: int, fingerprint: str) -> bool:
         """Read the head and move to `offset` if the file is the one positioned;

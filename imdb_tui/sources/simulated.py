@@ -16,8 +16,8 @@ class SimulatedSource:
     def __init__(self, simulator: Simulator) -> None:
         self._simulator = simulator
 
-    async def start(self, stored: Lookup) -> None:
-        pass  # each run simulates afresh
+    async def start(self, stored: Lookup) -> str | None:
+        return None  # each run simulates afresh
 
     async def read(self, limit: int) -> list[RawRecord]:
         return list(self._simulator.records(limit))

@@ -1,4 +1,8 @@
-"""The monitor app: starts the pipeline on its loop, refreshes panels from snapshots, maps keys."""
+"""The monitor app: refreshes panels from a Reader's snapshots and maps keys to a Control.
+
+The default monitor plugs in the pipeline it runs on its own loop (LocalPipeline,
+both reader and control); `imdb-tui watch` plugs in a StoreWatcher and no control.
+"""
 
 from __future__ import annotations
 
@@ -20,8 +24,9 @@ from textual.widgets import Footer, Header, Static
 from textual.worker import Worker, WorkerCancelled, WorkerFailed
 
 from imdb_tui.display import clock_text, literal, rate_text
+from imdb_tui.health import ENDED_STATES
 from imdb_tui.metrics import WINDOW_CHOICES, MetricsSnapshot
-from imdb_tui.pipeline import MAX_RATE, MIN_RATE, Pipeline, PipelineSettings, RunSummary
+from imdb_tui.pipeline import MAX_RATE, MIN_RATE, PipelineSettings, RunSummary
 from imdb_tui.store import StoreError
 from imdb_tui.tui.active_users import ActiveUsers
 from imdb_tui.tui.dead_letters import SHOWN, DeadLettersScreen
@@ -30,6 +35,7 @@ from imdb_tui.tui.events_by_type import EventsByType
 from imdb_tui.tui.pipeline_panel import PipelinePanel
 from imdb_tui.tui.top_movies import TopMovies
 from imdb_tui.tui.trends import PerMinute, TodayByHour
+from imdb_tui.viewer import NO_WRITER, Control, Reader
 
 REFRESH_RANGE = (0.25, 5.0)
 GC_THRESHOLD = 20_000
@@ -45,6 +51,8 @@ def monitor_settings(**options: Any) -> PipelineSettings:
 
 
 DEFAULT_RATE = 200.0
+CONTROLS = frozenset({"pause", "resume", "faster", "slower", "unthrottle", "throttle", "ask_rate"})
+"""The actions that drive the pipeline: none while watching or once the run is over."""
 
 
 class MonitorApp(App[RunSummary | None]):
@@ -79,21 +87,25 @@ class MonitorApp(App[RunSummary | None]):
     frozen = reactive(False, bindings=True)
     unthrottled = reactive(False, bindings=True)
 
-    def __init__(self, pipeline: Pipeline, database: str, refresh_interval: float = 1.0) -> None:
+    def __init__(
+        self, reader: Reader, control: Control | None = None, refresh_interval: float = 1.0
+    ) -> None:
+        """`control`: the pipeline this app runs and drives; None only watches."""
         super().__init__()
-        self.pipeline = pipeline
-        self.database = database
+        self.reader = reader
+        self.control = control
         self.refresh_interval = refresh_interval
-        self.window_minutes = pipeline.window_minutes
-        self.unthrottled = pipeline.target_rate is None
-        self._last_rate = pipeline.target_rate or DEFAULT_RATE
+        self.window_minutes = reader.window_minutes
+        rate = None if control is None else control.target_rate
+        self.unthrottled = control is not None and rate is None
+        self._last_rate = rate or DEFAULT_RATE
         self._quitting = False
         self._interval_changed = asyncio.Event()
         self._read_error: str | None = None
         self.lateness: deque[float] = deque(maxlen=100_000)
         """Seconds each refresh ran after it was due (bench/monitor.py reads it)."""
         self.summary: RunSummary | None = None
-        pipeline.on_error = self._storage_error
+        reader.on_error = self._storage_error
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -101,7 +113,7 @@ class MonitorApp(App[RunSummary | None]):
             for panel in (
                 ActiveUsers(id="active-users"),
                 EventsByType(id="events-by-type"),
-                PipelinePanel(self.database, self.pipeline.source.name, id="pipeline"),
+                PipelinePanel(self.reader.database, self.control is None, id="pipeline"),
                 TopMovies(id="top-movies"),
                 PerMinute(id="per-minute"),
                 TodayByHour(id="today-by-hour"),
@@ -116,16 +128,20 @@ class MonitorApp(App[RunSummary | None]):
         gc.collect()
         gc.freeze()
         gc.set_threshold(GC_THRESHOLD)
-        self._pipeline_worker: Worker[RunSummary] = self.run_worker(
-            self.pipeline.run(), name="pipeline", exit_on_error=False
-        )
+        self._pipeline_worker: Worker[RunSummary] | None = None
+        if self.control is not None:
+            self._pipeline_worker = self.run_worker(
+                self.control.run(), name="pipeline", exit_on_error=False
+            )
         self.run_worker(self._refresh(), name="refresh", exit_on_error=False)
         self.show_status()
 
     async def on_unmount(self) -> None:
         """However the app ends, the pipeline has closed its writer when `run` returns,
         so its owner may close the store (on a crash the queue is not drained)."""
-        self.pipeline.stop()
+        if self.control is None or self._pipeline_worker is None:
+            return
+        self.control.stop()
         with contextlib.suppress(WorkerCancelled, WorkerFailed):
             await self._pipeline_worker.wait()
 
@@ -150,7 +166,7 @@ class MonitorApp(App[RunSummary | None]):
 
     async def refresh_now(self) -> None:
         try:
-            snapshot = await self.pipeline.snapshot(self.window_minutes)
+            snapshot = await self.reader.snapshot(self.window_minutes)
         except StoreError as error:  # the panels keep the last picture; the next tick retries
             if str(error) != self._read_error:
                 self._storage_error(str(error))
@@ -165,25 +181,22 @@ class MonitorApp(App[RunSummary | None]):
         self.show_status()  # the panels redraw themselves: their snapshot is bound
 
     def show_status(self) -> None:
-        state = self.pipeline.state
-        self.sub_title = state.upper()
-        parts = [state.upper()]
+        status_now = self.reader.status()  # not a snapshot's health: current after a key
+        state = status_now.state.upper()
+        self.sub_title = state if self.control is not None else f"WATCHING · {state}"
+        parts = [state] if self.control is not None else ["WATCHING", state]
         if self.frozen:
             parts.append("FROZEN (f)")
-        if self.pipeline.settings.stream_time and self.snapshot is not None:
+        if status_now.stream_time and self.snapshot is not None:
             # Before the settings: at 80 columns the line ends early.
-            parts.append(
-                clock_text(self.snapshot.as_of, self.pipeline.tz, self.pipeline.replay_speed)
-            )
-        parts += [
-            f"target {rate_text(self.pipeline.target_rate)}",
-            f"window {self.window_minutes} min",
-            f"refresh {self.refresh_interval:g} s",
-        ]
+            parts.append(clock_text(self.snapshot.as_of, self.reader.tz, status_now.replay_speed))
+        if status_now.state != NO_WRITER:
+            parts.append(f"target {rate_text(status_now.target_rate)}")
+        parts += [f"window {self.window_minutes} min", f"refresh {self.refresh_interval:g} s"]
         status = Text(" · ".join(parts))
-        error = self.pipeline.error  # not health(): that sorts the lags, for one field
+        error = status_now.error
         if error:
-            status.append(f"  storage error: {literal(error)}", style="bold red")
+            status.append(f"  {literal(error)}", style="bold red")
         for line in self.query("#status").results(Static):  # none once the app is closing
             line.update(status, layout=False)
 
@@ -194,11 +207,16 @@ class MonitorApp(App[RunSummary | None]):
     # Keys ----------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("pause", "resume") and isinstance(self.screen, ModalScreen):
-            return False  # a dialog's input gets its p and space
+        if action in CONTROLS:
+            control = self.control
+            if control is None or self.reader.status().state in ENDED_STATES:
+                return False  # nothing to drive: watching, or the run is over
+            if action in ("pause", "resume") and isinstance(self.screen, ModalScreen):
+                return False  # a dialog's input gets its p and space
+        paused = self.control is not None and self.control.paused
         toggles = {
-            "pause": not self.pipeline.paused,
-            "resume": self.pipeline.paused,
+            "pause": not paused,
+            "resume": paused,
             "unthrottle": not self.unthrottled,
             "throttle": self.unthrottled,
             "freeze": not self.frozen,
@@ -207,12 +225,14 @@ class MonitorApp(App[RunSummary | None]):
         return toggles.get(action, True)
 
     def action_pause(self) -> None:
-        self.pipeline.pause()
-        self._show_state()
+        if self.control is not None:
+            self.control.pause()
+            self._show_state()
 
     def action_resume(self) -> None:
-        self.pipeline.resume()
-        self._show_state()
+        if self.control is not None:
+            self.control.resume()
+            self._show_state()
 
     def _show_state(self) -> None:
         """The status line first; the footer (a recompose, tens of ms) a frame later."""
@@ -220,10 +240,12 @@ class MonitorApp(App[RunSummary | None]):
         self.call_after_refresh(self.refresh_bindings)
 
     def _set_rate(self, rate: float | None) -> None:
+        if self.control is None:
+            return
         if rate is not None:
             rate = min(max(rate, MIN_RATE), MAX_RATE)
             self._last_rate = rate
-        self.pipeline.set_rate(rate)
+        self.control.set_rate(rate)
         self.unthrottled = rate is None
         self.show_status()
 
@@ -277,7 +299,7 @@ class MonitorApp(App[RunSummary | None]):
 
     async def action_dead_letters(self) -> None:
         try:
-            letters = await self.pipeline.dead_letters(SHOWN)
+            letters = await self.reader.dead_letters(SHOWN)
         except StoreError as error:
             self._storage_error(str(error))
             return
@@ -289,7 +311,10 @@ class MonitorApp(App[RunSummary | None]):
         if self._quitting:
             return
         self._quitting = True
-        self.pipeline.stop()
+        if self.control is None or self._pipeline_worker is None:
+            self.exit(None)  # watching: nothing to drain
+            return
+        self.control.stop()
         self.show_status()
         note = self.set_timer(0.3, lambda: self.notify("draining the queue…", title="Quitting"))
         try:
@@ -301,11 +326,12 @@ class MonitorApp(App[RunSummary | None]):
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        yield SystemCommand("Pause or resume", "Stop or restart the stream (p)", self._toggle)
-        yield SystemCommand("Double the rate", "Target rate x2 (+)", self.action_faster)
-        yield SystemCommand("Halve the rate", "Target rate /2 (-)", self.action_slower)
-        yield SystemCommand("Set the rate", "Type an exact rate (r)", self.action_ask_rate)
-        yield SystemCommand("Unthrottled on/off", "Max rate (m)", self._toggle_max)
+        if self.control is not None:
+            yield SystemCommand("Pause or resume", "Stop or restart the stream (p)", self._toggle)
+            yield SystemCommand("Double the rate", "Target rate x2 (+)", self.action_faster)
+            yield SystemCommand("Halve the rate", "Target rate /2 (-)", self.action_slower)
+            yield SystemCommand("Set the rate", "Type an exact rate (r)", self.action_ask_rate)
+            yield SystemCommand("Unthrottled on/off", "Max rate (m)", self._toggle_max)
         yield SystemCommand("Freeze on/off", "Hold the display (f)", self._toggle_freeze)
         yield SystemCommand(
             "Dead letters", "The newest rejected records (d)", self.action_dead_letters
@@ -313,7 +339,8 @@ class MonitorApp(App[RunSummary | None]):
         yield SystemCommand("Keys", "Every key binding (?)", self.action_help)
 
     def _toggle(self) -> None:
-        self.action_resume() if self.pipeline.paused else self.action_pause()
+        paused = self.control is not None and self.control.paused
+        self.action_resume() if paused else self.action_pause()
 
     def _toggle_max(self) -> None:
         self.action_throttle() if self.unthrottled else self.action_unthrottle()

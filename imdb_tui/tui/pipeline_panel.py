@@ -6,48 +6,52 @@ from pathlib import Path
 
 from rich.text import Text
 
-from imdb_tui.display import literal, rate_text
+from imdb_tui.display import literal, rate_text, seen_text
 from imdb_tui.tui.panel import Panel
 
 
 class PipelinePanel(Panel):
     TITLE = "Pipeline"
 
-    def __init__(self, database: str, source: str, **kwargs: object) -> None:
+    def __init__(self, database: str, watching: bool = False, **kwargs: object) -> None:
+        """`watching`: the figures are another process's, read from its health row."""
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.database = database
-        self.source = source
+        self.watching = watching
 
     def render(self) -> Text:
         snapshot = self.snapshot
-        health = None if snapshot is None else snapshot.health
-        if snapshot is None or health is None:
+        if snapshot is None:
             return Text(self.WAITING)
-
-        source = literal(Path(self.source).name or self.source)
-        if health.state == "finished":
-            source += " (ended)"
-
-        rows = [
-            ("target", rate_text(health.target_rate)),
-            ("measured", f"{health.ingest_rate:,.0f}/s"),
-            ("stored", f"{snapshot.events_total:,}"),
-            ("queue", f"{health.queue_depth:,}"),
-            ("lag p50/p99", _lag(health.lag_p50_ms, health.lag_p99_ms)),
-            (
-                "dead letters",
-                f"{snapshot.dead_letters:,}" + (" (d)" if snapshot.dead_letters else ""),
-            ),
-            ("duplicates", f"{snapshot.duplicates:,}"),
-            ("source", source),
-            ("database", literal(self.database)),
-        ]
+        health = snapshot.health
         text = Text()
+        if health is None or (self.watching and not health.live):
+            seen = "never" if health is None else seen_text(health.last_seen)
+            text.append(f"no pipeline writing; last seen {seen}\n", style="bold")
+        dead = f"{snapshot.dead_letters:,}" + (" (d)" if snapshot.dead_letters else "")
+        rows = [("stored", f"{snapshot.events_total:,}")]
+        if health is not None:
+            source = literal(Path(health.source).name or health.source)
+            if health.state == "finished":
+                source += " (ended)"
+            rows = [
+                ("target", rate_text(health.target_rate)),
+                ("measured", f"{health.ingest_rate:,.0f}/s"),
+                *rows,
+                ("queue", f"{health.queue_depth:,}"),
+                ("lag p50/p99", _lag(health.lag_p50_ms, health.lag_p99_ms)),
+            ]
+        rows += [("dead letters", dead), ("duplicates", f"{snapshot.duplicates:,}")]
+        if health is not None:
+            rows.append(("source", source))
+            if self.watching:
+                rows.append(("heard", f"{seen_text(health.last_seen)} ({health.state})"))
+        rows.append(("database", literal(self.database)))
         for name, value in rows:
             text.append(f"{name:<13}", style="dim")
             text.append(f"{value}\n")
-        if health.error:
-            text.append(f"storage: {literal(health.error)}", style="bold red")
+        if health is not None and health.error:
+            text.append(literal(health.error), style="bold red")
         return text
 
 

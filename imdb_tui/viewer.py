@@ -1,0 +1,194 @@
+"""What a viewer of a pipeline reads and drives, whoever runs the pipeline.
+
+A viewer (the monitor, and later the browser view) reads through one `Reader`
+and drives through one `Control`. The default monitor plugs in `LocalPipeline`,
+a pipeline it runs on its own event loop, which is both; `imdb-tui watch` plugs
+in a `StoreWatcher`, which reads a database some other process writes, and no
+control at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import tzinfo
+from typing import Protocol
+
+from imdb_tui.clock import Clock
+from imdb_tui.health import PipelineHealth
+from imdb_tui.metrics import MetricsSnapshot, read_snapshot
+from imdb_tui.pipeline import Pipeline, RunSummary
+from imdb_tui.store import DeadLetter, Store
+
+NO_WRITER = "no pipeline writing"
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """The pipeline's state as a viewer shows it at once (after a key, say)."""
+
+    state: str
+    """running, paused, draining, finished, stopped, failed, or NO_WRITER"""
+    target_rate: float | None
+    error: str | None
+    """said for a person: "storage error: ...", "input error: ..." """
+    stream_time: bool
+    replay_speed: float | None
+
+
+class Reader(Protocol):
+    database: str
+    """The database's name as shown (never with a password)."""
+    tz: tzinfo | None
+    window_minutes: int
+    """The active-user window to start with."""
+    on_error: Callable[[str], None] | None
+    """Told each new storage error as it happens, where the reader can know."""
+
+    def status(self) -> Status: ...
+
+    async def snapshot(self, window_minutes: int) -> MetricsSnapshot:
+        """The metrics, with the health of the pipeline they come from (None: none
+        is writing)."""
+        ...
+
+    async def dead_letters(self, limit: int) -> list[DeadLetter]: ...
+
+
+class Control(Protocol):
+    @property
+    def paused(self) -> bool: ...
+
+    @property
+    def target_rate(self) -> float | None: ...
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
+    def set_rate(self, rate: float | None) -> None: ...
+
+    def stop(self) -> None:
+        """Stop producing; `run` returns once what was read is stored."""
+        ...
+
+    async def run(self) -> RunSummary: ...
+
+
+class LocalPipeline:
+    """A pipeline run in this process, on the viewer's event loop: Reader and Control."""
+
+    def __init__(self, pipeline: Pipeline, database: str) -> None:
+        self.pipeline = pipeline
+        self.database = database
+        self.tz = pipeline.tz
+        self.window_minutes = pipeline.window_minutes
+
+    @property
+    def on_error(self) -> Callable[[str], None] | None:
+        return self.pipeline.on_error
+
+    @on_error.setter
+    def on_error(self, listener: Callable[[str], None] | None) -> None:
+        self.pipeline.on_error = listener
+
+    def status(self) -> Status:
+        pipeline = self.pipeline
+        return Status(
+            pipeline.state,
+            pipeline.target_rate,
+            pipeline.error,
+            pipeline.settings.stream_time,
+            pipeline.replay_speed,
+        )
+
+    async def snapshot(self, window_minutes: int) -> MetricsSnapshot:
+        return await self.pipeline.snapshot(window_minutes)
+
+    async def dead_letters(self, limit: int) -> list[DeadLetter]:
+        return await self.pipeline.dead_letters(limit)
+
+    @property
+    def paused(self) -> bool:
+        return self.pipeline.paused
+
+    @property
+    def target_rate(self) -> float | None:
+        return self.pipeline.target_rate
+
+    def pause(self) -> None:
+        self.pipeline.pause()
+
+    def resume(self) -> None:
+        self.pipeline.resume()
+
+    def set_rate(self, rate: float | None) -> None:
+        self.pipeline.set_rate(rate)
+
+    def stop(self) -> None:
+        self.pipeline.stop()
+
+    async def run(self) -> RunSummary:
+        return await self.pipeline.run()
+
+
+class StoreWatcher:
+    """A database another process writes, read without writing anything: the metrics
+    at the writing pipeline's clock, and that pipeline's health row."""
+
+    on_error: Callable[[str], None] | None = None
+
+    def __init__(self, store: Store, clock: Clock, window_minutes: int = 5) -> None:
+        self.store = store
+        self.database = store.name
+        self.tz = clock.tz
+        self.window_minutes = window_minutes
+        self._clock = clock
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="imdb-tui-watch")
+        self._last: PipelineHealth | None = None
+
+    def status(self) -> Status:
+        health = self._last
+        if health is None or not health.live:
+            return Status(NO_WRITER, None, None, False, None)
+        return Status(
+            health.state,
+            health.target_rate,
+            health.error,
+            health.stream_time,
+            health.replay_speed,
+        )
+
+    async def snapshot(self, window_minutes: int) -> MetricsSnapshot:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, self._read, window_minutes)
+
+    def _read(self, window_minutes: int) -> MetricsSnapshot:
+        now = self._clock.now()
+        pipelines = self.store.pipelines(now)
+        # The live writer seen last, else the pipeline that wrote last (its row says
+        # it is gone): the metrics are read at its clock either way.
+        writer = next((p for p in pipelines if p.live), pipelines[0] if pipelines else None)
+        self._last = writer
+        as_of = now
+        if writer is not None and writer.stream_time and writer.as_of is not None:
+            as_of = writer.as_of
+        snapshot = read_snapshot(self.store, as_of, self.tz, window_minutes, writer)
+        return dataclasses.replace(snapshot, pipelines=tuple(pipelines))
+
+    async def dead_letters(self, limit: int) -> list[DeadLetter]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, self.store.dead_letters, limit)
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=True)
+        self.store.close()
+
+
+def in_process(pipeline: Pipeline, database: str) -> tuple[LocalPipeline, LocalPipeline]:
+    """The reader and control of a pipeline run on the viewer's loop: one object."""
+    local = LocalPipeline(pipeline, database)
+    return local, local
