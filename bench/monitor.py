@@ -92,7 +92,7 @@ def run_monitor(
 ) -> tuple[float, list[float], list[float], list[float]]:
     """Events stored per second at max rate, key latencies, and the refresh lateness
     while streaming at max rate and while keys were being pressed (all in seconds)."""
-    from imdb_tui.cli import Inputs, build_pipeline
+    from imdb_tui.assembly import Inputs, build_pipeline
     from imdb_tui.tui.app import MonitorApp, monitor_settings
     from imdb_tui.viewer import in_process
 

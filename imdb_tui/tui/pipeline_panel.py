@@ -45,7 +45,7 @@ class PipelinePanel(Panel):
         if health is not None:
             rows.append(("source", source))
             if self.watching:
-                rows.append(("heard", f"{seen_text(health.last_seen)} ({health.state})"))
+                rows.append(("heard", seen_text(health.last_seen)))
         rows.append(("database", literal(self.database)))
         for name, value in rows:
             text.append(f"{name:<13}", style="dim")

@@ -1,0 +1,73 @@
+"""A pipeline put together from what the options say: its source, catalogue and store.
+
+A new kind of source is chosen here, in `open_source`, from the --source text.
+Errors are SetupError: one line for the user, whatever the interface saying it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from imdb_tui.catalog import Catalog, build_catalog
+from imdb_tui.clock import Clock, SystemClock
+from imdb_tui.pipeline import Pipeline, PipelineSettings
+from imdb_tui.simulator import Simulator, SimulatorSettings
+from imdb_tui.sources import Source, SourceError
+from imdb_tui.sources.jsonlines import JsonLinesSource
+from imdb_tui.sources.simulated import SimulatedSource
+from imdb_tui.store import Store
+
+SIMULATOR = "sim"
+
+
+class SetupError(Exception):
+    """Options that do not make a pipeline, said in one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    """Where a pipeline's events and movies come from, as the options say."""
+
+    source: str = SIMULATOR
+    seed: int = 0
+    users: int = 20_000
+    titles: int = 1_000
+    catalog: str | None = None
+    ratings: str | None = None
+    follow: bool = False
+    events: BinaryIO | None = None
+    """Stdin's data, when the terminal's keys were moved off it (the monitor)."""
+
+    def check(self) -> None:
+        if self.follow and self.source == SIMULATOR:
+            raise SetupError("--follow needs a --source file to follow")
+        if self.ratings and not self.catalog:
+            raise SetupError("--ratings goes with --catalog (IMDb's title.basics.tsv.gz)")
+
+
+def simulator(inputs: Inputs, catalog: Catalog, clock: Clock) -> Simulator:
+    return Simulator(catalog, SimulatorSettings(seed=inputs.seed, users=inputs.users), clock)
+
+
+def open_source(inputs: Inputs, catalog: Catalog, clock: Clock) -> Source:
+    """The source --source names: the simulator, or JSON Lines from a file or stdin."""
+    if inputs.source == SIMULATOR:
+        return SimulatedSource(simulator(inputs, catalog, clock))
+    try:
+        return JsonLinesSource(inputs.source, inputs.events, inputs.follow)
+    except SourceError as error:
+        raise SetupError(str(error)) from None
+
+
+def build_pipeline(
+    store: Store, settings: PipelineSettings, inputs: Inputs, imdb: Catalog | None = None
+) -> Pipeline:
+    """A pipeline into `store` on the real clock. `imdb`: IMDb's catalogue, if
+    --catalog named it (its titles are in the store already)."""
+    inputs.check()
+    clock = SystemClock()
+    catalog = imdb or build_catalog(inputs.seed, inputs.titles)
+    source = open_source(inputs, catalog, clock)
+    simulated = inputs.source == SIMULATOR
+    return Pipeline(source, store, clock, settings, catalog if simulated else None)

@@ -1,0 +1,11 @@
+"""The `imdb-tui` command line.
+
+- options.py: the options, their checks, and the Options value they make;
+- setup.py: what a command sets up (the store, the catalogue, the pipeline);
+- output.py: what the commands print;
+- commands.py: the commands themselves, and `main`, the console entry point.
+"""
+
+from imdb_tui.cli.commands import cli, main
+
+__all__ = ["cli", "main"]

@@ -1,0 +1,335 @@
+"""The `imdb-tui` commands: monitor (the default), run, watch, produce and report."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+import time
+
+import click
+
+from imdb_tui import __version__
+from imdb_tui.assembly import SIMULATOR, Inputs, simulator
+from imdb_tui.catalog import build_catalog
+from imdb_tui.cli.options import (
+    DEFAULT_DB,
+    NO_TERMINAL,
+    DurationParam,
+    Failure,
+    Options,
+    RateParam,
+    db_option,
+    pipeline_options,
+    refresh_option,
+    seed_option,
+    titles_option,
+    users_option,
+    window_option,
+)
+from imdb_tui.cli.output import (
+    dead_letters_text,
+    print_summary,
+    report_json,
+    report_text,
+    status_line,
+)
+from imdb_tui.cli.setup import open_store, pipeline_into, stdin_for_events
+from imdb_tui.clock import SystemClock
+from imdb_tui.events import seconds
+from imdb_tui.metrics import read_snapshot
+from imdb_tui.pipeline import MAX_RATE, Pacer, Pipeline, PipelineSettings, RunSummary
+from imdb_tui.sources import STDIN
+from imdb_tui.store import Store, StoreError
+
+
+@click.group(
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=f"Default database: {DEFAULT_DB} (change it with --db).",
+)
+@click.version_option(__version__, "-V", "--version", prog_name="imdb-tui")
+@pipeline_options
+@refresh_option
+@click.pass_context
+def cli(ctx: click.Context, /, options: Options, refresh: float) -> None:
+    """Real-time analytics for IMDb-style user engagement, in the terminal.
+
+    A stream of views, clicks, ratings and watchlist adds (simulated, or JSON
+    Lines from a file or a pipe) flows through a bounded queue into a
+    validating, deduplicating consumer that stores it in SQLite; records that
+    are not events go to the dead letters; live metrics are computed from small
+    aggregate tables.
+
+    With no command, the full-screen monitor opens (the same as `imdb-tui
+    monitor`) and takes the options below.
+
+    \b
+    Examples:
+      imdb-tui --rate 2000                  # the monitor, at 2,000 events a second
+      imdb-tui run --duration 60            # run headless for a minute
+      imdb-tui run --rate max --count 1e6   # push a million events as fast as possible
+      imdb-tui report --json                # the stored metrics as one JSON object
+      imdb-tui produce --count 1000 | imdb-tui run --source -   # events through a pipe
+      imdb-tui --source march.jsonl.gz --replay-speed 60        # history, an hour a minute
+    """
+    if ctx.invoked_subcommand is None:
+        _monitor(options, refresh)
+
+
+@cli.command()
+@pipeline_options
+@refresh_option
+def monitor(options: Options, refresh: float) -> None:
+    """Open the full-screen monitor (the default when no command is given).
+
+    Keys: p pause/resume, + - rate, m max, r exact rate, w window, [ ] refresh,
+    f freeze, ? help, q quit (the queue is drained and committed first).
+    """
+    _monitor(options, refresh)
+
+
+def _monitor(options: Options, refresh: float) -> None:
+    events = None
+    if options.source == STDIN:  # events come down the pipe; keys come from the terminal
+        events = stdin_for_events()
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):  # Textual reads one, draws on the other
+        raise Failure(NO_TERMINAL)
+    from imdb_tui.tui.app import MonitorApp, monitor_settings  # Textual loads only here
+    from imdb_tui.viewer import in_process
+
+    settings = monitor_settings(**options.settings())
+    store = open_store(options.db)
+    pipeline = pipeline_into(store, settings, options.inputs(events))
+    logging.getLogger().handlers.clear()  # nothing may write over the screen
+    try:
+        outcome = MonitorApp(*in_process(pipeline, store.name), refresh).run()
+    finally:
+        store.close()
+    if outcome is not None:
+        print_summary(outcome, f"database: {options.db}", pipeline.source.name)
+
+
+@cli.command()
+@pipeline_options
+@click.option(
+    "--duration",
+    type=DurationParam("s"),
+    default=None,
+    metavar="DURATION",
+    help="Stop after this long (e.g. 90, 5m). Default: run until Ctrl-C.",
+)
+@click.option(
+    "--count",
+    type=click.FloatRange(1, None),
+    default=None,
+    metavar="N",
+    help="Stop after this many events (1000, 1e6).",
+)
+def run(options: Options, duration: float | None, count: float | None) -> None:
+    """Run the pipeline headless: one status line a second, then a summary.
+
+    Ctrl-C or SIGTERM stops it cleanly: the queue is drained and committed first.
+    """
+    settings = PipelineSettings(count=None if count is None else int(count), **options.settings())
+    store = open_store(options.db)
+    pipeline = pipeline_into(store, settings, options.inputs())
+    click.echo(f"database: {store.name}")
+    if options.source == SIMULATOR:
+        assert pipeline.catalog is not None
+        movies = f"{len(pipeline.catalog):,}{' IMDb' if options.catalog else ''}"
+        click.echo(
+            f"source: simulator (seed {options.seed}, {movies} titles, {options.users:,} users)"
+        )
+    else:
+        click.echo(f"source: {pipeline.source.name} (JSON Lines)")
+    try:
+        outcome = asyncio.run(_run_headless(pipeline, duration))
+        final = read_snapshot(store, time.time(), None, options.window)
+    except StoreError as error:
+        raise Failure(str(error)) from None
+    finally:
+        store.close()
+    held = f"now holds {final.events_total:,} events in all"
+    print_summary(outcome, f"database: {options.db} {held}", pipeline.source.name)
+
+
+@cli.command()
+@click.option(
+    "--db",
+    "db",
+    default=str(DEFAULT_DB),
+    show_default=True,
+    metavar="PATH",
+    help="The database another imdb-tui (run, or a monitor) is writing.",
+)
+@window_option
+@refresh_option
+def watch(db: str, window: int, refresh: float) -> None:
+    """Watch a database another process is writing: the monitor, read-only.
+
+    The same panels and view keys (w window, [ ] refresh, f freeze, d dead
+    letters, ? help, q quit), no pipeline controls. The Pipeline panel shows
+    the writing pipeline's health, or says that no pipeline is writing; a
+    pipeline that starts later is picked up. Nothing in the database changes.
+    """
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        raise Failure("watch needs a terminal; without one, use `imdb-tui report`")
+    store = open_store(db, read_only=True)
+    from imdb_tui.tui.app import MonitorApp  # Textual loads only here
+    from imdb_tui.viewer import StoreWatcher
+
+    watcher = StoreWatcher(store, SystemClock(), window)
+    logging.getLogger().handlers.clear()  # nothing may write over the screen
+    try:
+        MonitorApp(watcher, None, refresh).run()
+    finally:
+        watcher.close()
+
+
+async def _run_headless(pipeline: Pipeline, duration: float | None) -> RunSummary:
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, pipeline.stop)
+    if duration is not None:
+        loop.call_later(duration, pipeline.stop)
+    running = asyncio.create_task(pipeline.run())
+    while not running.done():
+        await asyncio.wait([running], timeout=1.0)
+        if not running.done():
+            click.echo(status_line(await pipeline.snapshot(), pipeline.tz))
+    return running.result()
+
+
+@cli.command()
+@click.option(
+    "--count",
+    type=click.FloatRange(1, None),
+    default=None,
+    metavar="N",
+    help="Stop after this many events (1000, 1e6). Default: until stopped.",
+)
+@click.option(
+    "--rate",
+    type=RateParam(),
+    default="max",
+    metavar="N|max",
+    show_default=True,
+    help="Events per second, or 'max' for as fast as the reader takes them.",
+)
+@seed_option
+@users_option
+@titles_option
+def produce(count: float | None, rate: float | None, seed: int, users: int, titles: int) -> None:
+    """Write simulated events to stdout as JSON Lines, one event per line.
+
+    \b
+    Examples:
+      imdb-tui produce --count 1000 --seed 3 > events.jsonl
+      imdb-tui produce --rate 500 | imdb-tui --source -     # the monitor, fed by a pipe
+    """
+    inputs = Inputs(seed=seed, users=users, titles=titles)
+    events = simulator(inputs, build_catalog(seed, titles), SystemClock())
+    left = None if count is None else int(count)
+    pacer = Pacer(rate or MAX_RATE, time.monotonic())
+    out = sys.stdout
+    while left is None or left > 0:
+        chunk = 1_000 if left is None else min(1_000, left)
+        if rate is not None:
+            now = time.monotonic()
+            due = pacer.due(now)
+            if due <= 0:
+                time.sleep(min(max(pacer.wait(now), 0.002), 0.05))
+                continue
+            chunk = min(chunk, due)
+        records = events.records(chunk)
+        out.write("".join(json.dumps(record, separators=(",", ":")) + "\n" for record in records))
+        out.flush()
+        pacer.sent(len(records))
+        if left is not None:
+            left -= len(records)
+
+
+@cli.command()
+@db_option
+@window_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@click.option(
+    "--dead-letters",
+    "dead_letters",
+    is_flag=True,
+    help="List the newest rejected records (reason, time, the raw line) instead.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 100_000),
+    default=20,
+    show_default=True,
+    metavar="N",
+    help="How many dead letters --dead-letters lists.",
+)
+@click.option(
+    "--as-of",
+    "as_of",
+    type=click.Choice(["now", "latest"]),
+    default="now",
+    show_default=True,
+    help="The moment to read the metrics at: now, or latest, the newest stored event's"
+    " time (for history read from a file).",
+)
+def report(db: str, window: int, as_json: bool, dead_letters: bool, limit: int, as_of: str) -> None:
+    """Print the metrics stored in a database, without running anything.
+
+    The database is opened read-only: nothing in it changes. --json adds the
+    pipelines' health rows (`pipelines`, with a `live` flag) and the sources'
+    stored positions (`sources`).
+    """
+    store = open_store(db, read_only=True)
+    clock = SystemClock()
+    try:
+        if dead_letters:
+            click.echo(dead_letters_text(store.dead_letters(limit), as_json))
+            return
+        moment = _moment(as_of, store, clock)
+        snapshot = read_snapshot(store, moment, clock.tz, window)
+        if as_json:
+            output = report_json(snapshot, store.pipelines(clock.now()), store.positions())
+        else:
+            output = report_text(snapshot, db)
+    except StoreError as error:
+        raise Failure(str(error)) from None
+    finally:
+        store.close()
+    click.echo(output)
+
+
+def _moment(as_of: str, store: Store, clock: SystemClock) -> float:
+    """--as-of as epoch seconds: now, or the newest stored event's time.
+
+    No other moment: the aggregates keep each user's last time seen, and each
+    day's totals, so only a moment after every stored event reads true.
+    """
+    newest = store.newest_event_time() if as_of == "latest" else None
+    return clock.now() if newest is None else seconds(newest)
+
+
+def main() -> None:
+    """Console entry point: errors are one line on stderr, never a traceback."""
+    logging.basicConfig(level=logging.WARNING, format="imdb-tui: %(message)s")
+    try:
+        code = cli.main(prog_name="imdb-tui", standalone_mode=False)
+    except click.UsageError as error:
+        hint = f" (see '{error.ctx.command_path} --help')" if error.ctx else ""
+        click.echo(f"imdb-tui: {error.format_message()}{hint}", err=True)
+        code = error.exit_code
+    except click.ClickException as error:
+        click.echo(f"imdb-tui: {error.format_message()}", err=True)
+        code = error.exit_code
+    except click.Abort:
+        click.echo("imdb-tui: aborted", err=True)
+        code = 130
+    except BrokenPipeError:
+        code = 0
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,264 @@
+"""The command line's options: their types, their checks, and the Options value they make.
+
+Errors say what is allowed in the project's words; Failure and InputFailure are
+the one-line errors every command ends with.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO, TypeVar
+
+import click
+import platformdirs
+
+from imdb_tui.assembly import SIMULATOR, Inputs
+from imdb_tui.clock import parse_duration
+from imdb_tui.pipeline import MAX_RATE
+
+DEFAULT_DB = Path(platformdirs.user_data_dir("imdb-tui")) / "events.db"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Failure(click.ClickException):
+    """An error the user can fix: one line on stderr, exit status 2."""
+
+    exit_code = 2
+
+
+class InputFailure(click.ClickException):
+    """The input failed part way: what came before it is stored; exit status 1."""
+
+    exit_code = 1
+
+
+DEFAULT_RATE = 200.0
+NO_TERMINAL = "the monitor needs a terminal; without one, use `imdb-tui run`"
+AUTO = "auto"
+"""The default rate: 200 events a second from the simulator, unthrottled from a file."""
+
+
+class RateParam(click.ParamType):  # type: ignore[type-arg]  # generic only in click 8.4+
+    name = "rate"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value is None or isinstance(value, float):
+            return value
+        text = str(value).strip().lower()
+        if text == "max":
+            return None
+        if text == AUTO:
+            return AUTO
+        try:
+            rate = float(text.replace("_", "").replace(",", ""))
+        except ValueError:
+            self.fail(f"{value!r} is not a number of events per second or 'max'", param, ctx)
+        if not 1 <= rate <= MAX_RATE:
+            self.fail(f"{value!r} is outside 1 to {MAX_RATE:,.0f} events per second", param, ctx)
+        return rate
+
+
+class DurationParam(click.ParamType):  # type: ignore[type-arg]
+    name = "DURATION"
+
+    def __init__(self, default_unit: str) -> None:
+        self.default_unit = default_unit
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, float):
+            return value
+        try:
+            return parse_duration(str(value), self.default_unit)
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+
+
+def db_option(f: F) -> F:
+    return click.option(
+        "--db",
+        "db",
+        default=str(DEFAULT_DB),
+        show_default=True,
+        metavar="PATH",
+        help="SQLite database file (:memory: for a throwaway one).",
+    )(f)
+
+
+def window_option(f: F) -> F:
+    return click.option(
+        "--window",
+        type=click.IntRange(1, 1440),
+        default=5,
+        show_default=True,
+        metavar="MINUTES",
+        help="Active users are those with an event in the last MINUTES.",
+    )(f)
+
+
+# The simulator's options, shared by the commands that run the pipeline and by produce.
+seed_option = click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed for the catalogue and the simulated traffic.",
+)
+users_option = click.option(
+    "--users",
+    type=click.IntRange(1, 10_000_000),
+    default=20_000,
+    metavar="N",
+    show_default=True,
+    help="Size of the simulated user population.",
+)
+titles_option = click.option(
+    "--titles",
+    type=click.IntRange(1, 1_000_000),
+    default=1_000,
+    metavar="N",
+    show_default=True,
+    help="Size of the simulated catalogue.",
+)
+
+
+def pipeline_options(f: F) -> F:
+    """The options every command that runs the pipeline takes."""
+    options = [
+        click.option(
+            "--source",
+            default=SIMULATOR,
+            metavar="sim|PATH|-",
+            show_default=True,
+            help="Where events come from: the simulator, a JSON Lines file (.gz too)"
+            " or - for stdin. A file's lines that are not events go to the dead letters.",
+        ),
+        click.option(
+            "--catalog",
+            type=click.Path(exists=True, dir_okay=False),
+            default=None,
+            metavar="PATH",
+            help="IMDb's title.basics.tsv.gz: simulate (and name) its movies instead of"
+            " made-up ones. From https://datasets.imdbws.com (personal, non-commercial use).",
+        ),
+        click.option(
+            "--ratings",
+            type=click.Path(exists=True, dir_okay=False),
+            default=None,
+            metavar="PATH",
+            help="IMDb's title.ratings.tsv.gz, with --catalog: popularity follows numVotes.",
+        ),
+        click.option(
+            "--follow",
+            is_flag=True,
+            help="Keep reading the --source file as it grows, like tail -F (a rotated or"
+            " truncated file is read again from its start).",
+        ),
+        click.option(
+            "--from-start",
+            is_flag=True,
+            help="Read the --source file from its start, not from where the last run into"
+            " this database stopped (events already stored count as duplicates).",
+        ),
+        click.option(
+            "--replay-speed",
+            type=click.FloatRange(0, 1_000_000),
+            default=0,
+            metavar="X",
+            help="Release a file's events at X times the pace of their own timestamps"
+            " (0: as fast as they are read).",
+        ),
+        click.option(
+            "--rate",
+            type=RateParam(),
+            default=AUTO,
+            metavar="N|max",
+            show_default=True,
+            help="Target events per second, or 'max' for unthrottled"
+            " (auto: 200 from the simulator, max from a file).",
+        ),
+        seed_option,
+        db_option,
+        window_option,
+        click.option(
+            "--retention",
+            type=DurationParam("d"),
+            default="7d",
+            metavar="DURATION",
+            show_default=True,
+            help="Delete raw events older than this (e.g. 12h, 30d; a bare number is days).",
+        ),
+        users_option,
+        titles_option,
+    ]
+
+    @functools.wraps(f)
+    def collect(*args: Any, **values: Any) -> Any:
+        fields = {field.name: values.pop(field.name) for field in dataclasses.fields(Options)}
+        return f(*args, options=Options(**fields), **values)
+
+    for option in reversed(options):
+        collect = option(collect)
+    return collect  # type: ignore[return-value]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Options:
+    """The values of `pipeline_options`, as one argument of the commands."""
+
+    source: str
+    catalog: str | None
+    ratings: str | None
+    follow: bool
+    from_start: bool
+    replay_speed: float
+    rate: float | str | None
+    seed: int
+    db: str
+    window: int
+    retention: float
+    users: int
+    titles: int
+
+    def settings(self) -> dict[str, Any]:
+        """Their PipelineSettings keywords. Events from a file or a pipe may be history:
+        their metrics are read at stream time (the newest event time seen), and
+        --replay-speed paces them by their times."""
+        if self.replay_speed and self.source == SIMULATOR:
+            raise Failure("--replay-speed replays a --source file of recorded events")
+        rate = self.rate
+        if rate == AUTO:
+            rate = DEFAULT_RATE if self.source == SIMULATOR else None
+        return {
+            "rate": rate,
+            "window_minutes": self.window,
+            "retention_seconds": self.retention,
+            "stream_time": self.source != SIMULATOR,
+            "replay_speed": self.replay_speed,
+            "from_start": self.from_start,
+        }
+
+    def inputs(self, events: BinaryIO | None = None) -> Inputs:
+        return Inputs(
+            self.source,
+            self.seed,
+            self.users,
+            self.titles,
+            self.catalog,
+            self.ratings,
+            self.follow,
+            events,
+        )
+
+
+def refresh_option(f: F) -> F:
+    return click.option(
+        "--refresh",
+        type=click.FloatRange(0.25, 5.0),
+        default=1.0,
+        show_default=True,
+        metavar="SECONDS",
+        help="How often the monitor redraws its panels ([ and ] change it while running).",
+    )(f)

@@ -1,0 +1,120 @@
+"""What the commands print: status lines, run summaries and reports."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from datetime import tzinfo
+
+import click
+
+from imdb_tui.cli.options import Failure, InputFailure
+from imdb_tui.display import clock_text, literal, rate_text, sparkline
+from imdb_tui.health import PipelineHealth
+from imdb_tui.metrics import MetricsSnapshot
+from imdb_tui.pipeline import RunSummary
+from imdb_tui.store import DeadLetter, SourcePosition
+
+
+def print_summary(outcome: RunSummary, where: str, source: str) -> None:
+    """The run's last lines; its failure, if it failed, as the error it exits with."""
+    if outcome.resumed is not None:
+        click.echo(
+            f"resumed: {literal(source)} from {outcome.resumed}, where the last run into"
+            f" this database stopped; {outcome.emitted:,} records read since"
+            " (--from-start reads it all)"
+        )
+    click.echo(
+        f"done: {outcome.stored:,} events stored, {outcome.duplicates:,} duplicates,"
+        f" {outcome.rejected:,} dead letters in {outcome.elapsed:,.1f} s"
+        f" ({outcome.stored / max(outcome.elapsed, 1e-9):,.0f}/s)"
+    )
+    click.echo(where)
+    if outcome.input_error is not None:
+        raise InputFailure(f"input error: {outcome.input_error}")
+    if outcome.lost:
+        raise Failure(f"{outcome.lost:,} events could not be stored: {outcome.error}")
+
+
+def status_line(snapshot: MetricsSnapshot, tz: tzinfo | None) -> str:
+    """One line a second, under 80 columns for everyday figures."""
+    health = snapshot.health
+    assert health is not None
+    p50, p99 = (
+        f"{v:,.0f}" if v is not None else "-" for v in (health.lag_p50_ms, health.lag_p99_ms)
+    )
+    line = (
+        f"{time.strftime('%H:%M:%S')} {health.state:<8} {health.ingest_rate:,.0f}/s"
+        f" of {rate_text(health.target_rate)}  stored {snapshot.events_total:,}"
+        f"  queue {health.queue_depth:,}  lag {p50}/{p99} ms"
+    )
+    if health.stream_time:
+        line += f"  {clock_text(snapshot.as_of, tz, health.replay_speed)}"
+    if health.error:
+        line += f"  {health.error}"
+    return line
+
+
+def dead_letters_text(letters: list[DeadLetter], as_json: bool) -> str:
+    """Newest first. Raw lines are shown with control characters made visible."""
+    if as_json:
+        return json.dumps([dataclasses.asdict(letter) for letter in letters])
+    if not letters:
+        return "no dead letters"
+    lines = []
+    for letter in letters:
+        lines.append(f"{letter.received_at}  {literal(letter.reason)}")
+        lines.append(f"    {literal(letter.raw)}")
+    return "\n".join(lines)
+
+
+def report_json(
+    snapshot: MetricsSnapshot,
+    pipelines: list[PipelineHealth],
+    positions: list[SourcePosition],
+) -> str:
+    """The report as one JSON object: the metrics, the pipelines and the sources."""
+    report = snapshot.to_json()
+    report["pipelines"] = [pipeline.to_json() for pipeline in pipelines]
+    report["sources"] = [
+        {"source": p.source, "position": _json_or_text(p.position), "updated_at": p.updated_at}
+        for p in positions
+    ]
+    return json.dumps(report)
+
+
+def _json_or_text(text: str) -> object:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def report_text(s: MetricsSnapshot, db: str) -> str:
+    today_total = max(s.events_today, 1)
+    lines = [
+        f"database      {db}",
+        f"events        {s.events_total:,} stored in all, {s.events_today:,} today",
+        f"users         {s.active_users.count:,} active in the last"
+        f" {s.active_users.window_minutes} min, {s.users_today:,} today",
+        "by type today "
+        + "   ".join(f"{k} {n:,} ({n / today_total:.0%})" for k, n in s.by_type.items()),
+        f"dead letters  {s.dead_letters:,}",
+        f"duplicates    {s.duplicates:,}",
+        "",
+        "top movies today",
+    ]
+    if not s.top_movies:
+        lines.append("  (no views today)")
+    for rank, movie in enumerate(s.top_movies, 1):
+        year = f" ({movie.year})" if movie.year else ""
+        title = literal(movie.title + year)
+        lines.append(f"  {rank:>2}  {title[:50]:<50} {movie.views:>9,} views {movie.share:>6.1%}")
+    minutes = [m.events for m in s.per_minute]
+    lines += [
+        "",
+        f"per minute    {sparkline(minutes)}  (last 60 min, peak {max(minutes):,}/min)",
+        f"per hour      {sparkline(list(s.per_hour))}  (today 00-23, peak {max(s.per_hour):,}/h)",
+    ]
+    return "\n".join(lines)
