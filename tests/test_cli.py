@@ -27,11 +27,11 @@ COMMAND = str(Path(sys.executable).with_name("imdb-tui"))
 
 
 def imdb_tui(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    kwargs.setdefault("timeout", 60)
     return subprocess.run(
         [COMMAND, *args],
         capture_output=True,
         text=True,
-        timeout=60,
         **kwargs,  # type: ignore[call-overload]
     )
 

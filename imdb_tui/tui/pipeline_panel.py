@@ -26,8 +26,7 @@ class PipelinePanel(Panel):
         health = snapshot.health
         text = Text()
         if health is None or (self.watching and not health.live):
-            seen = "never" if health is None else seen_text(health.last_seen)
-            text.append(f"no pipeline writing; last seen {seen}\n", style="bold")
+            text.append("no pipeline writing\n", style="bold")
         dead = f"{snapshot.dead_letters:,}" + (" (d)" if snapshot.dead_letters else "")
         rows = [("stored", f"{snapshot.events_total:,}")]
         if health is not None:
@@ -44,8 +43,8 @@ class PipelinePanel(Panel):
         rows += [("dead letters", dead), ("duplicates", f"{snapshot.duplicates:,}")]
         if health is not None:
             rows.append(("source", source))
-            if self.watching:
-                rows.append(("heard", seen_text(health.last_seen)))
+        if self.watching:  # when the writer's health row was last written
+            rows.append(("last seen", "never" if health is None else seen_text(health.last_seen)))
         rows.append(("database", literal(self.database)))
         for name, value in rows:
             text.append(f"{name:<13}", style="dim")

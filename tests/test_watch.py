@@ -1,0 +1,148 @@
+"""`imdb-tui watch` in a real terminal, beside a `run` in another process."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import pty
+import re
+import select
+import sqlite3
+import struct
+import subprocess
+import termios
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyte
+import pytest
+
+from tests.test_cli import COMMAND, imdb_tui
+
+
+class Terminal:
+    """A program on a pseudo-terminal of its own, and the screen it draws (pyte)."""
+
+    def __init__(self, args: list[str], columns: int = 120, rows: int = 40) -> None:
+        self._screen_fd, terminal = pty.openpty()
+        fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+        self.process = subprocess.Popen(
+            [COMMAND, *args],
+            stdin=terminal,
+            stdout=terminal,
+            stderr=terminal,
+            env={**os.environ, "TERM": "xterm-256color"},
+            start_new_session=True,
+            preexec_fn=lambda: fcntl.ioctl(2, termios.TIOCSCTTY, 0),
+        )
+        os.close(terminal)
+        self.screen = pyte.Screen(columns, rows)
+        self._stream = pyte.ByteStream(self.screen)
+
+    def text(self) -> str:
+        return "\n".join(self.screen.display)
+
+    def wait_for(self, pattern: str, timeout: float = 30.0) -> re.Match[str]:
+        """Read what is drawn until the screen shows `pattern`."""
+        deadline = time.monotonic() + timeout
+        while not (found := re.search(pattern, self.text())):
+            left = deadline - time.monotonic()
+            assert left > 0, f"never shown: {pattern!r}\n{self.text()}"
+            if select.select([self._screen_fd], [], [], min(left, 0.2))[0]:
+                with contextlib.suppress(OSError):
+                    self._stream.feed(os.read(self._screen_fd, 1 << 16))
+        return found
+
+    def exit_status(self, timeout: float = 30.0) -> int:
+        """Wait for the program to end, reading what it draws (a full terminal blocks it)."""
+        deadline = time.monotonic() + timeout
+        while self.process.poll() is None:
+            assert time.monotonic() < deadline, f"still running\n{self.text()}"
+            if select.select([self._screen_fd], [], [], 0.1)[0]:
+                with contextlib.suppress(OSError):
+                    self._stream.feed(os.read(self._screen_fd, 1 << 16))
+        return self.process.returncode
+
+    def press(self, key: bytes) -> None:
+        os.write(self._screen_fd, key)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(timeout=30)
+        os.close(self._screen_fd)
+
+
+@contextlib.contextmanager
+def terminal(args: list[str]) -> Iterator[Terminal]:
+    shown = Terminal(args)
+    try:
+        yield shown
+    finally:
+        shown.close()
+
+
+def data_version_and_rows(db: Path) -> tuple[int, list[tuple[object, ...]]]:
+    with contextlib.closing(sqlite3.connect(db)) as connection:
+        version = connection.execute("PRAGMA data_version").fetchone()[0]
+        rows = connection.execute(
+            "SELECT (SELECT count(*) FROM events), (SELECT sum(value) FROM counters),"
+            " (SELECT group_concat(id || state || last_seen) FROM pipelines)"
+        ).fetchall()
+    return version, rows
+
+
+def stored_on(screen: Terminal) -> int:
+    return int(screen.wait_for(r"stored +([\d,]+)")[1].replace(",", ""))
+
+
+def test_watch_follows_a_run_in_another_process_and_changes_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "events.db"
+    assert imdb_tui("run", "--db", str(db), "--count", "100", "--rate", "max").returncode == 0
+    with terminal(["watch", "--db", str(db)]) as watching:
+        watching.wait_for("no pipeline writing")
+        watching.wait_for(r"last seen +[0-9:]{8}")
+        watching.wait_for("WATCHING · NO PIPELINE WRITING")
+        assert "Pause" not in watching.text()  # no pipeline keys in the footer
+        run = subprocess.Popen(
+            [COMMAND, "run", "--db", str(db), "--rate", "2000"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        try:
+            watching.wait_for("WATCHING · RUNNING")  # a writer that starts later is seen
+            first = stored_on(watching)
+            watching.wait_for(r"stored +(?!" + f"{first:,}" + r"\b)[\d,]+")
+            assert stored_on(watching) > first
+            assert "no pipeline writing" not in watching.text()
+        finally:
+            run.terminate()  # a clean stop marks its row stopped
+            assert run.wait(timeout=60) == 0
+        stopped = time.monotonic()
+        watching.wait_for("no pipeline writing", timeout=5)
+        assert time.monotonic() - stopped < 5
+        before = data_version_and_rows(db)
+        watching.press(b"w")  # the view keys still work: a refresh at the new window
+        watching.wait_for("active in the last 15 min")
+        watching.press(b"q")
+        assert watching.exit_status() == 0
+    assert data_version_and_rows(db) == before  # watching wrote nothing
+
+
+@pytest.mark.parametrize("content", [None, b"", b"not a database at all\n" * 100])
+def test_watch_on_a_missing_or_foreign_file_is_one_line(
+    tmp_path: Path, content: bytes | None
+) -> None:
+    db = tmp_path / "x.db"
+    if content is not None:
+        db.write_bytes(content)
+    with terminal(["watch", "--db", str(db)]) as watching:
+        status = watching.exit_status()
+        message = watching.wait_for(r"imdb-tui: .+")[0].strip()
+    assert status == 2
+    expected = "no database at" if content is None else "is not an imdb-tui database"
+    assert expected in message or "is not an SQLite database" in message
+    assert db.exists() == (content is not None)
