@@ -71,6 +71,7 @@ def cli(ctx: click.Context, /, options: Options, refresh: float) -> None:
       imdb-tui --rate 2000                  # the monitor, at 2,000 events a second
       imdb-tui run --duration 60            # run headless for a minute
       imdb-tui run --rate max --count 1e6   # push a million events as fast as possible
+      imdb-tui watch                        # the monitor, read-only, beside a run elsewhere
       imdb-tui report --json                # the stored metrics as one JSON object
       imdb-tui produce --count 1000 | imdb-tui run --source -   # events through a pipe
       imdb-tui --source march.jsonl.gz --replay-speed 60        # history, an hour a minute
