@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -313,11 +314,27 @@ async def monitor_of_file(
     app = MonitorApp(*in_process(pipeline, str(db)))
     try:
         async with app.run_test(size=(120, 40)) as pilot:
-            await until(pilot, lambda: pipeline.state == "finished")
+            await until(pilot, lambda: pipeline.state in ("finished", "failed"))
             await app.refresh_now()
             yield app, pilot
     finally:
         store.close()
+
+
+async def test_an_input_error_shows_failed_and_the_reason(tmp_path: Path, db_path: Path) -> None:
+    lines = b"".join(json.dumps(event(n)).encode() + b"\n" for n in range(2000))
+    packed = gzip.compress(lines)
+    path = tmp_path / "cut.jsonl.gz"
+    path.write_bytes(packed[: len(packed) // 2])
+    clock = NappingClock(NOW, tz=UTC)
+    async with monitor_of_file(path, db_path, clock) as (app, pilot):
+        line = status(app)
+        assert line.startswith("FAILED") and f"input error: cannot read {path}" in line
+        assert "storage error" not in line
+        for action in ("pause", "faster", "unthrottle", "ask_rate"):
+            assert app.check_action(action, ()) is False  # nothing runs to drive
+        await pilot.press("p")
+        assert status(app).startswith("FAILED")
 
 
 async def test_d_lists_the_dead_letters_literally(tmp_path: Path, db_path: Path) -> None:
