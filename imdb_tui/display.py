@@ -45,7 +45,13 @@ def seen_text(when: str, tz: tzinfo | None = None) -> str:
     return f"{local_datetime(moment, tz):%H:%M:%S}"
 
 
-def clock_text(as_of: float, tz: tzinfo | None, replay_speed: float | None) -> str:
-    """Where stream time stands, and how fast a replay runs."""
+def clock_text(as_of: float | None, tz: tzinfo | None, replay_speed: float | None) -> str:
+    """Where stream time stands ("—" before the first event), and how fast a replay runs."""
     replay = f" · replay {replay_speed:g}x" if replay_speed else ""
-    return f"stream time {moment_text(as_of, tz)}{replay}"
+    moment = "—" if as_of is None else moment_text(as_of, tz)
+    return f"stream time {moment}{replay}"
+
+
+def millis_text(ms: float) -> str:
+    """A duration in milliseconds, in seconds from ten of them: 128 ms, 10 s, 7,265 s."""
+    return f"{ms:,.0f} ms" if ms < 10_000 else f"{ms / 1000:,.0f} s"

@@ -434,3 +434,21 @@ def test_replay_and_as_of_mistakes_are_one_line(
     result = imdb_tui(*args, "--db", str(db))
     assert result.returncode == 2 and message in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def test_stream_time_is_a_dash_until_an_event_is_read(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.touch()
+    result = imdb_tui(
+        "run",
+        "--source",
+        str(empty),
+        "--follow",
+        "--duration",
+        "1.5",
+        "--db",
+        str(tmp_path / "x.db"),
+    )
+    assert result.returncode == 0, result.stderr
+    status = [line for line in result.stdout.splitlines() if " stored " in line]
+    assert status and all(line.endswith("stream time —") for line in status)

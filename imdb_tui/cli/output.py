@@ -50,7 +50,7 @@ def status_line(snapshot: MetricsSnapshot, tz: tzinfo | None) -> str:
         f"  queue {health.queue_depth:,}  lag {p50}/{p99} ms"
     )
     if health.stream_time:
-        line += f"  {clock_text(snapshot.as_of, tz, health.replay_speed)}"
+        line += f"  {clock_text(health.as_of, tz, health.replay_speed)}"
     if health.error:
         line += f"  {health.error}"
     return line

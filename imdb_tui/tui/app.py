@@ -189,7 +189,9 @@ class MonitorApp(App[RunSummary | None]):
             parts.append("FROZEN (f)")
         if status_now.stream_time and self.snapshot is not None:
             # Before the settings: at 80 columns the line ends early.
-            parts.append(clock_text(self.snapshot.as_of, self.reader.tz, status_now.replay_speed))
+            health = self.snapshot.health
+            as_of = None if health is None else health.as_of  # None before the first event
+            parts.append(clock_text(as_of, self.reader.tz, status_now.replay_speed))
         if status_now.state != NO_WRITER:
             parts.append(f"target {rate_text(status_now.target_rate)}")
         parts += [f"window {self.window_minutes} min", f"refresh {self.refresh_interval:g} s"]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from rich.text import Text
 
-from imdb_tui.display import literal, rate_text, seen_text
+from imdb_tui.display import literal, millis_text, rate_text, seen_text
 from imdb_tui.tui.panel import Panel
 
 
@@ -55,9 +55,7 @@ class PipelinePanel(Panel):
 
 
 def _lag(p50: float | None, p99: float | None) -> str:
-    """Milliseconds, or seconds once they pass ten (replayed files lag by hours)."""
+    """Each figure with its own unit: 128 ms / 10 s (replayed files lag by hours)."""
     if p50 is None or p99 is None:
         return "-"
-    if p99 < 10_000:
-        return f"{p50:,.0f} / {p99:,.0f} ms"
-    return f"{p50 / 1000:,.0f} / {p99 / 1000:,.0f} s"
+    return f"{millis_text(p50)} / {millis_text(p99)}"

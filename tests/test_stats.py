@@ -1,0 +1,42 @@
+"""What the pipeline measures: the stored rate at any number of commits, lag in its units."""
+
+from __future__ import annotations
+
+import pytest
+
+from imdb_tui.display import clock_text, millis_text
+from imdb_tui.pipeline.stats import RATE_SPAN, Stats
+
+
+@pytest.mark.parametrize("commits_per_second", [1, 85, 1_000, 5_000])
+def test_the_measured_rate_is_the_true_rate_at_any_number_of_commits(
+    commits_per_second: int,
+) -> None:
+    stats = Stats(started=0.0)
+    batch = 64
+    at = 0.0
+    for n in range(1, 10 * commits_per_second + 1):  # ten seconds on an injected clock
+        at = n / commits_per_second
+        stats.committed(at, batch, 0, 0)
+    assert stats.ingest_rate(at) == pytest.approx(batch * commits_per_second, rel=0.01)
+    # It never reads as everything stored over the window (what a short history gave).
+    assert stats.ingest_rate(at) < stats.stored / RATE_SPAN
+
+
+def test_the_rate_falls_to_zero_when_nothing_is_stored_and_counts_from_the_start() -> None:
+    stats = Stats(started=100.0)
+    stats.committed(100.5, 1_000, 0, 0)
+    assert stats.ingest_rate(101.0) == pytest.approx(1_000)  # one second since the start
+    assert stats.ingest_rate(110.0) == 0.0
+    stats.committed(111.0, 300, 0, 0)
+    assert stats.ingest_rate(112.0) == pytest.approx(100)
+
+
+def test_lag_figures_carry_their_own_units() -> None:
+    assert f"{millis_text(128)} / {millis_text(10_000)}" == "128 ms / 10 s"
+    assert millis_text(9_999) == "9,999 ms" and millis_text(7_265_000) == "7,265 s"
+
+
+def test_stream_time_before_any_event_is_a_dash() -> None:
+    assert clock_text(None, None, None) == "stream time —"
+    assert clock_text(None, None, 60) == "stream time — · replay 60x"
