@@ -6,6 +6,7 @@ import pytest
 
 from imdb_tui.display import clock_text, millis_text
 from imdb_tui.pipeline.stats import RATE_SPAN, Stats
+from imdb_tui.tui.pipeline_panel import _lag
 
 
 @pytest.mark.parametrize("commits_per_second", [1, 85, 1_000, 5_000])
@@ -33,8 +34,10 @@ def test_the_rate_falls_to_zero_when_nothing_is_stored_and_counts_from_the_start
 
 
 def test_lag_figures_carry_their_own_units() -> None:
-    assert f"{millis_text(128)} / {millis_text(10_000)}" == "128 ms / 10 s"
-    assert millis_text(9_999) == "9,999 ms" and millis_text(7_265_000) == "7,265 s"
+    assert _lag(128, 10_000) == "128 ms / 10 s"  # was "0 / 10 s"
+    assert _lag(128, 253) == "128 / 253 ms"  # one unit, said once
+    assert _lag(12_000, 7_265_000) == "12 / 7,265 s"
+    assert millis_text(9_999) == "9,999 ms" and _lag(None, None) == "-"
 
 
 def test_stream_time_before_any_event_is_a_dash() -> None:

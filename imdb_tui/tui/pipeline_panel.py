@@ -55,7 +55,11 @@ class PipelinePanel(Panel):
 
 
 def _lag(p50: float | None, p99: float | None) -> str:
-    """Each figure with its own unit: 128 ms / 10 s (replayed files lag by hours)."""
+    """128 / 253 ms, or each figure with its own unit where they differ: 128 ms / 10 s
+    (replayed files lag by hours)."""
     if p50 is None or p99 is None:
         return "-"
-    return f"{millis_text(p50)} / {millis_text(p99)}"
+    low, high = millis_text(p50), millis_text(p99)
+    if low.split()[-1] == high.split()[-1]:  # one unit, said once: it fits 80 columns
+        return f"{low.split()[0]} / {high}"
+    return f"{low} / {high}"
