@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 COMMAND = str(Path(sys.executable).with_name("imdb-tui"))
-_DONE = re.compile(r"done: ([\d,]+) events stored.* in ([\d,.]+) s")
+_DONE = re.compile(r"done: ([\d,]+) events? stored.* in ([\d,.]+) s")
 
 
 def run_headless(*args: str) -> tuple[int, float]:

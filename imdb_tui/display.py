@@ -27,6 +27,11 @@ def sparkline(values: list[int]) -> str:
     return "".join(SPARK[min(len(SPARK) - 1, v * len(SPARK) // (top + 1))] for v in values)
 
 
+def plural(count: int, noun: str) -> str:
+    """1 event, 2 events, 1,000 dead letters."""
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
+
+
 def rate_text(rate: float | None) -> str:
     return "max" if rate is None else f"{rate:,.0f}/s"
 

@@ -53,22 +53,57 @@ def test_version() -> None:
 
 
 @pytest.mark.parametrize(
-    "args",
+    ("args", "says"),
     [
-        ["run", "--bogus"],
-        ["run", "--rate", "fast"],
-        ["run", "--rate", "0"],
-        ["run", "--retention", "soon"],
-        ["report", "--window", "0"],
-        ["nonsense"],
+        (["run", "--bogus"], "No such option"),
+        (["run", "--rate", "fast"], "'fast' is not a number of events per second or 'max'"),
+        (["run", "--rate", "0"], "'0' is outside 1 to 1,000,000 events per second"),
+        (["run", "--retention", "soon"], "soon"),
+        (["report", "--window", "0"], "'0' is outside 1 to 1,440 minutes"),
+        (["run", "--count", "1.5"], "'1.5' is not a whole number of events"),
+        (["run", "--count", "abc"], "'abc' is not a whole number of events"),
+        (["run", "--count", "0"], "'0' is less than 1"),
+        (["run", "--users", "1e9"], "'1e9' is outside 1 to 10,000,000 users"),
+        (["run", "--replay-speed", "fast"], "'fast' is not a number of times the pace"),
+        (["--refresh", "9"], "'9' is outside 0.25 to 5 seconds"),
+        (["report", "--limit", "x"], "'x' is not a whole number of dead letters"),
+        (["run", "--seed", "x"], "'x' is not a whole number"),
+        (["nonsense"], "No such command"),
     ],
 )
-def test_bad_options_give_one_line_and_status_2(args: list[str], tmp_path: Path) -> None:
+def test_bad_options_give_one_line_and_status_2(args: list[str], says: str, tmp_path: Path) -> None:
     result = imdb_tui(*args, "--db", str(tmp_path / "x.db"))
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1
     assert result.stderr.startswith("imdb-tui: ")
+    assert says in result.stderr
+    for click_words in ("valid float", "valid integer", "in the range", "x>="):
+        assert click_words not in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_count_takes_whole_numbers_in_any_spelling(tmp_path: Path) -> None:
+    for count, stored in (("1e3", "1,000"), ("1_500", "1,500"), ("2,000", "2,000")):
+        result = imdb_tui("run", "--count", count, "--rate", "max", "--db", str(tmp_path / "x.db"))
+        assert f"done: {stored} events stored" in result.stdout
+
+
+def test_a_db_in_a_folder_that_is_missing_or_not_a_folder_is_one_line(tmp_path: Path) -> None:
+    missing = tmp_path / "no" / "such" / "x.db"
+    result = imdb_tui("run", "--count", "1", "--db", str(missing))
+    assert result.returncode == 2
+    assert (
+        result.stderr == f"imdb-tui: cannot create {missing}: there is no folder {missing.parent}\n"
+    )
+    assert not (tmp_path / "no").exists()  # nothing created on the way
+    (tmp_path / "notes.txt").write_text("x")
+    inside_a_file = tmp_path / "notes.txt" / "x.db"
+    result = imdb_tui("run", "--count", "1", "--db", str(inside_a_file))
+    assert result.returncode == 2
+    assert (
+        result.stderr
+        == f"imdb-tui: cannot create {inside_a_file}: {tmp_path / 'notes.txt'} is not a folder\n"
+    )
 
 
 def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
@@ -452,3 +487,19 @@ def test_stream_time_is_a_dash_until_an_event_is_read(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     status = [line for line in result.stdout.splitlines() if " stored " in line]
     assert status and all(line.endswith("stream time —") for line in status)
+
+
+def test_counts_of_one_are_singular(tmp_path: Path) -> None:
+    one = json.dumps(
+        {
+            "event_id": "e1",
+            "event_time": "2026-11-23T10:00:00.000Z",
+            "user_id": "u1",
+            "session_id": "s1",
+            "movie_id": "tt0000001",
+            "event_type": "view",
+        }
+    )
+    result = imdb_tui("run", "--source", "-", "--db", str(tmp_path / "x.db"), input=f"{one}\nbad\n")
+    assert "done: 1 event stored, 0 duplicates, 1 dead letter in" in result.stdout
+    assert "now holds 1 event in all" in result.stdout

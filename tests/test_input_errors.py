@@ -32,7 +32,7 @@ def test_a_truncated_gzip_keeps_every_line_before_the_cut(tmp_path: Path) -> Non
     assert "Traceback" not in result.stderr and "storage" not in result.stderr
     assert query(db, "SELECT count(*) FROM events") == [(complete,)]
     assert query(db, "SELECT count(*) FROM dead_letters") == [(partial,)]
-    assert f"done: {complete:,} events stored, 0 duplicates, 1 dead letters" in result.stdout
+    assert f"done: {complete:,} events stored, 0 duplicates, 1 dead letter in" in result.stdout
 
 
 def test_a_gz_file_that_is_not_gzip_is_an_input_error(tmp_path: Path) -> None:

@@ -71,7 +71,7 @@ def stopped_part_way(db: Path, source: Path, stop: Callable[[subprocess.Popen[st
 
 
 def done(out: str) -> tuple[int, int]:
-    match = re.search(r"done: ([\d,]+) events stored, ([\d,]+) duplicates", out)
+    match = re.search(r"done: ([\d,]+) events? stored, ([\d,]+) duplicates?", out)
     assert match, out
     return int(match[1].replace(",", "")), int(match[2].replace(",", ""))
 

@@ -19,6 +19,7 @@ from imdb_tui.cli.options import (
     NO_TERMINAL,
     DurationParam,
     Failure,
+    Number,
     Options,
     RateParam,
     db_option,
@@ -38,6 +39,7 @@ from imdb_tui.cli.output import (
 )
 from imdb_tui.cli.setup import open_store, pipeline_into, stdin_for_events
 from imdb_tui.clock import SystemClock
+from imdb_tui.display import plural
 from imdb_tui.events import seconds
 from imdb_tui.metrics import read_snapshot
 from imdb_tui.pipeline import MAX_RATE, Pacer, Pipeline, PipelineSettings, RunSummary
@@ -124,17 +126,17 @@ def _monitor(options: Options, refresh: float) -> None:
 )
 @click.option(
     "--count",
-    type=click.FloatRange(1, None),
+    type=Number(1, None, "events"),
     default=None,
     metavar="N",
     help="Stop after this many events (1000, 1e6).",
 )
-def run(options: Options, duration: float | None, count: float | None) -> None:
+def run(options: Options, duration: float | None, count: int | None) -> None:
     """Run the pipeline headless: one status line a second, then a summary.
 
     Ctrl-C or SIGTERM stops it cleanly: the queue is drained and committed first.
     """
-    settings = PipelineSettings(count=None if count is None else int(count), **options.settings())
+    settings = PipelineSettings(count=count, **options.settings())
     store = open_store(options.db)
     pipeline = pipeline_into(store, settings, options.inputs())
     click.echo(f"database: {store.name}")
@@ -153,7 +155,7 @@ def run(options: Options, duration: float | None, count: float | None) -> None:
         raise Failure(str(error)) from None
     finally:
         store.close()
-    held = f"now holds {final.events_total:,} events in all"
+    held = f"now holds {plural(final.events_total, 'event')} in all"
     print_summary(outcome, f"database: {options.db} {held}", pipeline.source.name)
 
 
@@ -207,7 +209,7 @@ async def _run_headless(pipeline: Pipeline, duration: float | None) -> RunSummar
 @cli.command()
 @click.option(
     "--count",
-    type=click.FloatRange(1, None),
+    type=Number(1, None, "events"),
     default=None,
     metavar="N",
     help="Stop after this many events (1000, 1e6). Default: until stopped.",
@@ -223,7 +225,7 @@ async def _run_headless(pipeline: Pipeline, duration: float | None) -> RunSummar
 @seed_option
 @users_option
 @titles_option
-def produce(count: float | None, rate: float | None, seed: int, users: int, titles: int) -> None:
+def produce(count: int | None, rate: float | None, seed: int, users: int, titles: int) -> None:
     """Write simulated events to stdout as JSON Lines, one event per line.
 
     \b
@@ -233,7 +235,7 @@ def produce(count: float | None, rate: float | None, seed: int, users: int, titl
     """
     inputs = Inputs(seed=seed, users=users, titles=titles)
     events = simulator(inputs, build_catalog(seed, titles), SystemClock())
-    left = None if count is None else int(count)
+    left = count
     pacer = Pacer(rate or MAX_RATE, time.monotonic())
     out = sys.stdout
     while left is None or left > 0:
@@ -265,7 +267,7 @@ def produce(count: float | None, rate: float | None, seed: int, users: int, titl
 )
 @click.option(
     "--limit",
-    type=click.IntRange(1, 100_000),
+    type=Number(1, 100_000, "dead letters"),
     default=20,
     show_default=True,
     metavar="N",

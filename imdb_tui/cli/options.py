@@ -61,6 +61,39 @@ class RateParam(click.ParamType):  # type: ignore[type-arg]  # generic only in c
         return rate
 
 
+class Number(click.ParamType):  # type: ignore[type-arg]
+    """A number from `low` to `high` (None: no bound), said in the project's words.
+
+    Whole numbers (`whole`) may be written 1000, 1_000, 1,000 or 1e6, never 1.5."""
+
+    def __init__(self, low: float, high: float | None, unit: str, whole: bool = True) -> None:
+        self.low, self.high, self.unit, self.whole = low, high, unit, whole
+        self.name = "integer" if whole else "number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            number = float(value)
+        else:
+            try:
+                number = float(str(value).strip().replace("_", "").replace(",", ""))
+            except ValueError:
+                number = float("nan")
+        of = f" of {self.unit}" if self.unit else ""
+        if number != number or (self.whole and not number.is_integer()):  # NaN: not a number
+            kind = "a whole number" if self.whole else "a number"
+            self.fail(f"{value!r} is not {kind}{of}", param, ctx)
+        if number < self.low and self.high is None:
+            self.fail(f"{value!r} is less than {_figure(self.low)}", param, ctx)
+        if number < self.low or (self.high is not None and number > self.high):
+            bounds = f"{_figure(self.low)} to {_figure(self.high or 0)}"
+            self.fail(f"{value!r} is outside {bounds} {self.unit}".rstrip(), param, ctx)
+        return int(number) if self.whole else number
+
+
+def _figure(number: float) -> str:
+    return f"{int(number):,}" if float(number).is_integer() else f"{number:g}"
+
+
 class DurationParam(click.ParamType):  # type: ignore[type-arg]
     name = "DURATION"
 
@@ -90,7 +123,7 @@ def db_option(f: F) -> F:
 def window_option(f: F) -> F:
     return click.option(
         "--window",
-        type=click.IntRange(1, 1440),
+        type=Number(1, 1440, "minutes"),
         default=5,
         show_default=True,
         metavar="MINUTES",
@@ -101,14 +134,14 @@ def window_option(f: F) -> F:
 # The simulator's options, shared by the commands that run the pipeline and by produce.
 seed_option = click.option(
     "--seed",
-    type=int,
+    type=Number(-(2**63), 2**63 - 1, ""),
     default=0,
     show_default=True,
     help="Seed for the catalogue and the simulated traffic.",
 )
 users_option = click.option(
     "--users",
-    type=click.IntRange(1, 10_000_000),
+    type=Number(1, 10_000_000, "users"),
     default=20_000,
     metavar="N",
     show_default=True,
@@ -116,7 +149,7 @@ users_option = click.option(
 )
 titles_option = click.option(
     "--titles",
-    type=click.IntRange(1, 1_000_000),
+    type=Number(1, 1_000_000, "titles"),
     default=1_000,
     metavar="N",
     show_default=True,
@@ -164,7 +197,7 @@ def pipeline_options(f: F) -> F:
         ),
         click.option(
             "--replay-speed",
-            type=click.FloatRange(0, 1_000_000),
+            type=Number(0, 1_000_000, "times the pace of the events' timestamps", whole=False),
             default=0,
             metavar="X",
             help="Release a file's events at X times the pace of their own timestamps"
@@ -256,7 +289,7 @@ class Options:
 def refresh_option(f: F) -> F:
     return click.option(
         "--refresh",
-        type=click.FloatRange(0.25, 5.0),
+        type=Number(0.25, 5.0, "seconds", whole=False),
         default=1.0,
         show_default=True,
         metavar="SECONDS",

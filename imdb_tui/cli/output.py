@@ -10,7 +10,7 @@ from datetime import tzinfo
 import click
 
 from imdb_tui.cli.options import Failure, InputFailure
-from imdb_tui.display import clock_text, literal, rate_text, sparkline
+from imdb_tui.display import clock_text, literal, plural, rate_text, sparkline
 from imdb_tui.health import PipelineHealth
 from imdb_tui.metrics import MetricsSnapshot
 from imdb_tui.pipeline import RunSummary
@@ -22,19 +22,20 @@ def print_summary(outcome: RunSummary, where: str, source: str) -> None:
     if outcome.resumed is not None:
         click.echo(
             f"resumed: {literal(source)} from {outcome.resumed}, where the last run into"
-            f" this database stopped; {outcome.emitted:,} records read since"
+            f" this database stopped; {plural(outcome.emitted, 'record')} read since"
             " (--from-start reads it all)"
         )
     click.echo(
-        f"done: {outcome.stored:,} events stored, {outcome.duplicates:,} duplicates,"
-        f" {outcome.rejected:,} dead letters in {outcome.elapsed:,.1f} s"
+        f"done: {plural(outcome.stored, 'event')} stored,"
+        f" {plural(outcome.duplicates, 'duplicate')},"
+        f" {plural(outcome.rejected, 'dead letter')} in {outcome.elapsed:,.1f} s"
         f" ({outcome.stored / max(outcome.elapsed, 1e-9):,.0f}/s)"
     )
     click.echo(where)
     if outcome.input_error is not None:
         raise InputFailure(f"input error: {outcome.input_error}")
     if outcome.lost:
-        raise Failure(f"{outcome.lost:,} events could not be stored: {outcome.error}")
+        raise Failure(f"{plural(outcome.lost, 'event')} could not be stored: {outcome.error}")
 
 
 def status_line(snapshot: MetricsSnapshot, tz: tzinfo | None) -> str:

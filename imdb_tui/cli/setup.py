@@ -14,7 +14,7 @@ import click
 
 from imdb_tui.assembly import Inputs, SetupError, build_pipeline
 from imdb_tui.catalog import Catalog
-from imdb_tui.cli.options import NO_TERMINAL, Failure
+from imdb_tui.cli.options import DEFAULT_DB, NO_TERMINAL, Failure
 from imdb_tui.imdb import CatalogError, kept_imdb_catalog, load_imdb_catalog
 from imdb_tui.pipeline import Pipeline, PipelineSettings
 from imdb_tui.store import Store, StoreError
@@ -87,7 +87,14 @@ def stdin_for_events() -> BinaryIO:
 
 
 def open_store(db: str, create: bool = True, read_only: bool = False) -> Store:
+    """The store --db names. Only the default data folder is created when missing: a
+    folder named by hand that is not there is more likely a typo than a wish."""
     try:
+        if db == str(DEFAULT_DB) and create and not read_only:
+            try:
+                DEFAULT_DB.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise Failure(f"cannot create {DEFAULT_DB.parent}: {error.strerror}") from None
         return open_backend(db, create=create, read_only=read_only)
     except StoreError as error:
         raise Failure(str(error)) from None

@@ -225,10 +225,11 @@ class SqliteStore:
                 raise StoreError(f"no database at {name}")
             if file.is_dir():
                 raise StoreError(f"{name} is a directory, not a database file")
-            try:
-                file.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as error:
-                raise StoreError(f"cannot create {file.parent}: {error.strerror}") from None
+            folder = file.parent
+            if not folder.exists():
+                raise StoreError(f"cannot create {name}: there is no folder {folder}")
+            if not folder.is_dir():
+                raise StoreError(f"cannot create {name}: {folder} is not a folder")
         try:
             connection = _connect(name)
         except sqlite3.Error as error:
