@@ -27,6 +27,20 @@ def sparkline(values: list[int]) -> str:
     return "".join(SPARK[min(len(SPARK) - 1, v * len(SPARK) // (top + 1))] for v in values)
 
 
+def left_cut(text: str, width: int, separator: str = "/") -> str:
+    """Text cut from the left to `width` with an ellipsis, at a separator where one is
+    in reach, so that its end (a file's name) stays whole: …/imdb-tui/events.db."""
+    if len(text) <= width:
+        return text
+    if width <= 1:
+        return "…"[:width]
+    tail = text[len(text) - (width - 1) :]
+    cut = tail.find(separator)
+    if 0 <= cut < len(tail) - 1:
+        tail = tail[cut:]
+    return "…" + tail
+
+
 def plural(count: int, noun: str) -> str:
     """1 event, 2 events, 1,000 dead letters."""
     return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"

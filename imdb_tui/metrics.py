@@ -6,7 +6,8 @@ Definitions (the README repeats them):
 - active_users: distinct users with an event in the last W minutes.
 - users_today: distinct users with an event today.
 - top_movies: today's most viewed titles (view events), with their share of today's views.
-- per_minute: events per UTC minute over the last 60 minutes, oldest first, empty minutes 0.
+- per_minute: events per UTC minute over the last 60 minutes, oldest first, empty minutes 0
+  (the snapshot keeps MINUTES_KEPT of them, so a wide chart is full; reports show 60).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from imdb_tui.store import Aggregates, MetricsReader
 
 TOP_MOVIES = 10
 MINUTES_SHOWN = 60
+MINUTES_KEPT = 180
+"""Minutes a snapshot holds: a chart as wide as the terminal shows as many as fit."""
 WINDOW_CHOICES = (1, 5, 15, 60)
 
 
@@ -63,6 +66,7 @@ class MetricsSnapshot:
     top_movies: tuple[MovieRank, ...]
     by_type: dict[str, int]
     per_minute: tuple[MinuteCount, ...]
+    """The last MINUTES_KEPT minutes, oldest first (`last_hour`: the last 60)."""
     per_hour: tuple[int, ...]
     """Events in each local hour of today, 0 to 23."""
     dead_letters: int
@@ -71,6 +75,10 @@ class MetricsSnapshot:
     """The health of the pipeline the figures come from, if one is known."""
     pipelines: tuple[PipelineHealth, ...] = ()
     """Every pipeline's health row in the store (read by viewers of a database)."""
+
+    @property
+    def last_hour(self) -> tuple[MinuteCount, ...]:
+        return self.per_minute[-MINUTES_SHOWN:]
 
     def to_json(self) -> dict[str, Any]:
         """The report's JSON object."""
@@ -87,7 +95,7 @@ class MetricsSnapshot:
                 for m in self.top_movies
             ],
             "by_type": dict(self.by_type),
-            "per_minute": [{"minute": m.minute, "events": m.events} for m in self.per_minute],
+            "per_minute": [{"minute": m.minute, "events": m.events} for m in self.last_hour],
             "per_hour": [{"hour": hour, "events": n} for hour, n in enumerate(self.per_hour)],
             "dead_letters": self.dead_letters,
             "duplicates": self.duplicates,
@@ -175,8 +183,8 @@ def read_snapshot(
     today = day_start(now, tz)
     hour_keys = _local_hour_keys(now, tz)  # 25: each local hour's start, and tomorrow's
     this_minute = int(now // 60 * 60)
-    first_minute = this_minute - (MINUTES_SHOWN - 1) * 60
-    recent = {minute_key(first_minute + 60 * i): 0 for i in range(MINUTES_SHOWN)}
+    first_minute = this_minute - (MINUTES_KEPT - 1) * 60
+    recent = {minute_key(first_minute + 60 * i): 0 for i in range(MINUTES_KEPT)}
     for minute, events in store.events_per_minute(minute_key(first_minute)):
         if minute in recent:
             recent[minute] += events

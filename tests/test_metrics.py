@@ -31,7 +31,10 @@ async def test_per_minute_covers_the_last_hour_with_empty_minutes_as_zero(
     records += [event(n, event_time=at("2026-11-23T10:00:00+00:00")) for n in range(3, 5)]
     records += [event(5, event_time=at("2026-11-23T08:00:00+00:00"))]  # over an hour ago
     await ingest(db_path, records, clock)
-    minutes = snapshot(db_path, clock).per_minute
+    kept = snapshot(db_path, clock)
+    assert len(kept.per_minute) == 180 and kept.per_minute[-60:] == kept.last_hour
+    assert kept.per_minute[0].minute == "2026-11-23T07:01Z"
+    minutes = kept.last_hour
     assert len(minutes) == 60
     assert minutes[0].minute == "2026-11-23T09:01Z" and minutes[-1].minute == "2026-11-23T10:00Z"
     assert [m.events for m in minutes[-3:]] == [3, 0, 2]

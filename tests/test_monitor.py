@@ -88,7 +88,8 @@ def status(app: MonitorApp) -> str:
 
 
 def footer(app: MonitorApp) -> list[str]:
-    return [key.description for key in app.query(FooterKey)]
+    """The keys the footer lists (it is on the dashboard, under any dialog)."""
+    return [key.description for key in app.screen_stack[0].query(FooterKey)]
 
 
 def stored_in(db: Path) -> int:
@@ -203,13 +204,33 @@ async def test_w_cycles_the_active_user_window(app: MonitorApp) -> None:
         assert "5 min" in note
 
 
-async def test_brackets_change_the_refresh_interval(app: MonitorApp) -> None:
+async def test_brackets_step_through_a_fixed_ladder_of_refresh_intervals(
+    app: MonitorApp,
+) -> None:
     async with app.run_test() as pilot:
-        await pilot.press("right_square_bracket", "right_square_bracket", "right_square_bracket")
-        assert app.refresh_interval == 0.25
-        assert "refresh 0.25 s" in status(app)
-        await pilot.press(*["left_square_bracket"] * 6)
-        assert app.refresh_interval == 5.0
+        seen = []
+        for key in ["right_square_bracket"] * 3 + ["left_square_bracket"] * 5:
+            await pilot.press(key)
+            seen.append(app.refresh_interval)
+        assert seen == [0.5, 0.25, 0.25, 0.5, 1.0, 2.0, 5.0, 5.0]  # 1 s is reached again
+        assert "refresh 5 s" in status(app)
+        app.refresh_interval = 0.75  # as --refresh may set it, between steps
+        await pilot.press("left_square_bracket")
+        assert app.refresh_interval == 1.0
+
+
+async def test_a_dialog_shows_only_its_own_keys_and_its_input_gets_them(app: MonitorApp) -> None:
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert {"Faster", "Slower", "Pause", "Window"} <= set(footer(app))
+        for dialog in ("question_mark", "r"):
+            await pilot.press(dialog)
+            await pilot.pause()
+            assert not {"Faster", "Slower", "Pause", "Max", "Window"} & set(footer(app))
+            assert app.check_action("faster", ()) is False
+            await pilot.press("escape")
+            await pilot.pause()
+        assert {"Faster", "Slower", "Pause"} <= set(footer(app))
 
 
 async def test_f_freezes_the_display_while_the_pipeline_runs(app: MonitorApp) -> None:
@@ -334,7 +355,10 @@ async def test_an_input_error_shows_failed_and_the_reason(tmp_path: Path, db_pat
         for action in ("pause", "faster", "unthrottle", "ask_rate"):
             assert app.check_action(action, ()) is False  # nothing runs to drive
         await pilot.press("p")
+        await pilot.pause()
         assert status(app).startswith("FAILED")
+        assert not {"Pause", "Resume", "Faster", "Slower", "Max", "Rate"} & set(footer(app))
+        assert {"Window", "Freeze", "Quit"} <= set(footer(app))
 
 
 async def test_d_lists_the_dead_letters_literally(tmp_path: Path, db_path: Path) -> None:

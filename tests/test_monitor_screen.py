@@ -83,7 +83,11 @@ async def all_shown(pilot: Pilot[Any]) -> None:
     await pilot.pause()
 
 
-@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+@pytest.mark.parametrize(
+    "size",
+    [(80, 24), (120, 40), (60, 15)],
+    ids=["80x24 (the smallest whole)", "120x40", "60x15 (too small)"],
+)
 def test_the_dashboard(
     app: MonitorApp, size: tuple[int, int], snap_compare: Callable[..., bool]
 ) -> None:

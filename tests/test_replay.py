@@ -138,7 +138,7 @@ async def test_stream_time_shows_the_period_of_the_data(clock: ManualClock) -> N
     snapshot = await pipeline.snapshot(window_minutes=5)
     assert snapshot.as_of == MARCH_1 + 5990
     assert snapshot.events_today == snapshot.events_total == 602
-    assert sum(m.events for m in snapshot.per_minute) == 6 * 60 + 2  # the data's last hour
+    assert sum(m.events for m in snapshot.last_hour) == 6 * 60 + 2  # the data's last hour
     assert snapshot.active_users.count == 8  # the last 5 minutes of the data
     assert snapshot.top_movies and sum(snapshot.per_hour[8:10]) == 602
     assert query_count(pipeline) == 602  # history is not pruned as older than 7 days

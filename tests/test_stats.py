@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from imdb_tui.display import clock_text, millis_text
+from imdb_tui.display import clock_text, left_cut, millis_text
 from imdb_tui.pipeline.stats import RATE_SPAN, Stats
 from imdb_tui.tui.pipeline_panel import _lag
 
@@ -43,3 +43,11 @@ def test_lag_figures_carry_their_own_units() -> None:
 def test_stream_time_before_any_event_is_a_dash() -> None:
     assert clock_text(None, None, None) == "stream time —"
     assert clock_text(None, None, 60) == "stream time — · replay 60x"
+
+
+def test_a_long_path_is_cut_from_the_left_keeping_the_file_name() -> None:
+    path = "/root/.local/share/imdb-tui/events.db"
+    assert left_cut(path, 40) == path
+    assert left_cut(path, 26) == "…/share/imdb-tui/events.db"
+    assert left_cut(path, 15) == "…/events.db"  # never a word cut in the middle
+    assert len(left_cut(path, 15)) <= 15 and left_cut("x" * 30, 8) == "…" + "x" * 7

@@ -112,7 +112,7 @@ def report_text(s: MetricsSnapshot, db: str) -> str:
         year = f" ({movie.year})" if movie.year else ""
         title = literal(movie.title + year)
         lines.append(f"  {rank:>2}  {title[:50]:<50} {movie.views:>9,} views {movie.share:>6.1%}")
-    minutes = [m.events for m in s.per_minute]
+    minutes = [m.events for m in s.last_hour]
     lines += [
         "",
         f"per minute    {sparkline(minutes)}  (last 60 min, peak {max(minutes):,}/min)",

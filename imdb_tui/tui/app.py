@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from rich.text import Text
+from textual import events
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Grid
@@ -37,7 +38,10 @@ from imdb_tui.tui.top_movies import TopMovies
 from imdb_tui.tui.trends import PerMinute, TodayByHour
 from imdb_tui.viewer import NO_WRITER, Control, Reader
 
-REFRESH_RANGE = (0.25, 5.0)
+REFRESH_STEPS = (0.25, 0.5, 1.0, 2.0, 5.0)
+"""The refresh intervals [ and ] step through, in seconds."""
+MIN_SIZE = (80, 24)
+"""The smallest terminal every panel is whole in, columns by rows."""
 GC_THRESHOLD = 20_000
 """Allocations between young collections (Python's default is 700): at max rate the
 stream allocates millions a second, and every collection stops the screen."""
@@ -59,8 +63,9 @@ class MonitorApp(App[RunSummary | None]):
     CSS_PATH = "app.tcss"
     # Screen classes app.tcss lays out by: 24 rows get the compact grid, and under 90
     # columns the footer gives the palette's hint up so that every key shows.
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (90, "-wide")]  # noqa: RUF012 (Textual's type)
-    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]  # noqa: RUF012
+    # Below MIN_SIZE, a "terminal too small" note takes the dashboard's place.
+    HORIZONTAL_BREAKPOINTS = [(0, "-too-narrow"), (MIN_SIZE[0], "-narrow"), (90, "-wide")]  # noqa: RUF012
+    VERTICAL_BREAKPOINTS = [(0, "-too-short"), (MIN_SIZE[1], "-short"), (32, "-tall")]  # noqa: RUF012
     TITLE = "imdb-tui"
     BINDINGS: ClassVar[list[BindingType]] = [
         # Priority: the app takes the key before it bubbles up from the focused table
@@ -100,6 +105,7 @@ class MonitorApp(App[RunSummary | None]):
         self.unthrottled = control is not None and rate is None
         self._last_rate = rate or DEFAULT_RATE
         self._quitting = False
+        self._shown_state = ""
         self._interval_changed = asyncio.Event()
         self._read_error: str | None = None
         self.lateness: deque[float] = deque(maxlen=100_000)
@@ -119,8 +125,16 @@ class MonitorApp(App[RunSummary | None]):
                 TodayByHour(id="today-by-hour"),
             ):
                 yield panel.data_bind(MonitorApp.snapshot)
+        yield Static(id="too-small")
         yield Static(id="status")
         yield Footer(compact=True)  # compact: every key fits in 80 columns
+
+    def on_resize(self, event: events.Resize) -> None:
+        columns, rows = event.size
+        needs = f"{MIN_SIZE[0]}x{MIN_SIZE[1]}"
+        note = f"terminal too small\nimdb-tui needs {needs}; this one is {columns}x{rows}\nq quits"
+        for widget in self.query("#too-small").results(Static):
+            widget.update(Text(note, justify="center"))
 
     def on_mount(self) -> None:
         # What exists now (Textual, the catalogue, the widgets) lives as long as the app;
@@ -182,6 +196,9 @@ class MonitorApp(App[RunSummary | None]):
 
     def show_status(self) -> None:
         status_now = self.reader.status()  # not a snapshot's health: current after a key
+        if status_now.state != self._shown_state:  # the keys that act change with it
+            self._shown_state = status_now.state
+            self.call_after_refresh(self.refresh_bindings)
         state = status_now.state.upper()
         self.sub_title = state if self.control is not None else f"WATCHING · {state}"
         parts = [state] if self.control is not None else ["WATCHING", state]
@@ -209,12 +226,12 @@ class MonitorApp(App[RunSummary | None]):
     # Keys ----------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if isinstance(self.screen, ModalScreen) and action != "quit":
+            return False  # a dialog is open: its keys, not the dashboard's (nor p in its input)
         if action in CONTROLS:
             control = self.control
             if control is None or self.reader.status().state in ENDED_STATES:
                 return False  # nothing to drive: watching, or the run is over
-            if action in ("pause", "resume") and isinstance(self.screen, ModalScreen):
-                return False  # a dialog's input gets its p and space
         paused = self.control is not None and self.control.paused
         toggles = {
             "pause": not paused,
@@ -237,9 +254,9 @@ class MonitorApp(App[RunSummary | None]):
             self._show_state()
 
     def _show_state(self) -> None:
-        """The status line first; the footer (a recompose, tens of ms) a frame later."""
+        """The status line first; the footer (a recompose, tens of ms) a frame later:
+        show_status sees the state change and schedules it."""
         self.show_status()
-        self.call_after_refresh(self.refresh_bindings)
 
     def _set_rate(self, rate: float | None) -> None:
         if self.control is None:
@@ -278,15 +295,19 @@ class MonitorApp(App[RunSummary | None]):
         await self.refresh_now()
 
     def _set_refresh(self, interval: float) -> None:
-        self.refresh_interval = min(max(interval, REFRESH_RANGE[0]), REFRESH_RANGE[1])
+        self.refresh_interval = interval
         self._interval_changed.set()
         self.show_status()
 
     def action_refresh_slower(self) -> None:
-        self._set_refresh(self.refresh_interval * 2)
+        """The next step of REFRESH_STEPS up from the interval (which --refresh may
+        have set between steps)."""
+        longer = [step for step in REFRESH_STEPS if step > self.refresh_interval]
+        self._set_refresh(longer[0] if longer else REFRESH_STEPS[-1])
 
     def action_refresh_faster(self) -> None:
-        self._set_refresh(self.refresh_interval / 2)
+        shorter = [step for step in REFRESH_STEPS if step < self.refresh_interval]
+        self._set_refresh(shorter[-1] if shorter else REFRESH_STEPS[0])
 
     def action_freeze(self) -> None:
         self.frozen = True

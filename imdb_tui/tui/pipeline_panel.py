@@ -6,8 +6,11 @@ from pathlib import Path
 
 from rich.text import Text
 
-from imdb_tui.display import literal, millis_text, rate_text, seen_text
+from imdb_tui.display import left_cut, literal, millis_text, rate_text, seen_text
 from imdb_tui.tui.panel import Panel
+
+LABEL = 13
+"""The width of the names' column."""
 
 
 class PipelinePanel(Panel):
@@ -29,10 +32,11 @@ class PipelinePanel(Panel):
             text.append("no pipeline writing\n", style="bold")
         dead = f"{snapshot.dead_letters:,}" + (" (d)" if snapshot.dead_letters else "")
         rows = [("stored", f"{snapshot.events_total:,}")]
+        room = max(self.content_size.width - LABEL, 8)  # a value's width: none wraps
         if health is not None:
             source = literal(Path(health.source).name or health.source)
             if health.state == "finished":
-                source += " (ended)"
+                source = left_cut(source, room - len(" (ended)"), " ") + " (ended)"
             rows = [
                 ("target", rate_text(health.target_rate)),
                 ("measured", f"{health.ingest_rate:,.0f}/s"),
@@ -45,9 +49,9 @@ class PipelinePanel(Panel):
             rows.append(("source", source))
         if self.watching:  # when the writer's health row was last written
             rows.append(("last seen", "never" if health is None else seen_text(health.last_seen)))
-        rows.append(("database", literal(self.database)))
+        rows.append(("database", left_cut(literal(self.database), room)))
         for name, value in rows:
-            text.append(f"{name:<13}", style="dim")
+            text.append(f"{name:<{LABEL}}", style="dim")
             text.append(f"{value}\n")
         if health is not None and health.error:
             text.append(literal(health.error), style="bold red")

@@ -19,6 +19,9 @@ class Chart(Panel):
         yield Sparkline([0] * self.POINTS)
         yield Static(Text(self.WAITING))
 
+    def on_resize(self) -> None:
+        self.watch_snapshot(self.snapshot)
+
     def watch_snapshot(self, snapshot: MetricsSnapshot | None) -> None:
         if snapshot is None:
             return
@@ -33,13 +36,18 @@ class Chart(Panel):
 
 
 class PerMinute(Chart):
+    """One cell a minute, as many minutes as the panel is wide (the snapshot keeps
+    up to three hours), the newest at the right edge."""
+
     TITLE = "Events per minute"
     POINTS = 60
 
     def chart(self, snapshot: MetricsSnapshot) -> tuple[list[int], str]:
-        counts = [minute.events for minute in snapshot.per_minute]
+        shown = max(self.content_size.width, 1)
+        counts = [minute.events for minute in snapshot.per_minute[-shown:]]
         this_minute = counts[-1] if counts else 0
-        note = f"last 60 min · this minute {this_minute:,} · peak {max(counts, default=0):,}"
+        peak = max(counts, default=0)
+        note = f"last {len(counts)} min · this minute {this_minute:,} · peak {peak:,}"
         return counts, note
 
 
