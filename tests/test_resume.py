@@ -99,8 +99,8 @@ def test_a_stopped_run_carries_on_where_it_was(
     assert resumed, again.stdout
     read = int(resumed[2].replace(",", ""))
     new, duplicates = done(again.stdout)
-    assert duplicates <= BATCH  # at most the batch in flight, never the whole file
-    assert read == new + duplicates < 300_000  # only the remainder was read
+    assert duplicates <= BATCH, again.stdout  # at most the batch in flight, not the file
+    assert read == new + duplicates < 300_000, again.stdout  # only the remainder was read
     assert query(db, "SELECT count(*), count(DISTINCT event_id) FROM events") == [
         (300_000, 300_000)
     ]

@@ -250,3 +250,34 @@ def test_follow_needs_a_plain_file(tmp_path: Path) -> None:
     for path in ("-", str(tmp_path / "x.jsonl.gz")):
         with pytest.raises(SourceError, match="--follow"):
             JsonLinesSource(path, follow=True)
+
+
+async def test_a_stopped_file_keeps_no_partial_line_and_resumes_at_a_line_start(
+    tmp_path: Path,
+) -> None:
+    """Stopped while the next bytes are being read, a file hands out no half line (it is
+    not the file's end): its position stays at the line's start, and the next start
+    reads that line whole."""
+    path = tmp_path / "events.jsonl"
+    first = json.dumps(event(1)).encode() + b"\n"
+    half = json.dumps(event(2)).encode()
+    path.write_bytes(first + half[:20])
+    source = JsonLinesSource(str(path))
+    assert await source.read(10) == [first[:-1]]
+    never = asyncio.Event()
+
+    async def slow_disk() -> bytes:  # the next read is still on its way when Ctrl-C comes
+        await never.wait()
+        return b""
+
+    source._read_bytes = slow_disk  # type: ignore[method-assign]
+    waiting = asyncio.ensure_future(source.read(10))
+    await asyncio.sleep(0.01)
+    source.stop()
+    assert await waiting == []  # not the 20 bytes of a line cut short
+    (position,) = source.positions()
+    assert json.loads(position.position)["offset"] == len(first)
+    path.write_bytes(first + half + b"\n")
+    again = JsonLinesSource(str(path))
+    assert await again.start(lambda key: position.position) == f"byte {len(first):,}"
+    assert await again.read(10) == [half]

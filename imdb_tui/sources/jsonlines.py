@@ -185,8 +185,13 @@ class JsonLinesSource:
                 self._ends = self._lines.ends
             else:
                 self._ended = True
-                self._ready = self._lines.end()
-                self._ends = self._lines.ends
+                if self._stopping() and self.key is not None:
+                    # Stopped, not ended: a partial last line is read whole next time,
+                    # from the position of the line before it.
+                    self._ready, self._ends = [], []
+                else:
+                    self._ready = self._lines.end()
+                    self._ends = self._lines.ends
                 self._close()
         if not self._ready and self._failure is not None:
             failure, self._failure = self._failure, None
