@@ -22,7 +22,7 @@ class PipelineHealth:
     """One pipeline's state and figures, as measured by it."""
 
     state: str
-    """running, paused, draining, finished, stopped or failed"""
+    """running, paused, waiting (on the store), draining, finished, stopped or failed"""
     target_rate: float | None
     """events per second asked for; None when unthrottled"""
     ingest_rate: float

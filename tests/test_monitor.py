@@ -301,7 +301,8 @@ async def test_a_storage_error_is_shown_and_the_app_keeps_running() -> None:
         toast = str(app.screen.query_one(Toast).render())
         assert "database or disk is full" in toast
         await app.refresh_now()
-        assert "storage error: database or disk is full" in status(app)
+        # First on the line, where neither 80 columns nor the notification hide it.
+        assert status(app).startswith("WAITING · storage error: database or disk is full, retrying")
         store.full = False
         stored = pipeline.health().stored
         await until(pilot, lambda: pipeline.health().stored > stored)
@@ -390,3 +391,19 @@ async def test_history_is_shown_at_stream_time(tmp_path: Path, db_path: Path) ->
         assert app.snapshot is not None and app.snapshot.events_today == 25
         assert app.snapshot.active_users.count == 3
         assert clock.monotonic() == pytest.approx(24 * 60 / 600)  # paced by event time
+
+
+async def test_the_palette_names_each_command_once_and_saves_screenshots_somewhere_real(
+    app: MonitorApp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/Downloads there
+    monkeypatch.chdir(tmp_path)
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        titles = [command.title for command in app.get_system_commands(app.screen)]
+        assert len(titles) == len(set(titles)) and "Help" in titles
+        app.action_save_screenshot()
+        await pilot.pause()
+        (saved,) = tmp_path.glob("*.svg")
+        assert "imdb-tui" in saved.read_text()
+        toast = str(app.screen.query_one(Toast).render())
+        assert "Screenshot saved" in toast or str(saved) in toast

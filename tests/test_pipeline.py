@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing
+import os
+import signal
 import sqlite3
 from pathlib import Path
 
@@ -231,20 +233,48 @@ async def test_a_killed_writer_process_is_replaced_and_nothing_is_lost(db_path: 
     running = asyncio.create_task(pipeline.run())
     while pipeline.health().stored == 0:
         await asyncio.sleep(0.01)
-    # A lock held from here holds the child's next writes, so that some are surely in
-    # flight when it dies (its busy wait lasts 5 s; this takes a fraction of that).
-    blocker = sqlite3.connect(db_path, isolation_level=None)
-    blocker.execute("BEGIN EXCLUSIVE")
-    full = settings.queue_chunks * settings.chunk_size
-    while pipeline.health().queue_depth < full:  # full: the consumer waits on the writes
-        await asyncio.sleep(0.01)
+    # The child stopped (SIGSTOP) holds the writes sent to it, so that some are surely
+    # in flight when it dies: the queue fills once the consumer waits on them.
     (child,) = writer_processes()
-    child.kill()
-    blocker.execute("ROLLBACK")
-    blocker.close()
+    assert child.pid is not None
+    os.kill(child.pid, signal.SIGSTOP)
+    full = settings.queue_chunks * settings.chunk_size
+    while pipeline.health().queue_depth < full:
+        await asyncio.sleep(0.01)
+    child.kill()  # SIGKILL ends a stopped process too
     summary = await running
     assert errors == ["the writer process stopped unexpectedly"]
     assert summary.error is None  # it recovered
     assert summary.stored == 200_000 and summary.lost == 0
     assert query(db_path, "SELECT count(*) FROM events") == [(200_000,)]
+    store.close()
+
+
+async def test_a_locked_database_shows_waiting_and_nothing_is_lost(db_path: Path) -> None:
+    """Another program holds the write lock: the pipeline says it is waiting (its writes
+    fail after half a second, not five), retries, and stores everything once freed."""
+    clock = ManualClock(NOW)
+    errors: list[str] = []
+    store = open_store(db_path)
+    catalog = build_catalog(1, 100)
+    source = SimulatedSource(Simulator(catalog, SimulatorSettings(seed=1, users=500), clock))
+    settings = PipelineSettings(rate=None, count=50_000, batch_size=4096, writer_process=False)
+    pipeline = Pipeline(source, store, clock, settings, catalog, on_error=errors.append)
+    running = asyncio.create_task(pipeline.run())
+    while pipeline.health().stored == 0:
+        await asyncio.sleep(0.01)
+    blocker = sqlite3.connect(db_path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        while pipeline.state != "waiting":
+            await asyncio.sleep(0.01)
+        assert pipeline.error == f"storage error: {db_path} is locked by another program, retrying"
+        assert pipeline.health().state == "waiting"
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    summary = await running
+    assert errors == [f"{db_path} is locked by another program"]
+    assert summary.stored == 50_000 and summary.lost == 0 and summary.error is None
+    assert query(db_path, "SELECT count(*) FROM events") == [(50_000,)]
     store.close()

@@ -130,7 +130,9 @@ class Pipeline:
         from does not clear an input error)."""
         if self.input_error is not None:
             return f"input error: {self.input_error}"
-        return None if self._error is None else f"storage error: {self._error}"
+        if self._error is None:
+            return None
+        return f"storage error: {self._error}" + ("" if self._finished else ", retrying")
 
     @property
     def input_error(self) -> str | None:
@@ -142,6 +144,8 @@ class Pipeline:
             if self.input_error is not None:
                 return "failed"
             return "stopped" if self._producer.stopping else "finished"
+        if self._error is not None:
+            return "waiting"  # on the store: the batch is retried, the queue holds the rest
         if self._producer.stopping or self._producer.done:
             return "draining"
         return "paused" if self.paused else "running"

@@ -33,6 +33,9 @@ from imdb_tui.store import (
 )
 from imdb_tui.store.writer import ProcessWriter, ThreadWriter, Writer
 
+WRITE_BUSY_SECONDS: Final = 0.5
+"""A write waits this long for another program's lock, then fails and is retried by the
+pipeline, which shows that it is waiting: at once, rather than after a silent stall."""
 APPLICATION_ID: Final = 0x494D4442  # "IMDB", in the file header: this file is ours
 MEMORY: Final = ":memory:"
 
@@ -231,7 +234,7 @@ class SqliteStore:
             if not folder.is_dir():
                 raise StoreError(f"cannot create {name}: {folder} is not a folder")
         try:
-            connection = _connect(name)
+            connection = _connect(name, WRITE_BUSY_SECONDS)
         except sqlite3.Error as error:
             raise StoreError(f"cannot open {name}: {error}") from None
         store = cls(connection, name, SCHEMA_VERSION)
@@ -710,9 +713,10 @@ def _health_row(h: PipelineHealth) -> tuple[object, ...]:
     )
 
 
-def _connect(path: str) -> sqlite3.Connection:
+def _connect(path: str, busy: float = 5.0) -> sqlite3.Connection:
+    """`busy`: how long a statement waits for another program's lock before it fails."""
     return sqlite3.connect(
-        path, isolation_level=None, check_same_thread=False, timeout=5.0, cached_statements=256
+        path, isolation_level=None, check_same_thread=False, timeout=busy, cached_statements=256
     )
 
 

@@ -12,6 +12,7 @@ import gc
 import time
 from collections import deque
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -212,10 +213,13 @@ class MonitorApp(App[RunSummary | None]):
         if status_now.state != NO_WRITER:
             parts.append(f"target {rate_text(status_now.target_rate)}")
         parts += [f"window {self.window_minutes} min", f"refresh {self.refresh_interval:g} s"]
-        status = Text(" · ".join(parts))
-        error = status_now.error
-        if error:
-            status.append(f"  {literal(error)}", style="bold red")
+        # The error right after the state: at 80 columns, and under a notification at
+        # the right, the line's end is not seen.
+        head, *rest = parts if self.control is not None else [" · ".join(parts[:2]), *parts[2:]]
+        status = Text(head)
+        if status_now.error:
+            status.append(f" · {literal(status_now.error)}", style="bold red")
+        status.append("".join(f" · {part}" for part in rest))
         for line in self.query("#status").results(Static):  # none once the app is closing
             line.update(status, layout=False)
 
@@ -348,7 +352,14 @@ class MonitorApp(App[RunSummary | None]):
         self.exit(self.summary)
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        for command in super().get_system_commands(screen):
+            if command.title != "Screenshot":  # Textual's fails when ~/Downloads is missing
+                yield command
+        yield SystemCommand(
+            "Screenshot",
+            "Save an SVG picture of the screen (to ~/Downloads, or this folder)",
+            lambda: self.set_timer(0.1, self.action_save_screenshot),
+        )
         if self.control is not None:
             yield SystemCommand("Pause or resume", "Stop or restart the stream (p)", self._toggle)
             yield SystemCommand("Double the rate", "Target rate x2 (+)", self.action_faster)
@@ -359,7 +370,19 @@ class MonitorApp(App[RunSummary | None]):
         yield SystemCommand(
             "Dead letters", "The newest rejected records (d)", self.action_dead_letters
         )
-        yield SystemCommand("Keys", "Every key binding (?)", self.action_help)
+        yield SystemCommand("Help", "Every key and what it does (?)", self.action_help)
+
+    def action_save_screenshot(self) -> None:
+        """An SVG of the screen in ~/Downloads if there is one, else in the working
+        folder; the notification says where it went."""
+        downloads = Path.home() / "Downloads"
+        folder = downloads if downloads.is_dir() else Path.cwd()
+        try:
+            saved = self.save_screenshot(path=str(folder))
+        except OSError as error:
+            self.notify(f"cannot save a screenshot in {folder}: {error.strerror}", severity="error")
+            return
+        self.notify(literal(saved), title="Screenshot saved", markup=False)
 
     def _toggle(self) -> None:
         paused = self.control is not None and self.control.paused
