@@ -29,11 +29,12 @@ from imdb_tui.store import Store, StoreError, open_store
 from imdb_tui.store.sqlite import MEMORY, SqliteStore
 from imdb_tui.tui.app import MonitorApp
 from imdb_tui.tui.dead_letters import DeadLettersScreen
-from imdb_tui.tui.dialogs import HelpScreen, RateDialog
+from imdb_tui.tui.dialogs import KEYS, HelpScreen, RateDialog
 from imdb_tui.tui.panel import Panel
-from imdb_tui.viewer import in_process
+from imdb_tui.viewer import StoreWatcher, in_process
 
 from .conftest import NOW, event
+from .helpers import ingest
 
 
 class NappingClock(ManualClock):
@@ -256,8 +257,9 @@ async def test_help_lists_every_key(app: MonitorApp) -> None:
             await pilot.press(key)
             assert isinstance(app.screen, HelpScreen)
             shown = "\n".join(str(part.render()) for part in app.screen.query(Static))
-            for keys in ("p / space", "+ / -", "m", "r", "w", "[ / ]", "f", "ctrl+p", "q"):
-                assert keys in shown
+            lines = [" ".join(line.split()) for line in shown.splitlines()]
+            for keys, what in KEYS:  # each key with its own description, on one line
+                assert f"{keys} {what}" in lines
             await pilot.press("escape")
             assert not isinstance(app.screen, HelpScreen)
 
@@ -407,3 +409,24 @@ async def test_the_palette_names_each_command_once_and_saves_screenshots_somewhe
         assert "imdb-tui" in saved.read_text()
         toast = str(app.screen.query_one(Toast).render())
         assert "Screenshot saved" in toast or str(saved) in toast
+
+
+async def test_watching_lists_only_the_view_keys(db_path: Path) -> None:
+    await ingest(db_path, [event(n) for n in range(50)], ManualClock(NOW, tz=UTC))
+    watcher = StoreWatcher(open_store(db_path, read_only=True), ManualClock(NOW, tz=UTC))
+    app = MonitorApp(watcher, None)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await app.refresh_now()
+            await pilot.pause()
+            assert {"Window", "Freeze", "Help", "Quit"} <= set(footer(app))
+            assert not {"Pause", "Faster", "Max", "Rate"} & set(footer(app))
+            assert status(app).startswith("WATCHING · NO PIPELINE WRITING")
+            await pilot.press("question_mark")
+            shown = "\n".join(str(part.render()) for part in app.screen.query(Static))
+            assert "p / space" not in shown and "w " in shown
+            await pilot.press("escape", "p", "plus")  # nothing to drive: nothing happens
+            await pilot.press("q")
+        assert app.return_value is None
+    finally:
+        watcher.close()

@@ -89,7 +89,8 @@ def monitor(options: Options, refresh: float) -> None:
     """Open the full-screen monitor (the default when no command is given).
 
     Keys: p pause/resume, + - rate, m max, r exact rate, w window, [ ] refresh,
-    f freeze, ? help, q quit (the queue is drained and committed first).
+    f freeze, d dead letters, ? help, ctrl+p palette, q quit (the queue is
+    drained and committed first).
     """
     _monitor(options, refresh)
 

@@ -322,7 +322,7 @@ class MonitorApp(App[RunSummary | None]):
         self.show_status()
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen())
+        self.push_screen(HelpScreen(watching=self.control is None))
 
     async def action_dead_letters(self) -> None:
         try:

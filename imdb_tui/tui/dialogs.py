@@ -13,13 +13,17 @@ from textual.widgets import Input, Static
 
 from imdb_tui.pipeline import MAX_RATE, MIN_RATE
 
-KEYS = (
+PIPELINE_KEYS = (
     ("p / space", "pause or resume the stream"),
     ("+ / -", "double or halve the target rate"),
     ("m", "unthrottled (max) on or off"),
     ("r", "type an exact rate"),
+)
+"""The keys that drive a pipeline: not while watching one that another process runs."""
+KEYS = (
+    *PIPELINE_KEYS,
     ("w", "active-user window: 1, 5, 15, 60 minutes"),
-    ("[ / ]", "slower or faster refresh (0.25 s to 5 s)"),
+    ("[ / ]", "slower or faster refresh: 0.25, 0.5, 1, 2, 5 s"),
     ("f", "freeze the display; the pipeline keeps running"),
     ("d", "dead letters: the newest rejected records"),
     ("? / F1", "this help"),
@@ -33,9 +37,14 @@ class HelpScreen(ModalScreen[None]):
         Binding("escape,q,question_mark,f1", "dismiss", "Close")
     ]
 
+    def __init__(self, watching: bool = False) -> None:
+        """`watching`: no pipeline to drive, so no pipeline keys."""
+        super().__init__()
+        self.keys = [row for row in KEYS if not (watching and row in PIPELINE_KEYS)]
+
     def compose(self) -> ComposeResult:
         text = Text()
-        for keys, what in KEYS:
+        for keys, what in self.keys:
             text.append(f"{keys:<12}", style="bold")
             text.append(f"{what}\n")
         with Vertical(id="help"):

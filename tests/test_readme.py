@@ -1,0 +1,48 @@
+"""The README and --help say what the program does: every key the monitor has is listed."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from imdb_tui.tui.app import MonitorApp
+from imdb_tui.tui.dialogs import KEYS
+from tests.test_cli import imdb_tui
+
+README = Path(__file__).parents[1] / "README.md"
+SHOWN = {
+    "plus": "+",
+    "equals_sign": "=",
+    "minus": "-",
+    "left_square_bracket": "[",
+    "right_square_bracket": "]",
+    "question_mark": "?",
+    "f1": "F1",
+}
+
+
+def bindings() -> set[str]:
+    """Every key the monitor binds, as a person types it."""
+    keys = set()
+    for binding in MonitorApp.BINDINGS:
+        for key in binding.key.split(","):  # type: ignore[union-attr]
+            keys.add(SHOWN.get(key, key))
+    return keys
+
+
+def test_the_readme_key_table_lists_every_binding() -> None:
+    text = README.read_text()
+    section = text[text.index("| key | does |") :]
+    rows = section[: section.index("\n\n")].splitlines()[2:]
+    listed = {key for row in rows for key in re.findall(r"`([^`]+)`", row.split("|")[1])}
+    assert bindings() - {"ctrl+c"} <= listed
+    assert "ctrl+c" in listed and "ctrl+p" in listed
+
+
+def test_the_help_screen_and_monitor_help_list_every_binding() -> None:
+    in_help = {key for keys, _ in KEYS for key in keys.split(" / ")}
+    assert bindings() - {"="} <= in_help  # = is + without shift
+    monitor_help = " ".join(imdb_tui("monitor", "--help").stdout.split())
+    for key in bindings() - {"=", "space", "F1", "ctrl+c"}:
+        assert re.search(rf"(^|[ ,:]){re.escape(key)} ", monitor_help), key
+    assert "ctrl+p palette" in monitor_help and "d dead letters" in monitor_help
