@@ -245,3 +245,21 @@ def _rows(
             raise CatalogError(f"cannot read {path}: {error}") from None
         if progress is not None:
             progress(total, total)
+
+
+def write_title_basics(movies: Iterable[Movie], path: str | Path) -> int:
+    """Movies as IMDb's title.basics (gzipped if the name ends in .gz), which
+    `load_imdb_catalog` reads back: so produced events can be named. Returns how many."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    written = 0
+    with opener(path, "wt", encoding="utf-8", newline="\n") as out:
+        out.write("\t".join(BASICS_HEADER) + "\n")
+        for movie in movies:
+            title = " ".join(movie.title.split())  # no tab or newline can end a field early
+            year = NULL if movie.year is None else str(movie.year)
+            genres = ",".join(movie.genres) or NULL
+            out.write(
+                f"{movie.movie_id}\tmovie\t{title}\t{title}\t0\t{year}\t{NULL}\t{NULL}\t{genres}\n"
+            )
+            written += 1
+    return written

@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 import time
+from typing import TextIO
 
 import click
 
@@ -17,15 +18,16 @@ from imdb_tui.catalog import build_catalog
 from imdb_tui.cli.options import (
     DEFAULT_DB,
     NO_TERMINAL,
+    START_RATE,
     DurationParam,
     Failure,
+    MomentParam,
     Number,
     Options,
     RateParam,
     db_option,
     pipeline_options,
     refresh_option,
-    seed_option,
     titles_option,
     users_option,
     window_option,
@@ -38,11 +40,13 @@ from imdb_tui.cli.output import (
     status_line,
 )
 from imdb_tui.cli.setup import open_store, pipeline_into, stdin_for_events
-from imdb_tui.clock import SystemClock
+from imdb_tui.clock import ManualClock, SystemClock
 from imdb_tui.display import plural
 from imdb_tui.events import seconds
+from imdb_tui.imdb import write_title_basics
 from imdb_tui.metrics import read_snapshot
 from imdb_tui.pipeline import MAX_RATE, Pacer, Pipeline, PipelineSettings, RunSummary
+from imdb_tui.simulator import Simulator
 from imdb_tui.sources import STDIN
 from imdb_tui.store import Store, StoreError
 
@@ -221,26 +225,72 @@ async def _run_headless(pipeline: Pipeline, duration: float | None) -> RunSummar
     default="max",
     metavar="N|max",
     show_default=True,
-    help="Events per second, or 'max' for as fast as the reader takes them.",
+    help="Events per second, or 'max' for as fast as the reader takes them. With --start:"
+    " the pace of the events' times (200 a second for max), not of the writing.",
 )
-@seed_option
+@click.option(
+    "--start",
+    type=MomentParam(),
+    default=None,
+    metavar="TIME",
+    help="Stamp the events on a simulated clock from TIME (2026-11-20T00:00:00Z; UTC"
+    " if no zone), written as fast as possible: with --seed, the same options give"
+    " the same file byte for byte, ids included.",
+)
+@click.option(
+    "--catalog-out",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    metavar="PATH",
+    help="Also write the simulated catalogue as IMDb's title.basics (.gz if the name"
+    " says so), for --catalog to name the movies of these events.",
+)
+@click.option(
+    "--seed",
+    type=Number(-(2**63), 2**63 - 1, ""),
+    default=0,
+    show_default=True,
+    help="The simulated world: the same seed gives the same titles, users and sessions"
+    " (the times and ids too with --start; otherwise they follow the clock).",
+)
 @users_option
 @titles_option
-def produce(count: int | None, rate: float | None, seed: int, users: int, titles: int) -> None:
+def produce(
+    count: int | None,
+    rate: float | None,
+    start: float | None,
+    catalog_out: str | None,
+    seed: int,
+    users: int,
+    titles: int,
+) -> None:
     """Write simulated events to stdout as JSON Lines, one event per line.
 
     \b
     Examples:
       imdb-tui produce --count 1000 --seed 3 > events.jsonl
       imdb-tui produce --rate 500 | imdb-tui --source -     # the monitor, fed by a pipe
+      imdb-tui produce --count 1e5 --seed 3 --start 2026-11-20T00:00:00Z \\
+          --catalog-out titles.tsv.gz > day.jsonl            # reproducible, with names
     """
     inputs = Inputs(seed=seed, users=users, titles=titles)
-    events = simulator(inputs, build_catalog(seed, titles), SystemClock())
+    catalog = build_catalog(seed, titles)
+    if catalog_out is not None:
+        try:
+            write_title_basics(catalog.movies, catalog_out)
+        except OSError as error:
+            raise Failure(f"cannot write {catalog_out}: {error.strerror}") from None
+    out = sys.stdout
+    if start is not None:
+        clock = ManualClock(start)
+        events = simulator(inputs, catalog, clock)
+        _produce_from(clock, 1 / (rate or START_RATE), events, count, out)
+        return
+    events = simulator(inputs, catalog, SystemClock())
     left = count
     pacer = Pacer(rate or MAX_RATE, time.monotonic())
-    out = sys.stdout
     while left is None or left > 0:
-        chunk = 1_000 if left is None else min(1_000, left)
+        chunk = 1_000
         if rate is not None:
             now = time.monotonic()
             due = pacer.due(now)
@@ -248,12 +298,33 @@ def produce(count: int | None, rate: float | None, seed: int, users: int, titles
                 time.sleep(min(max(pacer.wait(now), 0.002), 0.05))
                 continue
             chunk = min(chunk, due)
-        records = events.records(chunk)
+        # Whole chunks, cut after: what comes out does not depend on --count.
+        records = events.records(chunk)[:left]
         out.write("".join(json.dumps(record, separators=(",", ":")) + "\n" for record in records))
         out.flush()
         pacer.sent(len(records))
         if left is not None:
             left -= len(records)
+
+
+def _produce_from(
+    clock: ManualClock, step: float, events: Simulator, count: int | None, out: TextIO
+) -> None:
+    """Events a `step` apart on the simulated clock from where it stands: one at a
+    time, so the sequence is the same whatever --count cuts it at."""
+    start = clock.now()
+    made = 0
+    lines: list[str] = []
+    while count is None or made < count:
+        lines.append(json.dumps(events.records(1)[0], separators=(",", ":")))
+        made += 1
+        clock.advance(start + made * step - clock.now())
+        if len(lines) == 1_000:
+            out.write("\n".join(lines) + "\n")
+            lines.clear()
+    if lines:
+        out.write("\n".join(lines) + "\n")
+    out.flush()
 
 
 @cli.command()

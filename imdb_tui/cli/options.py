@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
@@ -94,6 +95,30 @@ def _figure(number: float) -> str:
     return f"{int(number):,}" if float(number).is_integer() else f"{number:g}"
 
 
+START_RATE = 200.0
+"""Events a second of a --start clock when --rate is max."""
+
+
+class MomentParam(click.ParamType):  # type: ignore[type-arg]
+    """A moment in ISO-8601 (2026-11-20T00:00:00Z; UTC when no zone is given), as epoch seconds."""
+
+    name = "TIME"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, float):
+            return value
+        text = str(value).strip()
+        try:
+            moment = datetime.fromisoformat(
+                text.removesuffix("Z") + ("+00:00" if text.endswith("Z") else "")
+            )
+        except ValueError:
+            self.fail(f"{value!r} is not a time like 2026-11-20T00:00:00Z", param, ctx)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.timestamp()
+
+
 class DurationParam(click.ParamType):  # type: ignore[type-arg]
     name = "DURATION"
 
@@ -137,7 +162,7 @@ seed_option = click.option(
     type=Number(-(2**63), 2**63 - 1, ""),
     default=0,
     show_default=True,
-    help="Seed for the catalogue and the simulated traffic.",
+    help="The simulated world: the same seed gives the same titles, users and sessions.",
 )
 users_option = click.option(
     "--users",

@@ -1,0 +1,66 @@
+"""`imdb-tui produce`: reproducible test data, and a catalogue to name its movies."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from pathlib import Path
+
+from tests.test_cli import imdb_tui
+
+START = "2026-11-20T00:00:00Z"
+
+
+def produce(*args: str) -> str:
+    result = imdb_tui("produce", *args)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_the_same_seed_and_start_give_the_same_file_byte_for_byte() -> None:
+    first = produce("--count", "2000", "--seed", "3", "--start", START)
+    again = produce("--count", "2000", "--seed", "3", "--start", START)
+    assert hashlib.sha256(first.encode()).digest() == hashlib.sha256(again.encode()).digest()
+    assert first.startswith(produce("--count", "700", "--seed", "3", "--start", START))
+    assert first != produce("--count", "2000", "--seed", "4", "--start", START)
+    events = [json.loads(line) for line in first.splitlines()]
+    assert len({e["event_id"] for e in events}) == 2000
+    assert events[0]["event_time"] == "2026-11-20T00:00:00.000Z"
+    assert events[1]["event_time"] == "2026-11-20T00:00:00.005Z"  # 200 a second for max
+    assert events[-1]["event_time"] == "2026-11-20T00:00:09.995Z"
+    paced = produce("--count", "3", "--seed", "3", "--start", START, "--rate", "1000")
+    assert [json.loads(line)["event_time"][-7:] for line in paced.splitlines()] == [
+        "00.000Z",
+        "00.001Z",
+        "00.002Z",
+    ]
+
+
+def test_without_start_the_count_only_cuts_the_sequence() -> None:
+    fewer = [json.loads(line) for line in produce("--count", "1500", "--seed", "5").splitlines()]
+    more = [json.loads(line) for line in produce("--count", "2500", "--seed", "5").splitlines()]
+    same = ("user_id", "movie_id", "event_type")  # times and ids follow the clock
+    assert [[e[k] for k in same] for e in fewer] == [[e[k] for k in same] for e in more[:1500]]
+
+
+def test_the_catalogue_written_beside_the_events_names_their_movies(tmp_path: Path) -> None:
+    titles = tmp_path / "titles.tsv.gz"
+    events = tmp_path / "events.jsonl"
+    events.write_text(produce("--count", "500", "--seed", "2", "--catalog-out", str(titles)))
+    header, first = gzip.decompress(titles.read_bytes()).decode().splitlines()[:2]
+    assert header.split("\t")[:3] == ["tconst", "titleType", "primaryTitle"]
+    assert first.split("\t")[1] == "movie"
+    db = str(tmp_path / "x.db")
+    run = imdb_tui("run", "--source", str(events), "--catalog", str(titles), "--db", db)
+    assert run.returncode == 0, run.stderr
+    report = json.loads(imdb_tui("report", "--db", db, "--json").stdout)
+    assert report["top_movies"]
+    for movie in report["top_movies"]:
+        assert movie["title"] != movie["movie_id"]  # a name, not a bare tt id
+
+
+def test_a_bad_start_is_one_line() -> None:
+    result = imdb_tui("produce", "--start", "yesterday", "--count", "1")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "2026-11-20T00:00:00Z" in result.stderr
