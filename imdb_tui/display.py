@@ -41,6 +41,14 @@ def left_cut(text: str, width: int, separator: str = "/") -> str:
     return "…" + tail
 
 
+def size_text(size: float) -> str:
+    """Bytes in decimal units, as --max-size takes them: 812 kB, 1.6 GB."""
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if size >= scale:
+            return f"{size / scale:.3g} {unit}"
+    return f"{size:,.0f} B"
+
+
 def plural(count: int, noun: str) -> str:
     """1 event, 2 events, 1,000 dead letters."""
     return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"

@@ -73,6 +73,8 @@ class MetricsSnapshot:
     duplicates: int
     health: PipelineHealth | None = None
     """The health of the pipeline the figures come from, if one is known."""
+    database_bytes: int = 0
+    """How much of the database its data takes."""
     pipelines: tuple[PipelineHealth, ...] = ()
     """Every pipeline's health row in the store (read by viewers of a database)."""
 
@@ -99,6 +101,7 @@ class MetricsSnapshot:
             "per_hour": [{"hour": hour, "events": n} for hour, n in enumerate(self.per_hour)],
             "dead_letters": self.dead_letters,
             "duplicates": self.duplicates,
+            "database_bytes": self.database_bytes,
         }
 
 
@@ -218,6 +221,7 @@ def read_snapshot(
         dead_letters=counters.get("dead_letters", 0),
         duplicates=counters.get("duplicates", 0),
         health=health,
+        database_bytes=store.size_bytes(),
     )
 
 

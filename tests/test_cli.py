@@ -68,6 +68,8 @@ def test_version() -> None:
         (["--refresh", "9"], "'9' is outside 0.25 to 5 seconds"),
         (["report", "--limit", "x"], "'x' is not a whole number of dead letters"),
         (["run", "--seed", "x"], "'x' is not a whole number"),
+        (["run", "--max-size", "huge"], "'huge' is not a size like 500MB or 2GB"),
+        (["run", "--max-size", "10kB"], "'10kB' is less than 1MB"),
         (["nonsense"], "No such command"),
     ],
 )

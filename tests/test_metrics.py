@@ -141,6 +141,7 @@ async def test_the_json_report_has_the_documented_keys(db_path: Path, clock: Man
         "per_hour",
         "dead_letters",
         "duplicates",
+        "database_bytes",
     ]
     assert data["active_users"] == {"window_minutes": 5, "count": 7}
     assert set(data["top_movies"][0]) == {"movie_id", "title", "views"}

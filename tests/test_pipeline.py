@@ -9,6 +9,7 @@ import os
 import signal
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,7 +20,7 @@ from imdb_tui.simulator import Simulator, SimulatorSettings
 from imdb_tui.sources.simulated import SimulatedSource
 from imdb_tui.store import Store, open_store
 from tests.conftest import NOW, event
-from tests.helpers import ingest, query, snapshot
+from tests.helpers import ListSource, ingest, query, snapshot
 
 
 @pytest.mark.parametrize("rate", [1, 7, 200, 5_000, 50_000])
@@ -277,4 +278,34 @@ async def test_a_locked_database_shows_waiting_and_nothing_is_lost(db_path: Path
     assert errors == [f"{db_path} is locked by another program"]
     assert summary.stored == 50_000 and summary.lost == 0 and summary.error is None
     assert query(db_path, "SELECT count(*) FROM events") == [(50_000,)]
+    store.close()
+
+
+async def test_max_size_prunes_the_oldest_raw_events_and_keeps_the_counts(db_path: Path) -> None:
+    clock = ManualClock(NOW)
+    await ingest(db_path, [event(n) for n in range(30_000)], clock)
+    store = open_store(db_path)
+    before = store.size_bytes()
+    assert before > 4_000_000
+    gate = asyncio.Event()
+
+    class Idle(ListSource):  # nothing more to read, and not ended: retention goes on
+        async def read(self, limit: int) -> list[Any]:
+            await gate.wait()
+            return []
+
+    settings = PipelineSettings(rate=None, max_bytes=2_000_000)
+    pipeline = Pipeline(Idle([]), store, clock, settings)
+    running = asyncio.create_task(pipeline.run())
+    while store.size_bytes() > 2_000_000:  # round after round, until it is under
+        await asyncio.sleep(0.05)
+    gate.set()
+    pipeline.stop()
+    await running
+    kept = query(db_path, "SELECT count(*), min(seq) FROM events")[0]
+    assert 0 < kept[0] < 30_000 and kept[1] == 30_000 - kept[0] + 1  # the oldest went
+    assert store.size_bytes() <= 2_000_000
+    metrics = snapshot(db_path, clock)
+    assert metrics.events_total == metrics.events_today == 30_000  # the counts stay
+    assert metrics.database_bytes == store.size_bytes()
     store.close()

@@ -57,3 +57,6 @@ def test_report_changes_nothing_and_lists_the_pipelines(tmp_path: Path) -> None:
     assert pipeline["stored"] == 300 and pipeline["source"] == "simulator"
     assert report["sources"] == []  # the simulator has no positions
     assert report["events_total"] == 300
+    assert report["database_bytes"] > 0
+    text = imdb_tui("report", "--db", str(db)).stdout
+    assert f"database      {db} (" in text and " of data)" in text

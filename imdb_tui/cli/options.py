@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, Final, TypeVar
 
 import click
 import platformdirs
@@ -117,6 +118,28 @@ class MomentParam(click.ParamType):  # type: ignore[type-arg]
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
         return moment.timestamp()
+
+
+_SIZE_UNITS: Final = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12} | {
+    f"{unit}i": 1 << (10 * n) for n, unit in enumerate("kmgt", 1)
+}
+
+
+class SizeParam(click.ParamType):  # type: ignore[type-arg]
+    """A size in bytes: 500MB, 2GB, 1.5G, 750MiB, or a plain number of bytes."""
+
+    name = "SIZE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value is None or isinstance(value, int):
+            return value
+        match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt]i?)?b?\s*", str(value).lower())
+        if match is None:
+            self.fail(f"{value!r} is not a size like 500MB or 2GB", param, ctx)
+        size = int(float(match[1]) * _SIZE_UNITS[match[2] or ""])
+        if size < 10**6:
+            self.fail(f"{value!r} is less than 1MB", param, ctx)
+        return size
 
 
 class DurationParam(click.ParamType):  # type: ignore[type-arg]
@@ -241,6 +264,15 @@ def pipeline_options(f: F) -> F:
         db_option,
         window_option,
         click.option(
+            "--max-size",
+            "max_size",
+            type=SizeParam(),
+            default=None,
+            metavar="SIZE",
+            help="Delete the oldest raw events while the database's data is larger than"
+            " this (500MB, 2GB); the metrics keep counting them. Default: no limit.",
+        ),
+        click.option(
             "--retention",
             type=DurationParam("d"),
             default="7d",
@@ -277,6 +309,7 @@ class Options:
     db: str
     window: int
     retention: float
+    max_size: int | None
     users: int
     titles: int
 
@@ -293,6 +326,7 @@ class Options:
             "rate": rate,
             "window_minutes": self.window,
             "retention_seconds": self.retention,
+            "max_bytes": self.max_size,
             "stream_time": self.source != SIMULATOR,
             "replay_speed": self.replay_speed,
             "from_start": self.from_start,

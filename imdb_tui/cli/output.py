@@ -10,7 +10,7 @@ from datetime import tzinfo
 import click
 
 from imdb_tui.cli.options import Failure, InputFailure
-from imdb_tui.display import clock_text, literal, plural, rate_text, sparkline
+from imdb_tui.display import clock_text, literal, plural, rate_text, size_text, sparkline
 from imdb_tui.health import PipelineHealth
 from imdb_tui.metrics import MetricsSnapshot
 from imdb_tui.pipeline import RunSummary
@@ -95,7 +95,7 @@ def _json_or_text(text: str) -> object:
 def report_text(s: MetricsSnapshot, db: str) -> str:
     today_total = max(s.events_today, 1)
     lines = [
-        f"database      {db}",
+        f"database      {db} ({size_text(s.database_bytes)} of data)",
         f"events        {s.events_total:,} stored in all, {s.events_today:,} today",
         f"users         {s.active_users.count:,} active in the last"
         f" {s.active_users.window_minutes} min, {s.users_today:,} today",

@@ -77,6 +77,8 @@ class Pipeline:
         self._host = socket.gethostname()
         self.pipeline_id = f"{self._host}:{os.getpid()}:{self._started_at}"
         self._health_written = float("-inf")
+        self.size_bytes = 0
+        """The database's data size as last measured for --max-size."""
         self.resumed: str | None = None
         """Where the source carried on from a stored position, once run has started."""
 
@@ -204,9 +206,12 @@ class Pipeline:
 
         Paced by the event loop's own clock: retention is a chore, not pipeline time.
         """
+        interval = self.settings.prune_interval
+        if self.settings.max_bytes is not None:  # a fast stream outgrows a limit quickly
+            interval = min(interval, 1.0)
         while True:
             more = await self._prune()
-            await asyncio.sleep(0.05 if more else self.settings.prune_interval)
+            await asyncio.sleep(0.05 if more else interval)
 
     async def _prune(self) -> bool:
         """One small retention step, queued between batch writes; True if there is more to do."""
@@ -219,6 +224,14 @@ class Pipeline:
             deleted = await self._writer.prune(cutoff, step)
             if deleted < step:
                 await self._writer.prune_aggregates(cutoff)
+            limit = self.settings.max_bytes
+            if limit is not None and deleted < step:
+                self.size_bytes = await self._writer.size_bytes()
+                if self.size_bytes > limit:  # the oldest raw events go; the counts stay
+                    # About 200 bytes an event with its index: the excess in one round,
+                    # up to a step that the writer gets through in a fraction of a second.
+                    excess = (self.size_bytes - limit) // 200
+                    deleted += await self._writer.prune_oldest(min(max(step, excess), 200_000))
         except StoreError as error:
             self._storage_error(str(error))
             return False

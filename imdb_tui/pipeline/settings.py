@@ -17,6 +17,8 @@ class PipelineSettings:
     """Stop after this many records from the source."""
     window_minutes: int = 5
     retention_seconds: float = 7 * 86400.0
+    max_bytes: int | None = None
+    """Prune the oldest raw events while the database's data is larger (--max-size)."""
     queue_chunks: int = 16
     """The queue's bound, in chunks of at most chunk_size records."""
     chunk_size: int = 2048

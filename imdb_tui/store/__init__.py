@@ -110,8 +110,17 @@ class BatchWriter(Protocol):
 
     def prune_aggregates(self, before: str) -> None: ...
 
+    def prune_oldest(self, limit: int) -> int:
+        """Delete the `limit` oldest events by event time (for --max-size); how many.
+        The aggregates keep counting them."""
+        ...
+
 
 class MetricsReader(Protocol):
+    def size_bytes(self) -> int:
+        """How much of the database its data takes (free space inside it not counted)."""
+        ...
+
     def counters(self) -> dict[str, int]: ...
 
     def events_per_minute(self, since: str) -> list[tuple[str, int]]:

@@ -472,6 +472,25 @@ class SqliteStore:
             ).rowcount
         return deleted
 
+    def prune_oldest(self, limit: int) -> int:
+        with self._transaction():
+            return int(
+                self._db.execute(
+                    "DELETE FROM events WHERE seq IN"
+                    " (SELECT seq FROM events ORDER BY event_time LIMIT ?)",
+                    (limit,),
+                ).rowcount
+            )
+
+    def size_bytes(self) -> int:
+        """Pages in use (the file's pages less its free list), in bytes: what pruning
+        frees is reused, so the file stops growing at about this size."""
+        pages, free, size = (
+            self._query(f"PRAGMA {name}")[0][0]
+            for name in ("page_count", "freelist_count", "page_size")
+        )
+        return int((pages - free) * size)
+
     def prune_aggregates(self, before: str) -> None:
         """Drop aggregate rows for times older than `before` (a small, bounded set)."""
         with self._transaction():

@@ -108,6 +108,14 @@ class Writer:
         deleted: int = await self._call("prune", before, limit)
         return deleted
 
+    async def prune_oldest(self, limit: int) -> int:
+        deleted: int = await self._call("prune_oldest", limit)
+        return deleted
+
+    async def size_bytes(self) -> int:
+        size: int = await self._call("size_bytes")
+        return size
+
     async def prune_aggregates(self, before: str) -> None:
         await self._call("prune_aggregates", before)
 
@@ -355,6 +363,10 @@ def _handle(store: Store, aggregate: Aggregator, order: _Order, request: tuple[A
         return None
     if kind == "prune":
         return store.prune(*args)
+    if kind == "prune_oldest":
+        return store.prune_oldest(*args)
+    if kind == "size_bytes":
+        return store.size_bytes()
     if kind == "prune_aggregates":
         store.prune_aggregates(*args)
         return None

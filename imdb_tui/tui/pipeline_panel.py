@@ -6,7 +6,7 @@ from pathlib import Path
 
 from rich.text import Text
 
-from imdb_tui.display import left_cut, literal, millis_text, rate_text, seen_text
+from imdb_tui.display import left_cut, literal, millis_text, rate_text, seen_text, size_text
 from imdb_tui.tui.panel import Panel
 
 LABEL = 13
@@ -50,6 +50,7 @@ class PipelinePanel(Panel):
         if self.watching:  # when the writer's health row was last written
             rows.append(("last seen", "never" if health is None else seen_text(health.last_seen)))
         rows.append(("database", left_cut(literal(self.database), room)))
+        rows.append(("size", size_text(snapshot.database_bytes)))
         for name, value in rows:
             text.append(f"{name:<{LABEL}}", style="dim")
             text.append(f"{value}\n")
