@@ -228,6 +228,8 @@ async def test_a_dialog_shows_only_its_own_keys_and_its_input_gets_them(app: Mon
             await pilot.press(dialog)
             await pilot.pause()
             assert not {"Faster", "Slower", "Pause", "Max", "Window"} & set(footer(app))
+            own = {key.description for key in app.screen.query(FooterKey)}
+            assert own & {"Close", "Cancel"} and "Quit" not in own  # q closes, not quits
             assert app.check_action("faster", ()) is False
             await pilot.press("escape")
             await pilot.pause()

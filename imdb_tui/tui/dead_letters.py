@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Footer, Static
 
 from imdb_tui.display import literal
 from imdb_tui.store import DeadLetter
@@ -32,6 +32,7 @@ class DeadLettersScreen(ModalScreen[None]):
         with Vertical(id="dead-letters"):
             yield DataTable(cursor_type="row", zebra_stripes=True)
             yield Static(self._note(), id="dead-letters-note")
+        yield Footer(compact=True)  # this dialog's keys, over the dashboard's
 
     def _note(self) -> Text:
         if not self.letters:

@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Input, Static
+from textual.widgets import Footer, Input, Static
 
 from imdb_tui.pipeline import MAX_RATE, MIN_RATE
 
@@ -50,6 +50,7 @@ class HelpScreen(ModalScreen[None]):
         with Vertical(id="help"):
             yield Static(text)
             yield Static(Text("escape closes", style="dim"))
+        yield Footer(compact=True)  # this dialog's keys, over the dashboard's
 
     def on_mount(self) -> None:
         self.query_one("#help").border_title = "Keys"
@@ -76,6 +77,7 @@ class RateDialog(ModalScreen[tuple[float | None] | None]):
             yield Static("Events per second (1 to 1,000,000, or max):")
             yield Input(placeholder="e.g. 5000", id="rate-input")
             yield Static(id="rate-error")
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#rate-dialog").border_title = "Set rate"
