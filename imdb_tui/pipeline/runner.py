@@ -37,7 +37,7 @@ from imdb_tui.store.writer import Writer
 log = logging.getLogger(__name__)
 
 WRITER_SWITCH_INTERVAL: Final = 0.001
-HEALTH_WITH_COMMITS: Final = 0.25
+HEALTH_WITH_COMMITS: Final = 1.0
 """Seconds between health rows written with commits, at most one each."""
 T = TypeVar("T")
 
