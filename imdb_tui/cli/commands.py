@@ -28,6 +28,7 @@ from imdb_tui.cli.options import (
     db_option,
     pipeline_options,
     refresh_option,
+    seed_option,
     titles_option,
     users_option,
     window_option,
@@ -245,14 +246,7 @@ async def _run_headless(pipeline: Pipeline, duration: float | None) -> RunSummar
     help="Also write the simulated catalogue as IMDb's title.basics (.gz if the name"
     " says so), for --catalog to name the movies of these events.",
 )
-@click.option(
-    "--seed",
-    type=Number(-(2**63), 2**63 - 1, ""),
-    default=0,
-    show_default=True,
-    help="The simulated world: the same seed gives the same titles, users and sessions"
-    " (the times and ids too with --start; otherwise they follow the clock).",
-)
+@seed_option
 @users_option
 @titles_option
 def produce(

@@ -185,7 +185,8 @@ seed_option = click.option(
     type=Number(-(2**63), 2**63 - 1, ""),
     default=0,
     show_default=True,
-    help="The simulated world: the same seed gives the same titles, users and sessions.",
+    help="The simulated world: the same seed gives the same titles, users and sessions"
+    " (and with produce --start, the same events, times and ids included).",
 )
 users_option = click.option(
     "--users",
