@@ -152,8 +152,9 @@ class StoreWatcher:
 
     def status(self) -> Status:
         health = self._last
-        if health is None or not health.live:
-            return Status(NO_WRITER, None, None, False, None)
+        if health is None or not health.live:  # the figures stay at the last one's clock
+            stream_time = health is not None and health.stream_time
+            return Status(NO_WRITER, None, None, stream_time, None)
         return Status(
             health.state,
             health.target_rate,
