@@ -8,7 +8,7 @@ a pipeline that is gone (killed, or its machine lost).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Final
 
 HEARTBEAT_SECONDS: Final = 1.0
@@ -49,9 +49,6 @@ class PipelineHealth:
     """UTC ISO-8601: when the row was last written"""
     live: bool = True
     """Still writing: not ended, and heard from within LIVE_SECONDS (set when read)."""
-
-    def seen(self, last_seen: str) -> PipelineHealth:
-        return replace(self, last_seen=last_seen)
 
     def to_json(self) -> dict[str, Any]:
         """The `pipelines` entries of `report --json`."""

@@ -10,8 +10,9 @@ import pytest
 from imdb_tui.catalog import Movie
 from imdb_tui.clock import ManualClock
 from imdb_tui.events import Event, validate
+from imdb_tui.health import PipelineHealth
 from imdb_tui.metrics import Aggregator
-from imdb_tui.store import Store, StoreError, open_store
+from imdb_tui.store import SourcePosition, Store, StoreError, open_store
 from imdb_tui.store.sqlite import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, SqliteStore
 from tests.conftest import NOW, event
 from tests.helpers import query
@@ -169,3 +170,78 @@ def test_a_read_only_database_is_reported(tmp_path: Path, clock: ManualClock) ->
     store = SqliteStore(sqlite3.connect(uri, uri=True, isolation_level=None), str(path), 3)
     with pytest.raises(StoreError, match="not writable"):
         write(store, events(range(1)))
+
+
+def health(state: str, last_seen: str) -> PipelineHealth:
+    return PipelineHealth(
+        state=state,
+        target_rate=None,
+        ingest_rate=10.0,
+        queue_depth=0,
+        lag_p50_ms=1.0,
+        lag_p99_ms=2.0,
+        emitted=3,
+        stored=3,
+        error=None,
+        pipeline_id=f"host:1:{state}",
+        host="host",
+        pid=1,
+        source="s.jsonl",
+        started_at="2026-11-23T09:00:00.000Z",
+        last_seen=last_seen,
+    )
+
+
+def test_positions_and_health_are_written_with_their_batch(db_path: Path) -> None:
+    store = open_store(db_path)
+    where = SourcePosition("file:/data/a.jsonl", '{"offset": 120}')
+    store.write_batch(
+        events(range(3)),
+        [],
+        "2026-11-23T10:00:00.000Z",
+        Aggregator(None),
+        positions=[where],
+        health=health("running", "2026-11-23T10:00:00.000Z"),
+    )
+    assert store.position("file:/data/a.jsonl") == '{"offset": 120}'
+    assert store.position("file:/other") is None
+    assert store.positions() == [
+        SourcePosition("file:/data/a.jsonl", '{"offset": 120}', "2026-11-23T10:00:00.000Z")
+    ]
+    store.put_health(health("stopped", "2026-11-23T10:00:01.000Z"))
+    (running, stopped) = sorted(store.pipelines(NOW), key=lambda h: h.state)
+    assert running.live and running.stored == 3 and running.source == "s.jsonl"
+    assert not stopped.live  # ended
+    assert not store.pipelines(NOW + 60)[0].live  # not heard from for a minute: gone
+    store.close()
+
+
+def test_a_batch_and_its_positions_are_stored_together_or_not_at_all(db_path: Path) -> None:
+    store = open_store(db_path)
+    broken = SourcePosition("file:/a", None)  # type: ignore[arg-type]  # NOT NULL fails
+    with pytest.raises(StoreError):
+        store.write_batch(
+            events(range(5)),
+            [],
+            "2026-11-23T10:00:00.000Z",
+            Aggregator(None),
+            positions=[SourcePosition("file:/b", "7"), broken],
+        )
+    assert store.position("file:/b") is None and store.counters() == {}
+    assert query(db_path, "SELECT count(*) FROM events") == [(0,)]
+    store.close()
+
+
+def test_read_only_opens_change_nothing_and_read_an_older_schema_as_it_is(
+    db_path: Path,
+) -> None:
+    with sqlite3.connect(db_path) as old:
+        for step in MIGRATIONS[:2]:
+            old.executescript(step)
+        old.execute("PRAGMA user_version = 2")
+        old.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    reader = open_store(db_path, read_only=True)
+    assert reader.pipelines(NOW) == [] and reader.positions() == []
+    assert reader.counters() == {}
+    reader.close()
+    assert query(db_path, "PRAGMA user_version") == [(2,)]  # not migrated

@@ -121,10 +121,6 @@ class JsonLinesSource:
         self._failure: SourceError | None = None
         self._ended = False
         self._stopped: asyncio.Event | None = None
-        self.resumed_at = 0
-        """The stream offset the source started from (a stored position), or 0."""
-        self.acknowledged = 0
-        """The offset of the newest position acknowledged (committed)."""
 
     async def start(self, stored: Lookup) -> str | None:
         """Carry on from the stored position if it is this file's: its first line the
@@ -141,7 +137,7 @@ class JsonLinesSource:
             return None  # not one of ours: read it all (dedupe keeps that safe)
         if offset <= 0 or not await asyncio.to_thread(self._skip_to, offset, fingerprint):
             return None
-        self.resumed_at = self._handed = offset
+        self._handed = offset
         self._lines = LineSplitter(offset)
         return f"byte {offset:,}"
 
@@ -209,9 +205,7 @@ class JsonLinesSource:
         return (SourcePosition(self.key, json.dumps(where)),)
 
     def acknowledge(self, positions: Sequence[SourcePosition]) -> None:
-        for position in positions:
-            if position.source == self.key:
-                self.acknowledged = json.loads(position.position)["offset"]
+        pass  # a file needs nothing: its position is in the store, with its lines
 
     def stop(self) -> None:
         if self._stopped is not None:
