@@ -505,3 +505,12 @@ def test_counts_of_one_are_singular(tmp_path: Path) -> None:
     result = imdb_tui("run", "--source", "-", "--db", str(tmp_path / "x.db"), input=f"{one}\nbad\n")
     assert "done: 1 event stored, 0 duplicates, 1 dead letter in" in result.stdout
     assert "now holds 1 event in all" in result.stdout
+
+
+def test_the_thread_writer_stores_the_same(tmp_path: Path) -> None:
+    db = tmp_path / "x.db"
+    result = imdb_tui(
+        "run", "--writer", "thread", "--count", "3000", "--rate", "max", "--db", str(db)
+    )
+    assert "done: 3,000 events stored, 0 duplicates" in result.stdout
+    assert query(db, "SELECT count(*) FROM events") == [(3000,)]

@@ -265,6 +265,14 @@ def pipeline_options(f: F) -> F:
         db_option,
         window_option,
         click.option(
+            "--writer",
+            type=click.Choice(["process", "thread"]),
+            default="process",
+            show_default=True,
+            help="Where a file database is written from: a process of its own (both"
+            " cores at work) or a thread of this one (for comparing the two).",
+        ),
+        click.option(
             "--max-size",
             "max_size",
             type=SizeParam(),
@@ -310,6 +318,7 @@ class Options:
     db: str
     window: int
     retention: float
+    writer: str
     max_size: int | None
     users: int
     titles: int
@@ -328,6 +337,7 @@ class Options:
             "window_minutes": self.window,
             "retention_seconds": self.retention,
             "max_bytes": self.max_size,
+            "writer_process": self.writer == "process",
             "stream_time": self.source != SIMULATOR,
             "replay_speed": self.replay_speed,
             "from_start": self.from_start,
