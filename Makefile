@@ -26,7 +26,9 @@ test: lint typecheck
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]' -c .ci/constraints.txt
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/load.py
 	$(BIN)/python bench/snapshot.py
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/rate.py

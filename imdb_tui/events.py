@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, NamedTuple
@@ -98,20 +98,17 @@ class _Invalid(Exception):
 
 def validate(raw: RawRecord, now: float) -> Event | Rejection:
     """Turn a raw record into an Event, or a Rejection with a short reason."""
-    if type(raw) is dict:
-        event = _quick(raw, now)
-        if event is not None:
-            return event
-    return _validate(raw, now)
+    event = _quick_any(raw, now)
+    return event if event is not None else _validate(raw, now)
 
 
 def validate_many(records: list[RawRecord], now: float) -> tuple[list[Event], list[Rejection]]:
     """`validate` over a chunk of records, split into events and rejections."""
     events: list[Event] = []
     rejections: list[Rejection] = []
-    quick, add_event = _quick, events.append
+    quick, add_event = _quick_any, events.append
     for raw in records:
-        event = quick(raw, now) if type(raw) is dict else None
+        event = quick(raw, now)
         if event is not None:
             add_event(event)
             continue
@@ -168,6 +165,7 @@ def _quick(record: dict[str, Any], now: float) -> Event | None:
         and type(user_id) is str
         and type(session_id) is str
         and type(movie_id) is str
+        and type(event_type) is str  # a list or a dict is no key of a set
         and _FAST_IDS.fullmatch(f"{event_id}\x1f{user_id}\x1f{session_id}\x1f{movie_id}")
     ):
         return None
@@ -177,13 +175,41 @@ def _quick(record: dict[str, Any], now: float) -> Event | None:
     elif rating is not None or event_type not in _TYPES:
         return None
     ts = _time_cache.get(event_time)
-    if ts is None or ts > now + MAX_FUTURE_SECONDS:
+    if ts is None:  # a time not seen before: canonical ones are read here too
+        if not _CANONICAL_TIME.fullmatch(event_time):
+            return None
+        ts = seconds(event_time)
+    if ts > now + MAX_FUTURE_SECONDS:
         return None
     return _new_event(
         Event, (event_id, event_time, user_id, session_id, movie_id, event_type, rating)
     )
 
 
+def _quick_any(raw: RawRecord, now: float) -> Event | None:
+    """The fast path for a mapping (the simulator's) or a JSON line (a file's)."""
+    if isinstance(raw, bytes):
+        return _quick_line(raw, now)
+    return _quick(raw, now) if type(raw) is dict else None
+
+
+def _quick_line(line: bytes, now: float) -> Event | None:
+    """A JSON line holding the common valid event, parsed once; None sends it the
+    careful way (which parses it again, to say exactly what is wrong)."""
+    if len(line) > MAX_LINE_BYTES:
+        return None
+    try:
+        text = line.decode("utf-8")
+        record, end = _scan(text, 0)  # json.loads without its wrapper: one C call
+    except (ValueError, RecursionError, StopIteration):  # UnicodeDecodeError is a ValueError
+        return None
+    if end != len(text) or type(record) is not dict:  # trailing text: the careful way says
+        return None
+    return _quick(record, now)
+
+
+# What json.loads calls, in C: (value, end) from the start of a string.
+_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 _new_event = tuple.__new__  # builds the NamedTuple without its Python-level __new__
 
 

@@ -15,6 +15,7 @@ from imdb_tui.events import (
     Rejection,
     _event,
     _Invalid,
+    _validate,
     validate,
     validate_many,
 )
@@ -121,6 +122,8 @@ def test_any_json_gives_an_event_or_a_rejection(value: object) -> None:
 
 field_values = st.one_of(
     st.none(),
+    st.lists(st.integers(), max_size=2),  # JSON's other shapes: unhashable, so no keys
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
     st.integers(-5, 15),
     st.booleans(),
     st.floats(allow_nan=False),
@@ -177,3 +180,21 @@ def test_a_time_seen_before_is_still_checked_against_now() -> None:
     assert isinstance(validate(event(1, event_time="2026-11-23T10:04:00.000Z"), NOW), Event)
     later = validate(event(2, event_time="2026-11-23T10:04:00.000Z"), NOW - 3600)
     assert isinstance(later, Rejection) and "future" in later.reason
+
+
+@settings(max_examples=500)
+@given(
+    st.fixed_dictionaries(
+        {},
+        optional={name: field_values for name in (*FIELDS, "other")},
+    )
+)
+def test_the_fast_path_for_json_lines_agrees_with_the_careful_one(
+    record: dict[str, object],
+) -> None:
+    line = json.dumps(record)
+    careful = _validate(line, NOW)  # text takes the careful way only
+    assert validate(line.encode(), NOW) == careful
+    assert validate_many([line.encode()], NOW) == (
+        ([careful], []) if isinstance(careful, Event) else ([], [careful])
+    )
