@@ -3,8 +3,8 @@
     python bench/monitor.py [--seconds 20] [--rounds 2] [--presses 30]
 
 Each round, in turn:
-1. headless: `imdb-tui run --rate max --duration S` (the real command); its
-   summary gives events stored per second;
+1. headless: `imdb-tui run --rate max --duration S --seed 1 --users 5000` (the real
+   command, the same workload as the monitor); its summary gives events stored per second;
 2. the monitor, as `imdb-tui --rate max` builds it, on a real pseudo-terminal of
    120x40 (this process's stdin and stderr are pointed at it, so Textual renders
    and writes every frame as it does for a user). After S seconds at max rate the
@@ -34,6 +34,9 @@ from pathlib import Path
 from common import fresh, run_headless
 
 from imdb_tui.store import open_store
+
+SEED, USERS = 1, 5_000
+"""The workload, the same for the monitor and for the headless run it is compared with."""
 
 
 class Terminal:
@@ -97,7 +100,7 @@ def run_monitor(
     from imdb_tui.viewer import in_process
 
     store = open_store(db)
-    pipeline = build_pipeline(store, monitor_settings(rate=None), Inputs(seed=1, users=5_000))
+    pipeline = build_pipeline(store, monitor_settings(rate=None), Inputs(seed=SEED, users=USERS))
     app = MonitorApp(*in_process(pipeline, str(db)))
     terminal = Terminal(120, 40)
     latencies: list[float] = []
@@ -147,7 +150,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(1, args.rounds + 1):
             stored, elapsed = run_headless(
-                "--rate", "max", "--duration", f"{args.seconds:g}", "--db", f"{tmp}/headless.db"
+                "--rate",
+                "max",
+                "--duration",
+                f"{args.seconds:g}",
+                "--seed",
+                str(SEED),
+                "--users",
+                str(USERS),
+                "--db",
+                f"{tmp}/headless.db",
             )
             headless = stored / elapsed
             fresh(Path(f"{tmp}/headless.db"))
