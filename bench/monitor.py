@@ -186,6 +186,9 @@ def main() -> None:
         ("while p was pressed 5 times a second", lateness_keys),
     ):
         late_ms = [value * 1000 for value in values]
+        if not late_ms:  # too few presses for a refresh to fall among them
+            print(f"refresh lateness {label}: no tick")
+            continue
         print(
             f"refresh lateness {label}, {len(late_ms)} ticks:"
             f" p50 {statistics.median(late_ms):.1f} ms  p99 {percentile(late_ms, 0.99):.1f} ms"
