@@ -77,8 +77,6 @@ class Pipeline:
         self._host = socket.gethostname()
         self.pipeline_id = f"{self._host}:{os.getpid()}:{self._started_at}"
         self._health_written = float("-inf")
-        self.size_bytes = 0
-        """The database's data size as last measured for --max-size."""
         self.resumed: str | None = None
         """Where the source carried on from a stored position, once run has started."""
 
@@ -226,11 +224,11 @@ class Pipeline:
                 await self._writer.prune_aggregates(cutoff)
             limit = self.settings.max_bytes
             if limit is not None and deleted < step:
-                self.size_bytes = await self._writer.size_bytes()
-                if self.size_bytes > limit:  # the oldest raw events go; the counts stay
+                size = await self._writer.size_bytes()
+                if size > limit:  # the oldest raw events go; the counts stay
                     # About 200 bytes an event with its index: the excess in one round,
                     # up to a step that the writer gets through in a fraction of a second.
-                    excess = (self.size_bytes - limit) // 200
+                    excess = (size - limit) // 200
                     deleted += await self._writer.prune_oldest(min(max(step, excess), 200_000))
         except StoreError as error:
             self._storage_error(str(error))
