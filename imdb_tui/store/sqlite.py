@@ -196,13 +196,32 @@ _UPSERT_POSITIONS: Final = (
     " ON CONFLICT (source) DO UPDATE SET position = excluded.position,"
     " updated_at = excluded.updated_at",
 )
-_HEALTH_COLUMNS: Final = (
-    "id, host, pid, state, source, target_rate, ingest_rate, emitted, stored, queue,"
-    " lag_p50_ms, lag_p99_ms, error, stream_time, replay_speed, as_of, started_at, last_seen"
+# The pipelines table's columns and the PipelineHealth field each holds, in one
+# order kept here only: rows are written and read back by it.
+_HEALTH_FIELDS: Final = (
+    ("id", "pipeline_id"),
+    ("host", "host"),
+    ("pid", "pid"),
+    ("state", "state"),
+    ("source", "source"),
+    ("target_rate", "target_rate"),
+    ("ingest_rate", "ingest_rate"),
+    ("emitted", "emitted"),
+    ("stored", "stored"),
+    ("queue", "queue_depth"),
+    ("lag_p50_ms", "lag_p50_ms"),
+    ("lag_p99_ms", "lag_p99_ms"),
+    ("error", "error"),
+    ("stream_time", "stream_time"),
+    ("replay_speed", "replay_speed"),
+    ("as_of", "as_of"),
+    ("started_at", "started_at"),
+    ("last_seen", "last_seen"),
 )
+_HEALTH_COLUMNS: Final = ", ".join(column for column, _ in _HEALTH_FIELDS)
 _PUT_HEALTH: Final = (
     f"INSERT OR REPLACE INTO pipelines ({_HEALTH_COLUMNS})"  # noqa: S608 (constants)
-    f" VALUES ({', '.join('?' * (_HEALTH_COLUMNS.count(',') + 1))})"
+    f" VALUES ({', '.join('?' * len(_HEALTH_FIELDS))})"
 )
 
 
@@ -620,29 +639,14 @@ class SqliteStore:
             f"SELECT {_HEALTH_COLUMNS} FROM pipelines ORDER BY last_seen DESC, id"  # noqa: S608
         )
         heard = utc_iso(now - LIVE_SECONDS)
+        names = [field for _, field in _HEALTH_FIELDS]
+        read = [dict(zip(names, row, strict=True)) for row in rows]
         return [
             PipelineHealth(
-                pipeline_id=row[0],
-                host=row[1],
-                pid=row[2],
-                state=row[3],
-                source=row[4],
-                target_rate=row[5],
-                ingest_rate=row[6],
-                emitted=row[7],
-                stored=row[8],
-                queue_depth=row[9],
-                lag_p50_ms=row[10],
-                lag_p99_ms=row[11],
-                error=row[12],
-                stream_time=bool(row[13]),
-                replay_speed=row[14],
-                as_of=row[15],
-                started_at=row[16],
-                last_seen=row[17],
-                live=row[3] not in ENDED_STATES and row[17] >= heard,
+                **{**fields, "stream_time": bool(fields["stream_time"])},
+                live=fields["state"] not in ENDED_STATES and fields["last_seen"] >= heard,
             )
-            for row in rows
+            for fields in read
         ]
 
     def positions(self) -> list[SourcePosition]:
@@ -709,27 +713,8 @@ def _json_rows_sql(head: str, tail: str, width: int) -> str:
     return f"{head} SELECT {columns} FROM json_each(?) WHERE true{tail}"  # noqa: S608 (constants)
 
 
-def _health_row(h: PipelineHealth) -> tuple[object, ...]:
-    return (
-        h.pipeline_id,
-        h.host,
-        h.pid,
-        h.state,
-        h.source,
-        h.target_rate,
-        h.ingest_rate,
-        h.emitted,
-        h.stored,
-        h.queue_depth,
-        h.lag_p50_ms,
-        h.lag_p99_ms,
-        h.error,
-        int(h.stream_time),
-        h.replay_speed,
-        h.as_of,
-        h.started_at,
-        h.last_seen,
-    )
+def _health_row(health: PipelineHealth) -> tuple[object, ...]:
+    return tuple(getattr(health, field) for _, field in _HEALTH_FIELDS)
 
 
 def _connect(path: str, busy: float = 5.0) -> sqlite3.Connection:
