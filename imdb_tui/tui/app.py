@@ -201,8 +201,9 @@ class MonitorApp(App[RunSummary | None]):
             self._shown_state = status_now.state
             self.call_after_refresh(self.refresh_bindings)
         state = status_now.state.upper()
-        self.sub_title = state if self.control is not None else f"WATCHING · {state}"
-        parts = [state] if self.control is not None else ["WATCHING", state]
+        head = state if self.control is not None else f"WATCHING · {state}"
+        self.sub_title = head
+        parts = []
         if self.frozen:
             parts.append("FROZEN (f)")
         if status_now.stream_time and self.snapshot is not None:
@@ -215,11 +216,10 @@ class MonitorApp(App[RunSummary | None]):
         parts += [f"window {self.window_minutes} min", f"refresh {self.refresh_interval:g} s"]
         # The error right after the state: at 80 columns, and under a notification at
         # the right, the line's end is not seen.
-        head, *rest = parts if self.control is not None else [" · ".join(parts[:2]), *parts[2:]]
         status = Text(head)
         if status_now.error:
             status.append(f" · {literal(status_now.error)}", style="bold red")
-        status.append("".join(f" · {part}" for part in rest))
+        status.append("".join(f" · {part}" for part in parts))
         for line in self.query("#status").results(Static):  # none once the app is closing
             line.update(status, layout=False)
 
@@ -250,17 +250,12 @@ class MonitorApp(App[RunSummary | None]):
     def action_pause(self) -> None:
         if self.control is not None:
             self.control.pause()
-            self._show_state()
+            self.show_status()  # the footer follows a frame later: it sees the state change
 
     def action_resume(self) -> None:
         if self.control is not None:
             self.control.resume()
-            self._show_state()
-
-    def _show_state(self) -> None:
-        """The status line first; the footer (a recompose, tens of ms) a frame later:
-        show_status sees the state change and schedules it."""
-        self.show_status()
+            self.show_status()  # the footer follows a frame later: it sees the state change
 
     def _set_rate(self, rate: float | None) -> None:
         if self.control is None:
