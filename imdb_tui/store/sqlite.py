@@ -14,7 +14,7 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
@@ -132,6 +132,18 @@ MIGRATIONS: Final = (
         last_seen   TEXT NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 4: how many users were last seen in each minute, kept with user_activity, so
+    # "active users" and "users today" add up at most a day of minutes (not a row per
+    # user); the index finds the users of the one minute a window starts inside.
+    """
+    CREATE INDEX user_activity_by_time ON user_activity (last_seen);
+    CREATE TABLE users_per_last_minute (
+        minute      TEXT PRIMARY KEY,            -- UTC, YYYY-MM-DDTHH:MMZ
+        users       INTEGER NOT NULL             -- users whose newest event is in it
+    ) WITHOUT ROWID;
+    INSERT INTO users_per_last_minute
+        SELECT substr(last_seen, 1, 16) || 'Z', count(*) FROM user_activity GROUP BY 1;
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 _OUR_TABLES: Final = frozenset(
@@ -147,6 +159,7 @@ _OUR_TABLES: Final = frozenset(
         "catalog_source",
         "source_positions",
         "pipelines",
+        "users_per_last_minute",
     }
 )
 
@@ -168,9 +181,28 @@ _UPSERT_MOVIE_VIEWS: Final = (
     "INSERT INTO movie_views_daily (day, movie_id, views)",
     " ON CONFLICT (day, movie_id) DO UPDATE SET views = views + excluded.views",
 )
+# A batch's users, [[user_id, newest event_time], ...] in one JSON array: first each
+# user whose newest minute moves on leaves its old minute's count for the new one's,
+# then user_activity takes the new times.
+_SEEN: Final = (
+    "WITH seen (user_id, last_seen) AS"
+    " (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))"
+)
+_MOVE_USERS: Final = (
+    f"{_SEEN}, moved (new, old) AS ("  # noqa: S608 (constants)
+    " SELECT substr(seen.last_seen, 1, 16) || 'Z', substr(u.last_seen, 1, 16) || 'Z'"
+    " FROM seen LEFT JOIN user_activity AS u USING (user_id)"
+    " WHERE u.last_seen IS NULL OR substr(seen.last_seen, 1, 16) > substr(u.last_seen, 1, 16))"
+    " INSERT INTO users_per_last_minute (minute, users)"
+    " SELECT minute, sum(step) FROM (SELECT new AS minute, 1 AS step FROM moved"
+    " UNION ALL SELECT old, -1 FROM moved WHERE old IS NOT NULL)"
+    " WHERE true GROUP BY minute"
+    " ON CONFLICT (minute) DO UPDATE SET users = users + excluded.users"
+)
 _UPSERT_LAST_SEEN: Final = (
-    "INSERT INTO user_activity (user_id, last_seen)",
-    " ON CONFLICT (user_id) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)",
+    f"{_SEEN} INSERT INTO user_activity (user_id, last_seen)"  # noqa: S608 (constants)
+    " SELECT * FROM seen WHERE true"
+    " ON CONFLICT (user_id) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)"
 )
 _UPSERT_COUNTERS: Final = (
     "INSERT INTO counters (name, value)",
@@ -518,7 +550,11 @@ class SqliteStore:
                 "DELETE FROM events_per_quarter_hour WHERE quarter < ?", (before[:16],)
             )
             self._db.execute("DELETE FROM movie_views_daily WHERE day < ?", (before[:10],))
-            self._db.execute("DELETE FROM user_activity WHERE last_seen < ?", (before,))
+            # Whole minutes of users, so the per-minute counts stay their sums.
+            self._db.execute("DELETE FROM user_activity WHERE last_seen < ?", (before[:16],))
+            self._db.execute(
+                "DELETE FROM users_per_last_minute WHERE minute < ?", (before[:16] + "Z",)
+            )
 
     def _add_aggregates(self, aggregates: Aggregates) -> None:
         self._upsert(_UPSERT_PER_MINUTE, [(*key, n) for key, n in aggregates.per_minute.items()])
@@ -527,7 +563,10 @@ class SqliteStore:
             [(*key, n) for key, n in aggregates.per_quarter_hour.items()],
         )
         self._upsert(_UPSERT_MOVIE_VIEWS, [(*key, n) for key, n in aggregates.movie_views.items()])
-        self._upsert(_UPSERT_LAST_SEEN, list(aggregates.last_seen.items()))
+        if aggregates.last_seen:
+            seen = (json.dumps(list(aggregates.last_seen.items()), ensure_ascii=False),)
+            self._db.execute(_MOVE_USERS, seen)
+            self._db.execute(_UPSERT_LAST_SEEN, seen)
 
     def _add_counters(self, **deltas: int) -> None:
         self._upsert(_UPSERT_COUNTERS, [(name, n) for name, n in deltas.items() if n])
@@ -610,10 +649,21 @@ class SqliteStore:
         return [TopMovie(*row) for row in rows]
 
     def users_seen_since(self, *moments: str) -> list[int]:
-        """For each moment, how many users have an event at or after it."""
-        columns = ", ".join("count(*) FILTER (WHERE last_seen >= ?)" for _ in moments)
-        row = self._query(f"SELECT {columns} FROM user_activity", moments)[0]  # noqa: S608
-        return list(row)
+        """For each moment, how many users have an event at or after it: the users last
+        seen in the minutes after the moment's, and those of its own minute found one
+        by one (by index), so the count is exact to the millisecond."""
+        if self._version < 4:  # an older file read as it is: one row per user
+            columns = ", ".join("count(*) FILTER (WHERE last_seen >= ?)" for _ in moments)
+            return list(self._query(f"SELECT {columns} FROM user_activity", moments)[0])  # noqa: S608
+        return [
+            self._query(
+                "SELECT (SELECT coalesce(sum(users), 0) FROM users_per_last_minute"
+                " WHERE minute > ?) + (SELECT count(*) FROM user_activity"
+                " WHERE last_seen >= ? AND last_seen < ?)",
+                (moment[:16] + "Z", moment, _next_minute(moment)),
+            )[0][0]
+            for moment in moments
+        ]
 
     def dead_letters(self, limit: int) -> list[DeadLetter]:
         rows = self._query(
@@ -711,6 +761,12 @@ def _json_rows_sql(head: str, tail: str, width: int) -> str:
     columns = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(width))
     # "WHERE true" tells SQLite the ON CONFLICT belongs to the INSERT.
     return f"{head} SELECT {columns} FROM json_each(?) WHERE true{tail}"  # noqa: S608 (constants)
+
+
+def _next_minute(moment: str) -> str:
+    """The start of the minute after a canonical UTC time's, in the same form."""
+    start = datetime.fromisoformat(moment[:16] + ":00+00:00").timestamp()
+    return utc_iso(start + 60)
 
 
 def _health_row(health: PipelineHealth) -> tuple[object, ...]:
