@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Final, NamedTuple
+
+import orjson
 
 from imdb_tui.clock import utc_iso
 
@@ -35,9 +37,11 @@ RATING_RANGE: Final = (1, 10)
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]*")
 _MOVIE_ID = re.compile(r"tt[0-9]{7,10}")
 _CANONICAL_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
-# The three ids and the movie id of a valid event, joined by \x1f: one match instead of four.
+# The three ids, the movie id and the event time (canonical, on a real time of day) of
+# a valid event, joined by \x1f: one match instead of five.
 _ID_CHARS = rf"[A-Za-z0-9][A-Za-z0-9_.:@-]{{0,{MAX_ID_LENGTH - 1}}}"
-_FAST_IDS = re.compile("\x1f".join([_ID_CHARS] * 3 + [_MOVIE_ID.pattern]))
+_TIME_OF_DAY = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{3}Z"
+_FAST = re.compile("\x1f".join([_ID_CHARS] * 3 + [_MOVIE_ID.pattern, _TIME_OF_DAY]))
 _TYPES: Final = frozenset(EVENT_TYPES)
 _KNOWN: Final = frozenset(FIELDS)
 
@@ -98,7 +102,7 @@ class _Invalid(Exception):
 
 def validate(raw: RawRecord, now: float) -> Event | Rejection:
     """Turn a raw record into an Event, or a Rejection with a short reason."""
-    event = _quick_any(raw, now)
+    event = _quick_any(raw, latest_time(now))
     return event if event is not None else _validate(raw, now)
 
 
@@ -106,9 +110,9 @@ def validate_many(records: list[RawRecord], now: float) -> tuple[list[Event], li
     """`validate` over a chunk of records, split into events and rejections."""
     events: list[Event] = []
     rejections: list[Rejection] = []
-    quick, add_event = _quick_any, events.append
+    quick, add_event, latest = _quick_any, events.append, latest_time(now)
     for raw in records:
-        event = quick(raw, now)
+        event = quick(raw, latest)
         if event is not None:
             add_event(event)
             continue
@@ -129,15 +133,21 @@ def event_seconds(raw: RawRecord, now: float) -> float | None:
     try:
         record = raw if isinstance(raw, Mapping) else _parse_line(raw)
         text = record.get("event_time")
-        return seconds(_time(text, now)) if type(text) is str else None
+        return seconds(_time(text, latest_time(now))) if type(text) is str else None
     except _Invalid:
         return None
+
+
+def latest_time(now: float) -> str:
+    """The latest event time accepted at `now`, canonical (MAX_FUTURE_SECONDS ahead, to
+    the millisecond): canonical times compare as strings, so each event needs no more."""
+    return utc_iso(now + MAX_FUTURE_SECONDS)
 
 
 def _validate(raw: RawRecord, now: float) -> Event | Rejection:
     try:
         record = raw if isinstance(raw, Mapping) else _parse_line(raw)
-        return _event(record, now)
+        return _event(record, latest_time(now))
     except _Invalid as invalid:
         return _reject(raw, str(invalid))
 
@@ -145,11 +155,10 @@ def _validate(raw: RawRecord, now: float) -> Event | Rejection:
 _ABSENT: Final = object()
 
 
-def _quick(record: dict[str, Any], now: float) -> Event | None:
+def _quick(record: dict[str, Any], latest: str) -> Event | None:
     """The common valid event, checked in one pass; None sends it the careful way.
 
-    It accepts nothing that `_event` rejects (a property test holds them together);
-    its event time must be one `_time` has accepted before.
+    It accepts nothing that `_event` rejects (a property test holds them together).
     """
     size = len(record)
     rating = record.get("rating", _ABSENT) if size == 7 else None if size == 6 else _ABSENT
@@ -166,7 +175,11 @@ def _quick(record: dict[str, Any], now: float) -> Event | None:
         and type(session_id) is str
         and type(movie_id) is str
         and type(event_type) is str  # a list or a dict is no key of a set
-        and _FAST_IDS.fullmatch(f"{event_id}\x1f{user_id}\x1f{session_id}\x1f{movie_id}")
+        and _FAST.fullmatch(
+            f"{event_id}\x1f{user_id}\x1f{session_id}\x1f{movie_id}\x1f{event_time}"
+        )
+        and event_time <= latest
+        and (event_time[:10] in _days or _new_day(event_time[:10]))
     ):
         return None
     if event_type == "rate":
@@ -174,42 +187,40 @@ def _quick(record: dict[str, Any], now: float) -> Event | None:
             return None
     elif rating is not None or event_type not in _TYPES:
         return None
-    ts = _time_cache.get(event_time)
-    if ts is None:  # a time not seen before: canonical ones are read here too
-        if not _CANONICAL_TIME.fullmatch(event_time):
-            return None
-        ts = seconds(event_time)
-    if ts > now + MAX_FUTURE_SECONDS:
-        return None
     return _new_event(
         Event, (event_id, event_time, user_id, session_id, movie_id, event_type, rating)
     )
 
 
-def _quick_any(raw: RawRecord, now: float) -> Event | None:
+# Days (YYYY-MM-DD) seen to be real dates from 1970 on, for `_quick`.
+_days: set[str] = set()
+
+
+def _new_day(day: str) -> bool:
+    try:
+        if date.fromisoformat(day).year < 1970:
+            return False
+    except ValueError:
+        return False
+    if len(_days) > 4096:
+        _days.clear()
+    _days.add(day)
+    return True
+
+
+def _quick_any(raw: RawRecord, latest: str) -> Event | None:
     """The fast path for a mapping (the simulator's) or a JSON line (a file's)."""
     if isinstance(raw, bytes):
-        return _quick_line(raw, now)
-    return _quick(raw, now) if type(raw) is dict else None
+        if len(raw) > MAX_LINE_BYTES:
+            return None
+        try:
+            record = orjson.loads(raw)  # bytes in, UTF-8 checked, one C call
+        except orjson.JSONDecodeError:  # the careful way says what is wrong
+            return None
+        return _quick(record, latest) if type(record) is dict else None
+    return _quick(raw, latest) if type(raw) is dict else None
 
 
-def _quick_line(line: bytes, now: float) -> Event | None:
-    """A JSON line holding the common valid event, parsed once; None sends it the
-    careful way (which parses it again, to say exactly what is wrong)."""
-    if len(line) > MAX_LINE_BYTES:
-        return None
-    try:
-        text = line.decode("utf-8")
-        record, end = _scan(text, 0)  # json.loads without its wrapper: one C call
-    except (ValueError, RecursionError, StopIteration):  # UnicodeDecodeError is a ValueError
-        return None
-    if end != len(text) or type(record) is not dict:  # trailing text: the careful way says
-        return None
-    return _quick(record, now)
-
-
-# What json.loads calls, in C: (value, end) from the start of a string.
-_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 _new_event = tuple.__new__  # builds the NamedTuple without its Python-level __new__
 
 
@@ -241,25 +252,22 @@ def _parse_line(line: str | bytes) -> Mapping[str, Any]:
     if not line.strip():
         raise _Invalid("empty line")
     try:
-        record = json.loads(line)
-    except json.JSONDecodeError as error:
-        message = error.msg.removesuffix(" at")  # "Invalid control character at"
-        raise _Invalid(f"invalid JSON: {message} at column {error.colno}") from None
-    except RecursionError:
-        raise _Invalid("invalid JSON: nested too deeply") from None
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError as error:
+        raise _Invalid(f"invalid JSON: {error.msg} at column {error.colno}") from None
     if not isinstance(record, dict):
         raise _Invalid(f"JSON is {_kind(record)}, not an object")
     return record
 
 
-def _event(record: Mapping[str, Any], now: float) -> Event:
+def _event(record: Mapping[str, Any], latest: str) -> Event:
     if len(record) > len(FIELDS) or not _KNOWN.issuperset(record):
         extra = sorted(str(key) for key in record if key not in _KNOWN)
         raise _Invalid(f"unknown field {_quote(extra[0])}")
     event_type = _field(record, "event_type", str)
     if event_type not in _TYPES:
         raise _Invalid(f"unknown event_type {_quote(event_type)}")
-    event_time = _time(_field(record, "event_time", str), now)
+    event_time = _time(_field(record, "event_time", str), latest)
     rating = record.get("rating")
     if event_type == "rate":
         low, high = RATING_RANGE
@@ -302,26 +310,19 @@ def _id(record: Mapping[str, Any], name: str) -> str:
 
 
 _second_cache: dict[str, float] = {}
-# Canonical event times already accepted, and their epoch seconds. Simulated and
-# replayed events share a time per chunk, so `_quick` mostly needs one lookup.
-_time_cache: dict[str, float] = {}
 
 
-def _time(text: str, now: float) -> str:
-    """The canonical form of an event time, checked against `now`."""
+def _time(text: str, latest: str) -> str:
+    """The canonical form of an event time, no later than `latest` (see latest_time)."""
     if _CANONICAL_TIME.fullmatch(text):
-        canonical, ts = text, seconds(text)  # the common case, and the simulator's
+        seconds(text)  # the common case, and the simulator's: checked, and remembered
+        canonical = text
     elif len(text) > 40:
         raise _Invalid("event_time is not an ISO-8601 time")
     else:
-        ts = _parse_time(text)
-        canonical = utc_iso(ts)
-    if ts > now + MAX_FUTURE_SECONDS:
+        canonical = utc_iso(_parse_time(text))
+    if canonical > latest:
         raise _Invalid("event_time is more than 5 minutes in the future")
-    if canonical is text:
-        if len(_time_cache) > 4096:
-            _time_cache.clear()
-        _time_cache[text] = ts
     return canonical
 
 

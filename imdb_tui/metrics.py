@@ -110,7 +110,7 @@ class Aggregator:
 
     It runs on the event loop's thread for every batch, so the counting is done
     by Counter, map and zip over the batch (their loops run in C); Python-level
-    loops go over distinct keys only, which are few when many events share a time.
+    loops go over distinct minutes and movies only, which are few.
     """
 
     def __init__(self, tz: tzinfo | None) -> None:
@@ -121,10 +121,12 @@ class Aggregator:
         if not events:
             return Aggregates({}, {}, {}, {})
         times = list(map(_TIME, events))
-        per_minute: dict[tuple[str, str], int] = {}
-        for (when, event_type), n in Counter(zip(times, map(_TYPE, events), strict=True)).items():
-            key = (when[:16] + "Z", event_type)
-            per_minute[key] = per_minute.get(key, 0) + n
+        per_minute = {
+            (minute + "Z", event_type): n
+            for (minute, event_type), n in Counter(
+                zip(map(_MINUTE, times), map(_TYPE, events), strict=True)
+            ).items()
+        }
         per_quarter_hour: dict[tuple[str, str], int] = {}
         for (minute, event_type), n in per_minute.items():
             key = (quarter_hour(minute), event_type)
@@ -158,6 +160,7 @@ class Aggregator:
 
 
 _FIRST, _SECOND = itemgetter(0), itemgetter(1)
+_MINUTE = itemgetter(slice(16))  # an event time's minute, YYYY-MM-DDTHH:MM
 _TIME, _USER, _MOVIE, _TYPE = (
     itemgetter(Event._fields.index(name))
     for name in ("event_time", "user_id", "movie_id", "event_type")
