@@ -171,7 +171,7 @@ def main() -> None:
             lateness_keys += late_keys
             print(
                 f"round {round_}: headless {headless:,.0f}/s   monitor {rate:,.0f}/s"
-                f"   ratio {rate / headless:.2f}x (target >= 0.60x)",
+                f"   ratio {rate / headless:.2f}x (target >= 0.75x)",
                 flush=True,
             )
     ms = [value * 1000 for value in latencies]
