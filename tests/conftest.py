@@ -1,11 +1,17 @@
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
 
 import pytest
 
 from imdb_tui.clock import ManualClock
+from imdb_tui.store import Store, open_store
+from tests.postgres_server import GIVEN, throwaway_server
 
 # 2026-11-23 10:00:00 UTC: a fixed "now" for tests that need one.
 NOW = 1795428000.0
@@ -36,3 +42,50 @@ def event(n: int = 0, **changes: object) -> dict[str, object]:
 
 
 DROP = object()
+
+
+# Backends ----------------------------------------------------------------------
+# Shared store behaviour is tested once, over every backend: a test asks for
+# `database` and runs once on an SQLite file and once on a schema of its own in
+# PostgreSQL (a throwaway server for the session, or IMDB_TUI_TEST_POSTGRES).
+
+
+@dataclass(frozen=True)
+class Database:
+    """A store for one test: what --db and --pg-schema say, and how to open it."""
+
+    backend: str
+    name: str
+    schema: str | None = None
+
+    def open(self, *, create: bool = True, read_only: bool = False) -> Store:
+        return open_store(self.name, create=create, read_only=read_only, pg_schema=self.schema)
+
+    @property
+    def args(self) -> list[str]:
+        """The command-line options naming it."""
+        return ["--db", self.name] + (["--pg-schema", self.schema] if self.schema else [])
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    given = os.environ.get(GIVEN)
+    if given:
+        yield given
+        return
+    with throwaway_server() as server:
+        yield server.url()
+
+
+@pytest.fixture
+def postgres_database(request: pytest.FixtureRequest) -> Database:
+    url = request.getfixturevalue("postgres_url")
+    return Database("postgres", url, f"t_{uuid.uuid4().hex[:16]}")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
+    if request.param == "sqlite":
+        return Database("sqlite", str(tmp_path / "events.db"))
+    database: Database = request.getfixturevalue("postgres_database")
+    return database

@@ -48,10 +48,32 @@ def test_the_core_runs_without_textual() -> None:
 
 
 def test_sql_lives_only_in_the_store_backends() -> None:
-    backends = {PACKAGE / "store" / "sqlite.py"}
+    # One module per backend in the store package: all but the interfaces and the writer.
+    backends = {
+        path
+        for path in (PACKAGE / "store").glob("*.py")
+        if path.name not in ("__init__.py", "writer.py")
+    }
+    assert {path.name for path in backends} >= {"sqlite.py", "postgres.py"}
     with_sql = [
         path.relative_to(PACKAGE).as_posix()
         for path in PACKAGE.rglob("*.py")
         if path not in backends and SQL.search(path.read_text())
     ]
     assert with_sql == []
+
+
+def test_the_postgresql_driver_is_imported_only_for_a_postgresql_database(
+    tmp_path: Path,
+) -> None:
+    code = (
+        "import sys\n"
+        "from imdb_tui.cli import main\n"
+        "from imdb_tui.store import open_store\n"
+        f"open_store({str(tmp_path / 'e.db')!r}).close()\n"
+        "print('psycopg' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"

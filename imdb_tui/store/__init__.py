@@ -18,11 +18,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 from os import PathLike
 from typing import TYPE_CHECKING, Protocol
 
 from imdb_tui.catalog import Movie
+from imdb_tui.clock import utc_iso
 from imdb_tui.events import Event, Rejection
 from imdb_tui.health import PipelineHealth
 
@@ -189,13 +190,34 @@ class Store(BatchWriter, MetricsReader, CatalogueStore, HealthBoard, Protocol):
     def close(self) -> None: ...
 
 
-def open_store(name: str | PathLike[str], *, create: bool = True, read_only: bool = False) -> Store:
-    """The store --db names: an SQLite file (or :memory:).
+def open_store(
+    name: str | PathLike[str],
+    *,
+    create: bool = True,
+    read_only: bool = False,
+    pg_schema: str | None = None,
+) -> Store:
+    """The store --db names: a PostgreSQL URL or keyword string, else an SQLite file
+    (or :memory:). `pg_schema`: the PostgreSQL schema holding the tables.
 
     `read_only` never writes to the database: no file, no schema, no migration.
     """
+    from imdb_tui.store import postgres
+
+    text = str(name)
+    if postgres.is_postgres(text):
+        schema = pg_schema or postgres.DEFAULT_SCHEMA
+        if read_only:
+            return postgres.PostgresStore.open_read_only(text, schema)
+        return postgres.PostgresStore.open(text, schema, create=create)
     from imdb_tui.store.sqlite import SqliteStore
 
     if read_only:
-        return SqliteStore.open_read_only(str(name))
-    return SqliteStore.open(str(name), create=create)
+        return SqliteStore.open_read_only(text)
+    return SqliteStore.open(text, create=create)
+
+
+def next_minute(moment: str) -> str:
+    """The start of the minute after a canonical UTC time's, in the same form."""
+    start = datetime.fromisoformat(moment[:16] + ":00+00:00").timestamp()
+    return utc_iso(start + 60)

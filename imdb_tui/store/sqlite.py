@@ -14,7 +14,7 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, tzinfo
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
@@ -30,6 +30,7 @@ from imdb_tui.store import (
     SourcePosition,
     StoreError,
     TopMovie,
+    next_minute,
 )
 from imdb_tui.store.writer import ProcessWriter, ThreadWriter, Writer
 
@@ -660,7 +661,7 @@ class SqliteStore:
                 "SELECT (SELECT coalesce(sum(users), 0) FROM users_per_last_minute"
                 " WHERE minute > ?) + (SELECT count(*) FROM user_activity"
                 " WHERE last_seen >= ? AND last_seen < ?)",
-                (moment[:16] + "Z", moment, _next_minute(moment)),
+                (moment[:16] + "Z", moment, next_minute(moment)),
             )[0][0]
             for moment in moments
         ]
@@ -761,12 +762,6 @@ def _json_rows_sql(head: str, tail: str, width: int) -> str:
     columns = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(width))
     # "WHERE true" tells SQLite the ON CONFLICT belongs to the INSERT.
     return f"{head} SELECT {columns} FROM json_each(?) WHERE true{tail}"  # noqa: S608 (constants)
-
-
-def _next_minute(moment: str) -> str:
-    """The start of the minute after a canonical UTC time's, in the same form."""
-    start = datetime.fromisoformat(moment[:16] + ":00+00:00").timestamp()
-    return utc_iso(start + 60)
 
 
 def _health_row(health: PipelineHealth) -> tuple[object, ...]:

@@ -1,0 +1,182 @@
+"""What every store backend does alike: each test runs on SQLite and on PostgreSQL.
+
+Dedupe, aggregates, retention, the catalogue, positions and health rows, through
+the store interfaces only (no backend's SQL), so one test holds both to the same
+behaviour. Backend-specific matters (SQLite's files and schema versions,
+PostgreSQL's schemas, connections and many writers) have files of their own.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from imdb_tui.catalog import Movie
+from imdb_tui.events import Event, validate
+from imdb_tui.health import PipelineHealth
+from imdb_tui.metrics import Aggregator
+from imdb_tui.store import SourcePosition, Store, StoreError, TopMovie
+from tests.conftest import NOW, Database, event
+
+
+def events(ids: range, **changes: object) -> list[Event]:
+    out = [validate(event(n, **changes), NOW) for n in ids]
+    assert all(isinstance(e, Event) for e in out)
+    return out  # type: ignore[return-value]
+
+
+def write(store: Store, batch: list[Event]) -> list[Event]:
+    return store.write_batch(batch, [], "2026-11-23T10:00:00.000Z", Aggregator(None))
+
+
+def test_an_event_is_stored_once_and_counted_as_a_duplicate_after(database: Database) -> None:
+    store = database.open()
+    assert len(write(store, events(range(0, 10)))) == 10
+    again = events(range(5, 15)) + events(range(14, 16))  # 5-9 stored, 14 twice in the batch
+    new = write(store, again)
+    assert [e.event_id for e in new] == [f"evt-{n:08d}" for n in range(10, 16)]
+    assert store.counters() == {"events_total": 16, "duplicates": 6}
+    assert store.count_events() == 16
+    store.close()
+
+
+def test_aggregates_count_only_new_events(database: Database) -> None:
+    store = database.open()
+    write(store, events(range(4)))
+    write(store, events(range(4)))
+    assert store.events_per_minute("2026-11-23T10:00Z") == [("2026-11-23T10:00Z", 4)]
+    assert sum(m.views for m in store.top_movies("2026-11-23", 10)) == 4
+    assert store.users_seen_since("2026-11-23T09:00:00.000Z") == [4]
+    store.close()
+
+
+def test_big_batches_are_stored_whole(database: Database) -> None:
+    store = database.open()
+    assert len(write(store, events(range(40_000)))) == 40_000
+    assert store.count_events() == 40_000
+    store.close()
+
+
+def test_retention_deletes_old_events_in_steps(database: Database) -> None:
+    store = database.open()
+    write(store, events(range(10), event_time="2026-11-01T10:00:00.000Z"))
+    write(store, events(range(10, 15)))
+    assert store.prune("2026-11-20T00:00:00.000Z", limit=4) == 4
+    assert store.prune("2026-11-20T00:00:00.000Z", limit=4) == 4
+    assert store.prune("2026-11-20T00:00:00.000Z", limit=4) == 2
+    assert store.prune("2026-11-20T00:00:00.000Z", limit=4) == 0
+    assert store.count_events() == 5
+    assert store.counters()["events_total"] == 15  # all time, not what is kept
+    store.close()
+
+
+def test_the_catalogue_is_saved_and_refreshed(database: Database) -> None:
+    store = database.open()
+    store.save_movies([Movie("tt0000001", "First", 1999, ("Drama",))])
+    store.save_movies([Movie("tt0000001", "First (restored)", 1999, ("Drama", "War"))])
+    write(store, events(range(1), movie_id="tt0000001"))
+    assert store.top_movies("2026-11-23", 10) == [
+        TopMovie("tt0000001", "First (restored)", 1999, 1)
+    ]
+    store.close()
+
+
+def keep(store: Store, files: str, movies: list[Movie], weights: list[float]) -> None:
+    """A catalogue read and kept the way the CLI does it."""
+    store.forget_catalog()
+    store.add_catalog_movies(movies)
+    store.weigh_catalog_movies(zip((m.movie_id for m in movies), weights, strict=True))
+    store.keep_catalog(files, skipped=len(movies), rated=1)
+
+
+def test_a_kept_catalogue_comes_back_only_for_the_same_files(database: Database) -> None:
+    store = database.open()
+    store.save_movies([Movie("tt0000009", "Made up", 2000, ("Drama",))])  # not IMDb's
+    movies = [
+        Movie("tt10000001", "Eight digits", 2020, ()),
+        Movie("tt0000002", "Two", None, ()),
+        Movie("tt0000001", "One", 1999, ("Drama", "War")),
+    ]
+    keep(store, "a|1|2", movies, [7.0, 1.0, 5.0])
+    assert store.kept_catalog("a|1|3") is None
+    assert store.kept_catalog("a|1|2") == (3, 1)
+    # Shorter ids first, then in order: tt9999999 comes before tt10000000, as in IMDb's files.
+    assert list(store.catalog_weights()) == [
+        ("tt0000001", 5.0),
+        ("tt0000002", 1.0),
+        ("tt10000001", 7.0),
+    ]
+    write(store, events(range(1), movie_id="tt0000001"))
+    assert store.top_movies("2026-11-23", 1) == [TopMovie("tt0000001", "One", 1999, 1)]
+    keep(store, "b|1|2", movies[1:2], [2.0])  # another file: the first catalogue is gone
+    assert store.kept_catalog("a|1|2") is None
+    assert list(store.catalog_weights()) == [("tt0000002", 2.0)]
+    store.close()
+
+
+def test_a_catalogue_cut_short_is_not_kept(database: Database) -> None:
+    store = database.open()
+    keep(store, "a|1|2", [Movie("tt0000001", "One", 1999, ())], [5.0])
+    store.forget_catalog()  # a new file was being read when the power went
+    store.add_catalog_movies([Movie("tt0000002", "Two", 2000, ())])
+    assert store.kept_catalog("a|1|2") is None  # so the next start reads it again
+    store.close()
+
+
+def health(state: str, last_seen: str) -> PipelineHealth:
+    return PipelineHealth(
+        state=state,
+        target_rate=None,
+        ingest_rate=10.0,
+        queue_depth=0,
+        lag_p50_ms=1.0,
+        lag_p99_ms=2.0,
+        emitted=3,
+        stored=3,
+        error=None,
+        pipeline_id=f"host:1:{state}",
+        host="host",
+        pid=1,
+        source="s.jsonl",
+        started_at="2026-11-23T09:00:00.000Z",
+        last_seen=last_seen,
+    )
+
+
+def test_positions_and_health_are_written_with_their_batch(database: Database) -> None:
+    store = database.open()
+    where = SourcePosition("file:/data/a.jsonl", '{"offset": 120}')
+    store.write_batch(
+        events(range(3)),
+        [],
+        "2026-11-23T10:00:00.000Z",
+        Aggregator(None),
+        positions=[where],
+        health=health("running", "2026-11-23T10:00:00.000Z"),
+    )
+    assert store.position("file:/data/a.jsonl") == '{"offset": 120}'
+    assert store.position("file:/other") is None
+    assert store.positions() == [
+        SourcePosition("file:/data/a.jsonl", '{"offset": 120}', "2026-11-23T10:00:00.000Z")
+    ]
+    store.put_health(health("stopped", "2026-11-23T10:00:01.000Z"))
+    (running, stopped) = sorted(store.pipelines(NOW), key=lambda h: h.state)
+    assert running.live and running.stored == 3 and running.source == "s.jsonl"
+    assert not stopped.live  # ended
+    assert not store.pipelines(NOW + 60)[0].live  # not heard from for a minute: gone
+    store.close()
+
+
+def test_a_batch_and_its_positions_are_stored_together_or_not_at_all(database: Database) -> None:
+    store = database.open()
+    broken = SourcePosition("file:/a", None)  # type: ignore[arg-type]  # NOT NULL fails
+    with pytest.raises(StoreError):
+        store.write_batch(
+            events(range(5)),
+            [],
+            "2026-11-23T10:00:00.000Z",
+            Aggregator(None),
+            positions=[SourcePosition("file:/b", "7"), broken],
+        )
+    assert store.position("file:/b") is None and store.counters() == {}
+    assert store.count_events() == 0
+    store.close()
