@@ -61,6 +61,13 @@ class Database:
     def open(self, *, create: bool = True, read_only: bool = False) -> Store:
         return open_store(self.name, create=create, read_only=read_only, pg_schema=self.schema)
 
+    def another(self) -> Database:
+        """An empty database of the same backend, beside this one."""
+        tag = uuid.uuid4().hex[:16]
+        if self.schema is not None:
+            return Database(self.backend, self.name, f"t_{tag}")
+        return Database(self.backend, str(Path(self.name).with_name(f"{tag}.db")))
+
     @property
     def args(self) -> list[str]:
         """The command-line options naming it."""

@@ -10,7 +10,8 @@ from imdb_tui.events import RawRecord
 from imdb_tui.metrics import MetricsSnapshot, read_snapshot
 from imdb_tui.pipeline import Pipeline, PipelineSettings, RunSummary
 from imdb_tui.sources import Lookup
-from imdb_tui.store import SourcePosition, open_store
+from imdb_tui.store import SourcePosition, Store, open_store
+from tests.conftest import Database
 
 
 class ListSource:
@@ -45,11 +46,15 @@ class ListSource:
         pass
 
 
+def _open(db: Database | Path | str, create: bool = True) -> Store:
+    return db.open(create=create) if isinstance(db, Database) else open_store(db, create=create)
+
+
 async def ingest(
-    db: Path | str, records: Sequence[RawRecord], clock: ManualClock, **settings: object
+    db: Database | Path | str, records: Sequence[RawRecord], clock: ManualClock, **settings: object
 ) -> RunSummary:
     """Run the pipeline over `records` into `db` until the source ends."""
-    store = open_store(db)
+    store = _open(db)
     try:
         options = {"rate": None, **settings}
         pipeline = Pipeline(ListSource(records), store, clock, PipelineSettings(**options))  # type: ignore[arg-type]
@@ -58,8 +63,8 @@ async def ingest(
         store.close()
 
 
-def snapshot(db: Path | str, clock: ManualClock, window: int = 5) -> MetricsSnapshot:
-    store = open_store(db, create=False)
+def snapshot(db: Database | Path | str, clock: ManualClock, window: int = 5) -> MetricsSnapshot:
+    store = _open(db, create=False)
     try:
         return read_snapshot(store, clock.now(), clock.tz, window)
     finally:

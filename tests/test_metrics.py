@@ -16,7 +16,7 @@ from imdb_tui.clock import ManualClock, local_day, utc_iso
 from imdb_tui.events import Event
 from imdb_tui.metrics import Aggregator, quarter_hour, read_snapshot
 from imdb_tui.store import Aggregates, open_store
-from tests.conftest import NOW, event
+from tests.conftest import NOW, Database, event
 from tests.helpers import ingest, snapshot
 
 
@@ -25,13 +25,13 @@ def at(text: str) -> str:
 
 
 async def test_per_minute_covers_the_last_hour_with_empty_minutes_as_zero(
-    db_path: Path, clock: ManualClock
+    database: Database, clock: ManualClock
 ) -> None:
     records = [event(n, event_time=at("2026-11-23T09:58:10+00:00")) for n in range(3)]
     records += [event(n, event_time=at("2026-11-23T10:00:00+00:00")) for n in range(3, 5)]
     records += [event(5, event_time=at("2026-11-23T08:00:00+00:00"))]  # over an hour ago
-    await ingest(db_path, records, clock)
-    kept = snapshot(db_path, clock)
+    await ingest(database, records, clock)
+    kept = snapshot(database, clock)
     assert len(kept.per_minute) == 180 and kept.per_minute[-60:] == kept.last_hour
     assert kept.per_minute[0].minute == "2026-11-23T07:01Z"
     minutes = kept.last_hour
@@ -41,7 +41,7 @@ async def test_per_minute_covers_the_last_hour_with_empty_minutes_as_zero(
     assert sum(m.events for m in minutes) == 5
 
 
-async def test_today_by_hour_and_by_type(db_path: Path, clock: ManualClock) -> None:
+async def test_today_by_hour_and_by_type(database: Database, clock: ManualClock) -> None:
     records = [
         event(1, event_time=at("2026-11-22T23:59:00+00:00")),  # yesterday
         event(2, event_time=at("2026-11-23T00:00:00+00:00")),
@@ -49,8 +49,8 @@ async def test_today_by_hour_and_by_type(db_path: Path, clock: ManualClock) -> N
         event(4, event_time=at("2026-11-23T07:45:00+00:00"), event_type="rate", rating=9),
         event(5, event_time=at("2026-11-23T10:00:00+00:00"), event_type="watchlist_add"),
     ]
-    await ingest(db_path, records, clock)
-    metrics = snapshot(db_path, clock)
+    await ingest(database, records, clock)
+    metrics = snapshot(database, clock)
     assert metrics.events_total == 5
     assert metrics.events_today == 4
     assert metrics.per_hour[0] == 1 and metrics.per_hour[7] == 2 and metrics.per_hour[10] == 1
@@ -58,7 +58,7 @@ async def test_today_by_hour_and_by_type(db_path: Path, clock: ManualClock) -> N
     assert metrics.by_type == {"view": 1, "click": 1, "rate": 1, "watchlist_add": 1}
 
 
-async def test_today_is_the_local_calendar_day(db_path: Path) -> None:
+async def test_today_is_the_local_calendar_day(database: Database) -> None:
     kolkata = ZoneInfo("Asia/Kolkata")  # UTC+05:30: the local day starts at 18:30 UTC
     clock = ManualClock(NOW, tz=kolkata)  # 15:30 in Kolkata
     records = [
@@ -66,15 +66,15 @@ async def test_today_is_the_local_calendar_day(db_path: Path) -> None:
         event(2, event_time=at("2026-11-22T18:31:00+00:00")),  # 00:01 today
         event(3, event_time=at("2026-11-23T09:45:00+00:00")),  # 15:15 today
     ]
-    await ingest(db_path, records, clock)
-    metrics = snapshot(db_path, clock)
+    await ingest(database, records, clock)
+    metrics = snapshot(database, clock)
     assert metrics.events_today == 2
     assert metrics.per_hour[0] == 1 and metrics.per_hour[15] == 1
     assert metrics.users_today == 2
 
 
 async def test_active_users_count_distinct_users_in_the_window(
-    db_path: Path, clock: ManualClock
+    database: Database, clock: ManualClock
 ) -> None:
     records = [
         event(1, user_id="alice", event_time=at("2026-11-23T09:58:00+00:00")),
@@ -83,26 +83,26 @@ async def test_active_users_count_distinct_users_in_the_window(
         event(4, user_id="carol", event_time=at("2026-11-23T09:40:00+00:00")),
         event(5, user_id="dave", event_time=at("2026-11-23T01:00:00+00:00")),
     ]
-    await ingest(db_path, records, clock)
-    assert snapshot(db_path, clock, window=1).active_users.count == 1
-    assert snapshot(db_path, clock, window=5).active_users.count == 2
-    assert snapshot(db_path, clock, window=60).active_users.count == 3
-    assert snapshot(db_path, clock).users_today == 4
+    await ingest(database, records, clock)
+    assert snapshot(database, clock, window=1).active_users.count == 1
+    assert snapshot(database, clock, window=5).active_users.count == 2
+    assert snapshot(database, clock, window=60).active_users.count == 3
+    assert snapshot(database, clock).users_today == 4
     clock.advance(3600)
-    assert snapshot(db_path, clock, window=60).active_users.count == 0
+    assert snapshot(database, clock, window=60).active_users.count == 0
 
 
 async def test_top_movies_rank_views_with_titles_and_share(
-    db_path: Path, clock: ManualClock
+    database: Database, clock: ManualClock
 ) -> None:
-    store = open_store(db_path)
+    store = database.open()
     store.save_movies([Movie("tt0000002", "Second [bold]Title[/]", 2001, ("Drama",))])
     store.close()
     records = [event(n, movie_id="tt0000002") for n in range(6)]
     records += [event(n, movie_id="tt0000001") for n in range(6, 9)]
     records += [event(9, movie_id="tt0000003", event_type="click")]  # clicks are not views
-    await ingest(db_path, records, clock)
-    top = snapshot(db_path, clock).top_movies
+    await ingest(database, records, clock)
+    top = snapshot(database, clock).top_movies
     assert [(m.movie_id, m.title, m.views) for m in top] == [
         ("tt0000002", "Second [bold]Title[/]", 6),
         ("tt0000001", "tt0000001", 3),  # not in the catalogue: shown by id
@@ -127,9 +127,11 @@ async def test_a_snapshot_never_reads_raw_events(db_path: Path, clock: ManualClo
     assert {"counters", "events_per_minute", "movie_views_daily", "user_activity"} <= tables
 
 
-async def test_the_json_report_has_the_documented_keys(db_path: Path, clock: ManualClock) -> None:
-    await ingest(db_path, [event(n) for n in range(10)], clock)
-    data = snapshot(db_path, clock).to_json()
+async def test_the_json_report_has_the_documented_keys(
+    database: Database, clock: ManualClock
+) -> None:
+    await ingest(database, [event(n) for n in range(10)], clock)
+    data = snapshot(database, clock).to_json()
     assert list(data) == [
         "events_total",
         "events_today",

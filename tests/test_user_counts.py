@@ -12,7 +12,7 @@ import sqlite3
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from imdb_tui.clock import day_start, utc_iso
@@ -20,7 +20,7 @@ from imdb_tui.events import Event
 from imdb_tui.metrics import WINDOW_CHOICES, Aggregator, read_snapshot
 from imdb_tui.store import open_store
 from imdb_tui.store.sqlite import APPLICATION_ID, MIGRATIONS
-from tests.conftest import NOW
+from tests.conftest import NOW, Database
 
 TZ = ZoneInfo("America/New_York")
 MIDNIGHT = day_start(NOW, TZ)  # local midnight, so "today" changes inside the histories
@@ -63,10 +63,12 @@ class Recount:
         return sum(seen >= moment for seen in self.last_seen.values())
 
 
-@settings(max_examples=150, deadline=None)
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(history=steps)
-def test_user_counts_match_a_recount(history: list[tuple[str, object]]) -> None:
-    store = open_store(":memory:")
+def test_user_counts_match_a_recount(database: Database, history: list[tuple[str, object]]) -> None:
+    store = database.another().open()
     recount = Recount()
     aggregate = Aggregator(TZ)
     previous: list[Event] = []
@@ -101,8 +103,8 @@ def test_user_counts_match_a_recount(history: list[tuple[str, object]]) -> None:
     store.close()
 
 
-def test_a_window_starting_inside_a_minute_counts_to_the_millisecond() -> None:
-    store = open_store(":memory:")
+def test_a_window_starting_inside_a_minute_counts_to_the_millisecond(database: Database) -> None:
+    store = database.open()
     seen = ["10:00:10.000", "10:00:20.000", "10:00:20.001", "10:01:00.000", "10:03:59.999"]
     events = [
         Event(f"e{n}", f"2026-11-23T{t}Z", f"u{n}", "s", "tt1", "view", None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import signal
@@ -110,7 +111,7 @@ def _monitor(options: Options, refresh: float) -> None:
     from imdb_tui.viewer import in_process
 
     settings = monitor_settings(**options.settings())
-    store = open_store(options.db)
+    store = open_store(options.db, pg_schema=options.pg_schema)
     pipeline = pipeline_into(store, settings, options.inputs(events))
     logging.getLogger().handlers.clear()  # nothing may write over the screen
     try:
@@ -118,7 +119,7 @@ def _monitor(options: Options, refresh: float) -> None:
     finally:
         store.close()
     if outcome is not None:
-        print_summary(outcome, f"database: {options.db}", pipeline.source.name)
+        print_summary(outcome, f"database: {store.name}", pipeline.source.name)
 
 
 @cli.command()
@@ -143,7 +144,7 @@ def run(options: Options, duration: float | None, count: int | None) -> None:
     Ctrl-C or SIGTERM stops it cleanly: the queue is drained and committed first.
     """
     settings = PipelineSettings(count=count, **options.settings())
-    store = open_store(options.db)
+    store = open_store(options.db, pg_schema=options.pg_schema)
     pipeline = pipeline_into(store, settings, options.inputs())
     click.echo(f"database: {store.name}")
     if options.source == SIMULATOR:
@@ -162,21 +163,18 @@ def run(options: Options, duration: float | None, count: int | None) -> None:
     finally:
         store.close()
     held = f"now holds {plural(final.events_total, 'event')} in all"
-    print_summary(outcome, f"database: {options.db} {held}", pipeline.source.name)
+    print_summary(outcome, f"database: {store.name} {held}", pipeline.source.name)
 
 
 @cli.command()
-@click.option(
-    "--db",
-    "db",
-    default=str(DEFAULT_DB),
-    show_default=True,
-    metavar="PATH",
-    help="The database another imdb-tui (run, or a monitor) is writing.",
+@functools.partial(
+    db_option,
+    help="The database another imdb-tui (run, or a monitor) is writing: a file, or a"
+    " PostgreSQL URL.",
 )
 @window_option
 @refresh_option
-def watch(db: str, window: int, refresh: float) -> None:
+def watch(db: str, pg_schema: str, window: int, refresh: float) -> None:
     """Watch a database another process is writing: the monitor, read-only.
 
     The same panels and view keys (w window, [ ] refresh, f freeze, d dead
@@ -186,7 +184,7 @@ def watch(db: str, window: int, refresh: float) -> None:
     """
     if not (sys.stdin.isatty() and sys.stderr.isatty()):
         raise Failure("watch needs a terminal; without one, use `imdb-tui report`")
-    store = open_store(db, read_only=True)
+    store = open_store(db, read_only=True, pg_schema=pg_schema)
     from imdb_tui.tui.app import MonitorApp  # Textual loads only here
     from imdb_tui.viewer import StoreWatcher
 
@@ -348,14 +346,22 @@ def _produce_from(
     help="The moment to read the metrics at: now, or latest, the newest stored event's"
     " time (for history read from a file).",
 )
-def report(db: str, window: int, as_json: bool, dead_letters: bool, limit: int, as_of: str) -> None:
+def report(
+    db: str,
+    pg_schema: str,
+    window: int,
+    as_json: bool,
+    dead_letters: bool,
+    limit: int,
+    as_of: str,
+) -> None:
     """Print the metrics stored in a database, without running anything.
 
     The database is opened read-only: nothing in it changes. --json adds the
     pipelines' health rows (`pipelines`, with a `live` flag) and the sources'
     stored positions (`sources`).
     """
-    store = open_store(db, read_only=True)
+    store = open_store(db, read_only=True, pg_schema=pg_schema)
     clock = SystemClock()
     try:
         if dead_letters:
@@ -366,7 +372,7 @@ def report(db: str, window: int, as_json: bool, dead_letters: bool, limit: int, 
         if as_json:
             output = report_json(snapshot, store.pipelines(clock.now()), store.positions())
         else:
-            output = report_text(snapshot, db)
+            output = report_text(snapshot, store.name)
     except StoreError as error:
         raise Failure(str(error)) from None
     finally:

@@ -157,14 +157,31 @@ class DurationParam(click.ParamType):  # type: ignore[type-arg]
             self.fail(str(error), param, ctx)
 
 
-def db_option(f: F) -> F:
+DB_HELP = (
+    "SQLite database file (:memory: for a throwaway one), or a PostgreSQL database:"
+    " postgresql://USER[:PASSWORD]@HOST[:PORT]/DBNAME or a libpq keyword string"
+    " (PG* variables and ~/.pgpass work as with psql)."
+)
+
+
+def db_option(f: F, help: str = DB_HELP) -> F:
+    """--db, and --pg-schema for a PostgreSQL one."""
+    f = click.option(
+        "--pg-schema",
+        "pg_schema",
+        default="imdb_tui",
+        show_default=True,
+        metavar="NAME",
+        help="With a PostgreSQL --db: the schema holding imdb-tui's tables (created if"
+        " missing), so that several setups can share one database.",
+    )(f)
     return click.option(
         "--db",
         "db",
         default=str(DEFAULT_DB),
         show_default=True,
-        metavar="PATH",
-        help="SQLite database file (:memory: for a throwaway one).",
+        metavar="PATH|URL",
+        help=help,
     )(f)
 
 
@@ -269,8 +286,8 @@ def pipeline_options(f: F) -> F:
             type=click.Choice(["process", "thread"]),
             default="process",
             show_default=True,
-            help="Where a file database is written from: a process of its own (both"
-            " cores at work) or a thread of this one (for comparing the two).",
+            help="Where a file or PostgreSQL database is written from: a process of its"
+            " own (both cores at work) or a thread of this one (for comparing the two).",
         ),
         click.option(
             "--max-size",
@@ -316,6 +333,7 @@ class Options:
     rate: float | str | None
     seed: int
     db: str
+    pg_schema: str
     window: int
     retention: float
     writer: str

@@ -86,7 +86,9 @@ def stdin_for_events() -> BinaryIO:
     return events
 
 
-def open_store(db: str, create: bool = True, read_only: bool = False) -> Store:
+def open_store(
+    db: str, create: bool = True, read_only: bool = False, pg_schema: str | None = None
+) -> Store:
     """The store --db names. Only the default data folder is created when missing: a
     folder named by hand that is not there is more likely a typo than a wish."""
     try:
@@ -95,6 +97,6 @@ def open_store(db: str, create: bool = True, read_only: bool = False) -> Store:
                 DEFAULT_DB.parent.mkdir(parents=True, exist_ok=True)
             except OSError as error:
                 raise Failure(f"cannot create {DEFAULT_DB.parent}: {error.strerror}") from None
-        return open_backend(db, create=create, read_only=read_only)
+        return open_backend(db, create=create, read_only=read_only, pg_schema=pg_schema)
     except StoreError as error:
         raise Failure(str(error)) from None

@@ -564,7 +564,7 @@ class PostgresStore:
 
     def events_per_period(self, bounds: Sequence[str]) -> list[tuple[int, str, int]]:
         return self._query(
-            "SELECT p.period, q.event_type, sum(q.events)::bigint"
+            "SELECT p.period - 1, q.event_type, sum(q.events)::bigint"
             " FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS p (start, stop, period)"
             " JOIN events_per_quarter_hour AS q ON q.quarter >= p.start AND q.quarter < p.stop"
             " GROUP BY p.period, q.event_type",
@@ -762,14 +762,16 @@ def _describe(error: BaseException, conninfo: str) -> str:
     where = shown(conninfo)
     text = _scrub(str(error).strip(), conninfo)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    detail = lines[-1] if lines else type(error).__name__
+    detail = lines[0] if lines else type(error).__name__
+    # libpq's "connection failed: connection to server at "h", port p failed: FATAL: ..."
+    detail = re.sub(r"^(connection failed: )?(connection to server .*? failed: )?", "", detail)
     detail = detail.removeprefix("FATAL:").strip()
     if "password authentication failed" in text or "no password supplied" in text:
         return f"{where}: authentication failed ({detail})"
     if "does not exist" in text and "database" in text:
         return f"{where}: {detail} (create it first, e.g. createdb)"
-    if "Connection refused" in text or "could not connect" in text or "timeout" in text:
-        return f"cannot reach PostgreSQL at {where}: {detail}"
+    if any(sign in text for sign in ("Connection refused", "could not connect", "timeout", "resolve")):
+        return f"cannot reach PostgreSQL at {where}: {detail.lower()}"
     if "permission denied" in text:
         return f"{where}: {detail} (the user needs the right to create tables there)"
     if "invalid connection option" in text or "invalid dsn" in text.lower():
