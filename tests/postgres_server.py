@@ -91,6 +91,10 @@ class Server:
             str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", log, "-w", "start"
         )
 
+    def reload(self) -> None:
+        """Read pg_hba.conf and the settings again."""
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "reload")
+
     def stop(self, mode: str = "fast") -> None:
         with contextlib.suppress(subprocess.CalledProcessError):
             self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")

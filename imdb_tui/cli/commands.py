@@ -206,7 +206,11 @@ async def _run_headless(pipeline: Pipeline, duration: float | None) -> RunSummar
     while not running.done():
         await asyncio.wait([running], timeout=1.0)
         if not running.done():
-            click.echo(status_line(await pipeline.snapshot(), pipeline.tz))
+            try:
+                click.echo(status_line(await pipeline.snapshot(), pipeline.tz))
+            except StoreError as error:  # the pipeline retries; say so, and go on
+                health = pipeline.health()
+                click.echo(f"{time.strftime('%H:%M:%S')} {health.state:<8} {error}")
     return running.result()
 
 

@@ -391,8 +391,15 @@ class PostgresStore:
             except StoreError:
                 raise
             except psycopg.Error as error:
-                if self._db is not None and self._db.broken:
-                    self._db.close()
+                broken = self._db is not None and self._db.broken
+                if broken:
+                    self._db.close()  # type: ignore[union-attr]
+                if broken and attempt == 0 and isinstance(error, psycopg.OperationalError):
+                    # A connection the server dropped while it sat idle (a restart, an
+                    # idle timeout) is only found out at its next use: once more, anew.
+                    # A write that did commit before the line dropped is stored once
+                    # all the same: its events are known by their ids.
+                    continue
                 raise StoreError(_describe(error, self._conninfo)) from None
         raise AssertionError("unreachable")  # pragma: no cover
 

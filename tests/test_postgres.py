@@ -1,0 +1,215 @@
+"""PostgreSQL as the shared store: many writers at once, a server that goes away,
+a writer killed mid-batch, and what a user sees of the connection string.
+
+Each test drives the real `imdb-tui` command in subprocesses against a real
+server (the session's throwaway one, or one of its own when the test stops it).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from imdb_tui.store import open_store
+from tests.conftest import Database
+from tests.postgres_server import Server, throwaway_server
+
+COMMAND = str(Path(sys.executable).with_name("imdb-tui"))
+ENV = {**os.environ, "TZ": "UTC"}  # local days are UTC days, for the recount
+
+
+def produce(path: Path, count: int, seed: int, start: str = "2026-11-23T08:00:00Z") -> Path:
+    with path.open("w") as out:
+        subprocess.run(
+            [
+                COMMAND,
+                "produce",
+                "--count",
+                str(count),
+                "--seed",
+                str(seed),
+                "--start",
+                start,
+                "--rate",
+                "1000",
+            ],
+            stdout=out,
+            check=True,
+            env=ENV,
+        )
+    return path
+
+
+def run(database: Database, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [COMMAND, "run", *database.args, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=ENV,
+    )
+
+
+def query(database: Database, sql: str) -> list[tuple[object, ...]]:
+    import psycopg
+
+    with psycopg.connect(database.name, autocommit=True) as db:
+        db.execute(f'SET search_path TO "{database.schema}"')
+        return db.execute(sql).fetchall()  # type: ignore[arg-type]
+
+
+def distinct_ids(*files: Path) -> int:
+    import json
+
+    return len({json.loads(line)["event_id"] for f in files for line in f.open()})
+
+
+def assert_aggregates_match_a_recount(database: Database) -> None:
+    """Every aggregate table equals what counting the events table gives."""
+    per_minute = "SELECT left(event_time, 16) || 'Z', event_type, count(*) FROM events"
+    views = "SELECT left(event_time, 10), movie_id, count(*) FROM events WHERE event_type = 'view'"
+    last_seen = "SELECT user_id, max(event_time) AS seen FROM events GROUP BY 1"
+    recounts = {
+        "SELECT minute, event_type, events FROM events_per_minute": per_minute + " GROUP BY 1, 2",
+        "SELECT day, movie_id, views FROM movie_views_daily": views + " GROUP BY 1, 2",
+        "SELECT user_id, last_seen FROM user_activity": last_seen,
+        "SELECT minute, users FROM users_per_last_minute WHERE users <> 0": (
+            "SELECT left(seen, 16) || 'Z', count(*) FROM (SELECT max(event_time) AS seen"
+            " FROM events GROUP BY user_id) AS u GROUP BY 1"
+        ),
+        "SELECT value FROM counters WHERE name = 'events_total'": "SELECT count(*) FROM events",
+    }
+    for kept, recount in recounts.items():
+        assert sorted(query(database, kept)) == sorted(query(database, recount)), kept
+
+
+@pytest.mark.parametrize("writers", [2, 4])
+def test_many_writers_store_each_event_once_with_exact_aggregates(
+    postgres_database: Database, tmp_path: Path, writers: int
+) -> None:
+    first = produce(tmp_path / "a.jsonl", 6000, seed=1)
+    second = produce(tmp_path / "b.jsonl", 6000, seed=2, start="2026-11-23T08:30:00Z")
+    files = [first, first, second, second][:writers]  # each file fed to two writers
+    postgres_database.open().close()  # the tables, made once before the race
+    processes = [run(postgres_database, "--source", str(f), "--from-start") for f in files]
+    outputs = [p.communicate(timeout=120)[0] for p in processes]
+    assert [p.returncode for p in processes] == [0] * writers, outputs
+    lines = sum(len(f.read_text().splitlines()) for f in files)
+    unique = distinct_ids(*files)
+    store = postgres_database.open(read_only=True)
+    counters = store.counters()
+    assert counters["events_total"] == unique == store.count_events()
+    assert counters["duplicates"] == lines - unique
+    health = store.pipelines(time.time())
+    assert len(health) == writers and {h.state for h in health} == {"finished"}
+    store.close()
+    assert_aggregates_match_a_recount(postgres_database)
+
+
+@pytest.fixture
+def own_server() -> Iterator[Server]:
+    """A server of this test's own, which it may stop and start."""
+    with throwaway_server() as server:
+        yield server
+
+
+def wait_for(process: subprocess.Popen[str], text: str, seen: list[str]) -> None:
+    """Read the process's output until a line holds `text` (or it ends: a failure)."""
+    assert process.stdout is not None
+    for line in process.stdout:
+        seen.append(line)
+        if text in line:
+            return
+    pytest.fail(f"{text!r} never appeared:\n{''.join(seen)}")
+
+
+def test_a_server_away_for_seconds_loses_nothing_and_doubles_nothing(
+    own_server: Server, tmp_path: Path
+) -> None:
+    database = Database("postgres", own_server.url(), "imdb_tui")
+    events = produce(tmp_path / "e.jsonl", 3000, seed=3)
+    writer = run(database, "--source", str(events), "--rate", "500")
+    seen: list[str] = []
+    try:
+        wait_for(writer, "stored 1,", seen)  # a thousand and more stored
+        stopped = time.monotonic()
+        own_server.stop("fast")
+        wait_for(writer, "cannot reach PostgreSQL", seen)  # shown while it lasts
+        time.sleep(max(0.0, 5.0 - (time.monotonic() - stopped)))  # the outage: 5 s
+        own_server.resume()
+        output = "".join(seen) + writer.communicate(timeout=60)[0]
+    finally:
+        writer.kill()
+    assert writer.returncode == 0, output
+    store = database.open(read_only=True)
+    assert store.count_events() == 3000 == store.counters()["events_total"]
+    store.close()
+    assert_aggregates_match_a_recount(database)
+
+
+def test_a_killed_writer_is_rerun_and_stores_exactly_the_rest(
+    postgres_database: Database, tmp_path: Path
+) -> None:
+    events = produce(tmp_path / "e.jsonl", 4000, seed=4)
+    writer = run(postgres_database, "--source", str(events), "--rate", "1000")
+    seen: list[str] = []
+    try:
+        wait_for(writer, "stored 1,", seen)
+        writer.send_signal(signal.SIGKILL)  # mid-run: its open transaction rolls back
+        writer.wait(timeout=30)
+    finally:
+        writer.kill()
+    before = open_store(postgres_database.name, read_only=True, pg_schema=postgres_database.schema)
+    stored = before.counters()["events_total"]
+    before.close()
+    assert 1000 <= stored < 4000
+    rerun = run(postgres_database, "--source", str(events))
+    output = rerun.communicate(timeout=120)[0]
+    assert rerun.returncode == 0, output
+    assert f"resumed: {events} from byte" in output
+    store = postgres_database.open(read_only=True)
+    counters = store.counters()
+    assert counters["events_total"] == 4000 == store.count_events()
+    assert counters.get("duplicates", 0) == 0  # the rest exactly: nothing read twice
+    store.close()
+    assert_aggregates_match_a_recount(postgres_database)
+
+
+def test_the_password_never_shows(own_server: Server, tmp_path: Path) -> None:
+    """In the summary, the report, and the error of a wrong password."""
+    secret = "pa55-w0rd"
+    import psycopg
+
+    with psycopg.connect(own_server.url(), autocommit=True) as admin:
+        admin.execute(f"CREATE USER alice PASSWORD '{secret}' CREATEDB")
+        admin.execute("ALTER DATABASE imdb_tui_test OWNER TO alice")
+    hba = own_server.data / "pg_hba.conf"
+    rules = "host all alice 127.0.0.1/32 scram-sha-256\n" + hba.read_text()
+    hba.write_text(rules)
+    own_server.reload()
+    url = own_server.url().replace("postgres@", f"alice:{secret}@")
+    database = Database("postgres", url, "imdb_tui")
+    writer = run(database, "--duration", "1")
+    output = writer.communicate(timeout=60)[0]
+    assert writer.returncode == 0, output
+    assert "postgresql://alice@127.0.0.1" in output
+    report = subprocess.run(
+        [COMMAND, "report", *database.args], capture_output=True, text=True, env=ENV
+    )
+    wrong = subprocess.run(
+        [COMMAND, "report", "--db", url.replace(secret, secret + "x")],
+        capture_output=True,
+        text=True,
+        env=ENV,
+    )
+    assert report.returncode == 0 and wrong.returncode == 2
+    assert "authentication failed" in wrong.stderr
+    for text in (output, report.stdout, report.stderr, wrong.stdout, wrong.stderr):
+        assert secret not in text
