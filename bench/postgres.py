@@ -1,6 +1,6 @@
 """PostgreSQL as the store: one writer against COPY, many writers, and a snapshot.
 
-    python bench/postgres.py [--seconds 10] [--big 10000000] [--users 1000000]
+    python bench/postgres.py [--seconds 30] [--big 10000000] [--users 1000000]
 
 Needs the PostgreSQL server binaries (a throwaway server is started on a free
 loopback port, as the tests do) or IMDB_TUI_BENCH_POSTGRES, a URL. All in this run:
@@ -175,7 +175,7 @@ def build(url: str, schema: str, count: int, users: int, now: float) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--big", type=int, default=10_000_000)
     parser.add_argument("--users", type=int, default=1_000_000)
     args = parser.parse_args()

@@ -284,6 +284,7 @@ class PostgresStore:
         self._conninfo = conninfo
         self._schema = schema
         self._db: psycopg.Connection[Any] | None = connection
+        self._staged: psycopg.Connection[Any] | None = None  # has the staging table
         self._version = version
         self.name = shown(conninfo) + ("" if schema == DEFAULT_SCHEMA else f" ({schema})")
         self.path = self.name
@@ -385,11 +386,15 @@ class PostgresStore:
         delay = 0.01
         for attempt in range(RETRIES + 1):
             try:
-                db = self._connection()
-                if not transaction:
-                    return work(db)
-                with db.transaction():
-                    return work(db)
+                try:
+                    db = self._connection()
+                    if not transaction:
+                        return work(db)
+                    with db.transaction():
+                        return work(db)
+                except BaseException:
+                    self._staged = None  # made in a transaction rolled back, it is gone
+                    raise
             except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
                 if attempt == RETRIES:
                     raise StoreError(f"{self.name}: gave up after {RETRIES} retries") from None
@@ -429,49 +434,68 @@ class PostgresStore:
 
         def write(db: psycopg.Connection[Any]) -> list[Event]:
             stored: Sequence[Event] = events
-            new_aggregates = aggregates
+            sums = aggregates
             if events:
-                new = _insert_events(db, events)
+                new = self._insert_events(db, events)
                 if len(new) != len(events):
                     stored = _first_of_each(events, new)
-                    new_aggregates = None
-            if rejections:
-                db.execute(
-                    _ADD_DEAD_LETTERS,
-                    [
-                        [received_at] * len(rejections),
-                        [_text(r.reason) for r in rejections],
-                        [_text(r.raw) for r in rejections],
-                        [r.raw_size for r in rejections],
-                    ],
+                    sums = None
+            if sums is None:
+                sums = aggregate(stored)
+            with db.pipeline():  # the rest sent at once, the answers read at the end
+                if rejections:
+                    db.execute(
+                        _ADD_DEAD_LETTERS,
+                        [
+                            [received_at] * len(rejections),
+                            [_text(r.reason) for r in rejections],
+                            [_text(r.raw) for r in rejections],
+                            [r.raw_size for r in rejections],
+                        ],
+                    )
+                if positions:
+                    ordered = sorted(positions, key=lambda p: p.source)
+                    db.execute(
+                        _PUT_POSITIONS,
+                        [
+                            [p.source for p in ordered],
+                            [p.position for p in ordered],
+                            [received_at] * len(ordered),
+                        ],
+                    )
+                if health is not None:
+                    db.execute(_PUT_HEALTH, _health_row(health))
+                # Last, just before the commit: the rows every writer adds to (this
+                # minute's counts, the counters), so each is locked for as short a
+                # time as can be, in the same order by every writer.
+                _add_aggregates(db, sums)
+                _add_counters(
+                    db,
+                    events_total=len(stored),
+                    duplicates=len(events) - len(stored),
+                    dead_letters=len(rejections),
                 )
-            if positions:
-                ordered = sorted(positions, key=lambda p: p.source)
-                db.execute(
-                    _PUT_POSITIONS,
-                    [
-                        [p.source for p in ordered],
-                        [p.position for p in ordered],
-                        [received_at] * len(ordered),
-                    ],
-                )
-            if health is not None:
-                db.execute(_PUT_HEALTH, _health_row(health))
-            # Last, just before the commit: the rows every writer adds to (this
-            # minute's counts, the counters), so each is locked for as short a time
-            # as can be, in the same order by every writer.
-            if new_aggregates is None:
-                new_aggregates = aggregate(stored)
-            _add_aggregates(db, new_aggregates)
-            _add_counters(
-                db,
-                events_total=len(stored),
-                duplicates=len(events) - len(stored),
-                dead_letters=len(rejections),
-            )
             return list(stored)
 
         return self._run(write)
+
+    def _insert_events(self, db: psycopg.Connection[Any], events: Sequence[Event]) -> set[str]:
+        """Insert the events whose ids are new; return those ids.
+
+        Validation leaves no tab, newline or backslash in any field of an event (ids
+        are letters, digits and _.:@-, times canonical), so the rows go to COPY as
+        text as they are, in one write, into a staging table made once a connection.
+        """
+        if self._staged is not db:
+            db.execute(_STAGE_EVENTS)
+            self._staged = db
+        text = "".join(
+            f"{e[0]}\t{e[1]}\t{e[2]}\t{e[3]}\t{e[4]}\t{e[5]}\t{_NULL if e[6] is None else e[6]}\n"
+            for e in events
+        )
+        with db.cursor().copy(_COPY_EVENTS) as copy:
+            copy.write(text)
+        return {row[0] for row in db.execute(_MOVE_EVENTS).fetchall()}
 
     def put_health(self, health: PipelineHealth) -> None:
         self._run(lambda db: db.execute(_PUT_HEALTH, _health_row(health)))
@@ -658,23 +682,6 @@ class PostgresStore:
     def position(self, source: str) -> str | None:
         rows = self._query("SELECT position FROM source_positions WHERE source = %s", (source,))
         return rows[0][0] if rows else None
-
-
-def _insert_events(db: psycopg.Connection[Any], events: Sequence[Event]) -> set[str]:
-    """Insert the events whose ids are new; return those ids.
-
-    Validation leaves no tab, newline or backslash in any field of an event (ids are
-    letters, digits and _.:@-, times canonical), so the rows go to COPY as text as
-    they are, in one write.
-    """
-    db.execute(_STAGE_EVENTS)
-    text = "".join(
-        f"{e[0]}\t{e[1]}\t{e[2]}\t{e[3]}\t{e[4]}\t{e[5]}\t{_NULL if e[6] is None else e[6]}\n"
-        for e in events
-    )
-    with db.cursor().copy(_COPY_EVENTS) as copy:
-        copy.write(text)
-    return {row[0] for row in db.execute(_MOVE_EVENTS).fetchall()}
 
 
 def _add_aggregates(db: psycopg.Connection[Any], aggregates: Aggregates) -> None:
