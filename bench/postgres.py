@@ -8,8 +8,10 @@ loopback port, as the tests do) or IMDB_TUI_BENCH_POSTGRES, a URL. All in this r
   stored into an unindexed table (the ceiling: no dedupe, no aggregates);
 - 1, 2 and 4 such writers at once into one schema (different seeds): events/s
   in all, and events per CPU-second spent by the writers (with their writer
-  processes) and the server together. Two cores cannot show a linear speed-up;
-  this shows whether writers fight (locks, retries) as they are added;
+  processes) and the server together, the VACUUM ANALYZE of what each run wrote
+  included (else autovacuum does it during the next run, on its account). Two
+  cores cannot show a linear speed-up; this shows whether writers fight (locks,
+  retries) as they are added;
 - one metrics snapshot over BIG events from USERS distinct users, all of them
   users today (made in SQL, with their aggregates), read through the store.
 """
@@ -103,6 +105,22 @@ def writers(url: str, schema: str, count: int, seconds: float) -> tuple[int, flo
     return stored, wall, cpu
 
 
+def settle(url: str, schema: str) -> None:
+    """VACUUM ANALYZE what a run wrote: the upkeep autovacuum would otherwise do later,
+    during (and on the account of) the next run."""
+    with psycopg.connect(url, autocommit=True) as db:
+        tables = db.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,)
+        ).fetchall()
+        for (table,) in tables:
+            db.execute(f'VACUUM ANALYZE "{schema}"."{table}"')
+
+
+def drop(url: str, schema: str) -> None:
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
 def copy_ceiling(url: str, schema: str) -> tuple[int, float]:
     """The stored events COPYed into an unindexed table: (rows, seconds)."""
     with psycopg.connect(url, autocommit=True) as db:
@@ -190,6 +208,7 @@ def main() -> None:
             schema = f"bench_{uuid.uuid4().hex[:8]}"
             server_before = server_cpu(postmaster)
             stored, wall, cpu = writers(url, schema, count, args.seconds)
+            settle(url, schema)  # the run's own upkeep is charged to it, not to the next
             server = server_cpu(postmaster) - server_before
             per_cpu[count] = stored / (cpu + server)
             print(
@@ -203,6 +222,7 @@ def main() -> None:
                 rows, seconds = copy_ceiling(url, schema)
                 ceiling = rows / seconds
                 print(f"COPY of the same rows, unindexed: {ceiling:>9,.0f} rows/s", flush=True)
+            drop(url, schema)
         print(f"one writer / COPY ceiling           : {one / ceiling:6.2f}x   (goal >= 0.3x)")
         print(
             f"events per CPU-second, 4 writers / 1: {per_cpu[4] / per_cpu[1]:6.2f}x"
