@@ -625,9 +625,9 @@ class PostgresStore:
         its own minute found by index."""
         return [
             self._query(
-                "SELECT (SELECT coalesce(sum(users), 0) FROM users_per_last_minute"
+                "SELECT ((SELECT coalesce(sum(users), 0) FROM users_per_last_minute"
                 " WHERE minute > %s) + (SELECT count(*) FROM user_activity"
-                " WHERE last_seen >= %s AND last_seen < %s)",
+                " WHERE last_seen >= %s AND last_seen < %s))::bigint",
                 (moment[:16] + "Z", moment, next_minute(moment)),
             )[0][0]
             for moment in moments
