@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/rate.py
 	$(BIN)/python bench/monitor.py
 	$(BIN)/python bench/catalog.py
+	$(BIN)/python bench/postgres.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

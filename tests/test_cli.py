@@ -514,3 +514,18 @@ def test_the_thread_writer_stores_the_same(tmp_path: Path) -> None:
     )
     assert "done: 3,000 events stored, 0 duplicates" in result.stdout
     assert query(db, "SELECT count(*) FROM events") == [(3000,)]
+
+
+def test_a_postgresql_url_without_the_driver_says_what_to_install() -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['psycopg'] = None  # as if the extra were not installed\n"
+        "from imdb_tui.cli import main\n"
+        "sys.argv = ['imdb-tui', 'report', '--db', 'postgresql://u:secret@127.0.0.1/x']\n"
+        "main()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "imdb-tui: PostgreSQL needs the psycopg driver: pip install 'imdb-tui[postgres]'"
+    )
