@@ -26,12 +26,17 @@ DATABASE = "imdb_tui_test"
 
 
 def _binaries() -> Path | None:
-    """The folder holding initdb and pg_ctl (Debian keeps them off the PATH)."""
-    found = shutil.which("pg_ctl")
-    if found:
-        return Path(found).resolve().parent
+    """The folder holding initdb and pg_ctl: Debian keeps them off the PATH, in
+    /usr/lib/postgresql/VERSION/bin (the newest is taken); elsewhere, the PATH's."""
     folders = sorted(glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]))
-    return Path(folders[-1]) if folders else None
+    found = shutil.which("pg_ctl")
+    candidates = [Path(f) for f in reversed(folders)]
+    if found:
+        candidates.append(Path(found).resolve().parent)
+    for folder in candidates:
+        if (folder / "initdb").exists() and (folder / "pg_ctl").exists():
+            return folder
+    return None
 
 
 def free_port() -> int:
@@ -107,7 +112,7 @@ class Server:
 def throwaway_server() -> Iterator[Server]:
     """A started server with an empty test database; stopped and removed after."""
     bin_dir = _binaries()
-    if bin_dir is None or not (bin_dir / "initdb").exists():
+    if bin_dir is None:
         unavailable("no PostgreSQL server binaries (initdb, pg_ctl): apt-get install postgresql")
         raise AssertionError  # unreachable: skip and fail raise
     user = None
