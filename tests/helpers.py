@@ -6,12 +6,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from imdb_tui.clock import ManualClock
-from imdb_tui.events import RawRecord
-from imdb_tui.metrics import MetricsSnapshot, read_snapshot
+from imdb_tui.events import Event, RawRecord, validate
+from imdb_tui.metrics import Aggregator, MetricsSnapshot, read_snapshot
 from imdb_tui.pipeline import Pipeline, PipelineSettings, RunSummary
 from imdb_tui.sources import Lookup
 from imdb_tui.store import SourcePosition, Store, open_store
-from tests.conftest import Database
+from tests.conftest import NOW, Database, event
 
 
 class ListSource:
@@ -76,3 +76,15 @@ def query(db: Path | str, sql: str) -> list[tuple[object, ...]]:
 
     with sqlite3.connect(db) as connection:
         return connection.execute(sql).fetchall()
+
+
+def events(ids: range, **changes: object) -> list[Event]:
+    """Valid events made from `conftest.event(n)` for each n, with `changes`."""
+    out = [validate(event(n, **changes), NOW) for n in ids]
+    assert all(isinstance(e, Event) for e in out)
+    return out  # type: ignore[return-value]
+
+
+def write(store: Store, batch: list[Event]) -> list[Event]:
+    """A batch written as the pipeline writes it (no positions, no health)."""
+    return store.write_batch(batch, [], "2026-11-23T10:00:00.000Z", Aggregator(None))

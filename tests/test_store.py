@@ -8,22 +8,10 @@ from pathlib import Path
 import pytest
 
 from imdb_tui.clock import ManualClock
-from imdb_tui.events import Event, validate
-from imdb_tui.metrics import Aggregator
-from imdb_tui.store import Store, StoreError, open_store
+from imdb_tui.store import StoreError, open_store
 from imdb_tui.store.sqlite import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, SqliteStore
-from tests.conftest import NOW, event
-from tests.helpers import query
-
-
-def events(ids: range, **changes: object) -> list[Event]:
-    out = [validate(event(n, **changes), NOW) for n in ids]
-    assert all(isinstance(e, Event) for e in out)
-    return out  # type: ignore[return-value]
-
-
-def write(store: Store, batch: list[Event]) -> list[Event]:
-    return store.write_batch(batch, [], "2026-11-23T10:00:00.000Z", Aggregator(None))
+from tests.conftest import NOW
+from tests.helpers import events, query, write
 
 
 def test_a_new_file_gets_the_current_schema_in_wal_mode(db_path: Path) -> None:

@@ -16,16 +16,7 @@ from imdb_tui.health import PipelineHealth
 from imdb_tui.metrics import Aggregator
 from imdb_tui.store import SourcePosition, Store, StoreError, TopMovie
 from tests.conftest import NOW, Database, event
-
-
-def events(ids: range, **changes: object) -> list[Event]:
-    out = [validate(event(n, **changes), NOW) for n in ids]
-    assert all(isinstance(e, Event) for e in out)
-    return out  # type: ignore[return-value]
-
-
-def write(store: Store, batch: list[Event]) -> list[Event]:
-    return store.write_batch(batch, [], "2026-11-23T10:00:00.000Z", Aggregator(None))
+from tests.helpers import events, write
 
 
 def test_an_event_is_stored_once_and_counted_as_a_duplicate_after(database: Database) -> None:

@@ -20,12 +20,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from os import PathLike
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from imdb_tui.catalog import Movie
 from imdb_tui.clock import utc_iso
 from imdb_tui.events import Event, Rejection
-from imdb_tui.health import PipelineHealth
+from imdb_tui.health import ENDED_STATES, LIVE_SECONDS, PipelineHealth
 
 if TYPE_CHECKING:
     from imdb_tui.store.writer import Writer
@@ -215,6 +215,51 @@ def open_store(
     if read_only:
         return SqliteStore.open_read_only(text)
     return SqliteStore.open(text, create=create)
+
+
+# The pipelines table's columns, and the PipelineHealth field each holds, in one
+# order kept here only: every backend writes rows and reads them back by it.
+HEALTH_FIELDS: Final = (
+    ("id", "pipeline_id"),
+    ("host", "host"),
+    ("pid", "pid"),
+    ("state", "state"),
+    ("source", "source"),
+    ("target_rate", "target_rate"),
+    ("ingest_rate", "ingest_rate"),
+    ("emitted", "emitted"),
+    ("stored", "stored"),
+    ("queue", "queue_depth"),
+    ("lag_p50_ms", "lag_p50_ms"),
+    ("lag_p99_ms", "lag_p99_ms"),
+    ("error", "error"),
+    ("stream_time", "stream_time"),
+    ("replay_speed", "replay_speed"),
+    ("as_of", "as_of"),
+    ("started_at", "started_at"),
+    ("last_seen", "last_seen"),
+)
+HEALTH_COLUMNS: Final = ", ".join(column for column, _ in HEALTH_FIELDS)
+
+
+def health_row(health: PipelineHealth) -> tuple[object, ...]:
+    """A health row's values, in HEALTH_FIELDS order."""
+    return tuple(getattr(health, field) for _, field in HEALTH_FIELDS)
+
+
+def health_from_rows(rows: Iterable[Sequence[Any]], now: float) -> list[PipelineHealth]:
+    """Health rows read back (HEALTH_FIELDS order), `live` as of `now`: heard from
+    within LIVE_SECONDS and not ended."""
+    heard = utc_iso(now - LIVE_SECONDS)
+    names = [field for _, field in HEALTH_FIELDS]
+    read = [dict(zip(names, row, strict=True)) for row in rows]
+    return [
+        PipelineHealth(
+            **{**fields, "stream_time": bool(fields["stream_time"])},
+            live=fields["state"] not in ENDED_STATES and fields["last_seen"] >= heard,
+        )
+        for fields in read
+    ]
 
 
 def next_minute(moment: str) -> str:

@@ -29,16 +29,19 @@ from datetime import tzinfo
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from imdb_tui.catalog import Movie
-from imdb_tui.clock import utc_iso
 from imdb_tui.events import Event, Rejection
-from imdb_tui.health import ENDED_STATES, LIVE_SECONDS, PipelineHealth
+from imdb_tui.health import PipelineHealth
 from imdb_tui.store import (
+    HEALTH_COLUMNS,
+    HEALTH_FIELDS,
     AggregateFn,
     Aggregates,
     DeadLetter,
     SourcePosition,
     StoreError,
     TopMovie,
+    health_from_rows,
+    health_row,
     next_minute,
 )
 from imdb_tui.store.writer import ProcessWriter, ThreadWriter, Writer
@@ -150,31 +153,10 @@ MIGRATIONS: Final = (
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
-_HEALTH_FIELDS: Final = (
-    ("id", "pipeline_id"),
-    ("host", "host"),
-    ("pid", "pid"),
-    ("state", "state"),
-    ("source", "source"),
-    ("target_rate", "target_rate"),
-    ("ingest_rate", "ingest_rate"),
-    ("emitted", "emitted"),
-    ("stored", "stored"),
-    ("queue", "queue_depth"),
-    ("lag_p50_ms", "lag_p50_ms"),
-    ("lag_p99_ms", "lag_p99_ms"),
-    ("error", "error"),
-    ("stream_time", "stream_time"),
-    ("replay_speed", "replay_speed"),
-    ("as_of", "as_of"),
-    ("started_at", "started_at"),
-    ("last_seen", "last_seen"),
-)
-_HEALTH_COLUMNS: Final = ", ".join(column for column, _ in _HEALTH_FIELDS)
 _PUT_HEALTH: Final = (
-    f"INSERT INTO pipelines ({_HEALTH_COLUMNS})"  # noqa: S608 (constants)
-    f" VALUES ({', '.join(['%s'] * len(_HEALTH_FIELDS))}) ON CONFLICT (id) DO UPDATE SET "
-    + ", ".join(f"{column} = excluded.{column}" for column, _ in _HEALTH_FIELDS[1:])
+    f"INSERT INTO pipelines ({HEALTH_COLUMNS})"  # noqa: S608 (constants)
+    f" VALUES ({', '.join(['%s'] * len(HEALTH_FIELDS))}) ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(f"{column} = excluded.{column}" for column, _ in HEALTH_FIELDS[1:])
 )
 # Events are COPYed into a staging table (the fastest way in), then moved into
 # `events`, skipping the ids already there: the unique index settles races.
@@ -296,9 +278,8 @@ class PostgresStore:
         cls, conninfo: str, schema: str = DEFAULT_SCHEMA, *, create: bool = True
     ) -> PostgresStore:
         """Connect, creating or migrating this schema's tables (one process at a time)."""
-        _check_schema(schema)
-        db = _connect(conninfo)
-        try:
+
+        def prepare(db: psycopg.Connection[Any]) -> int:
             with db.transaction():
                 db.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
                 version = _schema_version(db, schema)
@@ -315,20 +296,15 @@ class PostgresStore:
                 for step in range(version, SCHEMA_VERSION):
                     db.execute(MIGRATIONS[step])
                     db.execute("UPDATE meta SET version = %s", (step + 1,))
-        except StoreError:
-            db.close()
-            raise
-        except Exception as error:
-            db.close()
-            raise StoreError(_describe(error, conninfo)) from None
-        return cls(conninfo, schema, db, SCHEMA_VERSION)
+            return SCHEMA_VERSION
+
+        return cls(conninfo, schema, *_prepared(conninfo, schema, prepare))
 
     @classmethod
     def open_read_only(cls, conninfo: str, schema: str = DEFAULT_SCHEMA) -> PostgresStore:
         """Connect to read: nothing is created or migrated, and the session is read-only."""
-        _check_schema(schema)
-        db = _connect(conninfo)
-        try:
+
+        def prepare(db: psycopg.Connection[Any]) -> int:
             version = _schema_version(db, schema)
             if version is None:
                 raise StoreError(f"{shown(conninfo)} holds no imdb-tui tables (schema {schema})")
@@ -336,13 +312,9 @@ class PostgresStore:
                 raise StoreError(_newer(conninfo, version))
             _use(db, schema)
             db.execute("SET default_transaction_read_only = on")
-        except StoreError:
-            db.close()
-            raise
-        except Exception as error:
-            db.close()
-            raise StoreError(_describe(error, conninfo)) from None
-        return cls(conninfo, schema, db, version)
+            return version
+
+        return cls(conninfo, schema, *_prepared(conninfo, schema, prepare))
 
     def reader(self) -> PostgresStore:
         """A second connection, for reading while this one writes."""
@@ -660,18 +632,9 @@ class PostgresStore:
 
     def pipelines(self, now: float) -> list[PipelineHealth]:
         rows = self._query(
-            f"SELECT {_HEALTH_COLUMNS} FROM pipelines ORDER BY last_seen DESC, id"  # noqa: S608
+            f"SELECT {HEALTH_COLUMNS} FROM pipelines ORDER BY last_seen DESC, id"  # noqa: S608
         )
-        heard = utc_iso(now - LIVE_SECONDS)
-        names = [field for _, field in _HEALTH_FIELDS]
-        read = [dict(zip(names, row, strict=True)) for row in rows]
-        return [
-            PipelineHealth(
-                **fields,
-                live=fields["state"] not in ENDED_STATES and fields["last_seen"] >= heard,
-            )
-            for fields in read
-        ]
+        return health_from_rows(rows, now)
 
     def positions(self) -> list[SourcePosition]:
         rows = self._query(
@@ -729,15 +692,29 @@ def _first_of_each(events: Sequence[Event], new: set[str]) -> list[Event]:
 
 
 def _health_row(health: PipelineHealth) -> tuple[object, ...]:
-    return tuple(
-        _text(value) if isinstance(value, str) else value
-        for value in (getattr(health, field) for _, field in _HEALTH_FIELDS)
-    )
+    return tuple(_text(value) if isinstance(value, str) else value for value in health_row(health))
 
 
 def _text(value: str) -> str:
     """PostgreSQL's text holds no NUL: it is kept visible, as a rejection's raw text is."""
     return value.replace("\x00", "\\x00")
+
+
+def _prepared(
+    conninfo: str, schema: str, prepare: Callable[[psycopg.Connection[Any]], int]
+) -> tuple[psycopg.Connection[Any], int]:
+    """A new connection and the schema version `prepare` found (or made) with it;
+    whatever fails closes the connection and is said in one line."""
+    _check_schema(schema)
+    db = _connect(conninfo)
+    try:
+        return db, prepare(db)
+    except StoreError:
+        db.close()
+        raise
+    except Exception as error:
+        db.close()
+        raise StoreError(_describe(error, conninfo)) from None
 
 
 def _check_schema(schema: str) -> None:

@@ -20,16 +20,19 @@ from typing import Any, Final
 from urllib.parse import quote
 
 from imdb_tui.catalog import Movie
-from imdb_tui.clock import utc_iso
 from imdb_tui.events import Event, Rejection
-from imdb_tui.health import ENDED_STATES, LIVE_SECONDS, PipelineHealth
+from imdb_tui.health import PipelineHealth
 from imdb_tui.store import (
+    HEALTH_COLUMNS,
+    HEALTH_FIELDS,
     AggregateFn,
     Aggregates,
     DeadLetter,
     SourcePosition,
     StoreError,
     TopMovie,
+    health_from_rows,
+    health_row,
     next_minute,
 )
 from imdb_tui.store.writer import ProcessWriter, ThreadWriter, Writer
@@ -231,30 +234,9 @@ _UPSERT_POSITIONS: Final = (
 )
 # The pipelines table's columns and the PipelineHealth field each holds, in one
 # order kept here only: rows are written and read back by it.
-_HEALTH_FIELDS: Final = (
-    ("id", "pipeline_id"),
-    ("host", "host"),
-    ("pid", "pid"),
-    ("state", "state"),
-    ("source", "source"),
-    ("target_rate", "target_rate"),
-    ("ingest_rate", "ingest_rate"),
-    ("emitted", "emitted"),
-    ("stored", "stored"),
-    ("queue", "queue_depth"),
-    ("lag_p50_ms", "lag_p50_ms"),
-    ("lag_p99_ms", "lag_p99_ms"),
-    ("error", "error"),
-    ("stream_time", "stream_time"),
-    ("replay_speed", "replay_speed"),
-    ("as_of", "as_of"),
-    ("started_at", "started_at"),
-    ("last_seen", "last_seen"),
-)
-_HEALTH_COLUMNS: Final = ", ".join(column for column, _ in _HEALTH_FIELDS)
 _PUT_HEALTH: Final = (
-    f"INSERT OR REPLACE INTO pipelines ({_HEALTH_COLUMNS})"  # noqa: S608 (constants)
-    f" VALUES ({', '.join('?' * len(_HEALTH_FIELDS))})"
+    f"INSERT OR REPLACE INTO pipelines ({HEALTH_COLUMNS})"  # noqa: S608 (constants)
+    f" VALUES ({', '.join('?' * len(HEALTH_FIELDS))})"
 )
 
 
@@ -485,12 +467,12 @@ class SqliteStore:
                     _UPSERT_POSITIONS, [(p.source, p.position, received_at) for p in positions]
                 )
             if health is not None:
-                db.execute(_PUT_HEALTH, _health_row(health))
+                db.execute(_PUT_HEALTH, health_row(health))
         return list(stored)
 
     def put_health(self, health: PipelineHealth) -> None:
         with self._transaction():
-            self._db.execute(_PUT_HEALTH, _health_row(health))
+            self._db.execute(_PUT_HEALTH, health_row(health))
 
     def _new_events(self, events: Sequence[Event]) -> list[Event]:
         """The events whose id is not stored yet, each id once, in order."""
@@ -687,18 +669,9 @@ class SqliteStore:
         if self._version < 3:  # read as it is: an older file has no health rows
             return []
         rows = self._query(
-            f"SELECT {_HEALTH_COLUMNS} FROM pipelines ORDER BY last_seen DESC, id"  # noqa: S608
+            f"SELECT {HEALTH_COLUMNS} FROM pipelines ORDER BY last_seen DESC, id"  # noqa: S608
         )
-        heard = utc_iso(now - LIVE_SECONDS)
-        names = [field for _, field in _HEALTH_FIELDS]
-        read = [dict(zip(names, row, strict=True)) for row in rows]
-        return [
-            PipelineHealth(
-                **{**fields, "stream_time": bool(fields["stream_time"])},
-                live=fields["state"] not in ENDED_STATES and fields["last_seen"] >= heard,
-            )
-            for fields in read
-        ]
+        return health_from_rows(rows, now)
 
     def positions(self) -> list[SourcePosition]:
         if self._version < 3:
@@ -762,10 +735,6 @@ def _json_rows_sql(head: str, tail: str, width: int) -> str:
     columns = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(width))
     # "WHERE true" tells SQLite the ON CONFLICT belongs to the INSERT.
     return f"{head} SELECT {columns} FROM json_each(?) WHERE true{tail}"  # noqa: S608 (constants)
-
-
-def _health_row(health: PipelineHealth) -> tuple[object, ...]:
-    return tuple(getattr(health, field) for _, field in _HEALTH_FIELDS)
 
 
 def _connect(path: str, busy: float = 5.0) -> sqlite3.Connection:
