@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from imdb_tui.metrics import Aggregator
 from imdb_tui.store import open_store
 from tests.conftest import Database
 from tests.postgres_server import Server, throwaway_server
@@ -242,3 +243,72 @@ def test_the_same_events_give_the_same_report_on_both_backends(
         reports.append(data)
     assert reports[0] == reports[1]
     assert reports[0]["events_total"] == 3000 and reports[0]["dead_letters"] == 2
+
+
+def test_problems_at_start_are_one_line_and_exit_2(postgres_url: str) -> None:
+    import psycopg
+
+    from tests.postgres_server import free_port
+
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute("DROP ROLE IF EXISTS visitor")
+        admin.execute("CREATE ROLE visitor LOGIN")
+        admin.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+    server = postgres_url.rsplit("/", 1)[0].replace("postgres@", "")
+    cases = {
+        f"postgresql://nobody:pw@127.0.0.1:{free_port()}/x": "cannot reach PostgreSQL at",
+        f"{postgres_url.rsplit('/', 1)[0]}/no_such_db": '"no_such_db" does not exist',
+        f"{server.replace('//', '//visitor@')}/imdb_tui_test": "the right to create tables",
+    }
+    for url, said in cases.items():
+        result = subprocess.run(
+            [COMMAND, "run", "--db", url, "--pg-schema", "fresh", "--duration", "1"],
+            capture_output=True,
+            text=True,
+            env=ENV,
+        )
+        assert result.returncode == 2, result
+        assert result.stdout == "" and len(result.stderr.splitlines()) == 1, result.stderr
+        assert said in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_deadlock_is_retried_inside_and_never_escapes(postgres_database: Database) -> None:
+    """Another transaction holds one of a batch's ids and then wants one the batch
+    holds: PostgreSQL aborts the batch's transaction, which is run again, whole."""
+    import threading
+
+    import psycopg
+
+    from tests.helpers import events
+
+    store = postgres_database.open()
+    first, second = events(range(2))
+    other = psycopg.connect(postgres_database.name)  # a transaction of its own
+    other.execute(f'SET search_path TO "{postgres_database.schema}"')
+    other.execute("SET deadlock_timeout = '30s'")  # so the batch is the one aborted
+    insert = (
+        "INSERT INTO events (event_id, event_time, user_id, session_id, movie_id, event_type)"
+        " VALUES (%s, %s, 'u', 's', 'tt0000001', 'view')"
+    )
+    other.execute(insert, (second.event_id, second.event_time))
+    result: list[object] = []
+    batch = threading.Thread(
+        target=lambda: result.append(
+            store.write_batch([first, second], [], "2026-11-23T10:00:00.000Z", Aggregator(None))
+        )
+    )
+    batch.start()  # inserts `first`, then waits on `second`
+    waiting = psycopg.connect(postgres_database.name, autocommit=True)
+    while not waiting.execute(
+        "SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'transactionid'"
+    ).fetchone()[0]:  # type: ignore[index]
+        time.sleep(0.01)
+    waiting.close()
+    other.execute(insert, (first.event_id, first.event_time))  # the deadlock
+    other.commit()
+    other.close()
+    batch.join(timeout=60)
+    assert result == [[]]  # run again after the other committed: both ids were stored
+    assert store.counters() == {"duplicates": 2}
+    assert store.count_events() == 2
+    store.close()
