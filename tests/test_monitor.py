@@ -343,6 +343,10 @@ async def monitor_of_file(
             await until(pilot, lambda: pipeline.state in ("finished", "failed"))
             await app.refresh_now()
             yield app, pilot
+            # Quit as a user does: the app waits for the pipeline's run to end, its
+            # writer (a child process) closed, before it exits.
+            await pilot.press("q")
+            await until(pilot, lambda: app.summary is not None)
     finally:
         store.close()
 
