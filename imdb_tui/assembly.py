@@ -15,6 +15,7 @@ from imdb_tui.pipeline import Pipeline, PipelineSettings
 from imdb_tui.simulator import Simulator, SimulatorSettings
 from imdb_tui.sources import Source, SourceError
 from imdb_tui.sources.jsonlines import JsonLinesSource
+from imdb_tui.sources.kinesis import is_kinesis
 from imdb_tui.sources.simulated import SimulatedSource
 from imdb_tui.store import Store
 
@@ -38,6 +39,8 @@ class Inputs:
     follow: bool = False
     events: BinaryIO | None = None
     """Stdin's data, when the terminal's keys were moved off it (the monitor)."""
+    start_from: str = "trim-horizon"
+    """Where a stream's shards with no checkpoint start (--from)."""
 
     def check(self) -> None:
         if self.follow and self.source == SIMULATOR:
@@ -51,10 +54,15 @@ def simulator(inputs: Inputs, catalog: Catalog, clock: Clock) -> Simulator:
 
 
 def open_source(inputs: Inputs, catalog: Catalog, clock: Clock) -> Source:
-    """The source --source names: the simulator, or JSON Lines from a file or stdin."""
+    """The source --source names: the simulator, JSON Lines from a file or stdin, or a
+    Kinesis stream."""
     if inputs.source == SIMULATOR:
         return SimulatedSource(simulator(inputs, catalog, clock))
     try:
+        if is_kinesis(inputs.source):
+            from imdb_tui.sources.kinesis import KinesisSource
+
+            return KinesisSource(inputs.source, inputs.start_from)
         return JsonLinesSource(inputs.source, inputs.events, inputs.follow)
     except SourceError as error:
         raise SetupError(str(error)) from None

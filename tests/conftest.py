@@ -13,6 +13,8 @@ from imdb_tui.clock import ManualClock
 from imdb_tui.store import Store, open_store
 from tests.postgres_server import GIVEN, throwaway_server
 
+pytest_plugins = ["tests.kinesis_server"]  # its fixtures: kinesis_env, aws
+
 # 2026-11-23 10:00:00 UTC: a fixed "now" for tests that need one.
 NOW = 1795428000.0
 

@@ -49,7 +49,8 @@ from imdb_tui.imdb import write_title_basics
 from imdb_tui.metrics import read_snapshot
 from imdb_tui.pipeline import MAX_RATE, Pacer, Pipeline, PipelineSettings, RunSummary
 from imdb_tui.simulator import Simulator
-from imdb_tui.sources import STDIN
+from imdb_tui.sources import STDIN, SourceError
+from imdb_tui.sources.kinesis import is_kinesis
 from imdb_tui.store import Store, StoreError
 
 
@@ -154,7 +155,8 @@ def run(options: Options, duration: float | None, count: int | None) -> None:
             f"source: simulator (seed {options.seed}, {movies} titles, {options.users:,} users)"
         )
     else:
-        click.echo(f"source: {pipeline.source.name} (JSON Lines)")
+        kind = "Kinesis stream" if is_kinesis(options.source) else "JSON Lines"
+        click.echo(f"source: {pipeline.source.name} ({kind})")
     try:
         outcome = asyncio.run(_run_headless(pipeline, duration))
         final = read_snapshot(store, time.time(), None, options.window)
@@ -248,6 +250,24 @@ async def _run_headless(pipeline: Pipeline, duration: float | None) -> RunSummar
     help="Also write the simulated catalogue as IMDb's title.basics (.gz if the name"
     " says so), for --catalog to name the movies of these events.",
 )
+@click.option(
+    "--to",
+    "to",
+    default="-",
+    metavar="-|kinesis://STREAM",
+    show_default=True,
+    help="Where the events go: stdout (-), or an Amazon Kinesis stream (PutRecords,"
+    " the user id as partition key; AWS settings from the environment and ~/.aws).",
+)
+@click.option(
+    "--create-shards",
+    "create_shards",
+    type=Number(1, 10_000, "shards"),
+    default=None,
+    metavar="N",
+    help="With --to kinesis://STREAM: create the stream with N shards if it does not"
+    " exist, and wait until it is active.",
+)
 @seed_option
 @users_option
 @titles_option
@@ -256,11 +276,14 @@ def produce(
     rate: float | None,
     start: float | None,
     catalog_out: str | None,
+    to: str,
+    create_shards: int | None,
     seed: int,
     users: int,
     titles: int,
 ) -> None:
-    """Write simulated events to stdout as JSON Lines, one event per line.
+    """Write simulated events to stdout as JSON Lines, one event per line, or put
+    them into a Kinesis stream.
 
     \b
     Examples:
@@ -268,6 +291,7 @@ def produce(
       imdb-tui produce --rate 500 | imdb-tui --source -     # the monitor, fed by a pipe
       imdb-tui produce --count 1e5 --seed 3 --start 2026-11-20T00:00:00Z \\
           --catalog-out titles.tsv.gz > day.jsonl            # reproducible, with names
+      imdb-tui produce --to kinesis://clicks --create-shards 4 --count 20000
     """
     inputs = Inputs(seed=seed, users=users, titles=titles)
     catalog = build_catalog(seed, titles)
@@ -276,11 +300,19 @@ def produce(
             write_title_basics(catalog.movies, catalog_out)
         except OSError as error:
             raise Failure(f"cannot write {catalog_out}: {error.strerror}") from None
-    out = sys.stdout
+    out: TextIO | KinesisOut = sys.stdout
+    if to != "-":
+        if not is_kinesis(to):
+            raise Failure(f"--to {to}: stdout (-) or kinesis://STREAM")
+        if start is not None:
+            raise Failure("--start writes a reproducible file: it goes with stdout, not --to")
+        out = KinesisOut(to, create_shards)
+    elif create_shards is not None:
+        raise Failure("--create-shards goes with --to kinesis://STREAM")
     if start is not None:
         clock = ManualClock(start)
         events = simulator(inputs, catalog, clock)
-        _produce_from(clock, 1 / (rate or START_RATE), events, count, out)
+        _produce_from(clock, 1 / (rate or START_RATE), events, count, sys.stdout)
         return
     events = simulator(inputs, catalog, SystemClock())
     left = count
@@ -296,11 +328,42 @@ def produce(
             chunk = min(chunk, due)
         # Whole chunks, cut after: what comes out does not depend on --count.
         records = events.records(chunk)[:left]
-        out.write("".join(json.dumps(record, separators=(",", ":")) + "\n" for record in records))
-        out.flush()
+        if isinstance(out, KinesisOut):
+            out.send(records)
+        else:
+            out.write("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records))
+            out.flush()
         pacer.sent(len(records))
         if left is not None:
             left -= len(records)
+    if isinstance(out, KinesisOut):
+        out.close()
+
+
+class KinesisOut:
+    """produce's events into a stream, said in one line each at the end."""
+
+    def __init__(self, url: str, create_shards: int | None) -> None:
+        from imdb_tui.sources.kinesis import KinesisSink
+
+        try:
+            self._sink = KinesisSink(url, create_shards)
+        except SourceError as error:
+            raise Failure(str(error)) from None
+        self._url = url
+
+    def send(self, records: list[dict[str, object]]) -> None:
+        try:
+            self._sink.send(records)
+        except SourceError as error:
+            raise Failure(str(error)) from None
+
+    def close(self) -> None:
+        click.echo(
+            f"put {plural(self._sink.put, 'record')} into {self._url}"
+            f" ({self._sink.retries:,} sent again after the service turned them down)",
+            err=True,
+        )
 
 
 def _produce_from(

@@ -20,6 +20,7 @@ import platformdirs
 from imdb_tui.assembly import SIMULATOR, Inputs
 from imdb_tui.clock import parse_duration
 from imdb_tui.pipeline import MAX_RATE
+from imdb_tui.sources.kinesis import is_kinesis
 
 DEFAULT_DB = Path(platformdirs.user_data_dir("imdb-tui")) / "events.db"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -229,10 +230,21 @@ def pipeline_options(f: F) -> F:
         click.option(
             "--source",
             default=SIMULATOR,
-            metavar="sim|PATH|-",
+            metavar="sim|PATH|-|kinesis://STREAM",
             show_default=True,
-            help="Where events come from: the simulator, a JSON Lines file (.gz too)"
-            " or - for stdin. A file's lines that are not events go to the dead letters.",
+            help="Where events come from: the simulator, a JSON Lines file (.gz too),"
+            " - for stdin, or an Amazon Kinesis stream (AWS settings from the environment"
+            " and ~/.aws). Records that are not events go to the dead letters.",
+        ),
+        click.option(
+            "--from",
+            "start_from",
+            default="trim-horizon",
+            show_default=True,
+            metavar="trim-horizon|latest|TIME",
+            help="With a kinesis:// source: where a shard with no checkpoint in the"
+            " database starts (the oldest record kept, new records only, or a time such"
+            " as 2026-11-20T10:00:00Z). Later runs carry on after the checkpoints.",
         ),
         click.option(
             "--catalog",
@@ -325,6 +337,7 @@ class Options:
     """The values of `pipeline_options`, as one argument of the commands."""
 
     source: str
+    start_from: str
     catalog: str | None
     ratings: str | None
     follow: bool
@@ -342,6 +355,8 @@ class Options:
     titles: int
 
     def settings(self) -> dict[str, Any]:
+        if self.start_from != "trim-horizon" and not is_kinesis(self.source):
+            raise Failure("--from goes with a kinesis:// --source")
         """Their PipelineSettings keywords. Events from a file or a pipe may be history:
         their metrics are read at stream time (the newest event time seen), and
         --replay-speed paces them by their times."""
@@ -356,7 +371,8 @@ class Options:
             "retention_seconds": self.retention,
             "max_bytes": self.max_size,
             "writer_process": self.writer == "process",
-            "stream_time": self.source != SIMULATOR,
+            # A file or a pipe may hold history; the simulator and a stream are live.
+            "stream_time": self.source != SIMULATOR and not is_kinesis(self.source),
             "replay_speed": self.replay_speed,
             "from_start": self.from_start,
         }
@@ -371,6 +387,7 @@ class Options:
             self.ratings,
             self.follow,
             events,
+            self.start_from,
         )
 
 

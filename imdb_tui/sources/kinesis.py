@@ -1,0 +1,355 @@
+"""Amazon Kinesis: a stream as a source (every shard, resumed from checkpoints),
+and a stream as where `imdb-tui produce --to kinesis://STREAM` puts events.
+
+A shard's checkpoint is the sequence number of the last record handed out from
+it; the pipeline commits it with the batch holding that record, so a restart
+carries on after it and stores exactly the records not stored yet. A shard made
+by a resharding is read once its parents are read to their end, so a user's
+events (one partition key: one shard at a time) stay in order.
+
+Region, credentials and endpoint come from the standard AWS configuration (the
+environment, ~/.aws, an instance role; AWS_ENDPOINT_URL for a local endpoint).
+boto3 is imported only when a kinesis:// URL is used (`pip install 'imdb-tui[aws]'`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+
+from imdb_tui.events import RawRecord
+from imdb_tui.sources import Lookup, SourceError
+from imdb_tui.store import SourcePosition
+
+SCHEME: Final = "kinesis://"
+CALL_INTERVAL: Final = 0.2
+"""GetRecords is allowed 5 calls a second on a shard: one every 0.2 s, at most."""
+THROTTLED_PAUSE: Final = 1.0
+SHARDS_REFRESH: Final = 10.0
+"""How often the stream's shards are listed again (a resharding adds some)."""
+PUT_RECORDS: Final = 500
+PUT_BYTES: Final = 5 * 1024 * 1024
+
+
+def is_kinesis(name: str) -> bool:
+    return name.startswith(SCHEME)
+
+
+def stream_name(url: str) -> str:
+    name = url[len(SCHEME) :].strip("/")
+    if not name or "/" in name:
+        raise SourceError(f"{url}: name a stream, as kinesis://STREAM")
+    return name
+
+
+def client() -> Any:
+    """A Kinesis client from the standard AWS configuration."""
+    try:
+        import boto3
+        from botocore.config import Config
+    except ImportError:
+        raise SourceError("Kinesis needs boto3: pip install 'imdb-tui[aws]'") from None
+    config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5)
+    # AWS_REGION is what the other AWS SDKs and the CLI read; botocore reads only
+    # AWS_DEFAULT_REGION and the profile's region.
+    region = boto3.session.Session().region_name or os.environ.get("AWS_REGION")
+    try:
+        return boto3.client("kinesis", config=config, region_name=region)
+    except Exception as error:  # NoRegionError and kin: said in one line
+        raise SourceError(describe(error)) from None
+
+
+def describe(error: BaseException, stream: str | None = None) -> str:
+    """One line for an AWS failure a user can act on."""
+    name = type(error).__name__
+    code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
+    where = f"kinesis://{stream}" if stream else "Kinesis"
+    if name == "NoRegionError":
+        return "no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or a profile's region)"
+    if name in ("NoCredentialsError", "PartialCredentialsError"):
+        return "no AWS credentials: set them in the environment, ~/.aws or an instance role"
+    if code == "ResourceNotFoundException":
+        return f"{where}: no such stream (create it, or produce with --create-shards N)"
+    if code in ("AccessDeniedException", "UnrecognizedClientException"):
+        return f"{where}: access denied ({code})"
+    if name in ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError"):
+        return f"cannot reach {where}: {error}"
+    return f"{where}: {error}"
+
+
+@dataclass
+class _Shard:
+    shard_id: str
+    parents: tuple[str, ...]
+    iterator: str | None = None
+    checkpoint: str | None = None
+    """The sequence number of the last record fetched (handed out or waiting to be)."""
+    finished: bool = False
+    """Closed by a resharding and read to its end."""
+    next_call: float = 0.0
+    behind_ms: int | None = None
+    started: bool = False
+    fetched: deque[tuple[bytes, str]] = field(default_factory=deque)
+
+
+class KinesisSource:
+    """Every shard of a stream, read in turn; each one's position is its checkpoint."""
+
+    def __init__(self, url: str, start_from: str = "trim-horizon", kinesis: Any = None) -> None:
+        """Connects and checks the stream at once, so a problem is said at start."""
+        self._stream = stream_name(url)
+        self.name = f"{SCHEME}{self._stream}"
+        self._from = start_from
+        self._timestamp = _moment(start_from)
+        self._kinesis = kinesis if kinesis is not None else client()
+        self._shards: dict[str, _Shard] = {}
+        self._handed: dict[str, str] = {}  # shard -> sequence number of the last handed out
+        self._listed = 0.0
+        self._stopped: asyncio.Event | None = None
+        try:
+            self._kinesis.describe_stream_summary(StreamName=self._stream)
+        except Exception as error:
+            raise SourceError(describe(error, self._stream)) from None
+
+    def key(self, shard_id: str) -> str:
+        return f"kinesis:{self._stream}/{shard_id}"
+
+    async def start(self, stored: Lookup) -> str | None:
+        self._stopped = asyncio.Event()
+        await self._list_shards()
+        resumed = 0
+        for shard in self._shards.values():
+            position = stored(self.key(shard.shard_id))
+            if position is None:
+                continue
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                shard.checkpoint = str(json.loads(position)["sequence"])
+                self._handed[shard.shard_id] = shard.checkpoint
+                resumed += 1
+        if not resumed:
+            return None
+        return f"{resumed} of {len(self._shards)} shards after their checkpoints"
+
+    async def read(self, limit: int) -> list[RawRecord]:
+        while not self._stopping():
+            records = self._take(limit)
+            if records:
+                return records
+            if time.monotonic() - self._listed > SHARDS_REFRESH:
+                await self._list_shards()
+            due = [s for s in self._readable() if s.next_call <= time.monotonic()]
+            if due:
+                await asyncio.gather(*(asyncio.to_thread(self._fetch, s) for s in due))
+                continue
+            waits = [s.next_call for s in self._readable()] or [time.monotonic() + CALL_INTERVAL]
+            pause = max(0.0, min(waits) - time.monotonic())
+            assert self._stopped is not None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), pause)
+        return []
+
+    def positions(self) -> Sequence[SourcePosition]:
+        return tuple(
+            SourcePosition(self.key(shard), json.dumps({"sequence": sequence}))
+            for shard, sequence in sorted(self._handed.items())
+        )
+
+    def acknowledge(self, positions: Sequence[SourcePosition]) -> None:
+        pass  # the checkpoints are in the store, committed with their records
+
+    def stop(self) -> None:
+        if self._stopped is not None:
+            self._stopped.set()
+
+    def lag(self) -> dict[str, int | None]:
+        """Each shard's MillisBehindLatest at its last read."""
+        return {s.shard_id: s.behind_ms for s in self._shards.values()}
+
+    # Reading -------------------------------------------------------------------
+
+    def _stopping(self) -> bool:
+        return self._stopped is not None and self._stopped.is_set()
+
+    def _take(self, limit: int) -> list[RawRecord]:
+        """Up to `limit` fetched records, shard after shard, noting what each handed out."""
+        records: list[RawRecord] = []
+        for shard in self._shards.values():
+            while shard.fetched and len(records) < limit:
+                data, sequence = shard.fetched.popleft()
+                records.append(data)
+                self._handed[shard.shard_id] = sequence
+            if len(records) >= limit:
+                break
+        return records
+
+    def _readable(self) -> list[_Shard]:
+        """Open shards whose parents (if still in the stream) have been read to their end."""
+        return [
+            shard
+            for shard in self._shards.values()
+            if not shard.finished
+            and not shard.fetched
+            and all(self._shards[p].finished for p in shard.parents if p in self._shards)
+        ]
+
+    def _fetch(self, shard: _Shard) -> None:
+        """One GetRecords call on a shard (on a worker thread)."""
+        shard.next_call = time.monotonic() + CALL_INTERVAL
+        try:
+            if shard.iterator is None:
+                shard.iterator = self._iterator(shard)
+            answer = self._kinesis.get_records(ShardIterator=shard.iterator, Limit=10_000)
+        except Exception as error:
+            code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
+            if code == "ProvisionedThroughputExceededException":
+                shard.next_call = time.monotonic() + THROTTLED_PAUSE
+                return
+            if code == "ExpiredIteratorException":
+                shard.iterator = None
+                return
+            raise SourceError(describe(error, self._stream)) from None
+        for record in answer.get("Records", ()):
+            shard.fetched.append((record["Data"], record["SequenceNumber"]))
+            shard.checkpoint = record["SequenceNumber"]
+        shard.iterator = answer.get("NextShardIterator")
+        shard.behind_ms = answer.get("MillisBehindLatest")
+        if shard.iterator is None:
+            shard.finished = True  # closed by a resharding, and read to its end
+
+    def _iterator(self, shard: _Shard) -> str:
+        options: dict[str, Any] = {"StreamName": self._stream, "ShardId": shard.shard_id}
+        if shard.checkpoint is not None:
+            options |= {
+                "ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
+                "StartingSequenceNumber": shard.checkpoint,
+            }
+        elif shard.parents and any(p in self._shards for p in shard.parents):
+            options["ShardIteratorType"] = "TRIM_HORIZON"  # a child: all of it, after its parents
+        elif self._timestamp is not None:
+            options |= {"ShardIteratorType": "AT_TIMESTAMP", "Timestamp": self._timestamp}
+        elif self._from == "latest":
+            options["ShardIteratorType"] = "LATEST"
+        else:
+            options["ShardIteratorType"] = "TRIM_HORIZON"
+        iterator: str = self._kinesis.get_shard_iterator(**options)["ShardIterator"]
+        return iterator
+
+    async def _list_shards(self) -> None:
+        try:
+            found = await asyncio.to_thread(self._all_shards)
+        except Exception as error:
+            raise SourceError(describe(error, self._stream)) from None
+        self._listed = time.monotonic()
+        for shard in found:
+            shard_id = shard["ShardId"]
+            if shard_id not in self._shards:
+                parents = tuple(
+                    p for p in (shard.get("ParentShardId"), shard.get("AdjacentParentShardId")) if p
+                )
+                self._shards[shard_id] = _Shard(shard_id, parents)
+
+    def _all_shards(self) -> list[dict[str, Any]]:
+        shards: list[dict[str, Any]] = []
+        answer = self._kinesis.list_shards(StreamName=self._stream)
+        shards += answer["Shards"]
+        while answer.get("NextToken"):
+            answer = self._kinesis.list_shards(NextToken=answer["NextToken"])
+            shards += answer["Shards"]
+        return shards
+
+
+class KinesisSink:
+    """Where `produce --to kinesis://STREAM` puts events: PutRecords of at most 500
+    records and 5 MiB, the user id as partition key (a user's events stay in order
+    on one shard), each record the service turns down sent again, with backoff."""
+
+    def __init__(self, url: str, create_shards: int | None = None, kinesis: Any = None) -> None:
+        self._stream = stream_name(url)
+        self._kinesis = kinesis if kinesis is not None else client()
+        self.put = 0
+        self.retries = 0
+        try:
+            if create_shards is not None:
+                self._create(create_shards)
+            self._kinesis.describe_stream_summary(StreamName=self._stream)
+        except SourceError:
+            raise
+        except Exception as error:
+            raise SourceError(describe(error, self._stream)) from None
+
+    def _create(self, shards: int) -> None:
+        try:
+            self._kinesis.create_stream(StreamName=self._stream, ShardCount=shards)
+        except Exception as error:
+            code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
+            if code != "ResourceInUseException":  # it exists: use it as it is
+                raise
+        self._kinesis.get_waiter("stream_exists").wait(
+            StreamName=self._stream, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
+        )
+
+    def send(self, records: Sequence[dict[str, Any]]) -> None:
+        """Put these records, in order within each partition key, until all are in."""
+        entries = [
+            {
+                "Data": json.dumps(record, separators=(",", ":")).encode(),
+                "PartitionKey": str(record.get("user_id") or "-")[:256],
+            }
+            for record in records
+        ]
+        start = 0
+        while start < len(entries):
+            size, end = 0, start
+            while end < len(entries) and end - start < PUT_RECORDS:
+                size += len(entries[end]["Data"]) + len(entries[end]["PartitionKey"])
+                if size > PUT_BYTES and end > start:
+                    break
+                end += 1
+            self._put_all(entries[start:end])
+            start = end
+
+    def _put_all(self, entries: list[dict[str, Any]]) -> None:
+        delay = 0.05
+        while entries:
+            try:
+                answer = self._kinesis.put_records(StreamName=self._stream, Records=entries)
+            except Exception as error:
+                code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
+                if code not in ("ProvisionedThroughputExceededException", "InternalFailure"):
+                    raise SourceError(describe(error, self._stream)) from None
+                failed = entries
+            else:
+                failed = [
+                    entry
+                    for entry, result in zip(entries, answer["Records"], strict=True)
+                    if result.get("ErrorCode")
+                ]
+            self.put += len(entries) - len(failed)
+            if failed:
+                self.retries += len(failed)
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+            entries = failed
+
+
+def _moment(start_from: str) -> datetime | None:
+    """--from as a time, if it is one (else trim-horizon or latest)."""
+    if start_from in ("trim-horizon", "latest"):
+        return None
+    try:
+        moment = datetime.fromisoformat(start_from.replace("Z", "+00:00"))
+    except ValueError:
+        raise SourceError(
+            f"--from {start_from!r}: trim-horizon, latest, or a time (2026-11-20T10:00:00Z)"
+        ) from None
+    if moment.tzinfo is None:
+        raise SourceError(f"--from {start_from!r}: give the time zone (Z for UTC)")
+    return moment
