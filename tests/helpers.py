@@ -20,6 +20,8 @@ class ListSource:
 
     name = "list"
 
+    trouble: str | None = None  # reading never waits on a passing problem
+
     def __init__(self, records: Sequence[RawRecord]) -> None:
         self._records = list(records)
         self.key = f"list:{records[0]!r}" if records else "list:"  # known by its first

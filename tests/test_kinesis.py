@@ -289,3 +289,44 @@ async def test_a_split_shards_children_are_read_after_all_of_their_parent() -> N
         "kinesis:resharded/parent": '{"sequence": "11999"}',
         "kinesis:resharded/right": '{"sequence": "499"}',
     }
+
+
+def test_an_endpoint_away_mid_run_is_waited_for_and_nothing_is_lost(tmp_path: Path) -> None:
+    """The stream's endpoint stops answering for a while: the status line says so,
+    the shards are read again once it is back, and every record is stored once."""
+    import os
+
+    from moto.server import ThreadedMotoServer
+
+    from tests.kinesis_server import CREDENTIALS
+    from tests.postgres_server import free_port
+
+    port = free_port()
+    env = {**os.environ, **CREDENTIALS, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    consumer = None
+    try:
+        name = stream()
+        produce(env, name, 5_000, "--create-shards", "2", "--seed", "6")
+        db = tmp_path / "k.db"
+        consumer = consume(env, name, db, "--rate", "1000")
+        until_stored(db, 1_000, consumer)
+        server.stop()  # gone: connections refused
+        assert consumer.stdout is not None
+        seen = []
+        for line in consumer.stdout:
+            seen.append(line)
+            if "waiting" in line and "input: cannot reach kinesis://" in line:
+                break
+        assert "input: cannot reach kinesis://" in seen[-1], "".join(seen)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()  # back, with the stream as it was
+        until_stored(db, 5_000, consumer)
+        finish(consumer)
+    finally:
+        if consumer is not None:
+            consumer.kill()
+        server.stop()
+    assert query(db, "SELECT count(*), count(DISTINCT event_id) FROM events") == [(5_000, 5_000)]
+    assert query(db, "SELECT count(*) FROM counters WHERE name = 'duplicates'") == [(0,)]

@@ -37,6 +37,8 @@ class HeldSource:
 
     name = "held"
 
+    trouble: str | None = None  # reading never waits on a passing problem
+
     def __init__(self, simulator: Simulator, count: int) -> None:
         self._records = list(simulator.records(count))
         self._stopped = asyncio.Event()

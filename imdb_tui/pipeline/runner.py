@@ -131,7 +131,8 @@ class Pipeline:
         if self.input_error is not None:
             return f"input error: {self.input_error}"
         if self._error is None:
-            return None
+            trouble = self.source.trouble
+            return None if trouble is None or self._finished else f"input: {trouble}, retrying"
         return f"storage error: {self._error}" + ("" if self._finished else ", retrying")
 
     @property
@@ -144,8 +145,8 @@ class Pipeline:
             if self.input_error is not None:
                 return "failed"
             return "stopped" if self._producer.stopping else "finished"
-        if self._error is not None:
-            return "waiting"  # on the store: the batch is retried, the queue holds the rest
+        if self._error is not None or self.source.trouble is not None:
+            return "waiting"  # on the store (the batch is retried) or on the source
         if self._producer.stopping or self._producer.done:
             return "draining"
         return "paused" if self.paused else "running"

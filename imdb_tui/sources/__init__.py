@@ -28,6 +28,10 @@ Lookup = Callable[[str], "str | None"]
 class Source(Protocol):
     name: str
     """What to call the source on screen: a file name, stdin, simulator, a stream."""
+    trouble: str | None
+    """A passing problem the source is retrying (a stream that cannot be reached),
+    said for a person; None while reading goes well. A problem it cannot get past
+    is raised from `read` as a SourceError instead: the input error that ends a run."""
 
     async def start(self, stored: Lookup) -> str | None:
         """Before the first read: look up the stored positions and carry on from them.

@@ -100,6 +100,8 @@ class JsonLinesSource:
     came before it, its partial last line included, and then raises SourceError.
     """
 
+    trouble: str | None = None  # reading never waits on a passing problem
+
     def __init__(self, path: str, file: BinaryIO | None = None, follow: bool = False) -> None:
         """`file`, if given, is read instead of opening `path` (which names it)."""
         self.name = "stdin" if path == STDIN else path

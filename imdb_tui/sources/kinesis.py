@@ -33,6 +33,8 @@ SCHEME: Final = "kinesis://"
 CALL_INTERVAL: Final = 0.2
 """GetRecords is allowed 5 calls a second on a shard: one every 0.2 s, at most."""
 THROTTLED_PAUSE: Final = 1.0
+TROUBLE_PAUSE: Final = 1.0
+"""How long a shard waits after a passing failure (no connection, a service error)."""
 SHARDS_REFRESH: Final = 10.0
 """How often the stream's shards are listed again (a resharding adds some)."""
 PUT_RECORDS: Final = 500
@@ -70,7 +72,7 @@ def client() -> Any:
 def describe(error: BaseException, stream: str | None = None) -> str:
     """One line for an AWS failure a user can act on."""
     name = type(error).__name__
-    code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
+    code = _code(error)
     where = f"kinesis://{stream}" if stream else "Kinesis"
     if name == "NoRegionError":
         return "no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or a profile's region)"
@@ -114,6 +116,7 @@ class KinesisSource:
         self._handed: dict[str, str] = {}  # shard -> sequence number of the last handed out
         self._listed = 0.0
         self._stopped: asyncio.Event | None = None
+        self.trouble: str | None = None
         try:
             self._kinesis.describe_stream_summary(StreamName=self._stream)
         except Exception as error:
@@ -208,14 +211,19 @@ class KinesisSource:
                 shard.iterator = self._iterator(shard)
             answer = self._kinesis.get_records(ShardIterator=shard.iterator, Limit=10_000)
         except Exception as error:
-            code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
+            code = _code(error)
             if code == "ProvisionedThroughputExceededException":
                 shard.next_call = time.monotonic() + THROTTLED_PAUSE
                 return
             if code == "ExpiredIteratorException":
                 shard.iterator = None
                 return
+            if _passing(error):  # the same call again, after a pause, until it goes
+                self.trouble = describe(error, self._stream)
+                shard.next_call = time.monotonic() + TROUBLE_PAUSE
+                return
             raise SourceError(describe(error, self._stream)) from None
+        self.trouble = None
         for record in answer.get("Records", ()):
             shard.fetched.append((record["Data"], record["SequenceNumber"]))
             shard.checkpoint = record["SequenceNumber"]
@@ -243,11 +251,14 @@ class KinesisSource:
         return iterator
 
     async def _list_shards(self) -> None:
+        self._listed = time.monotonic()
         try:
             found = await asyncio.to_thread(self._all_shards)
         except Exception as error:
+            if self._shards and _passing(error):  # go on with the shards known
+                self.trouble = describe(error, self._stream)
+                return
             raise SourceError(describe(error, self._stream)) from None
-        self._listed = time.monotonic()
         for shard in found:
             shard_id = shard["ShardId"]
             if shard_id not in self._shards:
@@ -289,8 +300,7 @@ class KinesisSink:
         try:
             self._kinesis.create_stream(StreamName=self._stream, ShardCount=shards)
         except Exception as error:
-            code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
-            if code != "ResourceInUseException":  # it exists: use it as it is
+            if _code(error) != "ResourceInUseException":  # it exists: use it as it is
                 raise
         self._kinesis.get_waiter("stream_exists").wait(
             StreamName=self._stream, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
@@ -322,8 +332,8 @@ class KinesisSink:
             try:
                 answer = self._kinesis.put_records(StreamName=self._stream, Records=entries)
             except Exception as error:
-                code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
-                if code not in ("ProvisionedThroughputExceededException", "InternalFailure"):
+                throttled = _code(error) == "ProvisionedThroughputExceededException"
+                if not (throttled or _passing(error)):
                     raise SourceError(describe(error, self._stream)) from None
                 failed = entries
             else:
@@ -338,6 +348,36 @@ class KinesisSink:
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
             entries = failed
+
+
+def _code(error: BaseException) -> str:
+    """An AWS error's code (ResourceNotFoundException, ...), or ''."""
+    code: str = getattr(error, "response", {}).get("Error", {}).get("Code", "")
+    return code
+
+
+_PASSING_CODES: Final = frozenset(
+    {
+        "InternalFailure",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "LimitExceededException",
+    }
+)
+
+
+def _passing(error: BaseException) -> bool:
+    """A failure that goes away by itself: the endpoint unreachable for a while, the
+    service's own errors. Not a missing stream, nor a denied access."""
+    try:
+        from botocore.exceptions import ConnectionError as NoConnection
+        from botocore.exceptions import HTTPClientError
+    except ImportError:  # pragma: no cover - boto3 brings botocore
+        return False
+    if isinstance(error, NoConnection | HTTPClientError):
+        return True
+    status = getattr(error, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    return _code(error) in _PASSING_CODES or status >= 500
 
 
 def _moment(start_from: str) -> datetime | None:

@@ -13,6 +13,8 @@ from imdb_tui.store import SourcePosition
 class SimulatedSource:
     name = "simulator"
 
+    trouble: str | None = None  # reading never waits on a passing problem
+
     def __init__(self, simulator: Simulator) -> None:
         self._simulator = simulator
 
