@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/monitor.py
 	$(BIN)/python bench/catalog.py
 	$(BIN)/python bench/postgres.py
+	$(BIN)/python bench/kinesis.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -33,6 +33,8 @@ SCHEME: Final = "kinesis://"
 CALL_INTERVAL: Final = 0.2
 """GetRecords is allowed 5 calls a second on a shard: one every 0.2 s, at most."""
 THROTTLED_PAUSE: Final = 1.0
+PREFETCH: Final = 10_000
+"""A shard is read ahead while fewer records than this wait to be handed out."""
 TROUBLE_PAUSE: Final = 1.0
 """How long a shard waits after a passing failure (no connection, a service error)."""
 SHARDS_REFRESH: Final = 10.0
@@ -116,6 +118,7 @@ class KinesisSource:
         self._handed: dict[str, str] = {}  # shard -> sequence number of the last handed out
         self._listed = 0.0
         self._stopped: asyncio.Event | None = None
+        self._fetching: dict[str, asyncio.Future[Any]] = {}
         self.trouble: str | None = None
         try:
             self._kinesis.describe_stream_summary(StreamName=self._stream)
@@ -142,22 +145,44 @@ class KinesisSource:
         return f"{resumed} of {len(self._shards)} shards after their checkpoints"
 
     async def read(self, limit: int) -> list[RawRecord]:
+        """Records already fetched, at once; meanwhile each readable shard's next
+        GetRecords is under way on a thread of its own, so reading overlaps storing."""
         while not self._stopping():
+            if time.monotonic() - self._listed > SHARDS_REFRESH:
+                await self._list_shards()
+            self._fetch_due()
             records = self._take(limit)
             if records:
                 return records
-            if time.monotonic() - self._listed > SHARDS_REFRESH:
-                await self._list_shards()
-            due = [s for s in self._readable() if s.next_call <= time.monotonic()]
-            if due:
-                await asyncio.gather(*(asyncio.to_thread(self._fetch, s) for s in due))
-                continue
+            assert self._stopped is not None
             waits = [s.next_call for s in self._readable()] or [time.monotonic() + CALL_INTERVAL]
             pause = max(0.0, min(waits) - time.monotonic())
-            assert self._stopped is not None
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopped.wait(), pause)
+            stopped: asyncio.Future[Any] = asyncio.ensure_future(self._stopped.wait())
+            await asyncio.wait(
+                [stopped, *self._fetching.values()],
+                timeout=pause if not self._fetching else None,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            stopped.cancel()
+            self._collect()
         return []
+
+    def _fetch_due(self) -> None:
+        """Start a GetRecords on each readable shard whose turn it is."""
+        now = time.monotonic()
+        for shard in self._readable():
+            if shard.next_call <= now and shard.shard_id not in self._fetching:
+                shard.next_call = now + CALL_INTERVAL
+                self._fetching[shard.shard_id] = asyncio.ensure_future(
+                    asyncio.to_thread(self._call, shard)
+                )
+
+    def _collect(self) -> None:
+        """Take in the GetRecords that have ended (on the loop: shards change only here)."""
+        for shard_id, task in list(self._fetching.items()):
+            if task.done():
+                del self._fetching[shard_id]
+                self._apply(self._shards[shard_id], task.result())  # a SourceError: raised
 
     def positions(self) -> Sequence[SourcePosition]:
         return tuple(
@@ -171,6 +196,8 @@ class KinesisSource:
     def stop(self) -> None:
         if self._stopped is not None:
             self._stopped.set()
+        for task in self._fetching.values():
+            task.cancel()  # its records were not handed out: read again next time
 
     def lag(self) -> dict[str, int | None]:
         """Each shard's MillisBehindLatest at its last read."""
@@ -194,35 +221,44 @@ class KinesisSource:
         return records
 
     def _readable(self) -> list[_Shard]:
-        """Open shards whose parents (if still in the stream) have been read to their end."""
+        """Open shards with room for more fetched records, whose parents (if still in the
+        stream) have been read to their end and handed out."""
         return [
             shard
             for shard in self._shards.values()
             if not shard.finished
-            and not shard.fetched
-            and all(self._shards[p].finished for p in shard.parents if p in self._shards)
+            and len(shard.fetched) < PREFETCH
+            and all(
+                self._shards[p].finished and not self._shards[p].fetched
+                for p in shard.parents
+                if p in self._shards
+            )
         ]
 
-    def _fetch(self, shard: _Shard) -> None:
-        """One GetRecords call on a shard (on a worker thread)."""
-        shard.next_call = time.monotonic() + CALL_INTERVAL
+    def _call(self, shard: _Shard) -> dict[str, Any] | BaseException:
+        """One GetRecords call on a shard, on a worker thread: its answer, or its error."""
         try:
-            if shard.iterator is None:
-                shard.iterator = self._iterator(shard)
-            answer = self._kinesis.get_records(ShardIterator=shard.iterator, Limit=10_000)
+            iterator = shard.iterator or self._iterator(shard)
+            answer: dict[str, Any] = self._kinesis.get_records(ShardIterator=iterator, Limit=10_000)
         except Exception as error:
-            code = _code(error)
+            return error
+        return answer
+
+    def _apply(self, shard: _Shard, answer: dict[str, Any] | BaseException) -> None:
+        """A GetRecords's outcome: its records queued in order, or its error dealt with."""
+        if isinstance(answer, BaseException):
+            code = _code(answer)
             if code == "ProvisionedThroughputExceededException":
                 shard.next_call = time.monotonic() + THROTTLED_PAUSE
-                return
-            if code == "ExpiredIteratorException":
+            elif code == "ExpiredIteratorException":
+                shard.iterator = None  # a new one after the checkpoint, next time
+            elif _passing(answer):  # the same call again, after a pause, until it goes
+                self.trouble = describe(answer, self._stream)
                 shard.iterator = None
-                return
-            if _passing(error):  # the same call again, after a pause, until it goes
-                self.trouble = describe(error, self._stream)
                 shard.next_call = time.monotonic() + TROUBLE_PAUSE
-                return
-            raise SourceError(describe(error, self._stream)) from None
+            else:
+                raise SourceError(describe(answer, self._stream))
+            return
         self.trouble = None
         for record in answer.get("Records", ()):
             shard.fetched.append((record["Data"], record["SequenceNumber"]))

@@ -1,0 +1,189 @@
+"""Reading a Kinesis stream: imdb-tui against a bare boto3 loop that only drains it.
+
+    python bench/kinesis.py [--events 100000] [--shards 4]
+
+Both in this run, against the same stream on a local endpoint (moto's server, a
+process of its own on a free loopback port, or AWS_ENDPOINT_URL if set):
+- reference: a boto3 loop, one thread a shard, GetRecords (10,000 at most) from
+  the oldest record until the shard is drained, records discarded; at most 5
+  calls a shard a second, as the service allows;
+- imdb-tui: `imdb-tui run --source kinesis://STREAM` into a fresh SQLite file,
+  validation, dedupe, aggregates and checkpoints included.
+Each rate is counted from the first record to the last, so start-up is left out.
+The local endpoint is the bottleneck of both: the ratio is imdb-tui's overhead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from common import COMMAND
+
+STREAM = "bench-clicks"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def endpoint() -> tuple[str, subprocess.Popen[bytes] | None]:
+    given = os.environ.get("AWS_ENDPOINT_URL")
+    if given:
+        return given, None
+    port = free_port()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                server.kill()
+                raise SystemExit("moto_server did not start: pip install 'moto[server]'") from None
+            time.sleep(0.1)
+    return f"http://127.0.0.1:{port}", server
+
+
+def drain(shards: list[str]) -> tuple[int, float]:
+    """The bare loop: (records, seconds from the first record to the last)."""
+    import boto3
+
+    kinesis = boto3.client("kinesis")
+    lock = threading.Lock()
+    seen = {"count": 0, "first": 0.0, "last": 0.0}
+
+    def one(shard: str) -> None:
+        iterator = kinesis.get_shard_iterator(
+            StreamName=STREAM, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        while iterator:
+            called = time.monotonic()
+            answer = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
+            records = answer["Records"]
+            if not records:
+                return
+            with lock:
+                now = time.monotonic()
+                seen["first"] = seen["first"] or now
+                seen["last"] = now
+                seen["count"] += len(records)
+            iterator = answer.get("NextShardIterator")
+            time.sleep(max(0.0, called + 0.2 - time.monotonic()))
+
+    with ThreadPoolExecutor(len(shards)) as pool:
+        list(pool.map(one, shards))
+    return seen["count"], seen["last"] - seen["first"]
+
+
+def stored(db: Path) -> int:
+    try:
+        with sqlite3.connect(db) as connection:
+            row = connection.execute(
+                "SELECT value FROM counters WHERE name = 'events_total'"
+            ).fetchone()
+    except sqlite3.Error:
+        return 0
+    return int(row[0]) if row else 0
+
+
+def imdb_tui(count: int, folder: Path) -> tuple[int, float]:
+    """`run --source kinesis://` until `count` are stored: (events, seconds from the
+    first batch stored to the last)."""
+    db = folder / "k.db"
+    process = subprocess.Popen(
+        [COMMAND, "run", "--source", f"kinesis://{STREAM}", "--db", str(db)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    first_at, first = 0.0, 0
+    try:
+        while (now := stored(db)) < count:
+            if now and not first:
+                first_at, first = time.monotonic(), now
+            if process.poll() is not None:
+                raise SystemExit("imdb-tui run ended early")
+            time.sleep(0.02)
+        done = time.monotonic()
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+    return count - first, done - first_at
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--shards", type=int, default=4)
+    args = parser.parse_args()
+    url, server = endpoint()
+    os.environ.update(
+        AWS_ENDPOINT_URL=url,
+        AWS_ACCESS_KEY_ID=os.environ.get("AWS_ACCESS_KEY_ID", "bench"),
+        AWS_SECRET_ACCESS_KEY=os.environ.get("AWS_SECRET_ACCESS_KEY", "bench"),
+        AWS_DEFAULT_REGION=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+    )
+    try:
+        started = time.perf_counter()
+        subprocess.run(
+            [
+                COMMAND,
+                "produce",
+                "--to",
+                f"kinesis://{STREAM}",
+                "--create-shards",
+                str(args.shards),
+                "--count",
+                str(args.events),
+                "--seed",
+                "1",
+            ],
+            check=True,
+            stderr=subprocess.DEVNULL,
+        )
+        print(
+            f"produced {args.events:,} events into {args.shards} shards"
+            f" in {time.perf_counter() - started:.1f} s",
+            flush=True,
+        )
+        import boto3
+
+        shards = [
+            s["ShardId"] for s in boto3.client("kinesis").list_shards(StreamName=STREAM)["Shards"]
+        ]
+        records, seconds = drain(shards)
+        reference = records / seconds
+        print(
+            f"bare boto3 drain           : {reference:>9,.0f} records/s ({records:,})", flush=True
+        )
+        with tempfile.TemporaryDirectory() as folder:
+            events, seconds = imdb_tui(args.events, Path(folder))
+        ours = events / seconds
+        print(f"imdb-tui run, stored       : {ours:>9,.0f} events/s", flush=True)
+        print(f"ratio to the bare drain    : {ours / reference:8.2f}x   (goal >= 0.8x)")
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
