@@ -284,11 +284,88 @@ async def test_a_split_shards_children_are_read_after_all_of_their_parent() -> N
         i for i, kind in enumerate(kinds) if kind == b"p"
     )
     assert kinds.index(b"r") > 12_000 - 1
-    assert {p.source: p.position for p in source.positions()} == {
-        "kinesis:resharded/left": '{"sequence": "499"}',
-        "kinesis:resharded/parent": '{"sequence": "11999"}',
-        "kinesis:resharded/right": '{"sequence": "499"}',
+    assert {p.source: json.loads(p.position)["sequence"] for p in source.positions()} == {
+        "kinesis:resharded/left": "499",
+        "kinesis:resharded/parent": "11999",
+        "kinesis:resharded/right": "499",
     }
+
+
+class ThrottledStream(ReshardedStream):
+    """One shard whose every other GetRecords is throttled, 100 records a call."""
+
+    LIMIT = 100
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records = {"parent": [f"p{n}".encode() for n in range(1_000)]}
+        self.parents = {}
+        self.calls = 0
+        self.throttled = 0
+
+    def get_records(self, ShardIterator: str, Limit: int) -> dict[str, Any]:
+        from botocore.exceptions import ClientError
+
+        self.calls += 1
+        if self.calls % 2:
+            self.throttled += 1
+            error = {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}
+            raise ClientError({"Error": error}, "GetRecords")
+        return super().get_records(ShardIterator, Limit)
+
+
+async def test_throttling_slows_reading_but_loses_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from imdb_tui.sources import kinesis
+
+    monkeypatch.setattr(kinesis, "THROTTLED_PAUSE", 0.01)  # the test need not wait a second
+    monkeypatch.setattr(kinesis, "CALL_INTERVAL", 0.0)
+    stream = ThrottledStream()
+    source = kinesis.KinesisSource("kinesis://throttled", kinesis=stream)
+    await source.start(lambda _: None)
+    handed: list[bytes] = []
+    while len(handed) < 1_000:
+        handed += await source.read(4096)  # type: ignore[arg-type]
+    source.stop()
+    assert handed == stream.records["parent"]  # all of them, once, in order
+    assert stream.throttled >= 10 and source.trouble is None
+
+
+class Refusing:
+    """PutRecords that turns down every other record of a call, twice, then takes all."""
+
+    def __init__(self) -> None:
+        self.kept: list[bytes] = []
+        self.calls = 0
+
+    def describe_stream_summary(self, StreamName: str) -> dict[str, Any]:
+        return {}
+
+    def put_records(self, StreamName: str, Records: list[dict[str, Any]]) -> dict[str, Any]:
+        self.calls += 1
+        results = []
+        for n, entry in enumerate(Records):
+            if self.calls <= 2 and n % 2:
+                results.append({"ErrorCode": "ProvisionedThroughputExceededException"})
+            else:
+                self.kept.append(entry["Data"])
+                results.append({"SequenceNumber": str(len(self.kept))})
+        return {"Records": results}
+
+
+def test_produce_sends_again_what_the_service_turns_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    from imdb_tui.sources import kinesis
+
+    monkeypatch.setattr(kinesis.time, "sleep", lambda _: None)  # the backoff, not waited out
+    refusing = Refusing()
+    sink = kinesis.KinesisSink("kinesis://refusing", kinesis=refusing)
+    records = [{"event_id": f"e{n}", "user_id": f"u{n % 7}"} for n in range(1_200)]
+    sink.send(records)
+    assert sorted(json.loads(data)["event_id"] for data in refusing.kept) == sorted(
+        r["event_id"] for r in records
+    )
+    assert sink.put == 1_200 and sink.retries > 0
 
 
 def test_an_endpoint_away_mid_run_is_waited_for_and_nothing_is_lost(tmp_path: Path) -> None:

@@ -185,8 +185,15 @@ class KinesisSource:
                 self._apply(self._shards[shard_id], task.result())  # a SourceError: raised
 
     def positions(self) -> Sequence[SourcePosition]:
+        """Each shard's checkpoint, with how far behind the stream's tip its last read
+        was (MillisBehindLatest: `report --json` shows it under `sources`)."""
         return tuple(
-            SourcePosition(self.key(shard), json.dumps({"sequence": sequence}))
+            SourcePosition(
+                self.key(shard),
+                json.dumps(
+                    {"sequence": sequence, "millis_behind_latest": self._shards[shard].behind_ms}
+                ),
+            )
             for shard, sequence in sorted(self._handed.items())
         )
 
@@ -198,10 +205,6 @@ class KinesisSource:
             self._stopped.set()
         for task in self._fetching.values():
             task.cancel()  # its records were not handed out: read again next time
-
-    def lag(self) -> dict[str, int | None]:
-        """Each shard's MillisBehindLatest at its last read."""
-        return {s.shard_id: s.behind_ms for s in self._shards.values()}
 
     # Reading -------------------------------------------------------------------
 
