@@ -61,7 +61,11 @@ def client() -> Any:
         from botocore.config import Config
     except ImportError:
         raise SourceError("Kinesis needs boto3: pip install 'imdb-tui[aws]'") from None
-    config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5)
+    # GetRecords answers at once (it is no long poll): a call that hangs is given up
+    # after 10 s and tried again by the source, rather than holding a stop for a minute.
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 2}, connect_timeout=5, read_timeout=10
+    )
     # AWS_REGION is what the other AWS SDKs and the CLI read; botocore reads only
     # AWS_DEFAULT_REGION and the profile's region.
     region = boto3.session.Session().region_name or os.environ.get("AWS_REGION")
