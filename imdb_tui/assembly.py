@@ -41,6 +41,9 @@ class Inputs:
     """Stdin's data, when the terminal's keys were moved off it (the monitor)."""
     start_from: str = "trim-horizon"
     """Where a stream's shards with no checkpoint start (--from)."""
+    consumer_group: str = "imdb-tui"
+    """The pipelines that share a stream's shards (--consumer-group)."""
+    lease_seconds: float = 10.0
 
     def check(self) -> None:
         if self.follow and self.source == SIMULATOR:
@@ -53,7 +56,9 @@ def simulator(inputs: Inputs, catalog: Catalog, clock: Clock) -> Simulator:
     return Simulator(catalog, SimulatorSettings(seed=inputs.seed, users=inputs.users), clock)
 
 
-def open_source(inputs: Inputs, catalog: Catalog, clock: Clock) -> Source:
+def open_source(
+    inputs: Inputs, catalog: Catalog, clock: Clock, store: Store | None = None
+) -> Source:
     """The source --source names: the simulator, JSON Lines from a file or stdin, or a
     Kinesis stream."""
     if inputs.source == SIMULATOR:
@@ -62,7 +67,15 @@ def open_source(inputs: Inputs, catalog: Catalog, clock: Clock) -> Source:
         if is_kinesis(inputs.source):
             from imdb_tui.sources.kinesis import KinesisSource
 
-            return KinesisSource(inputs.source, inputs.start_from)
+            # Its leases need a connection of their own; :memory: has none (one pipeline).
+            leases = store.another() if store is not None else None
+            return KinesisSource(
+                inputs.source,
+                inputs.start_from,
+                leases=leases,
+                group=inputs.consumer_group,
+                lease_seconds=inputs.lease_seconds,
+            )
         return JsonLinesSource(inputs.source, inputs.events, inputs.follow)
     except SourceError as error:
         raise SetupError(str(error)) from None
@@ -76,6 +89,6 @@ def build_pipeline(
     inputs.check()
     clock = SystemClock()
     catalog = imdb or build_catalog(inputs.seed, inputs.titles)
-    source = open_source(inputs, catalog, clock)
+    source = open_source(inputs, catalog, clock, store)
     simulated = inputs.source == SIMULATOR
     return Pipeline(source, store, clock, settings, catalog if simulated else None)

@@ -407,3 +407,50 @@ def test_an_endpoint_away_mid_run_is_waited_for_and_nothing_is_lost(tmp_path: Pa
         server.stop()
     assert query(db, "SELECT count(*), count(DISTINCT event_id) FROM events") == [(5_000, 5_000)]
     assert query(db, "SELECT count(*) FROM counters WHERE name = 'duplicates'") == [(0,)]
+
+
+def leases(db: Path) -> dict[str, int]:
+    """Live leases per owner."""
+    with contextlib_closing(sqlite3.connect(db)) as connection:
+        rows = connection.execute(
+            "SELECT owner, count(*) FROM leases WHERE expires > ? AND key LIKE 'kinesis:%'"
+            " GROUP BY owner",
+            (time.time(),),
+        ).fetchall()
+    return dict(rows)
+
+
+def test_two_consumers_share_the_shards_and_one_carries_on_when_the_other_dies(
+    aws: dict[str, str], tmp_path: Path
+) -> None:
+    name = stream()
+    produce(aws, name, 20_000, "--create-shards", "4", "--seed", "7")
+    db = tmp_path / "k.db"
+    group = ("--consumer-group", "dashboards", "--lease-seconds", "3", "--rate", "2000")
+    first = consume(aws, name, db, *group)
+    until_stored(db, 1, first)
+    second = consume(aws, name, db, *group)
+    try:
+        deadline = time.monotonic() + 60
+        while sorted(leases(db).values()) != [2, 2]:  # two shards each
+            assert time.monotonic() < deadline, leases(db)
+            time.sleep(0.1)
+        until_stored(db, 6_000, second)
+        first.send_signal(signal.SIGKILL)  # its leases run out in 3 s; the other takes them
+        first.wait(timeout=30)
+        until_stored(db, 20_000, second)
+        while sorted(leases(db).values()) != [4]:
+            assert time.monotonic() < deadline + 60, leases(db)
+            time.sleep(0.1)
+        finish(second)
+    finally:
+        first.kill()
+        second.kill()
+    assert query(db, "SELECT count(*), count(DISTINCT event_id) FROM events") == [(20_000, 20_000)]
+    duplicates = query(db, "SELECT coalesce(sum(value), 0) FROM counters WHERE name = 'duplicates'")
+    assert duplicates[0][0] <= 16_384  # at most a batch read twice at the handover
+    assert leases(db) == {}  # handed back on a clean stop
+    assert query(db, "SELECT count(*) FROM leases WHERE expires > 0 AND key LIKE 'member:%'") == [
+        (1,)  # the killed one's row, expired
+    ]
+    assert_aggregates_match_a_recount(db)

@@ -193,3 +193,20 @@ def test_hostile_text_round_trips_literally(database: Database) -> None:
     write(store, [validate(event(n, movie_id=m.movie_id), NOW) for n, m in enumerate(movies)])  # type: ignore[misc]
     assert sorted(m.title for m in store.top_movies("2026-11-23", 10)) == sorted(HOSTILE)
     store.close()
+
+
+def test_a_shard_is_leased_to_one_owner_at_a_time(database: Database) -> None:
+    first, second = database.open(), database.open()
+    key = "kinesis:clicks/shardId-000000000000"
+    assert first.take_lease("g", key, "a", until=NOW + 10, now=NOW)
+    assert not second.take_lease("g", key, "b", until=NOW + 10, now=NOW + 5)  # a holds it
+    assert first.take_lease("g", key, "a", until=NOW + 20, now=NOW + 5)  # renewed
+    assert second.lease_holders("g", NOW + 15) == {key: "a"}
+    assert second.take_lease("g", key, "b", until=NOW + 31, now=NOW + 21)  # a's expired
+    assert not first.take_lease("g", key, "a", until=NOW + 32, now=NOW + 22)
+    assert second.take_lease("other", key, "b", until=NOW + 31, now=NOW + 21)  # groups apart
+    second.release_leases("g", "b", [key])
+    assert first.lease_holders("g", NOW + 22) == {}
+    assert first.take_lease("g", key, "a", until=NOW + 32, now=NOW + 22)  # at once
+    first.close()
+    second.close()

@@ -247,6 +247,25 @@ def pipeline_options(f: F) -> F:
             " as 2026-11-20T10:00:00Z). Later runs carry on after the checkpoints.",
         ),
         click.option(
+            "--consumer-group",
+            "consumer_group",
+            default="imdb-tui",
+            show_default=True,
+            metavar="NAME",
+            help="With a kinesis:// source: the pipelines (on this database) that share"
+            " the stream's shards, each shard read by one of them at a time.",
+        ),
+        click.option(
+            "--lease-seconds",
+            "lease_seconds",
+            type=Number(1, 3600, "seconds", whole=False),
+            default=10.0,
+            show_default=True,
+            metavar="S",
+            help="With --consumer-group: how long a shard stays with a pipeline that"
+            " stopped renewing its lease (one that died) before another takes it.",
+        ),
+        click.option(
             "--catalog",
             type=click.Path(exists=True, dir_okay=False),
             default=None,
@@ -338,6 +357,8 @@ class Options:
 
     source: str
     start_from: str
+    consumer_group: str
+    lease_seconds: float
     catalog: str | None
     ratings: str | None
     follow: bool
@@ -388,6 +409,8 @@ class Options:
             self.follow,
             events,
             self.start_from,
+            self.consumer_group,
+            self.lease_seconds,
         )
 
 

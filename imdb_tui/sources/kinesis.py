@@ -18,6 +18,8 @@ import asyncio
 import contextlib
 import json
 import os
+import socket
+import threading
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -27,7 +29,7 @@ from typing import Any, Final
 
 from imdb_tui.events import RawRecord
 from imdb_tui.sources import Lookup, SourceError
-from imdb_tui.store import SourcePosition
+from imdb_tui.store import LeaseBoard, SourcePosition, StoreError
 
 SCHEME: Final = "kinesis://"
 CALL_INTERVAL: Final = 0.2
@@ -39,6 +41,10 @@ TROUBLE_PAUSE: Final = 1.0
 """How long a shard waits after a passing failure (no connection, a service error)."""
 SHARDS_REFRESH: Final = 10.0
 """How often the stream's shards are listed again (a resharding adds some)."""
+DEFAULT_GROUP: Final = "imdb-tui"
+LEASE_SECONDS: Final = 10.0
+"""A shard's lease lasts this long unless renewed (every third of it): a pipeline
+that dies hands its shards on after at most this long."""
 PUT_RECORDS: Final = 500
 PUT_BYTES: Final = 5 * 1024 * 1024
 
@@ -111,9 +117,29 @@ class _Shard:
 class KinesisSource:
     """Every shard of a stream, read in turn; each one's position is its checkpoint."""
 
-    def __init__(self, url: str, start_from: str = "trim-horizon", kinesis: Any = None) -> None:
-        """Connects and checks the stream at once, so a problem is said at start."""
+    def __init__(
+        self,
+        url: str,
+        start_from: str = "trim-horizon",
+        kinesis: Any = None,
+        leases: LeaseBoard | None = None,
+        group: str = DEFAULT_GROUP,
+        lease_seconds: float = LEASE_SECONDS,
+    ) -> None:
+        """Connects and checks the stream at once, so a problem is said at start.
+
+        `leases`, if given (a connection of its own to the store), shares the shards
+        with the other pipelines of `group`: this one reads only the shards it holds
+        a lease on, renewed every third of `lease_seconds`."""
         self._stream = stream_name(url)
+        self._leases = leases
+        self._group = group
+        self._lease_seconds = lease_seconds
+        self._owner = f"{socket.gethostname()}:{os.getpid()}:{time.time():.3f}"
+        self._held: set[str] = set()
+        self._leased = 0.0
+        self._checkpoints: dict[str, str | None] = {}  # taken in a lease round
+        self._board_lock = threading.Lock()  # the board's connection: one thread at a time
         self.name = f"{SCHEME}{self._stream}"
         self._from = start_from
         self._timestamp = _moment(start_from)
@@ -135,13 +161,14 @@ class KinesisSource:
     async def start(self, stored: Lookup) -> str | None:
         self._stopped = asyncio.Event()
         await self._list_shards()
+        await self._lease_round()
         resumed = 0
         for shard in self._shards.values():
             position = stored(self.key(shard.shard_id))
             if position is None:
                 continue
-            with contextlib.suppress(ValueError, KeyError, TypeError):
-                shard.checkpoint = str(json.loads(position)["sequence"])
+            shard.checkpoint = _sequence(position)
+            if shard.checkpoint is not None:
                 self._handed[shard.shard_id] = shard.checkpoint
                 resumed += 1
         if not resumed:
@@ -154,6 +181,8 @@ class KinesisSource:
         while not self._stopping():
             if time.monotonic() - self._listed > SHARDS_REFRESH:
                 await self._list_shards()
+            if time.monotonic() - self._leased > self._lease_seconds / 3:
+                await self._lease_round()
             self._fetch_due()
             records = self._take(limit)
             if records:
@@ -186,7 +215,85 @@ class KinesisSource:
         for shard_id, task in list(self._fetching.items()):
             if task.done():
                 del self._fetching[shard_id]
+                if self._leases is not None and shard_id not in self._held:  # lease lost
+                    self._shards[shard_id].iterator = None
+                    continue
                 self._apply(self._shards[shard_id], task.result())  # a SourceError: raised
+
+    # Leases --------------------------------------------------------------------
+
+    async def _lease_round(self) -> None:
+        """Renew this pipeline's leases, take free or expired ones up to its share of
+        the open shards (a shard each, shared out among the group's live owners), and
+        hand back what is over its share, for a pipeline that has too few."""
+        self._leased = time.monotonic()
+        if self._leases is None:
+            return
+        try:
+            held = await asyncio.to_thread(self._share)
+        except StoreError as error:
+            self.trouble = f"leases: {error}"  # keep reading what is held; renew next time
+            return
+        for shard_id in self._held - held:  # lost: another pipeline reads it from now
+            shard = self._shards[shard_id]
+            shard.fetched.clear()
+            shard.iterator = None
+            self._handed.pop(shard_id, None)
+        for shard_id in held - self._held:  # taken: from its stored checkpoint
+            shard = self._shards[shard_id]
+            shard.fetched.clear()
+            shard.iterator = None
+            shard.checkpoint = self._checkpoints.get(shard_id)
+            if shard.checkpoint is not None:
+                self._handed[shard_id] = shard.checkpoint
+        self._held = held
+
+    def _share(self) -> set[str]:
+        """One lease round, on a worker thread (the lease board's own connection)."""
+        with self._board_lock:
+            board = self._leases
+            if board is None:  # released meanwhile: stopping
+                return set()
+            return self._share_on(board)
+
+    def _share_on(self, board: LeaseBoard) -> set[str]:
+        now = time.time()
+        until = now + self._lease_seconds
+        keys = {self.key(s.shard_id): s.shard_id for s in self._shards.values() if not s.finished}
+        # A row of its own says the pipeline is in the group, shards or none yet.
+        board.take_lease(self._group, f"member:{self._owner}", self._owner, until, now)
+        holders = board.lease_holders(self._group, now)
+        owners = set(holders.values()) | {self._owner}
+        share = -(-len(keys) // len(owners))  # rounded up
+        held = [
+            key
+            for key in sorted(keys)
+            if holders.get(key) == self._owner
+            and board.take_lease(self._group, key, self._owner, until, now)
+        ]
+        if len(held) > share:
+            board.release_leases(self._group, self._owner, held[share:])
+            held = held[:share]
+        for key in sorted(keys):
+            if len(held) >= share:
+                break
+            if key not in holders and board.take_lease(self._group, key, self._owner, until, now):
+                held.append(key)
+                self._checkpoints[keys[key]] = _sequence(board.position(key))
+        return {keys[key] for key in held}
+
+    def _release(self) -> None:
+        """Stopping: hand the leases back, so the group's others carry on at once (from
+        the checkpoints stored; a batch still in flight may be read twice then)."""
+        board, self._leases = self._leases, None
+        if board is None:
+            return
+        keys = [self.key(shard_id) for shard_id in sorted(self._held)]
+        keys.append(f"member:{self._owner}")
+        with self._board_lock, contextlib.suppress(StoreError):
+            board.release_leases(self._group, self._owner, keys)
+            board.close()
+        self._held = set()
 
     def positions(self) -> Sequence[SourcePosition]:
         """Each shard's checkpoint, with how far behind the stream's tip its last read
@@ -207,6 +314,7 @@ class KinesisSource:
     def stop(self) -> None:
         if self._stopped is not None:
             self._stopped.set()
+        self._release()
         for task in self._fetching.values():
             task.cancel()  # its records were not handed out: read again next time
 
@@ -233,7 +341,8 @@ class KinesisSource:
         return [
             shard
             for shard in self._shards.values()
-            if not shard.finished
+            if (self._leases is None or shard.shard_id in self._held)
+            and not shard.finished
             and len(shard.fetched) < PREFETCH
             and all(
                 self._shards[p].finished and not self._shards[p].fetched
@@ -391,6 +500,16 @@ class KinesisSink:
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
             entries = failed
+
+
+def _sequence(position: str | None) -> str | None:
+    """The sequence number of a stored checkpoint (None: none, or not one of ours)."""
+    if position is None:
+        return None
+    try:
+        return str(json.loads(position)["sequence"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def _code(error: BaseException) -> str:

@@ -8,6 +8,7 @@ SQL or which backend it talks to. `open_store` picks the backend from --db.
 - MetricsReader: the small aggregate tables the metrics snapshot is read from.
 - CatalogueStore: the movies, and IMDb's catalogue kept once parsed.
 - HealthBoard: the pipelines' health rows and the sources' stored positions.
+- LeaseBoard: leases on a stream's shards, one reader a shard in a consumer group.
 
 A new backend is a new module here (with its SQL) that `open_store` chooses;
 the shared behaviour is tested once over every backend (tests/test_store.py).
@@ -171,11 +172,40 @@ class HealthBoard(Protocol):
     def position(self, source: str) -> str | None: ...
 
 
-class Store(BatchWriter, MetricsReader, CatalogueStore, HealthBoard, Protocol):
+class LeaseBoard(Protocol):
+    """Leases on a stream's shards, so that pipelines of one consumer group read each
+    shard one at a time. Times are the pipelines' clocks (epoch seconds)."""
+
+    def lease_holders(self, group: str, now: float) -> dict[str, str]:
+        """The live leases of a group: key -> owner."""
+        ...
+
+    def take_lease(self, group: str, key: str, owner: str, until: float, now: float) -> bool:
+        """Take (or renew) the lease on `key` until `until`, if it is free, expired (at
+        `now`) or already the owner's; whether the owner holds it now."""
+        ...
+
+    def release_leases(self, group: str, owner: str, keys: Sequence[str]) -> None:
+        """Hand back the owner's leases on these keys, for another to take at once."""
+        ...
+
+    def position(self, source: str) -> str | None:
+        """A source's stored position (a shard's checkpoint, when its lease is taken)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Store(BatchWriter, MetricsReader, CatalogueStore, HealthBoard, LeaseBoard, Protocol):
     """A connection to one backend, doing every job. Use it from one thread at a time."""
 
     name: str
     """What to call the database on screen and in messages (never with a password)."""
+
+    def another(self) -> Store | None:
+        """A new connection of its own to the same database (for a source's leases, used
+        from its own thread); None for one that cannot have another (:memory:)."""
+        ...
 
     def reader(self) -> Store:
         """A connection for reading while this one writes (itself where it must be)."""

@@ -150,6 +150,16 @@ MIGRATIONS: Final = (
         last_seen   text NOT NULL
     );
     """,
+    # 2: leases on a stream's shards, for the pipelines of a consumer group.
+    """
+    CREATE TABLE leases (
+        grp         text NOT NULL,               -- the consumer group
+        key         text NOT NULL,               -- kinesis:stream/shard
+        owner       text NOT NULL,               -- host:pid:start of the pipeline
+        expires     double precision NOT NULL,   -- epoch seconds
+        PRIMARY KEY (grp, key)
+    );
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
@@ -315,6 +325,9 @@ class PostgresStore:
             return version
 
         return cls(conninfo, schema, *_prepared(conninfo, schema, prepare))
+
+    def another(self) -> PostgresStore:
+        return PostgresStore.open(self._conninfo, self._schema)
 
     def reader(self) -> PostgresStore:
         """A second connection, for reading while this one writes."""
@@ -512,6 +525,37 @@ class PostgresStore:
             db.execute("DELETE FROM users_per_last_minute WHERE minute < %s", (minute + "Z",))
 
         self._run(prune)
+
+    # Leases --------------------------------------------------------------------
+
+    def lease_holders(self, group: str, now: float) -> dict[str, str]:
+        rows = self._query(
+            "SELECT key, owner FROM leases WHERE grp = %s AND expires > %s", (group, now)
+        )
+        return dict(rows)
+
+    def take_lease(self, group: str, key: str, owner: str, until: float, now: float) -> bool:
+        return bool(
+            self._run(
+                lambda db: (
+                    db.execute(
+                        "INSERT INTO leases AS l (grp, key, owner, expires) VALUES (%s, %s, %s, %s)"
+                        " ON CONFLICT (grp, key) DO UPDATE SET owner = excluded.owner,"
+                        " expires = excluded.expires"
+                        " WHERE l.owner = excluded.owner OR l.expires <= %s",
+                        (group, key, owner, until, now),
+                    ).rowcount
+                )
+            )
+        )
+
+    def release_leases(self, group: str, owner: str, keys: Sequence[str]) -> None:
+        self._run(
+            lambda db: db.execute(
+                "UPDATE leases SET expires = 0 WHERE grp = %s AND owner = %s AND key = ANY(%s)",
+                (group, owner, list(keys)),
+            )
+        )
 
     # The catalogue -------------------------------------------------------------
 

@@ -148,6 +148,16 @@ MIGRATIONS: Final = (
     INSERT INTO users_per_last_minute
         SELECT substr(last_seen, 1, 16) || 'Z', count(*) FROM user_activity GROUP BY 1;
     """,
+    # 5: leases on a stream's shards, for the pipelines of a consumer group.
+    """
+    CREATE TABLE leases (
+        grp         TEXT NOT NULL,               -- the consumer group
+        key         TEXT NOT NULL,               -- kinesis:stream/shard
+        owner       TEXT NOT NULL,               -- host:pid:start of the pipeline
+        expires     REAL NOT NULL,               -- epoch seconds
+        PRIMARY KEY (grp, key)
+    ) WITHOUT ROWID;
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 _OUR_TABLES: Final = frozenset(
@@ -164,6 +174,7 @@ _OUR_TABLES: Final = frozenset(
         "source_positions",
         "pipelines",
         "users_per_last_minute",
+        "leases",
     }
 )
 
@@ -344,6 +355,35 @@ class SqliteStore:
 
     def close(self) -> None:
         self._db.close()
+
+    def another(self) -> SqliteStore | None:
+        return None if self.path == MEMORY else SqliteStore.open(self.path)
+
+    # Leases --------------------------------------------------------------------
+
+    def lease_holders(self, group: str, now: float) -> dict[str, str]:
+        rows = self._query(
+            "SELECT key, owner FROM leases WHERE grp = ? AND expires > ?", (group, now)
+        )
+        return dict(rows)
+
+    def take_lease(self, group: str, key: str, owner: str, until: float, now: float) -> bool:
+        with self._transaction():
+            changed = self._db.execute(
+                "INSERT INTO leases (grp, key, owner, expires) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (grp, key) DO UPDATE SET owner = excluded.owner,"
+                " expires = excluded.expires"
+                " WHERE leases.owner = excluded.owner OR leases.expires <= ?",
+                (group, key, owner, until, now),
+            ).rowcount
+        return bool(changed)
+
+    def release_leases(self, group: str, owner: str, keys: Sequence[str]) -> None:
+        with self._transaction():
+            self._db.executemany(
+                "UPDATE leases SET expires = 0 WHERE grp = ? AND key = ? AND owner = ?",
+                [(group, key, owner) for key in keys],
+            )
 
     def _prepare(self) -> None:
         db = self._db
