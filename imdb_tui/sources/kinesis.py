@@ -140,6 +140,7 @@ class KinesisSource:
         self._leased = 0.0
         self._checkpoints: dict[str, str | None] = {}  # taken in a lease round
         self._board_lock = threading.Lock()  # the board's connection: one thread at a time
+        self._renewing: asyncio.Future[None] | None = None
         self.name = f"{SCHEME}{self._stream}"
         self._from = start_from
         self._timestamp = _moment(start_from)
@@ -181,8 +182,10 @@ class KinesisSource:
         while not self._stopping():
             if time.monotonic() - self._listed > SHARDS_REFRESH:
                 await self._list_shards()
-            if time.monotonic() - self._leased > self._lease_seconds / 3:
-                await self._lease_round()
+            renewing = self._renewing is not None and not self._renewing.done()
+            if not renewing and time.monotonic() - self._leased > self._lease_seconds / 3:
+                # In the background: a round may wait on the store's lock for a while.
+                self._renewing = asyncio.ensure_future(self._lease_round())
             self._fetch_due()
             records = self._take(limit)
             if records:
@@ -314,6 +317,8 @@ class KinesisSource:
     def stop(self) -> None:
         if self._stopped is not None:
             self._stopped.set()
+        if self._renewing is not None:
+            self._renewing.cancel()
         self._release()
         for task in self._fetching.values():
             task.cancel()  # its records were not handed out: read again next time
