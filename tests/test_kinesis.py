@@ -354,7 +354,7 @@ class Refusing:
         return {"Records": results}
 
 
-def test_produce_sends_again_what_the_service_turns_down(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_produce_sends_again_what_the_service_turns_down_in_each_users_order(monkeypatch: pytest.MonkeyPatch) -> None:
     from imdb_tui.sources import kinesis
 
     monkeypatch.setattr(kinesis.time, "sleep", lambda _: None)  # the backoff, not waited out
@@ -366,6 +366,11 @@ def test_produce_sends_again_what_the_service_turns_down(monkeypatch: pytest.Mon
         r["event_id"] for r in records
     )
     assert sink.put == 1_200 and sink.retries > 0
+    # Each user's events went in in their order, turned-down ones included.
+    kept = [json.loads(data) for data in refusing.kept]
+    for user in {r["user_id"] for r in records}:
+        mine = [int(r["event_id"][1:]) for r in kept if r["user_id"] == user]
+        assert mine == sorted(mine), user
 
 
 def test_an_endpoint_away_mid_run_is_waited_for_and_nothing_is_lost(tmp_path: Path) -> None:

@@ -464,47 +464,52 @@ class KinesisSink:
         )
 
     def send(self, records: Sequence[dict[str, Any]]) -> None:
-        """Put these records, in order within each partition key, until all are in."""
-        entries = [
-            {
-                "Data": json.dumps(record, separators=(",", ":")).encode(),
-                "PartitionKey": str(record.get("user_id") or "-")[:256],
-            }
-            for record in records
-        ]
-        start = 0
-        while start < len(entries):
-            size, end = 0, start
-            while end < len(entries) and end - start < PUT_RECORDS:
-                size += len(entries[end]["Data"]) + len(entries[end]["PartitionKey"])
-                if size > PUT_BYTES and end > start:
-                    break
-                end += 1
-            self._put_all(entries[start:end])
-            start = end
+        """Put these records, in order within each partition key, until all are in.
 
-    def _put_all(self, entries: list[dict[str, Any]]) -> None:
+        A call holds at most one record of a partition key: a record the service
+        turns down goes again before the next of its key, so a user's events keep
+        their order even when some are turned down."""
+        waiting: dict[str, deque[dict[str, Any]]] = {}
+        for record in records:
+            key = str(record.get("user_id") or "-")[:256]
+            data = json.dumps(record, separators=(",", ":")).encode()
+            waiting.setdefault(key, deque()).append({"Data": data, "PartitionKey": key})
         delay = 0.05
-        while entries:
-            try:
-                answer = self._kinesis.put_records(StreamName=self._stream, Records=entries)
-            except Exception as error:
-                throttled = _code(error) == "ProvisionedThroughputExceededException"
-                if not (throttled or _passing(error)):
-                    raise SourceError(describe(error, self._stream)) from None
-                failed = entries
-            else:
-                failed = [
-                    entry
-                    for entry, result in zip(entries, answer["Records"], strict=True)
-                    if result.get("ErrorCode")
-                ]
-            self.put += len(entries) - len(failed)
-            if failed:
-                self.retries += len(failed)
+        while waiting:
+            call: list[dict[str, Any]] = []
+            size = 0
+            for queue in waiting.values():
+                entry = queue[0]
+                size += len(entry["Data"]) + len(entry["PartitionKey"])
+                if len(call) == PUT_RECORDS or (size > PUT_BYTES and call):
+                    break
+                call.append(entry)
+            taken = self._put(call)
+            for entry, done in zip(call, taken, strict=True):
+                if done:
+                    queue = waiting[entry["PartitionKey"]]
+                    queue.popleft()
+                    if not queue:
+                        del waiting[entry["PartitionKey"]]
+            if not all(taken):
+                self.retries += taken.count(False)
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
-            entries = failed
+            else:
+                delay = 0.05
+
+    def _put(self, entries: list[dict[str, Any]]) -> list[bool]:
+        """One PutRecords: which of the entries the service took."""
+        try:
+            answer = self._kinesis.put_records(StreamName=self._stream, Records=entries)
+        except Exception as error:
+            throttled = _code(error) == "ProvisionedThroughputExceededException"
+            if not (throttled or _passing(error)):
+                raise SourceError(describe(error, self._stream)) from None
+            return [False] * len(entries)
+        taken = [not result.get("ErrorCode") for result in answer["Records"]]
+        self.put += taken.count(True)
+        return taken
 
 
 def _sequence(position: str | None) -> str | None:
