@@ -10,12 +10,18 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
+from imdb_tui.store import Store, StoreError
+from tests.conftest import Database
+
 COMMAND = str(Path(sys.executable).with_name("imdb-tui"))
+T = TypeVar("T")
 
 
 def stream() -> str:
@@ -354,7 +360,9 @@ class Refusing:
         return {"Records": results}
 
 
-def test_produce_sends_again_what_the_service_turns_down_in_each_users_order(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_produce_sends_again_what_the_service_turns_down_in_each_users_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from imdb_tui.sources import kinesis
 
     monkeypatch.setattr(kinesis.time, "sleep", lambda _: None)  # the backoff, not waited out
@@ -414,48 +422,77 @@ def test_an_endpoint_away_mid_run_is_waited_for_and_nothing_is_lost(tmp_path: Pa
     assert query(db, "SELECT count(*) FROM counters WHERE name = 'duplicates'") == [(0,)]
 
 
-def leases(db: Path) -> dict[str, int]:
-    """Live leases per owner."""
-    with contextlib_closing(sqlite3.connect(db)) as connection:
-        rows = connection.execute(
-            "SELECT owner, count(*) FROM leases WHERE expires > ? AND key LIKE 'kinesis:%'"
-            " GROUP BY owner",
-            (time.time(),),
-        ).fetchall()
-    return dict(rows)
+class Group:
+    """A consumer group's view of its database, through the store's interfaces."""
+
+    def __init__(self, database: Database, name: str) -> None:
+        self.database = database
+        self.name = name
+
+    def _read(self, look: Callable[[Store], T], empty: T) -> T:
+        try:
+            store = self.database.open(read_only=True)
+        except StoreError:  # not made yet
+            return empty
+        try:
+            return look(store)
+        finally:
+            store.close()
+
+    def stored(self) -> int:
+        return self._read(lambda store: store.counters().get("events_total", 0), 0)
+
+    def shards_per_owner(self) -> list[int]:
+        def count(store: Store) -> list[int]:
+            holders = store.lease_holders(self.name, time.time())
+            owners = Counter(o for key, o in holders.items() if key.startswith("kinesis:"))
+            return sorted(owners.values())
+
+        return self._read(count, [])
+
+    def until(self, check: Callable[[], bool], *processes: subprocess.Popen[str]) -> None:
+        deadline = time.monotonic() + 120
+        while not check():
+            for process in processes:
+                assert process.poll() is None, process.communicate()[0]
+            assert time.monotonic() < deadline, (self.stored(), self.shards_per_owner())
+            time.sleep(0.1)
 
 
 def test_two_consumers_share_the_shards_and_one_carries_on_when_the_other_dies(
-    aws: dict[str, str], tmp_path: Path
+    aws: dict[str, str], database: Database
 ) -> None:
+    """On SQLite (processes of one machine) and on PostgreSQL (of many)."""
     name = stream()
     produce(aws, name, 20_000, "--create-shards", "4", "--seed", "7")
-    db = tmp_path / "k.db"
-    group = ("--consumer-group", "dashboards", "--lease-seconds", "3", "--rate", "2000")
-    first = consume(aws, name, db, *group)
-    until_stored(db, 1, first)
-    second = consume(aws, name, db, *group)
+    group = Group(database, "dashboards")
+    options = ("--consumer-group", "dashboards", "--lease-seconds", "3", "--rate", "2000")
+
+    def consumer() -> subprocess.Popen[str]:
+        command = [COMMAND, "run", "--source", f"kinesis://{name}", *database.args, *options]
+        return subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=aws
+        )
+
+    first = consumer()
+    group.until(lambda: group.stored() > 0, first)
+    second = consumer()
     try:
-        deadline = time.monotonic() + 60
-        while sorted(leases(db).values()) != [2, 2]:  # two shards each
-            assert time.monotonic() < deadline, leases(db)
-            time.sleep(0.1)
-        until_stored(db, 6_000, second)
+        group.until(lambda: group.shards_per_owner() == [2, 2], first, second)  # two each
+        group.until(lambda: group.stored() >= 6_000, first, second)
         first.send_signal(signal.SIGKILL)  # its leases run out in 3 s; the other takes them
         first.wait(timeout=30)
-        until_stored(db, 20_000, second)
-        while sorted(leases(db).values()) != [4]:
-            assert time.monotonic() < deadline + 60, leases(db)
-            time.sleep(0.1)
+        group.until(lambda: group.stored() >= 20_000, second)
+        group.until(lambda: group.shards_per_owner() == [4], second)
         finish(second)
     finally:
         first.kill()
         second.kill()
-    assert query(db, "SELECT count(*), count(DISTINCT event_id) FROM events") == [(20_000, 20_000)]
-    duplicates = query(db, "SELECT coalesce(sum(value), 0) FROM counters WHERE name = 'duplicates'")
-    assert duplicates[0][0] <= 16_384  # at most a batch read twice at the handover
-    assert leases(db) == {}  # handed back on a clean stop
-    assert query(db, "SELECT count(*) FROM leases WHERE expires > 0 AND key LIKE 'member:%'") == [
-        (1,)  # the killed one's row, expired
-    ]
-    assert_aggregates_match_a_recount(db)
+    store = database.open(read_only=True)
+    counters = store.counters()
+    assert counters["events_total"] == 20_000 == store.count_events()
+    assert counters.get("duplicates", 0) <= 16_384  # at most a batch read twice at the handover
+    assert group.shards_per_owner() == []  # handed back on a clean stop
+    store.close()
+    if database.backend == "sqlite":
+        assert_aggregates_match_a_recount(Path(database.name))
