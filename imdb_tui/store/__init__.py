@@ -1,6 +1,6 @@
 """Where events are kept: small interfaces by job, and one module per backend.
 
-Every backend implements the four jobs below; nothing outside this package knows
+Every backend implements the five jobs below; nothing outside this package knows
 SQL or which backend it talks to. `open_store` picks the backend from --db.
 
 - BatchWriter: a batch's events, dead letters and aggregate updates, with the
