@@ -159,9 +159,9 @@ class DurationParam(click.ParamType):  # type: ignore[type-arg]
 
 
 DB_HELP = (
-    "SQLite database file (:memory: for a throwaway one), or a PostgreSQL database:"
-    " postgresql://USER[:PASSWORD]@HOST[:PORT]/DBNAME or a libpq keyword string"
-    " (PG* variables and ~/.pgpass work as with psql)."
+    "SQLite database file (:memory: for a throwaway one), or a PostgreSQL database"
+    " as a URL (postgresql://USER@HOST/DB) or a libpq keyword string; PG* variables"
+    " and ~/.pgpass work as with psql."
 )
 
 
