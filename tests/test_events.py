@@ -12,9 +12,11 @@ from imdb_tui.events import (
     FIELDS,
     MAX_RAW_CHARS,
     Event,
+    Located,
     Rejection,
     _event,
     _Invalid,
+    _quick_any,
     _validate,
     latest_time,
     validate,
@@ -217,3 +219,13 @@ def test_the_fast_path_for_json_lines_agrees_with_the_careful_one(
     assert validate_many([line.encode()], NOW) == (
         ([careful], []) if isinstance(careful, Event) else ([], [careful])
     )
+
+
+def test_a_located_record_takes_the_fast_path_and_is_rejected_with_its_origin() -> None:
+    line = json.dumps(event(1)).encode()
+    located = Located.at(line, "shardId-000000000001, sequence 7")
+    assert _quick_any(located, latest_time(NOW)) == validate(line, NOW)
+    rejection = validate(Located.at(b"{broken", "shardId-000000000001, sequence 8"), NOW)
+    assert isinstance(rejection, Rejection)
+    assert rejection.reason.endswith("(shardId-000000000001, sequence 8)")
+    assert rejection.raw == "{broken"

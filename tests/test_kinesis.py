@@ -4,6 +4,7 @@ endpoint on 127.0.0.1 (moto's server mode), through the imdb-tui command."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import sqlite3
 import subprocess
@@ -178,9 +179,15 @@ def test_hostile_records_in_the_stream_are_dead_letters_shown_literally(
         env=aws,
         check=True,
     )
-    raws = sorted(letter["raw"] for letter in json.loads(report.stdout))
+    letters = json.loads(report.stdout)
+    raws = sorted(letter["raw"] for letter in letters)
     expected = sorted(d.decode("utf-8", errors="backslashreplace") for d in hostile)
     assert raws == expected
+    # Each says where in the stream it was: the shard and the sequence number.
+    assert all(
+        re.search(r"\(shardId-000000000000, sequence \d+\)$", letter["reason"])
+        for letter in letters
+    ), [letter["reason"] for letter in letters]
 
 
 def test_a_split_stream_is_read_whole(aws: dict[str, str], tmp_path: Path) -> None:

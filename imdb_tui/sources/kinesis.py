@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
-from imdb_tui.events import RawRecord
+from imdb_tui.events import Located, RawRecord
 from imdb_tui.sources import Lookup, SourceError
 from imdb_tui.store import LeaseBoard, SourcePosition, StoreError
 
@@ -334,7 +334,7 @@ class KinesisSource:
         for shard in self._shards.values():
             while shard.fetched and len(records) < limit:
                 data, sequence = shard.fetched.popleft()
-                records.append(data)
+                records.append(Located.at(data, f"{shard.shard_id}, sequence {sequence}"))
                 self._handed[shard.shard_id] = sequence
             if len(records) >= limit:
                 break
