@@ -80,5 +80,8 @@ def clock_text(as_of: float | None, tz: tzinfo | None, replay_speed: float | Non
 
 
 def millis_text(ms: float) -> str:
-    """A duration in milliseconds, in seconds from ten of them: 128 ms, 10 s, 7,265 s."""
-    return f"{ms:,.0f} ms" if ms < 10_000 else f"{ms / 1000:,.0f} s"
+    """A duration in milliseconds, short: 128 ms, 2.3 s, 10 s, 7,265 s (so that a
+    lag of seconds, p50 and p99, fits the Pipeline panel at 80 columns)."""
+    if ms < 1_000:
+        return f"{ms:,.0f} ms"
+    return f"{ms / 1000:.1f} s" if ms < 10_000 else f"{ms / 1000:,.0f} s"

@@ -49,6 +49,9 @@ class PipelineHealth:
     """UTC ISO-8601: when the row was last written"""
     live: bool = True
     """Still writing: not ended, and heard from within LIVE_SECONDS (set when read)."""
+    source_behind_ms: float | None = None
+    """How far behind the newest data its source reads, where the source knows (a
+    stream's MillisBehindLatest, the most of its shards')."""
 
     def to_json(self) -> dict[str, Any]:
         """The `pipelines` entries of `report --json`."""
@@ -59,6 +62,7 @@ class PipelineHealth:
             "state": self.state,
             "live": self.live,
             "source": self.source,
+            "source_behind_ms": self.source_behind_ms,
             "target_rate": self.target_rate,
             "ingest_rate": round(self.ingest_rate, 1),
             "stored": self.stored,

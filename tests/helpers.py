@@ -21,6 +21,7 @@ class ListSource:
     name = "list"
 
     trouble: str | None = None  # reading never waits on a passing problem
+    behind_ms: float | None = None  # no newest data to be behind
 
     def __init__(self, records: Sequence[RawRecord]) -> None:
         self._records = list(records)

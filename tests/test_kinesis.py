@@ -118,6 +118,13 @@ def test_a_produced_stream_is_stored_exactly_once(aws: dict[str, str], tmp_path:
     assert f"source: kinesis://{name} (Kinesis stream)" in output
     assert query(db, "SELECT count(*), count(DISTINCT event_id) FROM events") == [(20_000, 20_000)]
     assert_aggregates_match_a_recount(db)
+    report = subprocess.run(
+        [COMMAND, "report", "--db", str(db), "--json"], capture_output=True, text=True, env=aws
+    )
+    data = json.loads(report.stdout)
+    (pipeline,) = data["pipelines"]  # how far behind the stream's tip it read, last
+    assert pipeline["source_behind_ms"] is not None and pipeline["source_behind_ms"] >= 0
+    assert all(s["position"]["millis_behind_latest"] is not None for s in data["sources"])
     shards = query(db, "SELECT source FROM source_positions ORDER BY source")
     assert shards == [(f"kinesis:{name}/shardId-00000000000{n}",) for n in range(4)]
     # A second run carries on after the checkpoints: nothing is read again.

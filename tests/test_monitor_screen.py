@@ -38,6 +38,7 @@ class HeldSource:
     name = "held"
 
     trouble: str | None = None  # reading never waits on a passing problem
+    behind_ms: float | None = None  # no newest data to be behind
 
     def __init__(self, simulator: Simulator, count: int) -> None:
         self._records = list(simulator.records(count))

@@ -37,7 +37,9 @@ def test_lag_figures_carry_their_own_units() -> None:
     assert _lag(128, 10_000) == "128 ms / 10 s"  # was "0 / 10 s"
     assert _lag(128, 253) == "128 / 253 ms"  # one unit, said once
     assert _lag(12_000, 7_265_000) == "12 / 7,265 s"
-    assert millis_text(9_999) == "9,999 ms" and _lag(None, None) == "-"
+    assert millis_text(999) == "999 ms" and millis_text(9_949) == "9.9 s"
+    assert _lag(2_282, 3_472) == "2.3 / 3.5 s"  # fits the panel at 80 columns
+    assert _lag(None, None) == "-"
 
 
 def test_stream_time_before_any_event_is_a_dash() -> None:

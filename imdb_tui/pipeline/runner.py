@@ -292,6 +292,7 @@ class Pipeline:
             lag_p99_ms=p99,
             emitted=stats.emitted,
             stored=stats.stored,
+            source_behind_ms=self.source.behind_ms,
             error=self.error,
             stream_time=self.settings.stream_time,
             replay_speed=self.replay_speed,

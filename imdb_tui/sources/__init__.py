@@ -33,6 +33,12 @@ class Source(Protocol):
     said for a person; None while reading goes well. A problem it cannot get past
     is raised from `read` as a SourceError instead: the input error that ends a run."""
 
+    @property
+    def behind_ms(self) -> float | None:
+        """How far behind the newest data reading is, where the source knows (a
+        stream's MillisBehindLatest, the most of its shards'); None elsewhere."""
+        ...
+
     async def start(self, stored: Lookup) -> str | None:
         """Before the first read: look up the stored positions and carry on from them.
         Returns where it carries on from, said for a person (None: the start)."""

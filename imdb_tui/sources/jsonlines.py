@@ -101,6 +101,7 @@ class JsonLinesSource:
     """
 
     trouble: str | None = None  # reading never waits on a passing problem
+    behind_ms: float | None = None  # no newest data to be behind
 
     def __init__(self, path: str, file: BinaryIO | None = None, follow: bool = False) -> None:
         """`file`, if given, is read instead of opening `path` (which names it)."""

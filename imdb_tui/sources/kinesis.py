@@ -311,6 +311,16 @@ class KinesisSource:
             for shard, sequence in sorted(self._handed.items())
         )
 
+    @property
+    def behind_ms(self) -> float | None:
+        """The most any shard read here was behind the stream's tip at its last read."""
+        behind = [
+            s.behind_ms
+            for s in self._shards.values()
+            if s.behind_ms is not None and (self._leases is None or s.shard_id in self._held)
+        ]
+        return float(max(behind)) if behind else None
+
     def acknowledge(self, positions: Sequence[SourcePosition]) -> None:
         pass  # the checkpoints are in the store, committed with their records
 

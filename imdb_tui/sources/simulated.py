@@ -14,6 +14,7 @@ class SimulatedSource:
     name = "simulator"
 
     trouble: str | None = None  # reading never waits on a passing problem
+    behind_ms: float | None = None  # no newest data to be behind
 
     def __init__(self, simulator: Simulator) -> None:
         self._simulator = simulator

@@ -268,8 +268,13 @@ HEALTH_FIELDS: Final = (
     ("as_of", "as_of"),
     ("started_at", "started_at"),
     ("last_seen", "last_seen"),
+    ("source_behind_ms", "source_behind_ms"),
 )
 HEALTH_COLUMNS: Final = ", ".join(column for column, _ in HEALTH_FIELDS)
+HEALTH_COLUMNS_BEFORE_LAG: Final = HEALTH_COLUMNS.replace(
+    "source_behind_ms", "NULL AS source_behind_ms"
+)
+"""The same, for a database from before the lag column (read as it is)."""
 
 
 def health_row(health: PipelineHealth) -> tuple[object, ...]:

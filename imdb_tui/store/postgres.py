@@ -33,6 +33,7 @@ from imdb_tui.events import Event, Rejection
 from imdb_tui.health import PipelineHealth
 from imdb_tui.store import (
     HEALTH_COLUMNS,
+    HEALTH_COLUMNS_BEFORE_LAG,
     HEALTH_FIELDS,
     AggregateFn,
     Aggregates,
@@ -159,6 +160,10 @@ MIGRATIONS: Final = (
         expires     double precision NOT NULL,   -- epoch seconds
         PRIMARY KEY (grp, key)
     );
+    """,
+    # 3: how far behind its source a pipeline reads (a stream's MillisBehindLatest).
+    """
+    ALTER TABLE pipelines ADD COLUMN source_behind_ms double precision;
     """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
@@ -675,8 +680,9 @@ class PostgresStore:
         return int(size)
 
     def pipelines(self, now: float) -> list[PipelineHealth]:
+        columns = HEALTH_COLUMNS if self._version >= 3 else HEALTH_COLUMNS_BEFORE_LAG
         rows = self._query(
-            f"SELECT {HEALTH_COLUMNS} FROM pipelines ORDER BY last_seen DESC, id"  # noqa: S608
+            f"SELECT {columns} FROM pipelines ORDER BY last_seen DESC, id"  # noqa: S608
         )
         return health_from_rows(rows, now)
 

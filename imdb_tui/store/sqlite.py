@@ -24,6 +24,7 @@ from imdb_tui.events import Event, Rejection
 from imdb_tui.health import PipelineHealth
 from imdb_tui.store import (
     HEALTH_COLUMNS,
+    HEALTH_COLUMNS_BEFORE_LAG,
     HEALTH_FIELDS,
     AggregateFn,
     Aggregates,
@@ -157,6 +158,10 @@ MIGRATIONS: Final = (
         expires     REAL NOT NULL,               -- epoch seconds
         PRIMARY KEY (grp, key)
     ) WITHOUT ROWID;
+    """,
+    # 6: how far behind its source a pipeline reads (a stream's MillisBehindLatest).
+    """
+    ALTER TABLE pipelines ADD COLUMN source_behind_ms REAL;
     """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
@@ -708,8 +713,9 @@ class SqliteStore:
     def pipelines(self, now: float) -> list[PipelineHealth]:
         if self._version < 3:  # read as it is: an older file has no health rows
             return []
+        columns = HEALTH_COLUMNS if self._version >= 6 else HEALTH_COLUMNS_BEFORE_LAG
         rows = self._query(
-            f"SELECT {HEALTH_COLUMNS} FROM pipelines ORDER BY last_seen DESC, id"  # noqa: S608
+            f"SELECT {columns} FROM pipelines ORDER BY last_seen DESC, id"  # noqa: S608
         )
         return health_from_rows(rows, now)
 

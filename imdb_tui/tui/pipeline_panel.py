@@ -47,6 +47,8 @@ class PipelinePanel(Panel):
         rows += [("dead letters", dead), ("duplicates", f"{snapshot.duplicates:,}")]
         if health is not None:
             rows.append(("source", source))
+            if health.source_behind_ms is not None:  # a stream: how far from its tip
+                rows.append(("behind", millis_text(health.source_behind_ms)))
         if self.watching:  # when the writer's health row was last written
             rows.append(("last seen", "never" if health is None else seen_text(health.last_seen)))
         rows.append(("database", left_cut(literal(self.database), room)))
