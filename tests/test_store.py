@@ -82,3 +82,23 @@ def test_read_only_opens_change_nothing_and_read_an_older_schema_as_it_is(
     assert reader.counters() == {}
     reader.close()
     assert query(db_path, "PRAGMA user_version") == [(2,)]  # not migrated
+
+
+def test_an_older_file_read_as_it_is_shows_its_pipelines_without_the_lag(
+    db_path: Path,
+) -> None:
+    with sqlite3.connect(db_path) as old:
+        for step in MIGRATIONS[:5]:
+            old.executescript(step)
+        old.execute("PRAGMA user_version = 5")
+        old.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        old.execute(
+            "INSERT INTO pipelines VALUES ('h:1:s', 'h', 1, 'stopped', 'a.jsonl', NULL, 1.0,"
+            " 3, 3, 0, NULL, NULL, NULL, 0, NULL, NULL, '2026-11-23T09:00:00.000Z',"
+            " '2026-11-23T09:00:00.000Z')"
+        )
+    reader = open_store(db_path, read_only=True)
+    (health,) = reader.pipelines(NOW)
+    assert health.source == "a.jsonl" and health.source_behind_ms is None
+    reader.close()
+    assert query(db_path, "PRAGMA user_version") == [(5,)]  # not migrated
