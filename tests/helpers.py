@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from imdb_tui.metrics import Aggregator, MetricsSnapshot, read_snapshot
 from imdb_tui.pipeline import Pipeline, PipelineSettings, RunSummary
 from imdb_tui.sources import Lookup
 from imdb_tui.store import SourcePosition, Store, open_store
+from imdb_tui.store.sqlite import APPLICATION_ID, MIGRATIONS
 from tests.conftest import NOW, Database, event
 
 
@@ -91,3 +93,14 @@ def events(ids: range, **changes: object) -> list[Event]:
 def write(store: Store, batch: list[Event]) -> list[Event]:
     """A batch written as the pipeline writes it (no positions, no health)."""
     return store.write_batch(batch, [], "2026-11-23T10:00:00.000Z", Aggregator(None))
+
+
+def older_file(path: Path | str, version: int) -> sqlite3.Connection:
+    """An imdb-tui SQLite file at an older schema `version`, open for rows to be added
+    (`with older_file(...) as old:` commits them)."""
+    old = sqlite3.connect(path)
+    for step in MIGRATIONS[:version]:
+        old.executescript(step)
+    old.execute(f"PRAGMA user_version = {version}")
+    old.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    return old

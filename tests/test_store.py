@@ -11,7 +11,7 @@ from imdb_tui.clock import ManualClock
 from imdb_tui.store import StoreError, open_store
 from imdb_tui.store.sqlite import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, SqliteStore
 from tests.conftest import NOW
-from tests.helpers import events, query, write
+from tests.helpers import events, older_file, query, write
 
 
 def test_a_new_file_gets_the_current_schema_in_wal_mode(db_path: Path) -> None:
@@ -72,11 +72,7 @@ def test_a_read_only_database_is_reported(tmp_path: Path, clock: ManualClock) ->
 def test_read_only_opens_change_nothing_and_read_an_older_schema_as_it_is(
     db_path: Path,
 ) -> None:
-    with sqlite3.connect(db_path) as old:
-        for step in MIGRATIONS[:2]:
-            old.executescript(step)
-        old.execute("PRAGMA user_version = 2")
-        old.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    older_file(db_path, 2).close()
     reader = open_store(db_path, read_only=True)
     assert reader.pipelines(NOW) == [] and reader.positions() == []
     assert reader.counters() == {}
@@ -87,11 +83,7 @@ def test_read_only_opens_change_nothing_and_read_an_older_schema_as_it_is(
 def test_an_older_file_read_as_it_is_shows_its_pipelines_without_the_lag(
     db_path: Path,
 ) -> None:
-    with sqlite3.connect(db_path) as old:
-        for step in MIGRATIONS[:5]:
-            old.executescript(step)
-        old.execute("PRAGMA user_version = 5")
-        old.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    with older_file(db_path, 5) as old:
         old.execute(
             "INSERT INTO pipelines VALUES ('h:1:s', 'h', 1, 'stopped', 'a.jsonl', NULL, 1.0,"
             " 3, 3, 0, NULL, NULL, NULL, 0, NULL, NULL, '2026-11-23T09:00:00.000Z',"

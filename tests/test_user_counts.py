@@ -8,7 +8,6 @@ shows with counting the users by hand.
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -19,8 +18,8 @@ from imdb_tui.clock import day_start, utc_iso
 from imdb_tui.events import Event
 from imdb_tui.metrics import WINDOW_CHOICES, Aggregator, read_snapshot
 from imdb_tui.store import open_store
-from imdb_tui.store.sqlite import APPLICATION_ID, MIGRATIONS
 from tests.conftest import NOW, Database
+from tests.helpers import older_file
 
 TZ = ZoneInfo("America/New_York")
 MIDNIGHT = day_start(NOW, TZ)  # local midnight, so "today" changes inside the histories
@@ -120,15 +119,11 @@ def test_a_window_starting_inside_a_minute_counts_to_the_millisecond(database: D
 
 def test_an_upgraded_file_counts_the_users_it_already_held(db_path: Path) -> None:
     """Schema 4 fills the per-minute counts from the users an older file knew."""
-    with sqlite3.connect(db_path) as old:
-        for step in MIGRATIONS[:3]:
-            old.executescript(step)
+    with older_file(db_path, 3) as old:
         old.executemany(
             "INSERT INTO user_activity VALUES (?, ?)",
             [(f"u{n}", f"2026-11-23T09:{n % 60:02d}:{n % 7:02d}.000Z") for n in range(300)],
         )
-        old.execute("PRAGMA user_version = 3")
-        old.execute(f"PRAGMA application_id = {APPLICATION_ID}")
     moments = ("2026-11-23T09:00:00.000Z", "2026-11-23T09:30:03.500Z", "2026-11-23T09:59:59.000Z")
     as_it_was = open_store(db_path, read_only=True)  # an older file, read by scanning users
     expected = as_it_was.users_seen_since(*moments)

@@ -110,7 +110,6 @@ class _Shard:
     """Closed by a resharding and read to its end."""
     next_call: float = 0.0
     behind_ms: int | None = None
-    started: bool = False
     fetched: deque[tuple[bytes, str]] = field(default_factory=deque)
 
 
