@@ -3,12 +3,14 @@ endpoint on 127.0.0.1 (moto's server mode), through the imdb-tui command."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
@@ -19,7 +21,7 @@ from typing import Any, TypeVar
 import pytest
 
 from imdb_tui.store import Store, StoreError
-from tests.conftest import Database
+from tests.conftest import NOW, Database, event
 
 COMMAND = str(Path(sys.executable).with_name("imdb-tui"))
 T = TypeVar("T")
@@ -350,6 +352,53 @@ async def test_throttling_slows_reading_but_loses_nothing(
     source.stop()
     assert handed == stream.records["parent"]  # all of them, once, in order
     assert stream.throttled >= 10 and source.trouble is None
+
+
+class HeldStream(ReshardedStream):
+    """One shard of valid events, 100 a GetRecords, whose second call waits until
+    let go: a read in flight when the pipeline is told to stop."""
+
+    LIMIT = 100
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records = {"parent": [json.dumps(event(n)).encode() for n in range(300)]}
+        self.parents = {}
+        self.calls = 0
+        self.calling = threading.Event()
+        self.go = threading.Event()
+
+    def get_records(self, ShardIterator: str, Limit: int) -> dict[str, Any]:
+        self.calls += 1
+        if self.calls == 2:
+            self.calling.set()
+            self.go.wait()
+        return super().get_records(ShardIterator, Limit)
+
+
+async def test_a_stop_while_a_shard_is_being_read_ends_the_run() -> None:
+    """Ctrl-C (the pipeline's stop) as a GetRecords is under way: the run drains what
+    it had read, stores it and ends; the record in flight is read again next time."""
+    from imdb_tui.clock import ManualClock
+    from imdb_tui.pipeline import Pipeline, PipelineSettings
+    from imdb_tui.sources.kinesis import KinesisSource
+    from imdb_tui.store import open_store
+
+    stream = HeldStream()
+    store = open_store(":memory:")
+    try:
+        source = KinesisSource("kinesis://held", kinesis=stream)
+        pipeline = Pipeline(source, store, ManualClock(NOW), PipelineSettings(rate=None))
+        running = asyncio.create_task(pipeline.run())
+        await asyncio.to_thread(stream.calling.wait)
+        pipeline.stop()
+        stream.go.set()
+        summary = await asyncio.wait_for(running, 60)  # a hang fails here, not forever
+        assert (summary.stored, summary.input_error) == (100, None)
+        [checkpoint] = [json.loads(p.position) for p in store.positions()]
+        assert checkpoint["sequence"] == "99"  # the next start reads from the 101st
+    finally:
+        store.close()
 
 
 class Refusing:

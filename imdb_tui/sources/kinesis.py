@@ -331,6 +331,7 @@ class KinesisSource:
         self._release()
         for task in self._fetching.values():
             task.cancel()  # its records were not handed out: read again next time
+        self._fetching.clear()  # not to be collected: a cancelled call has no answer
 
     # Reading -------------------------------------------------------------------
 
