@@ -559,3 +559,81 @@ def test_two_consumers_share_the_shards_and_one_carries_on_when_the_other_dies(
     store.close()
     if database.backend == "sqlite":
         assert_aggregates_match_a_recount(Path(database.name))
+
+
+class SplitStream(ReshardedStream):
+    """Valid events in an open shard and in a closed one split in two, 100 a call;
+    each GetRecords that returns records is logged, in the order they are made."""
+
+    LIMIT = 100
+
+    def __init__(self) -> None:
+        super().__init__()
+        numbers = iter(range(10_000))
+        sizes = {"a": 300, "parent": 1_000, "left": 300, "right": 300}
+        self.records = {
+            shard: [json.dumps(event(next(numbers))).encode() for _ in range(size)]
+            for shard, size in sizes.items()
+        }
+        self.log: list[str] = []
+        self.lock = threading.Lock()
+
+    def list_shards(self, StreamName: str) -> dict[str, Any]:
+        return {"Shards": [{"ShardId": "a"}, *super().list_shards(StreamName)["Shards"]]}
+
+    def get_records(self, ShardIterator: str, Limit: int) -> dict[str, Any]:
+        answer = super().get_records(ShardIterator, Limit)
+        if answer["Records"]:
+            with self.lock:
+                self.log.append(ShardIterator.split(":")[0])
+        return answer
+
+
+async def test_a_group_reads_a_split_shard_before_its_children_whoever_holds_them(
+    database: Database,
+) -> None:
+    """Two pipelines of a group over a stream with a split shard: the children wait
+    until the parent is read to its end, by whichever pipeline read it, and then one
+    of the two reads them; every record is stored."""
+    from imdb_tui.clock import ManualClock
+    from imdb_tui.pipeline import Pipeline, PipelineSettings
+    from imdb_tui.sources.kinesis import KinesisSource
+
+    stream = SplitStream()
+    total = sum(map(len, stream.records.values()))
+    stores = [database.open(), database.open()]
+    group = Group(database, "split")
+    try:
+        pipelines = [
+            Pipeline(
+                KinesisSource(
+                    "kinesis://split",
+                    kinesis=stream,
+                    leases=store.another(),
+                    group="split",
+                    lease_seconds=0.3,
+                ),
+                store,
+                ManualClock(NOW),
+                PipelineSettings(rate=None, commit_interval=0.05),
+            )
+            for store in stores
+        ]
+        runs = [asyncio.create_task(pipeline.run()) for pipeline in pipelines]
+        deadline = time.monotonic() + 60  # a shard never read fails here
+        while await asyncio.to_thread(group.stored) < total:
+            assert time.monotonic() < deadline, (stream.log, group.shards_per_owner())
+            assert not any(run.done() for run in runs), [run.result() for run in runs]
+            await asyncio.sleep(0.05)
+        for pipeline in pipelines:
+            pipeline.stop()
+        await asyncio.gather(*runs)
+        checkpoints = {p.source: json.loads(p.position) for p in stores[0].positions()}
+    finally:
+        for store in stores:
+            store.close()
+    last_of_parent = max(i for i, shard in enumerate(stream.log) if shard == "parent")
+    first_child = min(i for i, shard in enumerate(stream.log) if shard in ("left", "right"))
+    assert first_child > last_of_parent, stream.log
+    assert checkpoints["kinesis:split/parent"]["ended"] is True
+    assert {checkpoints[f"kinesis:split/{s}"]["ended"] for s in ("a", "left", "right")} == {False}

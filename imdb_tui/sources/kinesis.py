@@ -99,6 +99,26 @@ def describe(error: BaseException, stream: str | None = None) -> str:
     return f"{where}: {error}"
 
 
+@dataclass(frozen=True)
+class _Seen:
+    """A shard as a lease round sees it."""
+
+    shard_id: str
+    parents: tuple[str, ...]
+    drained: bool
+    """Read to its end here, and all of it handed out."""
+
+
+@dataclass(frozen=True)
+class _Shares:
+    """What a lease round found: the shards held now, those read to their end (a
+    stored checkpoint says so), and the checkpoints of the shards just taken."""
+
+    held: frozenset[str]
+    ended: frozenset[str]
+    checkpoints: dict[str, str | None]
+
+
 @dataclass
 class _Shard:
     shard_id: str
@@ -137,7 +157,6 @@ class KinesisSource:
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{time.time():.3f}"
         self._held: set[str] = set()
         self._leased = 0.0
-        self._checkpoints: dict[str, str | None] = {}  # taken in a lease round
         self._board_lock = threading.Lock()  # the board's connection: one thread at a time
         self._renewing: asyncio.Future[None] | None = None
         self.name = f"{SCHEME}{self._stream}"
@@ -168,6 +187,7 @@ class KinesisSource:
             if position is None:
                 continue
             shard.checkpoint = _sequence(position)
+            shard.finished = _ended(position)
             if shard.checkpoint is not None:
                 self._handed[shard.shard_id] = shard.checkpoint
                 resumed += 1
@@ -226,63 +246,86 @@ class KinesisSource:
 
     async def _lease_round(self) -> None:
         """Renew this pipeline's leases, take free or expired ones up to its share of
-        the open shards (a shard each, shared out among the group's live owners), and
-        hand back what is over its share, for a pipeline that has too few."""
+        the shards to read (shared out among the group's live owners), and hand back
+        what is over its share, for a pipeline that has too few."""
         self._leased = time.monotonic()
         if self._leases is None:
             return
+        shards = [
+            _Seen(s.shard_id, s.parents, s.finished and not s.fetched)
+            for s in self._shards.values()
+        ]
         try:
-            held = await asyncio.to_thread(self._share)
+            found = await asyncio.to_thread(self._share, shards, frozenset(self._held))
         except StoreError as error:
             self.trouble = f"leases: {error}"  # keep reading what is held; renew next time
             return
-        for shard_id in self._held - held:  # lost: another pipeline reads it from now
+        for shard_id in found.ended:  # read to its end, by this pipeline or another
+            self._shards[shard_id].finished = True
+        for shard_id in self._held - found.held:  # another pipeline reads it from now
             shard = self._shards[shard_id]
             shard.fetched.clear()
             shard.iterator = None
             self._handed.pop(shard_id, None)
-        for shard_id in held - self._held:  # taken: from its stored checkpoint
+        for shard_id in found.held - self._held:  # taken: from its stored checkpoint
             shard = self._shards[shard_id]
             shard.fetched.clear()
             shard.iterator = None
-            shard.checkpoint = self._checkpoints.get(shard_id)
+            shard.checkpoint = found.checkpoints.get(shard_id)
             if shard.checkpoint is not None:
                 self._handed[shard_id] = shard.checkpoint
-        self._held = held
+        self._held = set(found.held)
 
-    def _share(self) -> set[str]:
+    def _share(self, shards: list[_Seen], held: frozenset[str]) -> _Shares:
         """One lease round, on a worker thread (the lease board's own connection)."""
         with self._board_lock:
             board = self._leases
             if board is None:  # released meanwhile: stopping
-                return set()
-            return self._share_on(board)
+                return _Shares(frozenset(), frozenset(), {})
+            return self._share_on(board, shards, held)
 
-    def _share_on(self, board: LeaseBoard) -> set[str]:
+    def _share_on(self, board: LeaseBoard, shards: list[_Seen], held: frozenset[str]) -> _Shares:
+        """The shards to read are those not read to their end (a checkpoint says so)
+        whose parents are: a resharded stream's children wait for their parents, and
+        are not leased before then. A shard this pipeline has read to its end keeps
+        its lease, outside its share, until the checkpoint saying so is committed."""
         now = time.time()
         until = now + self._lease_seconds
-        keys = {self.key(s.shard_id): s.shard_id for s in self._shards.values() if not s.finished}
+        known = {seen.shard_id for seen in shards}
+        ended = {s.shard_id for s in shards if _ended(board.position(self.key(s.shard_id)))}
+        done = {seen.shard_id for seen in shards if seen.drained and seen.shard_id in held} - ended
+        through = ended | done  # children may be read
+        keys = {
+            self.key(seen.shard_id): seen.shard_id
+            for seen in shards
+            if seen.shard_id not in ended and all(p in through for p in seen.parents if p in known)
+        }
         # A row of its own says the pipeline is in the group, shards or none yet.
         board.take_lease(self._group, f"member:{self._owner}", self._owner, until, now)
         holders = board.lease_holders(self._group, now)
         owners = set(holders.values()) | {self._owner}
-        share = -(-len(keys) // len(owners))  # rounded up
-        held = [
+        to_read = [key for key in sorted(keys) if keys[key] not in done]
+        share = -(-len(to_read) // len(owners))  # rounded up
+        mine = [
             key
             for key in sorted(keys)
             if holders.get(key) == self._owner
             and board.take_lease(self._group, key, self._owner, until, now)
         ]
-        if len(held) > share:
-            board.release_leases(self._group, self._owner, held[share:])
-            held = held[:share]
-        for key in sorted(keys):
-            if len(held) >= share:
+        reading = [key for key in mine if keys[key] not in done]
+        letting_go = reading[share:] + [self.key(shard_id) for shard_id in held & ended]
+        if letting_go:
+            board.release_leases(self._group, self._owner, letting_go)
+        taken = {keys[key] for key in mine if key not in reading[share:]}
+        checkpoints: dict[str, str | None] = {}
+        for key in to_read:
+            if len(reading) >= share:
                 break
             if key not in holders and board.take_lease(self._group, key, self._owner, until, now):
-                held.append(key)
-                self._checkpoints[keys[key]] = _sequence(board.position(key))
-        return {keys[key] for key in held}
+                reading.append(key)
+                taken.add(keys[key])
+                checkpoints[keys[key]] = _sequence(board.position(key))
+        return _Shares(frozenset(taken), frozenset(ended), checkpoints)
 
     def _release(self) -> None:
         """Stopping: hand the leases back, so the group's others carry on at once (from
@@ -299,15 +342,26 @@ class KinesisSource:
 
     def positions(self) -> Sequence[SourcePosition]:
         """Each shard's checkpoint, with how far behind the stream's tip its last read
-        was (MillisBehindLatest: `report --json` shows it under `sources`)."""
+        was (MillisBehindLatest: `report --json` shows it under `sources`), and whether
+        it is read to its end (closed by a resharding, and all of it handed out)."""
+        handed: dict[str, str | None] = dict(self._handed)
+        for shard in self._shards.values():
+            ended = shard.finished and not shard.fetched
+            if ended and (self._leases is None or shard.shard_id in self._held):
+                handed[shard.shard_id] = shard.checkpoint
         return tuple(
             SourcePosition(
-                self.key(shard),
+                self.key(shard_id),
                 json.dumps(
-                    {"sequence": sequence, "millis_behind_latest": self._shards[shard].behind_ms}
+                    {
+                        "sequence": sequence,
+                        "millis_behind_latest": self._shards[shard_id].behind_ms,
+                        "ended": self._shards[shard_id].finished
+                        and not self._shards[shard_id].fetched,
+                    }
                 ),
             )
-            for shard, sequence in sorted(self._handed.items())
+            for shard_id, sequence in sorted(handed.items())
         )
 
     @property
@@ -527,9 +581,20 @@ def _sequence(position: str | None) -> str | None:
     if position is None:
         return None
     try:
-        return str(json.loads(position)["sequence"])
+        sequence = json.loads(position)["sequence"]
     except (ValueError, KeyError, TypeError):
         return None
+    return None if sequence is None else str(sequence)
+
+
+def _ended(position: str | None) -> bool:
+    """Whether a stored checkpoint says its shard was read to its end."""
+    if position is None:
+        return False
+    try:
+        return json.loads(position).get("ended") is True
+    except (ValueError, AttributeError):
+        return False
 
 
 def _code(error: BaseException) -> str:
