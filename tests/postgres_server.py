@@ -46,10 +46,10 @@ def free_port() -> int:
         return port
 
 
-def unavailable(reason: str) -> None:
-    """Skip, except under CI, where the PostgreSQL tests must run."""
+def unavailable(reason: str, tests: str = "the PostgreSQL tests") -> None:
+    """Skip, except under CI, where the tests that need a service must run."""
     if os.environ.get("CI") == "true":
-        pytest.fail(f"CI must run the PostgreSQL tests: {reason}")
+        pytest.fail(f"CI must run {tests}: {reason}")
     pytest.skip(reason)
 
 

@@ -71,7 +71,8 @@ def test_service_libraries_are_imported_only_when_used(
         "from imdb_tui.cli import main\n"
         "from imdb_tui.store import open_store\n"
         f"open_store({str(tmp_path / 'e.db')!r}).close()\n"
-        "print(sorted(m for m in ('psycopg', 'boto3', 'botocore') if m in sys.modules))\n"
+        "services = ('psycopg', 'boto3', 'botocore', 'textual_serve', 'aiohttp')\n"
+        "print(sorted(m for m in services if m in sys.modules))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True

@@ -6,6 +6,7 @@ import asyncio
 import functools
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -147,16 +148,7 @@ def run(options: Options, duration: float | None, count: int | None) -> None:
     settings = PipelineSettings(count=count, **options.settings())
     store = open_store(options.db, pg_schema=options.pg_schema)
     pipeline = pipeline_into(store, settings, options.inputs())
-    click.echo(f"database: {store.name}")
-    if options.source == SIMULATOR:
-        assert pipeline.catalog is not None
-        movies = f"{len(pipeline.catalog):,}{' IMDb' if options.catalog else ''}"
-        click.echo(
-            f"source: simulator (seed {options.seed}, {movies} titles, {options.users:,} users)"
-        )
-    else:
-        kind = "Kinesis stream" if is_kinesis(options.source) else "JSON Lines"
-        click.echo(f"source: {pipeline.source.name} ({kind})")
+    describe_inputs(store, pipeline, options)
     try:
         outcome = asyncio.run(_run_headless(pipeline, duration))
         final = read_snapshot(store, time.time(), None, options.window)
@@ -184,7 +176,8 @@ def watch(db: str, pg_schema: str, window: int, refresh: float) -> None:
     the writing pipeline's health, or says that no pipeline is writing; a
     pipeline that starts later is picked up. Nothing in the database changes.
     """
-    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+    in_browser = "TEXTUAL_DRIVER" in os.environ  # a viewer of `imdb-tui serve`
+    if not (in_browser or (sys.stdin.isatty() and sys.stderr.isatty())):
         raise Failure("watch needs a terminal; without one, use `imdb-tui report`")
     store = open_store(db, read_only=True, pg_schema=pg_schema)
     from imdb_tui.tui.app import MonitorApp  # Textual loads only here
@@ -196,6 +189,20 @@ def watch(db: str, pg_schema: str, window: int, refresh: float) -> None:
         MonitorApp(watcher, None, refresh).run()
     finally:
         watcher.close()
+
+
+def describe_inputs(store: Store, pipeline: Pipeline, options: Options) -> None:
+    """The lines a headless pipeline starts with: where it writes, what it reads."""
+    click.echo(f"database: {store.name}")
+    if options.source == SIMULATOR:
+        assert pipeline.catalog is not None
+        movies = f"{len(pipeline.catalog):,}{' IMDb' if options.catalog else ''}"
+        click.echo(
+            f"source: simulator (seed {options.seed}, {movies} titles, {options.users:,} users)"
+        )
+    else:
+        kind = "Kinesis stream" if is_kinesis(options.source) else "JSON Lines"
+        click.echo(f"source: {pipeline.source.name} ({kind})")
 
 
 async def _run_headless(pipeline: Pipeline, duration: float | None) -> RunSummary:

@@ -173,6 +173,8 @@ def db_option(f: F, help: str = DB_HELP) -> F:
         default="imdb_tui",
         show_default=True,
         metavar="NAME",
+        envvar="IMDB_TUI_PG_SCHEMA",
+        show_envvar=True,
         help="With a PostgreSQL --db: the schema holding imdb-tui's tables (created if"
         " missing), so that several setups can share one database.",
     )(f)
@@ -181,6 +183,8 @@ def db_option(f: F, help: str = DB_HELP) -> F:
         "db",
         default=str(DEFAULT_DB),
         show_default=True,
+        envvar="IMDB_TUI_DB",
+        show_envvar=True,
         metavar="PATH|URL",
         help=help,
     )(f)
