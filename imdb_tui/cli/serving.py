@@ -90,9 +90,10 @@ def serve(
     count: int | None,
     refresh: float,
 ) -> None:
-    """Run the pipeline headless (as `run` does, with the same options) and serve its
-    monitor to web browsers: every tab is a read-only `watch` view of the database,
-    so there is one pipeline however many tabs are open, and no key reaches it.
+    """Serve the monitor to web browsers, with one pipeline however many tabs.
+
+    The pipeline runs headless (as `run` does, with the same options); every tab
+    is a read-only `watch` view of the database, so no key reaches the pipeline.
 
     It binds 127.0.0.1 unless --host says otherwise; on any other address each
     request needs the token in the URL printed at start. Ctrl-C stops serving,
