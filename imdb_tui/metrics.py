@@ -5,7 +5,9 @@ Definitions (the README repeats them):
 - events_today, by_type, per_hour: events whose event_time falls on the local calendar day.
 - active_users: distinct users with an event in the last W minutes.
 - users_today: distinct users with an event today.
-- top_movies: today's most viewed titles (view events), with their share of today's views.
+- top_movies: today's most viewed titles (view events), with their share of today's views
+  and their average rating today (None: not rated today).
+- ratings: today's rate events, their average rating, and how many gave each of 1 to 10.
 - per_minute: events per UTC minute over the last 60 minutes, oldest first, empty minutes 0
   (the snapshot keeps MINUTES_KEPT of them, so a wide chart is full; reports show 60).
 """
@@ -30,6 +32,7 @@ MINUTES_SHOWN = 60
 MINUTES_KEPT = 180
 """Minutes a snapshot holds: a chart as wide as the terminal shows as many as fit."""
 WINDOW_CHOICES = (1, 5, 15, 60)
+RATING_SCALE = range(1, 11)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +44,39 @@ class MovieRank:
     views: int
     share: float
     """Fraction of today's views."""
+    avg_rating: float | None = None
+    """The average of its ratings today (None: not rated today)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ratings:
+    """A day's rate events: how many gave each rating, 1 to 10."""
+
+    histogram: tuple[int, ...] = (0,) * 10
+    """histogram[r - 1]: the rate events giving r."""
+
+    @classmethod
+    def of(cls, counts: dict[int, int]) -> Ratings:
+        return cls(tuple(counts.get(rating, 0) for rating in RATING_SCALE))
+
+    @property
+    def count(self) -> int:
+        return sum(self.histogram)
+
+    @property
+    def average(self) -> float | None:
+        count = self.count
+        if not count:
+            return None
+        return sum(r * n for r, n in zip(RATING_SCALE, self.histogram, strict=True)) / count
+
+    def to_json(self) -> dict[str, Any]:
+        average = self.average
+        return {
+            "count": self.count,
+            "average": None if average is None else round(average, 3),
+            "histogram": {str(r): n for r, n in zip(RATING_SCALE, self.histogram, strict=True)},
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +113,8 @@ class MetricsSnapshot:
     """How much of the database its data takes."""
     pipelines: tuple[PipelineHealth, ...] = ()
     """Every pipeline's health row in the store (read by viewers of a database)."""
+    ratings: Ratings = Ratings()
+    """Today's."""
 
     @property
     def last_hour(self) -> tuple[MinuteCount, ...]:
@@ -93,9 +131,15 @@ class MetricsSnapshot:
             },
             "users_today": self.users_today,
             "top_movies": [
-                {"movie_id": m.movie_id, "title": m.title, "views": m.views}
+                {
+                    "movie_id": m.movie_id,
+                    "title": m.title,
+                    "views": m.views,
+                    "avg_rating": None if m.avg_rating is None else round(m.avg_rating, 3),
+                }
                 for m in self.top_movies
             ],
+            "ratings": self.ratings.to_json(),
             "by_type": dict(self.by_type),
             "per_minute": [{"minute": m.minute, "events": m.events} for m in self.last_hour],
             "per_hour": [{"hour": hour, "events": n} for hour, n in enumerate(self.per_hour)],
@@ -145,7 +189,20 @@ class Aggregator:
         else:
             ordered = sorted(zip(times, map(_USER, events), strict=True))
             last_seen = dict(zip(map(_SECOND, ordered), map(_FIRST, ordered), strict=True))
-        return Aggregates(per_minute, per_quarter_hour, movie_views, last_seen)
+        ratings: dict[tuple[str, int], int] = {}
+        movie_ratings: dict[tuple[str, str, int], int] = {}
+        rates = list(compress(events, map(eq, map(_TYPE, events), repeat("rate"))))
+        minutes = map(_MINUTE, map(_TIME, rates))
+        keys = zip(minutes, map(_MOVIE, rates), map(_RATING, rates), strict=True)
+        for (minute, movie, rating), n in Counter(keys).items():
+            if rating is None:  # validation gives every rate event its rating
+                continue
+            day = self._day(minute)
+            ratings[day, rating] = ratings.get((day, rating), 0) + n
+            movie_ratings[day, movie, rating] = movie_ratings.get((day, movie, rating), 0) + n
+        return Aggregates(
+            per_minute, per_quarter_hour, movie_views, last_seen, ratings, movie_ratings
+        )
 
     def _day(self, when: str) -> str:
         """The local day of an event time (UTC, canonical)."""
@@ -166,6 +223,7 @@ _TIME, _USER, _MOVIE, _TYPE = (
     for name in ("event_time", "user_id", "movie_id", "event_type")
 )
 _TIME_MOVIE = itemgetter(Event._fields.index("event_time"), Event._fields.index("movie_id"))
+_RATING = itemgetter(Event._fields.index("rating"))
 
 
 def quarter_hour(minute: str) -> str:
@@ -200,6 +258,9 @@ def read_snapshot(
         per_hour[hour] += events
         by_type[event_type] = by_type.get(event_type, 0) + events
     views_today = by_type.get("view", 0)
+    day = local_day(now, tz)
+    ranked = store.top_movies(day, TOP_MOVIES)
+    rated = store.movie_ratings(day, [m.movie_id for m in ranked])
     top = tuple(
         MovieRank(
             m.movie_id,
@@ -207,8 +268,9 @@ def read_snapshot(
             m.year,
             m.views,
             m.views / views_today if views_today else 0.0,
+            Ratings.of(rated.get(m.movie_id, {})).average,
         )
-        for m in store.top_movies(local_day(now, tz), TOP_MOVIES)
+        for m in ranked
     )
     active, users_today = store.users_seen_since(utc_iso(now - window_minutes * 60), utc_iso(today))
     return MetricsSnapshot(
@@ -225,6 +287,7 @@ def read_snapshot(
         duplicates=counters.get("duplicates", 0),
         health=health,
         database_bytes=store.size_bytes(),
+        ratings=Ratings.of(store.ratings(day)),
     )
 
 

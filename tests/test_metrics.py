@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import random
 import sqlite3
-from collections import Counter
+from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 from imdb_tui.catalog import Movie
 from imdb_tui.clock import ManualClock, local_day, utc_iso
 from imdb_tui.events import Event
-from imdb_tui.metrics import Aggregator, quarter_hour, read_snapshot
+from imdb_tui.metrics import Aggregator, Ratings, quarter_hour, read_snapshot
 from imdb_tui.store import Aggregates, open_store
 from tests.conftest import NOW, Database, event
 from tests.helpers import ingest, snapshot
@@ -138,6 +139,7 @@ async def test_the_json_report_has_the_documented_keys(
         "active_users",
         "users_today",
         "top_movies",
+        "ratings",
         "by_type",
         "per_minute",
         "per_hour",
@@ -146,7 +148,7 @@ async def test_the_json_report_has_the_documented_keys(
         "database_bytes",
     ]
     assert data["active_users"] == {"window_minutes": 5, "count": 7}
-    assert set(data["top_movies"][0]) == {"movie_id", "title", "views"}
+    assert set(data["top_movies"][0]) == {"movie_id", "title", "views", "avg_rating"}
 
 
 @given(
@@ -173,7 +175,7 @@ def test_the_batch_aggregates_match_counting_event_by_event(
             "s1",
             f"tt{1000000 + movie}",
             kind,
-            5 if kind == "rate" else None,
+            1 + n % 10 if kind == "rate" else None,
         )
         for n, (offset, user, movie, kind) in enumerate(draws)
     ]
@@ -181,7 +183,12 @@ def test_the_batch_aggregates_match_counting_event_by_event(
     per_quarter_hour: Counter[tuple[str, str]] = Counter()
     movie_views: Counter[tuple[str, str]] = Counter()
     last_seen: dict[str, str] = {}
+    ratings: Counter[tuple[str, int]] = Counter()
+    movie_ratings: Counter[tuple[str, str, int]] = Counter()
     for e in batch:
+        if e.rating is not None:
+            ratings[local_day(e.ts, tz), e.rating] += 1
+            movie_ratings[local_day(e.ts, tz), e.movie_id, e.rating] += 1
         minute = e.event_time[:16] + "Z"
         per_minute[minute, e.event_type] += 1
         per_quarter_hour[quarter_hour(minute), e.event_type] += 1
@@ -189,5 +196,69 @@ def test_the_batch_aggregates_match_counting_event_by_event(
             movie_views[local_day(e.ts, tz), e.movie_id] += 1
         last_seen[e.user_id] = max(last_seen.get(e.user_id, ""), e.event_time)
     assert Aggregator(tz)(batch) == Aggregates(
-        dict(per_minute), dict(per_quarter_hour), dict(movie_views), last_seen
+        dict(per_minute),
+        dict(per_quarter_hour),
+        dict(movie_views),
+        last_seen,
+        dict(ratings),
+        dict(movie_ratings),
     )
+
+
+async def test_ratings_and_each_top_movies_average_match_a_recount_across_midnight(
+    database: Database,
+) -> None:
+    """A seeded stream of events over three hours around local midnight (Kolkata,
+    UTC+05:30), out of order: today's and yesterday's ratings, and each top movie's
+    average today, against a recount of the stored rate events."""
+    kolkata = ZoneInfo("Asia/Kolkata")
+    clock = ManualClock(datetime.fromisoformat("2026-11-23T20:00:00+00:00").timestamp(), kolkata)
+    randoms = random.Random(16)
+    start = datetime.fromisoformat("2026-11-23T17:00:00+00:00").timestamp()  # 22:30 local
+    records = []
+    for n in range(3_000):
+        moment = start + randoms.uniform(0, 3 * 3600)  # to 01:30 local, the next day
+        kind = randoms.choice(["view", "view", "rate", "click"])
+        record = event(n, event_time=utc_iso(moment), movie_id=f"tt{1 + n % 13:07d}")
+        record["event_type"] = kind
+        if kind == "rate":
+            record["rating"] = randoms.randint(1, 10)
+        records.append(record)
+    randoms.shuffle(records)
+    await ingest(database, records, clock)
+    recount: dict[str, Counter[int]] = defaultdict(Counter)
+    by_movie: dict[tuple[str, str], Counter[int]] = defaultdict(Counter)
+    for record in records:
+        if record["event_type"] == "rate":
+            moment = datetime.fromisoformat(str(record["event_time"])).timestamp()
+            day = local_day(moment, kolkata)
+            recount[day][int(record["rating"])] += 1  # type: ignore[call-overload]
+            by_movie[day, str(record["movie_id"])][int(record["rating"])] += 1  # type: ignore[call-overload]
+    today, yesterday = "2026-11-24", "2026-11-23"
+    assert set(recount) == {today, yesterday}
+    metrics = snapshot(database, clock)
+    assert metrics.ratings == Ratings.of(recount[today])
+    assert metrics.ratings.count == sum(recount[today].values()) > 100
+    store = database.open(create=False)
+    try:
+        assert store.count_events() == 3_000  # every event stored: the recount is of them
+        assert store.ratings(yesterday) == dict(recount[yesterday])
+    finally:
+        store.close()
+    assert len(metrics.top_movies) == 10
+    for movie in metrics.top_movies:
+        counts = by_movie[today, movie.movie_id]
+        expected = sum(r * n for r, n in counts.items()) / sum(counts.values())
+        assert movie.avg_rating is not None and abs(movie.avg_rating - expected) < 1e-9
+    report = metrics.to_json()
+    assert report["ratings"]["histogram"] == {str(r): recount[today][r] for r in range(1, 11)}
+    assert report["top_movies"][0]["avg_rating"] == round(metrics.top_movies[0].avg_rating, 3)
+
+
+def test_a_day_without_ratings_has_no_average() -> None:
+    assert Ratings().count == 0 and Ratings().average is None
+    assert Ratings().to_json() == {
+        "count": 0,
+        "average": None,
+        "histogram": {str(r): 0 for r in range(1, 11)},
+    }

@@ -31,6 +31,7 @@ from imdb_tui.tui.app import MonitorApp
 from imdb_tui.tui.dead_letters import DeadLettersScreen
 from imdb_tui.tui.dialogs import KEYS, HelpScreen, RateDialog
 from imdb_tui.tui.panel import Panel
+from imdb_tui.tui.ratings import RatingsPanel
 from imdb_tui.viewer import StoreWatcher, in_process
 
 from .conftest import NOW, event
@@ -109,6 +110,7 @@ async def test_the_panels_show_the_stream(app: MonitorApp) -> None:
         assert titles == [
             "Active users",
             "Events by type",
+            "Ratings today",
             "Pipeline",
             "Top movies today",
             "Events per minute",
@@ -116,6 +118,15 @@ async def test_the_panels_show_the_stream(app: MonitorApp) -> None:
         ]
         table = app.query_one(DataTable)
         assert str(table.get_cell("1", "Title")) == snapshot.top_movies[0].title
+        top = snapshot.top_movies[0]
+        assert str(table.get_cell("1", "Avg")) == (
+            "–" if top.avg_rating is None else f"{top.avg_rating:.1f}"
+        )
+        average = snapshot.ratings.average
+        assert average is not None  # the simulator rates
+        ratings = str(app.query_one(RatingsPanel).render())
+        assert ratings.startswith(f"{snapshot.ratings.count:,} · average {average:.2f}\n")
+        assert ratings.endswith("\n1 2 3 4 5 6 7 8 9 10")  # each under its column
         assert "RUNNING" in status(app)
         assert "imdb-tui" in app.title and app.sub_title == "RUNNING"
 

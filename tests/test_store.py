@@ -76,6 +76,7 @@ def test_read_only_opens_change_nothing_and_read_an_older_schema_as_it_is(
     reader = open_store(db_path, read_only=True)
     assert reader.pipelines(NOW) == [] and reader.positions() == []
     assert reader.counters() == {}
+    assert reader.ratings("2026-11-23") == {} and reader.movie_ratings("2026-11-23", ["tt1"]) == {}
     reader.close()
     assert query(db_path, "PRAGMA user_version") == [(2,)]  # not migrated
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from os import PathLike
 from typing import TYPE_CHECKING, Any, Final, Protocol
@@ -48,6 +48,10 @@ class Aggregates:
     """(day, movie_id) -> views"""
     last_seen: dict[str, str]
     """user_id -> newest event_time"""
+    ratings: dict[tuple[str, int], int] = field(default_factory=dict)
+    """(day, rating) -> rate events"""
+    movie_ratings: dict[tuple[str, str, int], int] = field(default_factory=dict)
+    """(day, movie_id, rating) -> rate events"""
 
 
 AggregateFn = Callable[[Sequence[Event]], Aggregates]
@@ -134,6 +138,14 @@ class MetricsReader(Protocol):
         ...
 
     def top_movies(self, day: str, limit: int) -> list[TopMovie]: ...
+
+    def ratings(self, day: str) -> dict[int, int]:
+        """The day's rate events by rating (1 to 10); none before schema 7."""
+        ...
+
+    def movie_ratings(self, day: str, movie_ids: Sequence[str]) -> dict[str, dict[int, int]]:
+        """For each of these movies rated that day: its rate events by rating."""
+        ...
 
     def users_seen_since(self, *moments: str) -> list[int]:
         """For each moment, how many users have an event at or after it."""

@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import tzinfo
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -165,6 +165,22 @@ MIGRATIONS: Final = (
     """
     ALTER TABLE pipelines ADD COLUMN source_behind_ms double precision;
     """,
+    # 4: ratings by local day, and by movie and day (counted from this version on).
+    """
+    CREATE TABLE ratings_daily (
+        day         text NOT NULL,               -- local calendar day, YYYY-MM-DD
+        rating      integer NOT NULL,            -- 1 to 10
+        ratings     bigint NOT NULL,
+        PRIMARY KEY (day, rating)
+    );
+    CREATE TABLE movie_ratings_daily (
+        day         text NOT NULL,
+        movie_id    text NOT NULL,
+        rating      integer NOT NULL,
+        ratings     bigint NOT NULL,
+        PRIMARY KEY (day, movie_id, rating)
+    );
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
@@ -202,6 +218,16 @@ _ADD_MOVIE_VIEWS: Final = (
     "INSERT INTO movie_views_daily AS t (day, movie_id, views)"
     " SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[])"
     " ON CONFLICT (day, movie_id) DO UPDATE SET views = t.views + excluded.views"
+)
+_ADD_RATINGS: Final = (
+    "INSERT INTO ratings_daily AS t (day, rating, ratings)"
+    " SELECT * FROM unnest(%s::text[], %s::integer[], %s::bigint[])"
+    " ON CONFLICT (day, rating) DO UPDATE SET ratings = t.ratings + excluded.ratings"
+)
+_ADD_MOVIE_RATINGS: Final = (
+    "INSERT INTO movie_ratings_daily AS t (day, movie_id, rating, ratings)"
+    " SELECT * FROM unnest(%s::text[], %s::text[], %s::integer[], %s::bigint[])"
+    " ON CONFLICT (day, movie_id, rating) DO UPDATE SET ratings = t.ratings + excluded.ratings"
 )
 # A batch's users take their new times; each one whose newest minute moved on
 # leaves its old minute's count for the new one's. previous_seen says what the
@@ -524,6 +550,8 @@ class PostgresStore:
             db.execute("DELETE FROM events_per_minute WHERE minute < %s", (minute,))
             db.execute("DELETE FROM events_per_quarter_hour WHERE quarter < %s", (minute,))
             db.execute("DELETE FROM movie_views_daily WHERE day < %s", (before[:10],))
+            db.execute("DELETE FROM ratings_daily WHERE day < %s", (before[:10],))
+            db.execute("DELETE FROM movie_ratings_daily WHERE day < %s", (before[:10],))
             # Users first, then their minutes' counts: whole minutes, so the counts
             # stay their sums (a writer moving a user holds its row until it commits).
             db.execute("DELETE FROM user_activity WHERE last_seen < %s", (minute,))
@@ -641,6 +669,24 @@ class PostgresStore:
         )
         return [TopMovie(*row) for row in rows]
 
+    def ratings(self, day: str) -> dict[int, int]:
+        if self._version < 4:
+            return {}
+        rows = self._query("SELECT rating, ratings FROM ratings_daily WHERE day = %s", (day,))
+        return dict(rows)
+
+    def movie_ratings(self, day: str, movie_ids: Sequence[str]) -> dict[str, dict[int, int]]:
+        if self._version < 4 or not movie_ids:
+            return {}
+        found: dict[str, dict[int, int]] = {}
+        for movie_id, rating, count in self._query(
+            "SELECT movie_id, rating, ratings FROM movie_ratings_daily"
+            " WHERE day = %s AND movie_id = ANY(%s)",
+            (day, list(movie_ids)),
+        ):
+            found.setdefault(movie_id, {})[rating] = count
+        return found
+
     def users_seen_since(self, *moments: str) -> list[int]:
         """As SQLite's: the per-minute counts after each moment's minute, and the users of
         its own minute found by index."""
@@ -701,22 +747,27 @@ def _add_aggregates(db: psycopg.Connection[Any], aggregates: Aggregates) -> None
     """The aggregate upserts, the least shared rows first (the same order in every writer)."""
     if aggregates.movie_views:
         _add_counts(db, _ADD_MOVIE_VIEWS, aggregates.movie_views)
+    if aggregates.movie_ratings:
+        _add_counts(db, _ADD_MOVIE_RATINGS, aggregates.movie_ratings)
     if aggregates.last_seen:
         users = sorted(aggregates.last_seen.items())
         db.execute(_SEE_USERS, [[u for u, _ in users], [t for _, t in users]])
     for sql, table in (
         (_ADD_PER_MINUTE, aggregates.per_minute),
         (_ADD_PER_QUARTER_HOUR, aggregates.per_quarter_hour),
+        (_ADD_RATINGS, aggregates.ratings),
     ):
         if table:
             _add_counts(db, sql, table)
 
 
-def _add_counts(db: psycopg.Connection[Any], sql: str, table: dict[tuple[str, str], int]) -> None:
+def _add_counts(
+    db: psycopg.Connection[Any], sql: str, table: Mapping[tuple[Any, ...], int]
+) -> None:
+    """Counts keyed by tuples, as one array a column (the keys' columns, then the count)."""
     rows = sorted(table.items())
-    db.execute(
-        sql, [[key[0] for key, _ in rows], [key[1] for key, _ in rows], [n for _, n in rows]]
-    )
+    columns = [list(column) for column in zip(*(key for key, _ in rows), strict=True)]
+    db.execute(sql, [*columns, [n for _, n in rows]])
 
 
 def _add_counters(db: psycopg.Connection[Any], **deltas: int) -> None:

@@ -163,6 +163,23 @@ MIGRATIONS: Final = (
     """
     ALTER TABLE pipelines ADD COLUMN source_behind_ms REAL;
     """,
+    # 7: ratings by local day, and by movie and day (counted from this version on:
+    # a local day depends on the time zone of the pipeline that counts it).
+    """
+    CREATE TABLE ratings_daily (
+        day         TEXT NOT NULL,               -- local calendar day, YYYY-MM-DD
+        rating      INTEGER NOT NULL,            -- 1 to 10
+        ratings     INTEGER NOT NULL,
+        PRIMARY KEY (day, rating)
+    ) WITHOUT ROWID;
+    CREATE TABLE movie_ratings_daily (
+        day         TEXT NOT NULL,
+        movie_id    TEXT NOT NULL,
+        rating      INTEGER NOT NULL,
+        ratings     INTEGER NOT NULL,
+        PRIMARY KEY (day, movie_id, rating)
+    ) WITHOUT ROWID;
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 _OUR_TABLES: Final = frozenset(
@@ -180,6 +197,8 @@ _OUR_TABLES: Final = frozenset(
         "pipelines",
         "users_per_last_minute",
         "leases",
+        "ratings_daily",
+        "movie_ratings_daily",
     }
 )
 
@@ -200,6 +219,14 @@ _UPSERT_PER_QUARTER_HOUR: Final = (
 _UPSERT_MOVIE_VIEWS: Final = (
     "INSERT INTO movie_views_daily (day, movie_id, views)",
     " ON CONFLICT (day, movie_id) DO UPDATE SET views = views + excluded.views",
+)
+_UPSERT_RATINGS: Final = (
+    "INSERT INTO ratings_daily (day, rating, ratings)",
+    " ON CONFLICT (day, rating) DO UPDATE SET ratings = ratings + excluded.ratings",
+)
+_UPSERT_MOVIE_RATINGS: Final = (
+    "INSERT INTO movie_ratings_daily (day, movie_id, rating, ratings)",
+    " ON CONFLICT (day, movie_id, rating) DO UPDATE SET ratings = ratings + excluded.ratings",
 )
 # A batch's users, [[user_id, newest event_time], ...] in one JSON array: first each
 # user whose newest minute moves on leaves its old minute's count for the new one's,
@@ -578,6 +605,8 @@ class SqliteStore:
                 "DELETE FROM events_per_quarter_hour WHERE quarter < ?", (before[:16],)
             )
             self._db.execute("DELETE FROM movie_views_daily WHERE day < ?", (before[:10],))
+            self._db.execute("DELETE FROM ratings_daily WHERE day < ?", (before[:10],))
+            self._db.execute("DELETE FROM movie_ratings_daily WHERE day < ?", (before[:10],))
             # Whole minutes of users, so the per-minute counts stay their sums.
             self._db.execute("DELETE FROM user_activity WHERE last_seen < ?", (before[:16],))
             self._db.execute(
@@ -591,6 +620,10 @@ class SqliteStore:
             [(*key, n) for key, n in aggregates.per_quarter_hour.items()],
         )
         self._upsert(_UPSERT_MOVIE_VIEWS, [(*key, n) for key, n in aggregates.movie_views.items()])
+        self._upsert(_UPSERT_RATINGS, [(*key, n) for key, n in aggregates.ratings.items()])
+        self._upsert(
+            _UPSERT_MOVIE_RATINGS, [(*key, n) for key, n in aggregates.movie_ratings.items()]
+        )
         if aggregates.last_seen:
             seen = (json.dumps(list(aggregates.last_seen.items()), ensure_ascii=False),)
             self._db.execute(_MOVE_USERS, seen)
@@ -675,6 +708,23 @@ class SqliteStore:
             (day, limit),
         )
         return [TopMovie(*row) for row in rows]
+
+    def ratings(self, day: str) -> dict[int, int]:
+        if self._version < 7:  # an older file read as it is: no ratings counted
+            return {}
+        return dict(self._query("SELECT rating, ratings FROM ratings_daily WHERE day = ?", (day,)))
+
+    def movie_ratings(self, day: str, movie_ids: Sequence[str]) -> dict[str, dict[int, int]]:
+        if self._version < 7 or not movie_ids:
+            return {}
+        found: dict[str, dict[int, int]] = {}
+        for movie_id, rating, count in self._query(
+            "SELECT movie_id, rating, ratings FROM movie_ratings_daily"
+            " WHERE day = ? AND movie_id IN (SELECT value FROM json_each(?))",
+            (day, json.dumps(list(movie_ids))),
+        ):
+            found.setdefault(movie_id, {})[rating] = count
+        return found
 
     def users_seen_since(self, *moments: str) -> list[int]:
         """For each moment, how many users have an event at or after it: the users last

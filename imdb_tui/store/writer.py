@@ -95,6 +95,8 @@ class Writer:
                 aggregates.per_quarter_hour,
                 aggregates.movie_views,
                 aggregates.last_seen,
+                aggregates.ratings,
+                aggregates.movie_ratings,
             ),
             [(p.source, p.position) for p in positions],
             None if health is None else astuple(health),

@@ -35,6 +35,7 @@ from imdb_tui.tui.dead_letters import SHOWN, DeadLettersScreen
 from imdb_tui.tui.dialogs import HelpScreen, RateDialog
 from imdb_tui.tui.events_by_type import EventsByType
 from imdb_tui.tui.pipeline_panel import PipelinePanel
+from imdb_tui.tui.ratings import RatingsPanel
 from imdb_tui.tui.top_movies import TopMovies
 from imdb_tui.tui.trends import PerMinute, TodayByHour
 from imdb_tui.viewer import NO_WRITER, Control, Reader
@@ -42,6 +43,9 @@ from imdb_tui.viewer import NO_WRITER, Control, Reader
 REFRESH_STEPS = (0.25, 0.5, 1.0, 2.0, 5.0)
 """The refresh intervals [ and ] step through, in seconds."""
 MIN_SIZE = (80, 24)
+WIDE = 110
+"""From this many columns on, Ratings has a panel of its own; below, Events by type
+shows today's average rating on its rate row."""
 """The smallest terminal every panel is whole in, columns by rows."""
 GC_THRESHOLD = 20_000
 """Allocations between young collections (Python's default is 700): at max rate the
@@ -65,7 +69,7 @@ class MonitorApp(App[RunSummary | None]):
     # Screen classes app.tcss lays out by: 24 rows get the compact grid, and under 90
     # columns the footer gives the palette's hint up so that every key shows.
     # Below MIN_SIZE, a "terminal too small" note takes the dashboard's place.
-    HORIZONTAL_BREAKPOINTS = [(0, "-too-narrow"), (MIN_SIZE[0], "-narrow"), (90, "-wide")]  # noqa: RUF012
+    HORIZONTAL_BREAKPOINTS = [(0, "-too-narrow"), (MIN_SIZE[0], "-narrow"), (WIDE, "-wide")]  # noqa: RUF012
     VERTICAL_BREAKPOINTS = [(0, "-too-short"), (MIN_SIZE[1], "-short"), (32, "-tall")]  # noqa: RUF012
     TITLE = "imdb-tui"
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -120,6 +124,7 @@ class MonitorApp(App[RunSummary | None]):
             for panel in (
                 ActiveUsers(id="active-users"),
                 EventsByType(id="events-by-type"),
+                RatingsPanel(id="ratings"),
                 PipelinePanel(self.reader.database, self.control is None, id="pipeline"),
                 TopMovies(id="top-movies"),
                 PerMinute(id="per-minute"),

@@ -31,9 +31,15 @@ class EventsByType(Panel):
         bar_room = room - kind_width - SHARE_WIDTH - 1
         bar_style = self.get_component_rich_style("events-by-type--bar")
         lines = Text(no_wrap=True, overflow="ellipsis")
+        average = snapshot.ratings.average
+        # No Ratings panel beside this one (a narrow screen): the rate row says the average.
+        with_average = average is not None and self.screen.has_class("-narrow")
         for kind, count in snapshot.by_type.items():
             share = count / total if total else 0.0
-            name = kind if len(kind) <= kind_width else kind[: kind_width - 1] + "…"
+            label = kind
+            if kind == "rate" and with_average:
+                label = f"rate avg {average:.1f}"  # "rate avg 10.0" fits KIND_WIDTH
+            name = label if len(label) <= kind_width else label[: kind_width - 1] + "…"
             lines.append(f"{name:<{kind_width}} {counts[kind]:>{count_width}}")
             if with_share:
                 lines.append(f" {share:>4.0%}")

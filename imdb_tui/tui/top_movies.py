@@ -11,8 +11,8 @@ from imdb_tui.display import literal
 from imdb_tui.metrics import TOP_MOVIES, MetricsSnapshot, MovieRank
 from imdb_tui.tui.panel import Panel
 
-_COLUMNS = ("#", "Title", "Year", "Views", "Share")
-_FIXED = {"#": 2, "Year": 4, "Views": 7}
+_COLUMNS = ("#", "Title", "Year", "Views", "Avg", "Share")
+_FIXED = {"#": 2, "Year": 4, "Views": 7, "Avg": 4}
 _PADDING = 2 * len(_COLUMNS) + 2  # a cell's padding on each side, and the scrollbar
 
 
@@ -46,7 +46,7 @@ class TopMovies(Panel):
         table.clear(columns=True)
         for name in _COLUMNS:
             width = title if name == "Title" else _FIXED.get(name, _share_width(bar))
-            label = Text(name, justify="right" if name == "Views" else "left")
+            label = Text(name, justify="right" if name in ("Views", "Avg") else "left")
             table.add_column(label, width=width, key=name)
         for rank in range(1, TOP_MOVIES + 1):
             table.add_row(Text(f"{rank}"), *self._cells(rank), key=str(rank))
@@ -62,7 +62,7 @@ class TopMovies(Panel):
     def _cells(self, rank: int) -> tuple[Text, ...]:
         movies = () if self.snapshot is None else self.snapshot.top_movies
         if rank > len(movies):
-            return (Text(""),) * 4
+            return (Text(""),) * (len(_COLUMNS) - 1)
         return _movie_cells(movies[rank - 1], self._widths[1])
 
 
@@ -76,5 +76,7 @@ def _movie_cells(movie: MovieRank, bar: int) -> tuple[Text, ...]:
         Text(literal(movie.title), no_wrap=True, overflow="ellipsis"),
         Text("" if movie.year is None else str(movie.year)),
         Text(f"{movie.views:,}", justify="right"),
+        # Its average rating today (none yet: a dash).
+        Text("–" if movie.avg_rating is None else f"{movie.avg_rating:.1f}", justify="right"),
         Text(share),
     )
