@@ -8,6 +8,8 @@ Definitions (the README repeats them):
 - top_movies: today's most viewed titles (view events), with their share of today's views
   and their average rating today (None: not rated today).
 - ratings: today's rate events, their average rating, and how many gave each of 1 to 10.
+- trending: the movies whose views in the last 15 minutes most exceed what their views
+  in the hour before predict for as long (see `trending`), with their movement.
 - per_minute: events per UTC minute over the last 60 minutes, oldest first, empty minutes 0
   (the snapshot keeps MINUTES_KEPT of them, so a wide chart is full; reports show 60).
 """
@@ -28,6 +30,7 @@ from imdb_tui.health import PipelineHealth
 from imdb_tui.store import Aggregates, MetricsReader
 
 TOP_MOVIES = 10
+TRENDING = 10
 MINUTES_SHOWN = 60
 MINUTES_KEPT = 180
 """Minutes a snapshot holds: a chart as wide as the terminal shows as many as fit."""
@@ -80,6 +83,32 @@ class Ratings:
 
 
 @dataclass(frozen=True, slots=True)
+class Trend:
+    movie_id: str
+    title: str
+    """The catalogue title, or the movie id when the catalogue does not know it."""
+    year: int | None
+    views_recent: int
+    """Views in the last 10 to 15 minutes: this five-minute period so far, and the two before."""
+    views_before: int
+    """Views in the hour before those."""
+    change: float
+    """views_recent less what views_before predicts for as many minutes."""
+    movement: int | None
+    """Places up (+) or down (-) since the end of the last five-minute period; None: new."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "movie_id": self.movie_id,
+            "title": self.title,
+            "views_recent": self.views_recent,
+            "views_before": self.views_before,
+            "change": round(self.change, 1),
+            "movement": self.movement,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class ActiveUsers:
     window_minutes: int
     count: int
@@ -115,6 +144,7 @@ class MetricsSnapshot:
     """Every pipeline's health row in the store (read by viewers of a database)."""
     ratings: Ratings = Ratings()
     """Today's."""
+    trending: tuple[Trend, ...] = ()
 
     @property
     def last_hour(self) -> tuple[MinuteCount, ...]:
@@ -140,6 +170,7 @@ class MetricsSnapshot:
                 for m in self.top_movies
             ],
             "ratings": self.ratings.to_json(),
+            "trending": [trend.to_json() for trend in self.trending],
             "by_type": dict(self.by_type),
             "per_minute": [{"minute": m.minute, "events": m.events} for m in self.last_hour],
             "per_hour": [{"hour": hour, "events": n} for hour, n in enumerate(self.per_hour)],
@@ -200,8 +231,20 @@ class Aggregator:
             day = self._day(minute)
             ratings[day, rating] = ratings.get((day, rating), 0) + n
             movie_ratings[day, movie, rating] = movie_ratings.get((day, movie, rating), 0) + n
+        recent_views: dict[tuple[str, str], int] = {}
+        for (minute, movie), n in Counter(
+            zip(map(_MINUTE, map(_TIME, views)), map(_MOVIE, views), strict=True)
+        ).items():
+            key = (five_minutes(minute), movie)
+            recent_views[key] = recent_views.get(key, 0) + n
         return Aggregates(
-            per_minute, per_quarter_hour, movie_views, last_seen, ratings, movie_ratings
+            per_minute,
+            per_quarter_hour,
+            movie_views,
+            last_seen,
+            ratings,
+            movie_ratings,
+            recent_views,
         )
 
     def _day(self, when: str) -> str:
@@ -229,6 +272,12 @@ _RATING = itemgetter(Event._fields.index("rating"))
 def quarter_hour(minute: str) -> str:
     """The quarter hour holding a minute key: 2026-11-23T10:44Z -> 2026-11-23T10:30Z."""
     return f"{minute[:14]}{int(minute[14:16]) // 15 * 15:02d}Z"
+
+
+def five_minutes(minute: str) -> str:
+    """The five-minute period holding a minute: 2026-11-23T10:44 -> 2026-11-23T10:40Z
+    (with or without the minute's Z)."""
+    return f"{minute[:14]}{int(minute[14:16]) // 5 * 5:02d}Z"
 
 
 def minute_key(ts: float) -> str:
@@ -288,7 +337,42 @@ def read_snapshot(
         health=health,
         database_bytes=store.size_bytes(),
         ratings=Ratings.of(store.ratings(day)),
+        trending=trending(store, now),
     )
+
+
+def trending(store: MetricsReader, now: float) -> tuple[Trend, ...]:
+    """The TRENDING movies whose views lately most exceed their pace of the hour before.
+
+    Views are kept by five-minute period (UTC). "Lately" is this period so far and the
+    two before (10 to 15 minutes); "the hour before" the twelve periods before those.
+    A movie's change is its views lately less its views in the hour before scaled to
+    as many minutes; those with a positive change rank by it. Movement compares with
+    the same ranking at the end of the last period (15 minutes lately, exactly)."""
+    period = int(now // 300 * 300)
+    bounds = [minute_key(period + 60 * m) for m in (-75, -70, -15, -10, 0, 5)]
+    views: dict[str, list[int]] = {}
+    for index, movie_id, n in store.views_per_period(bounds):
+        views.setdefault(movie_id, [0] * 5)[index] += n
+    lately = 10 + (now - period) / 60  # minutes
+    scored = []
+    before_scored = []
+    for movie_id, (r0, r1, r2, r3, r4) in views.items():
+        change = r3 + r4 - (r1 + r2) * lately / 60
+        if change > 0:
+            scored.append((-change, movie_id, r3 + r4, r1 + r2))
+        change_then = r2 + r3 - (r0 + r1) * 15 / 60
+        if change_then > 0:
+            before_scored.append((-change_then, movie_id))
+    top = sorted(scored)[:TRENDING]
+    then = {movie_id: rank for rank, (_, movie_id) in enumerate(sorted(before_scored)[:TRENDING])}
+    titles = store.titles([movie_id for _, movie_id, _, _ in top]) if top else {}
+    trends = []
+    for rank, (change, movie_id, recent, before) in enumerate(top):
+        title, year = titles.get(movie_id, (movie_id, None))
+        movement = then[movie_id] - rank if movie_id in then else None
+        trends.append(Trend(movie_id, title, year, recent, before, -change, movement))
+    return tuple(trends)
 
 
 def _local_hour_keys(now: float, tz: tzinfo | None) -> list[str]:

@@ -155,8 +155,24 @@ def test_run_count_then_report(tmp_path: Path) -> None:
     assert data["events_total"] == data["events_today"] == 5000
     assert sum(data["by_type"].values()) == 5000
     assert data["top_movies"] and data["duplicates"] == data["dead_letters"] == 0
+    # Every view is recent, and no hour before: trending ranks the views of the run.
+    top = data["top_movies"][0]
+    assert data["trending"][0] == {
+        "movie_id": top["movie_id"],
+        "title": top["title"],
+        "views_recent": top["views"],
+        "views_before": 0,
+        "change": top["views"],
+        "movement": None,
+    }
     text = imdb_tui("report", "--db", str(db))
     assert "5,000 stored in all" in text.stdout and "top movies today" in text.stdout
+    ratings = data["ratings"]
+    assert f"ratings today {ratings['count']:,}, average {ratings['average']:.2f}" in text.stdout
+    lines = text.stdout.splitlines()
+    first = lines[lines.index("trending: views in the last 15 min against the hour before") + 1]
+    assert first.split()[:2] == ["1", "new"] and top["title"] in first
+    assert first.split()[-3:] == [f"{top['views']:,}", "0", f"+{top['views']:,}"]
 
 
 def test_memory_database(tmp_path: Path) -> None:

@@ -140,6 +140,7 @@ async def test_the_json_report_has_the_documented_keys(
         "users_today",
         "top_movies",
         "ratings",
+        "trending",
         "by_type",
         "per_minute",
         "per_hour",
@@ -185,7 +186,11 @@ def test_the_batch_aggregates_match_counting_event_by_event(
     last_seen: dict[str, str] = {}
     ratings: Counter[tuple[str, int]] = Counter()
     movie_ratings: Counter[tuple[str, str, int]] = Counter()
+    recent_views: Counter[tuple[str, str]] = Counter()
     for e in batch:
+        if e.event_type == "view":
+            period = f"{e.event_time[:14]}{int(e.event_time[14:16]) // 5 * 5:02d}Z"
+            recent_views[period, e.movie_id] += 1
         if e.rating is not None:
             ratings[local_day(e.ts, tz), e.rating] += 1
             movie_ratings[local_day(e.ts, tz), e.movie_id, e.rating] += 1
@@ -202,6 +207,7 @@ def test_the_batch_aggregates_match_counting_event_by_event(
         last_seen,
         dict(ratings),
         dict(movie_ratings),
+        dict(recent_views),
     )
 
 
@@ -262,3 +268,56 @@ def test_a_day_without_ratings_has_no_average() -> None:
         "average": None,
         "histogram": {str(r): 0 for r in range(1, 11)},
     }
+
+
+async def test_trending_matches_a_recount_with_each_movies_movement(database: Database) -> None:
+    """Views of 30 movies over two hours, a few of them rising in the last minutes and
+    one falling: the trending list against a recount of the views by their times."""
+    now = datetime.fromisoformat("2026-11-23T10:02:30+00:00").timestamp()
+    clock = ManualClock(now, UTC)
+    randoms = random.Random(23)
+    records = []
+    for n in range(6_000):
+        movie = randoms.randrange(30)
+        start = now - 2 * 3600
+        if movie < 4 and randoms.random() < 0.5:  # rising: many views lately
+            start = now - (4 + movie) * 60
+        if movie == 29 and randoms.random() < 0.5:  # falling: its views were earlier
+            start, now_ = now - 2 * 3600, now - 30 * 60
+        else:
+            now_ = now
+        moment = randoms.uniform(start, now_)
+        records.append(event(n, event_time=utc_iso(moment), movie_id=f"tt{movie:07d}"))
+    await ingest(database, records, clock)
+
+    def minute(text: str) -> float:
+        return datetime.fromisoformat(f"2026-11-23T{text}:00+00:00").timestamp()
+
+    def ranking(recent: tuple[str, str], before: tuple[str, str], minutes: float) -> list:
+        views: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for record in records:
+            moment = datetime.fromisoformat(str(record["event_time"])).timestamp()
+            movie = str(record["movie_id"])
+            if minute(recent[0]) <= moment < minute(recent[1]):
+                views[movie][0] += 1
+            elif minute(before[0]) <= moment < minute(before[1]):
+                views[movie][1] += 1
+        scored = [(v[0] - v[1] * minutes / 60, m, *v) for m, v in views.items()]
+        return sorted((s for s in scored if s[0] > 0), key=lambda s: (-s[0], s[1]))[:10]
+
+    lately = ranking(("09:50", "10:05"), ("08:50", "09:50"), 12.5)
+    then = [s[1] for s in ranking(("09:45", "10:00"), ("08:45", "09:45"), 15)]
+    trending = snapshot(database, clock).trending
+    assert [(t.movie_id, t.views_recent, t.views_before) for t in trending] == [
+        (m, recent, before) for _, m, recent, before in lately
+    ]
+    for trend, (change, *_) in zip(trending, lately, strict=True):
+        assert abs(trend.change - change) < 1e-9
+    assert {t.movie_id for t in trending[:4]} == {f"tt{m:07d}" for m in range(4)}  # rising
+    assert "tt0000029" not in [t.movie_id for t in trending]
+    movements = [
+        then.index(t.movie_id) - rank if t.movie_id in then else None
+        for rank, t in enumerate(trending)
+    ]
+    assert [t.movement for t in trending] == movements
+    assert None in movements and any(m not in (None, 0) for m in movements)

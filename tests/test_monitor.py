@@ -32,6 +32,8 @@ from imdb_tui.tui.dead_letters import DeadLettersScreen
 from imdb_tui.tui.dialogs import KEYS, HelpScreen, RateDialog
 from imdb_tui.tui.panel import Panel
 from imdb_tui.tui.ratings import RatingsPanel
+from imdb_tui.tui.top_movies import TopMovies
+from imdb_tui.tui.trending import TrendingPanel
 from imdb_tui.viewer import StoreWatcher, in_process
 
 from .conftest import NOW, event
@@ -113,6 +115,7 @@ async def test_the_panels_show_the_stream(app: MonitorApp) -> None:
             "Ratings today",
             "Pipeline",
             "Top movies today",
+            "Trending · last 15 min",
             "Events per minute",
             "Today by hour",
         ]
@@ -129,6 +132,32 @@ async def test_the_panels_show_the_stream(app: MonitorApp) -> None:
         assert ratings.endswith("\n1 2 3 4 5 6 7 8 9 10")  # each under its column
         assert "RUNNING" in status(app)
         assert "imdb-tui" in app.title and app.sub_title == "RUNNING"
+
+
+async def test_v_shows_trending_in_place_of_top_movies_and_back(app: MonitorApp) -> None:
+    app.control.pipeline.set_rate(5_000)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.snapshot is not None and len(app.snapshot.trending) > 3)
+        top, trending = app.query_one(TopMovies), app.query_one(TrendingPanel)
+        assert top.display and not trending.display
+        assert top.border_subtitle == "v: trending"
+        place = top.region
+        await pilot.press("v")
+        await pilot.pause()
+        assert trending.display and not top.display
+        assert trending.region == place and place.width > 40
+        await app.refresh_now()
+        shown = app.snapshot
+        assert shown is not None
+        table = trending.query_one(DataTable)
+        rows = [[str(cell) for cell in table.get_row(str(rank))] for rank in (1, 2, 3)]
+        # A first run has no hour before: every title is new, and rises by its views.
+        assert [row[1:] for row in rows] == [
+            ["new", t.title, f"{t.views_recent:,}", f"+{t.views_recent:,}"]
+            for t in shown.trending[:3]
+        ]
+        await pilot.press("v")
+        assert top.display and not trending.display
 
 
 async def test_pause_stops_the_stored_total_and_resume_restarts_it(

@@ -61,6 +61,28 @@ def test_retention_deletes_old_events_in_steps(database: Database) -> None:
     store.close()
 
 
+def test_views_by_five_minutes_are_kept_two_hours_behind_the_newest(database: Database) -> None:
+    """What trending reads: kept through retention's cutoff while within two hours of
+    the newest views, so a short --retention still has an hour to compare with."""
+    store = database.open()
+    for n, moment in enumerate(("07:00", "08:30", "09:58", "10:00", "10:04")):
+        write(store, events(range(10 * n, 10 * n + 3), event_time=f"2026-11-23T{moment}:00.000Z"))
+    bounds = ["2026-11-23T06:00Z", "2026-11-23T09:00Z", "2026-11-23T10:00Z", "2026-11-23T10:05Z"]
+
+    def per_period() -> dict[int, int]:
+        views: dict[int, int] = {}
+        for period, _, n in store.views_per_period(bounds):
+            views[period] = views.get(period, 0) + n
+        return views
+
+    assert per_period() == {0: 6, 1: 3, 2: 6}
+    store.prune_aggregates("2026-11-23T09:30:00.000Z")  # the newest, 10:00, less 2 h: 08:00
+    assert per_period() == {0: 3, 1: 3, 2: 6}
+    store.prune_aggregates("2026-11-23T07:30:00.000Z")  # retention keeps more: no change
+    assert per_period() == {0: 3, 1: 3, 2: 6}
+    store.close()
+
+
 def test_the_catalogue_is_saved_and_refreshed(database: Database) -> None:
     store = database.open()
     store.save_movies([Movie("tt0000001", "First", 1999, ("Drama",))])

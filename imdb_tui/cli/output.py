@@ -85,6 +85,20 @@ def report_json(
     return json.dumps(report)
 
 
+def _ratings_text(s: MetricsSnapshot) -> str:
+    average = s.ratings.average
+    if average is None:
+        return "none yet"
+    counts = " ".join(f"{r}:{n:,}" for r, n in enumerate(s.ratings.histogram, 1))
+    return f"{s.ratings.count:,}, average {average:.2f}  ({counts})"
+
+
+def _movement(movement: int | None) -> str:
+    if movement is None:
+        return "new"
+    return f"▲{movement}" if movement > 0 else f"▼{-movement}" if movement < 0 else "="
+
+
 def _json_or_text(text: str) -> object:
     try:
         return json.loads(text)
@@ -112,6 +126,17 @@ def report_text(s: MetricsSnapshot, db: str) -> str:
         year = f" ({movie.year})" if movie.year else ""
         title = literal(movie.title + year)
         lines.append(f"  {rank:>2}  {title[:50]:<50} {movie.views:>9,} views {movie.share:>6.1%}")
+    lines += ["", "ratings today " + _ratings_text(s)]
+    lines += ["", "trending: views in the last 15 min against the hour before"]
+    if not s.trending:
+        lines.append("  (nothing viewed more than in the hour before)")
+    for rank, trend in enumerate(s.trending, 1):
+        year = f" ({trend.year})" if trend.year else ""
+        title = literal(trend.title + year)
+        lines.append(
+            f"  {rank:>2}  {_movement(trend.movement):>4}  {title[:42]:<42}"
+            f" {trend.views_recent:>7,} {trend.views_before:>7,} {f'+{trend.change:,.0f}':>8}"
+        )
     minutes = [m.events for m in s.last_hour]
     lines += [
         "",

@@ -52,6 +52,8 @@ class Aggregates:
     """(day, rating) -> rate events"""
     movie_ratings: dict[tuple[str, str, int], int] = field(default_factory=dict)
     """(day, movie_id, rating) -> rate events"""
+    recent_views: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(UTC five-minute period, movie_id) -> views: what trending is counted from"""
 
 
 AggregateFn = Callable[[Sequence[Event]], Aggregates]
@@ -145,6 +147,15 @@ class MetricsReader(Protocol):
 
     def movie_ratings(self, day: str, movie_ids: Sequence[str]) -> dict[str, dict[int, int]]:
         """For each of these movies rated that day: its rate events by rating."""
+        ...
+
+    def views_per_period(self, bounds: Sequence[str]) -> list[tuple[int, str, int]]:
+        """(period, movie_id, views), period i running from five-minute period key
+        bounds[i] to bounds[i + 1] (the keys in order); none before schema 8."""
+        ...
+
+    def titles(self, movie_ids: Sequence[str]) -> dict[str, tuple[str, int | None]]:
+        """The catalogue's title and year of each of these movies it knows."""
         ...
 
     def users_seen_since(self, *moments: str) -> list[int]:
@@ -313,3 +324,13 @@ def next_minute(moment: str) -> str:
     """The start of the minute after a canonical UTC time's, in the same form."""
     start = datetime.fromisoformat(moment[:16] + ":00+00:00").timestamp()
     return utc_iso(start + 60)
+
+
+RECENT_KEPT_SECONDS: Final = 2 * 3600
+"""How long views by five-minute period are kept behind the newest (trending reads 80 min)."""
+
+
+def recent_cutoff(newest_period: str) -> str:
+    """The oldest five-minute period key kept, given the newest stored."""
+    newest = datetime.fromisoformat(newest_period[:16] + ":00+00:00").timestamp()
+    return utc_iso(newest - RECENT_KEPT_SECONDS)[:16] + "Z"

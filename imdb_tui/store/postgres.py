@@ -44,6 +44,7 @@ from imdb_tui.store import (
     health_from_rows,
     health_row,
     next_minute,
+    recent_cutoff,
 )
 from imdb_tui.store.writer import ProcessWriter, ThreadWriter, Writer
 
@@ -181,6 +182,15 @@ MIGRATIONS: Final = (
         PRIMARY KEY (day, movie_id, rating)
     );
     """,
+    # 5: views by movie and five-minute period, for trending (kept two hours).
+    """
+    CREATE TABLE recent_views (
+        period      text NOT NULL,               -- UTC start, YYYY-MM-DDTHH:MMZ (MM: 00, 05, ...)
+        movie_id    text NOT NULL,
+        views       bigint NOT NULL,
+        PRIMARY KEY (period, movie_id)
+    );
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
@@ -218,6 +228,11 @@ _ADD_MOVIE_VIEWS: Final = (
     "INSERT INTO movie_views_daily AS t (day, movie_id, views)"
     " SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[])"
     " ON CONFLICT (day, movie_id) DO UPDATE SET views = t.views + excluded.views"
+)
+_ADD_RECENT_VIEWS: Final = (
+    "INSERT INTO recent_views AS t (period, movie_id, views)"
+    " SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[])"
+    " ON CONFLICT (period, movie_id) DO UPDATE SET views = t.views + excluded.views"
 )
 _ADD_RATINGS: Final = (
     "INSERT INTO ratings_daily AS t (day, rating, ratings)"
@@ -552,6 +567,10 @@ class PostgresStore:
             db.execute("DELETE FROM movie_views_daily WHERE day < %s", (before[:10],))
             db.execute("DELETE FROM ratings_daily WHERE day < %s", (before[:10],))
             db.execute("DELETE FROM movie_ratings_daily WHERE day < %s", (before[:10],))
+            newest = db.execute("SELECT max(period) FROM recent_views").fetchone()
+            if newest is not None and newest[0] is not None:
+                kept = min(minute + "Z", recent_cutoff(newest[0]))
+                db.execute("DELETE FROM recent_views WHERE period < %s", (kept,))
             # Users first, then their minutes' counts: whole minutes, so the counts
             # stay their sums (a writer moving a user holds its row until it commits).
             db.execute("DELETE FROM user_activity WHERE last_seen < %s", (minute,))
@@ -687,6 +706,24 @@ class PostgresStore:
             found.setdefault(movie_id, {})[rating] = count
         return found
 
+    def views_per_period(self, bounds: Sequence[str]) -> list[tuple[int, str, int]]:
+        if self._version < 5:
+            return []
+        return self._query(
+            "SELECT (p.period - 1)::integer, r.movie_id, sum(r.views)::bigint"
+            " FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS p (start, stop, period)"
+            " JOIN recent_views AS r ON r.period >= p.start AND r.period < p.stop"
+            " GROUP BY p.period, r.movie_id",
+            (list(bounds[:-1]), list(bounds[1:])),
+        )
+
+    def titles(self, movie_ids: Sequence[str]) -> dict[str, tuple[str, int | None]]:
+        rows = self._query(
+            "SELECT movie_id, title, year FROM movies WHERE movie_id = ANY(%s)",
+            (list(movie_ids),),
+        )
+        return {movie_id: (title, year) for movie_id, title, year in rows}
+
     def users_seen_since(self, *moments: str) -> list[int]:
         """As SQLite's: the per-minute counts after each moment's minute, and the users of
         its own minute found by index."""
@@ -749,6 +786,8 @@ def _add_aggregates(db: psycopg.Connection[Any], aggregates: Aggregates) -> None
         _add_counts(db, _ADD_MOVIE_VIEWS, aggregates.movie_views)
     if aggregates.movie_ratings:
         _add_counts(db, _ADD_MOVIE_RATINGS, aggregates.movie_ratings)
+    if aggregates.recent_views:
+        _add_counts(db, _ADD_RECENT_VIEWS, aggregates.recent_views)
     if aggregates.last_seen:
         users = sorted(aggregates.last_seen.items())
         db.execute(_SEE_USERS, [[u for u, _ in users], [t for _, t in users]])

@@ -35,6 +35,7 @@ from imdb_tui.store import (
     health_from_rows,
     health_row,
     next_minute,
+    recent_cutoff,
 )
 from imdb_tui.store.writer import ProcessWriter, ThreadWriter, Writer
 
@@ -180,6 +181,15 @@ MIGRATIONS: Final = (
         PRIMARY KEY (day, movie_id, rating)
     ) WITHOUT ROWID;
     """,
+    # 8: views by movie and five-minute period, for trending (kept two hours).
+    """
+    CREATE TABLE recent_views (
+        period      TEXT NOT NULL,               -- UTC start, YYYY-MM-DDTHH:MMZ (MM: 00, 05, ...)
+        movie_id    TEXT NOT NULL,
+        views       INTEGER NOT NULL,
+        PRIMARY KEY (period, movie_id)
+    ) WITHOUT ROWID;
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 _OUR_TABLES: Final = frozenset(
@@ -199,6 +209,7 @@ _OUR_TABLES: Final = frozenset(
         "leases",
         "ratings_daily",
         "movie_ratings_daily",
+        "recent_views",
     }
 )
 
@@ -219,6 +230,10 @@ _UPSERT_PER_QUARTER_HOUR: Final = (
 _UPSERT_MOVIE_VIEWS: Final = (
     "INSERT INTO movie_views_daily (day, movie_id, views)",
     " ON CONFLICT (day, movie_id) DO UPDATE SET views = views + excluded.views",
+)
+_UPSERT_RECENT_VIEWS: Final = (
+    "INSERT INTO recent_views (period, movie_id, views)",
+    " ON CONFLICT (period, movie_id) DO UPDATE SET views = views + excluded.views",
 )
 _UPSERT_RATINGS: Final = (
     "INSERT INTO ratings_daily (day, rating, ratings)",
@@ -607,6 +622,11 @@ class SqliteStore:
             self._db.execute("DELETE FROM movie_views_daily WHERE day < ?", (before[:10],))
             self._db.execute("DELETE FROM ratings_daily WHERE day < ?", (before[:10],))
             self._db.execute("DELETE FROM movie_ratings_daily WHERE day < ?", (before[:10],))
+            if self._version >= 8:
+                newest = self._db.execute("SELECT max(period) FROM recent_views").fetchone()[0]
+                if newest is not None:
+                    kept = min(before[:16] + "Z", recent_cutoff(newest))
+                    self._db.execute("DELETE FROM recent_views WHERE period < ?", (kept,))
             # Whole minutes of users, so the per-minute counts stay their sums.
             self._db.execute("DELETE FROM user_activity WHERE last_seen < ?", (before[:16],))
             self._db.execute(
@@ -621,6 +641,9 @@ class SqliteStore:
         )
         self._upsert(_UPSERT_MOVIE_VIEWS, [(*key, n) for key, n in aggregates.movie_views.items()])
         self._upsert(_UPSERT_RATINGS, [(*key, n) for key, n in aggregates.ratings.items()])
+        self._upsert(
+            _UPSERT_RECENT_VIEWS, [(*key, n) for key, n in aggregates.recent_views.items()]
+        )
         self._upsert(
             _UPSERT_MOVIE_RATINGS, [(*key, n) for key, n in aggregates.movie_ratings.items()]
         )
@@ -725,6 +748,27 @@ class SqliteStore:
         ):
             found.setdefault(movie_id, {})[rating] = count
         return found
+
+    def views_per_period(self, bounds: Sequence[str]) -> list[tuple[int, str, int]]:
+        if self._version < 8:
+            return []
+        periods = ", ".join("(?, ?, ?)" for _ in bounds[1:])
+        parameters = [v for i in range(len(bounds) - 1) for v in (i, bounds[i], bounds[i + 1])]
+        return self._query(
+            f"WITH ranges (i, start, stop) AS (VALUES {periods})"  # noqa: S608
+            " SELECT i, movie_id, sum(views) FROM ranges"
+            " JOIN recent_views AS r ON r.period >= start AND r.period < stop"
+            " GROUP BY i, movie_id",
+            parameters,
+        )
+
+    def titles(self, movie_ids: Sequence[str]) -> dict[str, tuple[str, int | None]]:
+        rows = self._query(
+            "SELECT movie_id, title, year FROM movies"
+            " WHERE movie_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(movie_ids)),),
+        )
+        return {movie_id: (title, year) for movie_id, title, year in rows}
 
     def users_seen_since(self, *moments: str) -> list[int]:
         """For each moment, how many users have an event at or after it: the users last

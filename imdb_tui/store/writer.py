@@ -97,6 +97,7 @@ class Writer:
                 aggregates.last_seen,
                 aggregates.ratings,
                 aggregates.movie_ratings,
+                aggregates.recent_views,
             ),
             [(p.source, p.position) for p in positions],
             None if health is None else astuple(health),

@@ -37,6 +37,7 @@ from imdb_tui.tui.events_by_type import EventsByType
 from imdb_tui.tui.pipeline_panel import PipelinePanel
 from imdb_tui.tui.ratings import RatingsPanel
 from imdb_tui.tui.top_movies import TopMovies
+from imdb_tui.tui.trending import TrendingPanel
 from imdb_tui.tui.trends import PerMinute, TodayByHour
 from imdb_tui.viewer import NO_WRITER, Control, Reader
 
@@ -87,6 +88,7 @@ class MonitorApp(App[RunSummary | None]):
         Binding("right_square_bracket", "refresh_faster", "Refresh+", show=False),
         Binding("f", "freeze", "Freeze"),
         Binding("f", "unfreeze", "Thaw"),
+        Binding("v", "toggle_trending", "Trending", show=False),
         Binding("d", "dead_letters", "Dead", show=False),
         Binding("question_mark,f1", "help", "Help"),
         Binding("q", "quit", "Quit"),
@@ -127,6 +129,7 @@ class MonitorApp(App[RunSummary | None]):
                 RatingsPanel(id="ratings"),
                 PipelinePanel(self.reader.database, self.control is None, id="pipeline"),
                 TopMovies(id="top-movies"),
+                TrendingPanel(id="trending"),
                 PerMinute(id="per-minute"),
                 TodayByHour(id="today-by-hour"),
             ):
@@ -321,6 +324,10 @@ class MonitorApp(App[RunSummary | None]):
         self.frozen = False
         self.show_status()
 
+    def action_toggle_trending(self) -> None:
+        """Top movies today and Trending take turns in one place."""
+        self.query_one("#dashboard").toggle_class("-trending")
+
     def action_help(self) -> None:
         self.push_screen(HelpScreen(watching=self.control is None))
 
@@ -367,6 +374,11 @@ class MonitorApp(App[RunSummary | None]):
             yield SystemCommand("Set the rate", "Type an exact rate (r)", self.action_ask_rate)
             yield SystemCommand("Unthrottled on/off", "Max rate (m)", self._toggle_max)
         yield SystemCommand("Freeze on/off", "Hold the display (f)", self._toggle_freeze)
+        yield SystemCommand(
+            "Top movies or trending",
+            "Show the other of the two (v)",
+            self.action_toggle_trending,
+        )
         yield SystemCommand(
             "Dead letters", "The newest rejected records (d)", self.action_dead_letters
         )

@@ -25,6 +25,7 @@ KEYS = (
     ("w", "active-user window: 1, 5, 15, 60 minutes"),
     ("[ / ]", "slower or faster refresh: 0.25, 0.5, 1, 2, 5 s"),
     ("f", "freeze the display; the pipeline keeps running"),
+    ("v", "top movies today, or trending in the last 15 min"),
     ("d", "dead letters: the newest rejected records"),
     ("? / F1", "this help"),
     ("ctrl+p", "palette: these actions, themes, a screenshot"),

@@ -12,8 +12,11 @@ class Panel(Widget):
     """A titled box that redraws from the app's current snapshot (bound with data_bind)."""
 
     TITLE = ""
+    SUBTITLE = ""
+    """On the bottom border: a key the panel answers, say."""
     WAITING = "waiting for the first snapshot…"
     snapshot: reactive[MetricsSnapshot | None] = reactive(None, layout=False)
 
     def on_mount(self) -> None:
         self.border_title = self.TITLE
+        self.border_subtitle = self.SUBTITLE

@@ -28,6 +28,7 @@ def _share_width(bar: int) -> int:
 
 class TopMovies(Panel):
     TITLE = "Top movies today"
+    SUBTITLE = "v: trending"
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
