@@ -180,6 +180,46 @@ class MetricsSnapshot:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class MovieDay:
+    """One movie's figures for a day (its drill-down), read at `as_of`."""
+
+    movie_id: str
+    title: str
+    """The catalogue title, or the movie id when the catalogue does not know it."""
+    year: int | None
+    genres: tuple[str, ...]
+    day: str
+    """The local day, YYYY-MM-DD"""
+    by_type: dict[str, int]
+    users: int
+    """Distinct users with an event of the movie that day."""
+    per_minute: tuple[MinuteCount, ...]
+    """Its views in each UTC minute of the last MINUTES_SHOWN, oldest first."""
+    ratings: Ratings
+    as_of: float
+
+    @property
+    def views(self) -> int:
+        return self.by_type.get("view", 0)
+
+    def to_json(self) -> dict[str, Any]:
+        average = self.ratings.average
+        return {
+            "movie_id": self.movie_id,
+            "title": self.title,
+            "year": self.year,
+            "genres": list(self.genres),
+            "day": self.day,
+            "views": self.views,
+            "by_type": dict(self.by_type),
+            "users": self.users,
+            "per_minute": [{"minute": m.minute, "views": m.events} for m in self.per_minute],
+            "ratings": self.ratings.to_json(),
+            "avg_rating": None if average is None else round(average, 3),
+        }
+
+
 class Aggregator:
     """Turns newly stored events into updates of the aggregate tables.
 
@@ -232,11 +272,42 @@ class Aggregator:
             ratings[day, rating] = ratings.get((day, rating), 0) + n
             movie_ratings[day, movie, rating] = movie_ratings.get((day, movie, rating), 0) + n
         recent_views: dict[tuple[str, str], int] = {}
+        movie_minutes: dict[tuple[str, str], int] = {}
         for (minute, movie), n in Counter(
             zip(map(_MINUTE, map(_TIME, views)), map(_MOVIE, views), strict=True)
         ).items():
             key = (five_minutes(minute), movie)
             recent_views[key] = recent_views.get(key, 0) + n
+            movie_minutes[movie, minute + "Z"] = n
+        movie_events: dict[tuple[str, str, str], int] = {}
+        movie_users: dict[tuple[str, str, str], int]
+        if self._day(min(times)) == (day := self._day(max(times))):
+            for (movie, event_type), n in Counter(
+                zip(map(_MOVIE, events), map(_TYPE, events), strict=True)
+            ).items():
+                movie_events[day, movie, event_type] = n
+            movie_users = {
+                (day, movie, user): n
+                for (movie, user), n in Counter(
+                    zip(map(_MOVIE, events), map(_USER, events), strict=True)
+                ).items()
+            }
+        else:  # the batch spans midnight
+            movie_users = {}
+            for (minute, movie, event_type, user), n in Counter(
+                zip(
+                    map(_MINUTE, times),
+                    map(_MOVIE, events),
+                    map(_TYPE, events),
+                    map(_USER, events),
+                    strict=True,
+                )
+            ).items():
+                day = self._day(minute)
+                movie_events[day, movie, event_type] = (
+                    movie_events.get((day, movie, event_type), 0) + n
+                )
+                movie_users[day, movie, user] = movie_users.get((day, movie, user), 0) + n
         return Aggregates(
             per_minute,
             per_quarter_hour,
@@ -245,6 +316,9 @@ class Aggregator:
             ratings,
             movie_ratings,
             recent_views,
+            movie_events,
+            movie_users,
+            movie_minutes,
         )
 
     def _day(self, when: str) -> str:
@@ -373,6 +447,32 @@ def trending(store: MetricsReader, now: float) -> tuple[Trend, ...]:
         movement = then[movie_id] - rank if movie_id in then else None
         trends.append(Trend(movie_id, title, year, recent, before, -change, movement))
     return tuple(trends)
+
+
+def read_movie(store: MetricsReader, movie_id: str, now: float, tz: tzinfo | None) -> MovieDay:
+    """A movie's day so far (today's, at `now`): small aggregate rows only."""
+    day = local_day(now, tz)
+    movie = store.movie(movie_id)
+    this_minute = int(now // 60 * 60)
+    first_minute = this_minute - (MINUTES_SHOWN - 1) * 60
+    minutes = {minute_key(first_minute + 60 * i): 0 for i in range(MINUTES_SHOWN)}
+    for minute, views in store.movie_views_per_minute(movie_id, minute_key(first_minute)):
+        if minute in minutes:
+            minutes[minute] += views
+    by_type = dict.fromkeys(EVENT_TYPES, 0)
+    by_type.update(store.movie_events(day, movie_id))
+    return MovieDay(
+        movie_id=movie_id,
+        title=movie_id if movie is None else movie.title,
+        year=None if movie is None else movie.year,
+        genres=() if movie is None else movie.genres,
+        day=day,
+        by_type=by_type,
+        users=store.movie_users(day, movie_id),
+        per_minute=tuple(MinuteCount(minute, n) for minute, n in minutes.items()),
+        ratings=Ratings.of(store.movie_ratings(day, [movie_id]).get(movie_id, {})),
+        as_of=now,
+    )
 
 
 def _local_hour_keys(now: float, tz: tzinfo | None) -> list[str]:

@@ -19,7 +19,7 @@ from typing import Protocol
 
 from imdb_tui.clock import Clock
 from imdb_tui.health import PipelineHealth
-from imdb_tui.metrics import MetricsSnapshot, read_snapshot
+from imdb_tui.metrics import MetricsSnapshot, MovieDay, read_movie, read_snapshot
 from imdb_tui.pipeline import Pipeline, RunSummary
 from imdb_tui.store import DeadLetter, Store
 
@@ -56,6 +56,10 @@ class Reader(Protocol):
         ...
 
     async def dead_letters(self, limit: int) -> list[DeadLetter]: ...
+
+    async def movie(self, movie_id: str) -> MovieDay:
+        """One movie's figures today, at the same clock as the snapshots."""
+        ...
 
 
 class Control(Protocol):
@@ -110,6 +114,9 @@ class LocalPipeline:
 
     async def dead_letters(self, limit: int) -> list[DeadLetter]:
         return await self.pipeline.dead_letters(limit)
+
+    async def movie(self, movie_id: str) -> MovieDay:
+        return await self.pipeline.movie(movie_id)
 
     @property
     def paused(self) -> bool:
@@ -183,6 +190,18 @@ class StoreWatcher:
     async def dead_letters(self, limit: int) -> list[DeadLetter]:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._thread, self.store.dead_letters, limit)
+
+    async def movie(self, movie_id: str) -> MovieDay:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, self._read_movie, movie_id)
+
+    def _read_movie(self, movie_id: str) -> MovieDay:
+        """At the clock of the snapshots: the writer's, when it reads history."""
+        writer = self._last
+        as_of = self._clock.now()
+        if writer is not None and writer.stream_time and writer.as_of is not None:
+            as_of = writer.as_of
+        return read_movie(self.store, movie_id, as_of, self.tz)
 
     def close(self) -> None:
         self._thread.shutdown(wait=True)

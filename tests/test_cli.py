@@ -173,6 +173,23 @@ def test_run_count_then_report(tmp_path: Path) -> None:
     first = lines[lines.index("trending: views in the last 15 min against the hour before") + 1]
     assert first.split()[:2] == ["1", "new"] and top["title"] in first
     assert first.split()[-3:] == [f"{top['views']:,}", "0", f"+{top['views']:,}"]
+    # The top movie's own day, as its screen in the monitor shows it.
+    movie = json.loads(
+        imdb_tui("report", "--db", str(db), "--movie", top["movie_id"], "--json").stdout
+    )
+    assert movie["title"] == top["title"] and movie["views"] == top["views"]
+    assert sum(m["views"] for m in movie["per_minute"]) == top["views"]  # all this last hour
+    with sqlite3.connect(db) as connection:
+        (users,) = connection.execute(
+            "SELECT count(DISTINCT user_id) FROM events WHERE movie_id = ?", (top["movie_id"],)
+        ).fetchone()
+    assert movie["users"] == users and movie["avg_rating"] == top["avg_rating"]
+    text = imdb_tui("report", "--db", str(db), "--movie", top["movie_id"]).stdout
+    assert f"views         {top['views']:,}" in text and f"users         {users:,}" in text
+    unknown = imdb_tui("report", "--db", str(db), "--movie", "tt9999999")
+    assert unknown.returncode == 2 and unknown.stderr.startswith(
+        "imdb-tui: no movie 'tt9999999' that day: the catalogue does not know it"
+    )
 
 
 def test_memory_database(tmp_path: Path) -> None:

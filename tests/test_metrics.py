@@ -14,8 +14,15 @@ from hypothesis import strategies as st
 
 from imdb_tui.catalog import Movie
 from imdb_tui.clock import ManualClock, local_day, utc_iso
-from imdb_tui.events import Event
-from imdb_tui.metrics import Aggregator, Ratings, quarter_hour, read_snapshot
+from imdb_tui.events import EVENT_TYPES, Event
+from imdb_tui.metrics import (
+    Aggregator,
+    Ratings,
+    minute_key,
+    quarter_hour,
+    read_movie,
+    read_snapshot,
+)
 from imdb_tui.store import Aggregates, open_store
 from tests.conftest import NOW, Database, event
 from tests.helpers import ingest, snapshot
@@ -187,10 +194,16 @@ def test_the_batch_aggregates_match_counting_event_by_event(
     ratings: Counter[tuple[str, int]] = Counter()
     movie_ratings: Counter[tuple[str, str, int]] = Counter()
     recent_views: Counter[tuple[str, str]] = Counter()
+    movie_events: Counter[tuple[str, str, str]] = Counter()
+    movie_users: Counter[tuple[str, str, str]] = Counter()
+    movie_minutes: Counter[tuple[str, str]] = Counter()
     for e in batch:
+        movie_events[local_day(e.ts, tz), e.movie_id, e.event_type] += 1
+        movie_users[local_day(e.ts, tz), e.movie_id, e.user_id] += 1
         if e.event_type == "view":
             period = f"{e.event_time[:14]}{int(e.event_time[14:16]) // 5 * 5:02d}Z"
             recent_views[period, e.movie_id] += 1
+            movie_minutes[e.movie_id, e.event_time[:16] + "Z"] += 1
         if e.rating is not None:
             ratings[local_day(e.ts, tz), e.rating] += 1
             movie_ratings[local_day(e.ts, tz), e.movie_id, e.rating] += 1
@@ -208,6 +221,9 @@ def test_the_batch_aggregates_match_counting_event_by_event(
         dict(ratings),
         dict(movie_ratings),
         dict(recent_views),
+        dict(movie_events),
+        dict(movie_users),
+        dict(movie_minutes),
     )
 
 
@@ -321,3 +337,72 @@ async def test_trending_matches_a_recount_with_each_movies_movement(database: Da
     ]
     assert [t.movement for t in trending] == movements
     assert None in movements and any(m not in (None, 0) for m in movements)
+
+
+async def test_a_movies_day_matches_a_recount_across_midnight(database: Database) -> None:
+    """A seeded, shuffled stream around local midnight (Kolkata): one movie's events by
+    type, distinct users, views per minute and ratings, today and yesterday, against a
+    recount of the events."""
+    kolkata = ZoneInfo("Asia/Kolkata")
+    now = datetime.fromisoformat("2026-11-23T19:00:30+00:00").timestamp()  # 00:30:30 local
+    clock = ManualClock(now, kolkata)
+    randoms = random.Random(61)
+    records = []
+    for n in range(4_000):
+        moment = now - randoms.uniform(0, 2 * 3600)
+        kind = randoms.choice(["view", "view", "click", "rate", "watchlist_add"])
+        record = event(
+            n,
+            event_time=utc_iso(moment),
+            movie_id=f"tt{1 + n % 3:07d}",
+            user_id=f"u{randoms.randrange(300):07d}",
+            event_type=kind,
+        )
+        if kind == "rate":
+            record["rating"] = randoms.randint(1, 10)
+        records.append(record)
+    movie = Movie("tt0000001", "[b]Bold[/b] \x1b[31m", 1994, ("Drama", "Crime"))
+    store = database.open()
+    store.save_movies([movie])
+    store.close()
+    await ingest(database, records, clock)
+
+    def recount(day: str) -> tuple[Counter[str], set[str], Counter[int]]:
+        types: Counter[str] = Counter()
+        users: set[str] = set()
+        ratings: Counter[int] = Counter()
+        for record in records:
+            moment = datetime.fromisoformat(str(record["event_time"])).timestamp()
+            if record["movie_id"] == movie.movie_id and local_day(moment, kolkata) == day:
+                types[str(record["event_type"])] += 1
+                users.add(str(record["user_id"]))
+                if record["event_type"] == "rate":
+                    ratings[int(record["rating"])] += 1  # type: ignore[call-overload]
+        return types, users, ratings
+
+    store = database.open(create=False)
+    try:
+        today = read_movie(store, movie.movie_id, now, kolkata)
+        yesterday = read_movie(store, movie.movie_id, now - 3600, kolkata)
+    finally:
+        store.close()
+    assert (today.title, today.year, today.genres) == (movie.title, 1994, ("Drama", "Crime"))
+    for day, figures in (("2026-11-24", today), ("2026-11-23", yesterday)):
+        types, users, ratings = recount(day)
+        assert figures.day == day
+        assert figures.by_type == {kind: types[kind] for kind in EVENT_TYPES}
+        assert figures.users == len(users) > 50
+        assert figures.ratings == Ratings.of(ratings)
+    minutes: Counter[str] = Counter(
+        str(r["event_time"])[:16] + "Z"
+        for r in records
+        if r["movie_id"] == movie.movie_id and r["event_type"] == "view"
+    )
+    assert [(m.minute, m.events) for m in today.per_minute] == [
+        (minute_key(now - 60 * back), minutes[minute_key(now - 60 * back)])
+        for back in range(59, -1, -1)
+    ]
+    assert today.views == today.by_type["view"] and sum(m.events for m in today.per_minute) > 100
+    report = today.to_json()
+    assert report["users"] == today.users and report["views"] == today.by_type["view"]
+    assert report["avg_rating"] == round(today.ratings.average or 0, 3)

@@ -30,6 +30,7 @@ from imdb_tui.store.sqlite import MEMORY, SqliteStore
 from imdb_tui.tui.app import MonitorApp
 from imdb_tui.tui.dead_letters import DeadLettersScreen
 from imdb_tui.tui.dialogs import KEYS, HelpScreen, RateDialog
+from imdb_tui.tui.movie import MovieHeading, MovieScreen, MovieToday
 from imdb_tui.tui.panel import Panel
 from imdb_tui.tui.ratings import RatingsPanel
 from imdb_tui.tui.top_movies import TopMovies
@@ -158,6 +159,35 @@ async def test_v_shows_trending_in_place_of_top_movies_and_back(app: MonitorApp)
         ]
         await pilot.press("v")
         assert top.display and not trending.display
+
+
+async def test_enter_on_a_movie_opens_its_screen_live_and_escape_returns(
+    app: MonitorApp,
+) -> None:
+    app.control.pipeline.set_rate(2_000)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.snapshot is not None and len(app.snapshot.top_movies) > 2)
+        await pilot.press("down", "enter")  # the second of Top movies
+        await until(pilot, lambda: isinstance(app.screen, MovieScreen))
+        screen = app.screen
+        assert isinstance(screen, MovieScreen) and screen.movie is not None
+        second = app.snapshot.top_movies[1]
+        assert screen.movie.movie_id == second.movie_id
+        heading = screen.query_one(MovieHeading)
+        assert heading.border_title == f"{second.title} ({second.year})"
+        assert str(heading.render()).startswith(second.movie_id)
+        today = str(screen.query_one(MovieToday).render())
+        assert "views" in today and "users" in today
+        shown = screen.movie
+        await until(pilot, lambda: screen.movie is not shown)  # it reads again, live
+        assert screen.movie.by_type["view"] >= shown.by_type["view"]
+        await pilot.press("escape")
+        assert not isinstance(app.screen, MovieScreen)
+        await pilot.press("v", "enter")  # the first of Trending
+        await until(pilot, lambda: isinstance(app.screen, MovieScreen))
+        assert isinstance(app.screen, MovieScreen) and app.screen.movie is not None
+        assert app.screen.movie.movie_id == app.snapshot.trending[0].movie_id
+        await pilot.press("escape")
 
 
 async def test_pause_stops_the_stored_total_and_resume_restarts_it(
@@ -365,6 +395,12 @@ async def test_titles_from_data_are_shown_literally(db_path: Path) -> None:
             cell = app.query_one(DataTable).get_cell("1", "Title")
             assert isinstance(cell, Text) and not cell.spans and cell.style == ""
             assert cell.plain == "[bold red]Boom[/] \\x1b[31mred\\x1b[0m [link=http://x]y[/link]"
+            await pilot.press("enter")  # its screen: the title on the border, as it is
+            await until(pilot, lambda: isinstance(app.screen, MovieScreen))
+            heading = app.screen.query_one(MovieHeading)
+            title = heading._border_title
+            assert title is not None and not title.spans
+            assert title.plain == cell.plain + " (1999)"
     finally:
         app.control.pipeline.store.close()
 

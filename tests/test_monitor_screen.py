@@ -25,6 +25,7 @@ from imdb_tui.sources import Lookup
 from imdb_tui.store import SourcePosition, open_store
 from imdb_tui.store.sqlite import MEMORY
 from imdb_tui.tui.app import MonitorApp
+from imdb_tui.tui.movie import MovieScreen
 from imdb_tui.viewer import in_process
 
 from .conftest import NOW
@@ -103,3 +104,27 @@ def test_the_help_screen(app: MonitorApp, snap_compare: Callable[..., bool]) -> 
 
 def test_paused(app: MonitorApp, snap_compare: Callable[..., bool]) -> None:
     assert snap_compare(app, terminal_size=(80, 24), run_before=all_shown, press=["p"])
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_trending(
+    app: MonitorApp, size: tuple[int, int], snap_compare: Callable[..., bool]
+) -> None:
+    assert snap_compare(app, terminal_size=size, run_before=all_shown, press=["v"])
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_a_movie_screen(
+    app: MonitorApp, size: tuple[int, int], snap_compare: Callable[..., bool]
+) -> None:
+    """Enter on the top movie: its day, drawn once its first figures are read."""
+
+    async def opened(pilot: Pilot[Any]) -> None:
+        await all_shown(pilot)
+        await pilot.press("enter")
+        async with asyncio.timeout(30):
+            while not isinstance(pilot.app.screen, MovieScreen):
+                await pilot.pause(0.01)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=opened)

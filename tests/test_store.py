@@ -77,8 +77,22 @@ def test_read_only_opens_change_nothing_and_read_an_older_schema_as_it_is(
     assert reader.pipelines(NOW) == [] and reader.positions() == []
     assert reader.counters() == {}
     assert reader.ratings("2026-11-23") == {} and reader.movie_ratings("2026-11-23", ["tt1"]) == {}
+    assert reader.views_per_period(["2026-11-23T10:00Z", "2026-11-23T10:05Z"]) == []
     reader.close()
     assert query(db_path, "PRAGMA user_version") == [(2,)]  # not migrated
+
+
+def test_a_movies_day_in_an_older_file_read_as_it_is_has_its_views(db_path: Path) -> None:
+    """Before schema 9 a movie's day was not counted by type, nor its users: its views
+    come from the daily views, so they agree with Top movies."""
+    with older_file(db_path, 8) as old:
+        old.execute("INSERT INTO movie_views_daily VALUES ('2026-11-23', 'tt1', 42)")
+    reader = open_store(db_path, read_only=True)
+    assert reader.movie_events("2026-11-23", "tt1") == {"view": 42}
+    assert reader.movie_users("2026-11-23", "tt1") == 0
+    assert reader.movie_views_per_minute("tt1", "2026-11-23T09:00Z") == []
+    reader.close()
+    assert query(db_path, "PRAGMA user_version") == [(8,)]  # not migrated
 
 
 def test_an_older_file_read_as_it_is_shows_its_pipelines_without_the_lag(

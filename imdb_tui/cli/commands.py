@@ -37,6 +37,7 @@ from imdb_tui.cli.options import (
 )
 from imdb_tui.cli.output import (
     dead_letters_text,
+    movie_text,
     print_summary,
     report_json,
     report_text,
@@ -44,10 +45,10 @@ from imdb_tui.cli.output import (
 )
 from imdb_tui.cli.setup import open_store, pipeline_into, stdin_for_events
 from imdb_tui.clock import ManualClock, SystemClock
-from imdb_tui.display import plural
+from imdb_tui.display import literal, plural
 from imdb_tui.events import seconds
 from imdb_tui.imdb import write_title_basics
-from imdb_tui.metrics import read_snapshot
+from imdb_tui.metrics import read_movie, read_snapshot
 from imdb_tui.pipeline import MAX_RATE, Pacer, Pipeline, PipelineSettings, RunSummary
 from imdb_tui.simulator import Simulator
 from imdb_tui.sources import STDIN, SourceError
@@ -412,6 +413,13 @@ def _produce_from(
     help="How many dead letters --dead-letters lists.",
 )
 @click.option(
+    "--movie",
+    "movie_id",
+    metavar="MOVIE_ID",
+    help="One movie's day instead: views, events by type, users, its views per minute"
+    " over the last hour, and its ratings (the monitor's Enter on a movie).",
+)
+@click.option(
     "--as-of",
     "as_of",
     type=click.Choice(["now", "latest"]),
@@ -427,6 +435,7 @@ def report(
     as_json: bool,
     dead_letters: bool,
     limit: int,
+    movie_id: str | None,
     as_of: str,
 ) -> None:
     """Print the metrics stored in a database, without running anything.
@@ -442,6 +451,15 @@ def report(
             click.echo(dead_letters_text(store.dead_letters(limit), as_json))
             return
         moment = _moment(as_of, store, clock)
+        if movie_id is not None:
+            movie = read_movie(store, movie_id, moment, clock.tz)
+            if movie.title == movie_id and not any(movie.by_type.values()):
+                raise Failure(
+                    f"no movie {literal(movie_id)!r} that day: the catalogue does not know it,"
+                    " and it has no events that day"
+                )
+            click.echo(json.dumps(movie.to_json()) if as_json else movie_text(movie))
+            return
         snapshot = read_snapshot(store, moment, clock.tz, window)
         if as_json:
             output = report_json(snapshot, store.pipelines(clock.now()), store.positions())

@@ -12,7 +12,7 @@ import click
 from imdb_tui.cli.options import Failure, InputFailure
 from imdb_tui.display import clock_text, literal, plural, rate_text, size_text, sparkline
 from imdb_tui.health import PipelineHealth
-from imdb_tui.metrics import MetricsSnapshot
+from imdb_tui.metrics import MetricsSnapshot, MovieDay, Ratings
 from imdb_tui.pipeline import RunSummary
 from imdb_tui.store import DeadLetter, SourcePosition
 
@@ -85,12 +85,30 @@ def report_json(
     return json.dumps(report)
 
 
-def _ratings_text(s: MetricsSnapshot) -> str:
-    average = s.ratings.average
+def _ratings_text(ratings: Ratings) -> str:
+    average = ratings.average
     if average is None:
         return "none yet"
-    counts = " ".join(f"{r}:{n:,}" for r, n in enumerate(s.ratings.histogram, 1))
-    return f"{s.ratings.count:,}, average {average:.2f}  ({counts})"
+    counts = " ".join(f"{r}:{n:,}" for r, n in enumerate(ratings.histogram, 1))
+    return f"{ratings.count:,}, average {average:.2f}  ({counts})"
+
+
+def movie_text(movie: MovieDay) -> str:
+    """`report --movie`: one movie's day, as its screen in the monitor shows it."""
+    year = f" ({movie.year})" if movie.year else ""
+    views = [m.events for m in movie.per_minute]
+    lines = [
+        f"movie         {literal(movie.title + year)}",
+        f"id            {literal(movie.movie_id)}",
+        f"genres        {literal(', '.join(movie.genres)) or '-'}",
+        f"day           {movie.day}",
+        f"views         {movie.views:,}",
+        f"users         {movie.users:,} (distinct, any event)",
+        "by type       " + "   ".join(f"{k} {n:,}" for k, n in movie.by_type.items()),
+        f"ratings       {_ratings_text(movie.ratings)}",
+        f"per minute    {sparkline(views)}  (views, last 60 min, peak {max(views):,}/min)",
+    ]
+    return "\n".join(lines)
 
 
 def _movement(movement: int | None) -> str:
@@ -126,7 +144,7 @@ def report_text(s: MetricsSnapshot, db: str) -> str:
         year = f" ({movie.year})" if movie.year else ""
         title = literal(movie.title + year)
         lines.append(f"  {rank:>2}  {title[:50]:<50} {movie.views:>9,} views {movie.share:>6.1%}")
-    lines += ["", "ratings today " + _ratings_text(s)]
+    lines += ["", "ratings today " + _ratings_text(s.ratings)]
     lines += ["", "trending: views in the last 15 min against the hour before"]
     if not s.trending:
         lines.append("  (nothing viewed more than in the hour before)")

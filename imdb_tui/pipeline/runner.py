@@ -25,7 +25,7 @@ from imdb_tui.catalog import Catalog
 from imdb_tui.clock import Clock, utc_iso
 from imdb_tui.events import seconds
 from imdb_tui.health import HEARTBEAT_SECONDS, PipelineHealth
-from imdb_tui.metrics import MetricsSnapshot, read_snapshot
+from imdb_tui.metrics import MetricsSnapshot, MovieDay, read_movie, read_snapshot
 from imdb_tui.pipeline.consumer import Consumer
 from imdb_tui.pipeline.producer import Chunk, Producer
 from imdb_tui.pipeline.settings import PipelineSettings, RunSummary
@@ -310,6 +310,10 @@ class Pipeline:
         window = window_minutes or self.window_minutes
         now, tz = self.now(), self._clock.tz
         return await self._read(read_snapshot, now, tz, window, self.health())
+
+    async def movie(self, movie_id: str) -> MovieDay:
+        """A movie's figures today, as committed so far, read off the event loop's thread."""
+        return await self._read(read_movie, movie_id, self.now(), self._clock.tz)
 
     async def dead_letters(self, limit: int) -> list[DeadLetter]:
         """The newest rejected records, read off the event loop's thread."""

@@ -54,6 +54,12 @@ class Aggregates:
     """(day, movie_id, rating) -> rate events"""
     recent_views: dict[tuple[str, str], int] = field(default_factory=dict)
     """(UTC five-minute period, movie_id) -> views: what trending is counted from"""
+    movie_events: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    """(day, movie_id, event_type) -> events: a movie's day, by type"""
+    movie_users: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    """(day, movie_id, user_id) -> events: who saw a movie that day (stored: who)"""
+    movie_minutes: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(movie_id, UTC minute YYYY-MM-DDTHH:MMZ) -> views: a movie's last hours"""
 
 
 AggregateFn = Callable[[Sequence[Event]], Aggregates]
@@ -156,6 +162,22 @@ class MetricsReader(Protocol):
 
     def titles(self, movie_ids: Sequence[str]) -> dict[str, tuple[str, int | None]]:
         """The catalogue's title and year of each of these movies it knows."""
+        ...
+
+    def movie(self, movie_id: str) -> Movie | None:
+        """The catalogue's entry for a movie, if it has one."""
+        ...
+
+    def movie_events(self, day: str, movie_id: str) -> dict[str, int]:
+        """A movie's events that day by type (before schema 9: its views only)."""
+        ...
+
+    def movie_users(self, day: str, movie_id: str) -> int:
+        """How many users had an event of a movie that day (none before schema 9)."""
+        ...
+
+    def movie_views_per_minute(self, movie_id: str, since: str) -> list[tuple[str, int]]:
+        """(minute, views) of a movie from minute `since` on (kept two hours)."""
         ...
 
     def users_seen_since(self, *moments: str) -> list[int]:

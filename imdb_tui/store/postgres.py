@@ -191,6 +191,28 @@ MIGRATIONS: Final = (
         PRIMARY KEY (period, movie_id)
     );
     """,
+    # 6: each movie's day (events by type, its users) and its views by minute.
+    """
+    CREATE TABLE movie_events_daily (
+        day         text NOT NULL,               -- local calendar day, YYYY-MM-DD
+        movie_id    text NOT NULL,
+        event_type  text NOT NULL,
+        events      bigint NOT NULL,
+        PRIMARY KEY (day, movie_id, event_type)
+    );
+    CREATE TABLE movie_users_daily (
+        day         text NOT NULL,               -- local calendar day, YYYY-MM-DD
+        movie_id    text NOT NULL,
+        user_id     text NOT NULL,
+        PRIMARY KEY (day, movie_id, user_id)
+    );
+    CREATE TABLE movie_views_per_minute (
+        movie_id    text NOT NULL,
+        minute      text NOT NULL,               -- UTC, YYYY-MM-DDTHH:MMZ
+        views       bigint NOT NULL,
+        PRIMARY KEY (movie_id, minute)
+    );
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
@@ -233,6 +255,20 @@ _ADD_RECENT_VIEWS: Final = (
     "INSERT INTO recent_views AS t (period, movie_id, views)"
     " SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[])"
     " ON CONFLICT (period, movie_id) DO UPDATE SET views = t.views + excluded.views"
+)
+_ADD_MOVIE_EVENTS: Final = (
+    "INSERT INTO movie_events_daily AS t (day, movie_id, event_type, events)"
+    " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[])"
+    " ON CONFLICT (day, movie_id, event_type) DO UPDATE SET events = t.events + excluded.events"
+)
+_ADD_MOVIE_USERS: Final = (
+    "INSERT INTO movie_users_daily (day, movie_id, user_id)"
+    " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]) ON CONFLICT DO NOTHING"
+)
+_ADD_MOVIE_MINUTES: Final = (
+    "INSERT INTO movie_views_per_minute AS t (movie_id, minute, views)"
+    " SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[])"
+    " ON CONFLICT (movie_id, minute) DO UPDATE SET views = t.views + excluded.views"
 )
 _ADD_RATINGS: Final = (
     "INSERT INTO ratings_daily AS t (day, rating, ratings)"
@@ -571,6 +607,11 @@ class PostgresStore:
             if newest is not None and newest[0] is not None:
                 kept = min(minute + "Z", recent_cutoff(newest[0]))
                 db.execute("DELETE FROM recent_views WHERE period < %s", (kept,))
+                if self._version >= 6:
+                    db.execute("DELETE FROM movie_views_per_minute WHERE minute < %s", (kept,))
+            if self._version >= 6:
+                db.execute("DELETE FROM movie_events_daily WHERE day < %s", (before[:10],))
+                db.execute("DELETE FROM movie_users_daily WHERE day < %s", (before[:10],))
             # Users first, then their minutes' counts: whole minutes, so the counts
             # stay their sums (a writer moving a user holds its row until it commits).
             db.execute("DELETE FROM user_activity WHERE last_seen < %s", (minute,))
@@ -724,6 +765,49 @@ class PostgresStore:
         )
         return {movie_id: (title, year) for movie_id, title, year in rows}
 
+    def movie(self, movie_id: str) -> Movie | None:
+        rows = self._query(
+            "SELECT movie_id, title, year, genres FROM movies WHERE movie_id = %s", (movie_id,)
+        )
+        if not rows:
+            return None
+        movie_id, title, year, genres = rows[0]
+        return Movie(movie_id, title, year, tuple(g for g in genres.split(",") if g))
+
+    def movie_events(self, day: str, movie_id: str) -> dict[str, int]:
+        if self._version < 6:  # an older database read as it is: its views only
+            return dict(
+                self._query(
+                    "SELECT 'view', views FROM movie_views_daily WHERE day = %s AND movie_id = %s",
+                    (day, movie_id),
+                )
+            )
+        return dict(
+            self._query(
+                "SELECT event_type, events FROM movie_events_daily"
+                " WHERE day = %s AND movie_id = %s",
+                (day, movie_id),
+            )
+        )
+
+    def movie_users(self, day: str, movie_id: str) -> int:
+        if self._version < 6:
+            return 0
+        return int(
+            self._query(
+                "SELECT count(*) FROM movie_users_daily WHERE day = %s AND movie_id = %s",
+                (day, movie_id),
+            )[0][0]
+        )
+
+    def movie_views_per_minute(self, movie_id: str, since: str) -> list[tuple[str, int]]:
+        if self._version < 6:
+            return []
+        return self._query(
+            "SELECT minute, views FROM movie_views_per_minute WHERE movie_id = %s AND minute >= %s",
+            (movie_id, since),
+        )
+
     def users_seen_since(self, *moments: str) -> list[int]:
         """As SQLite's: the per-minute counts after each moment's minute, and the users of
         its own minute found by index."""
@@ -788,6 +872,13 @@ def _add_aggregates(db: psycopg.Connection[Any], aggregates: Aggregates) -> None
         _add_counts(db, _ADD_MOVIE_RATINGS, aggregates.movie_ratings)
     if aggregates.recent_views:
         _add_counts(db, _ADD_RECENT_VIEWS, aggregates.recent_views)
+    if aggregates.movie_events:
+        _add_counts(db, _ADD_MOVIE_EVENTS, aggregates.movie_events)
+    if aggregates.movie_users:
+        pairs = sorted(aggregates.movie_users)
+        db.execute(_ADD_MOVIE_USERS, [list(column) for column in zip(*pairs, strict=True)])
+    if aggregates.movie_minutes:
+        _add_counts(db, _ADD_MOVIE_MINUTES, aggregates.movie_minutes)
     if aggregates.last_seen:
         users = sorted(aggregates.last_seen.items())
         db.execute(_SEE_USERS, [[u for u, _ in users], [t for _, t in users]])

@@ -190,6 +190,28 @@ MIGRATIONS: Final = (
         PRIMARY KEY (period, movie_id)
     ) WITHOUT ROWID;
     """,
+    # 9: each movie's day (events by type, its users) and its views by minute.
+    """
+    CREATE TABLE movie_events_daily (
+        day         TEXT NOT NULL,               -- local calendar day, YYYY-MM-DD
+        movie_id    TEXT NOT NULL,
+        event_type  TEXT NOT NULL,
+        events      INTEGER NOT NULL,
+        PRIMARY KEY (day, movie_id, event_type)
+    ) WITHOUT ROWID;
+    CREATE TABLE movie_users_daily (
+        day         TEXT NOT NULL,               -- local calendar day, YYYY-MM-DD
+        movie_id    TEXT NOT NULL,
+        user_id     TEXT NOT NULL,
+        PRIMARY KEY (day, movie_id, user_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE movie_views_per_minute (
+        movie_id    TEXT NOT NULL,
+        minute      TEXT NOT NULL,               -- UTC, YYYY-MM-DDTHH:MMZ
+        views       INTEGER NOT NULL,
+        PRIMARY KEY (movie_id, minute)
+    ) WITHOUT ROWID;
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 _OUR_TABLES: Final = frozenset(
@@ -210,6 +232,9 @@ _OUR_TABLES: Final = frozenset(
         "ratings_daily",
         "movie_ratings_daily",
         "recent_views",
+        "movie_events_daily",
+        "movie_users_daily",
+        "movie_views_per_minute",
     }
 )
 
@@ -234,6 +259,18 @@ _UPSERT_MOVIE_VIEWS: Final = (
 _UPSERT_RECENT_VIEWS: Final = (
     "INSERT INTO recent_views (period, movie_id, views)",
     " ON CONFLICT (period, movie_id) DO UPDATE SET views = views + excluded.views",
+)
+_UPSERT_MOVIE_EVENTS: Final = (
+    "INSERT INTO movie_events_daily (day, movie_id, event_type, events)",
+    " ON CONFLICT (day, movie_id, event_type) DO UPDATE SET events = events + excluded.events",
+)
+_UPSERT_MOVIE_MINUTES: Final = (
+    "INSERT INTO movie_views_per_minute (movie_id, minute, views)",
+    " ON CONFLICT (movie_id, minute) DO UPDATE SET views = views + excluded.views",
+)
+_ADD_MOVIE_USERS: Final = (
+    "INSERT INTO movie_users_daily (day, movie_id, user_id)",
+    " ON CONFLICT DO NOTHING",
 )
 _UPSERT_RATINGS: Final = (
     "INSERT INTO ratings_daily (day, rating, ratings)",
@@ -627,6 +664,13 @@ class SqliteStore:
                 if newest is not None:
                     kept = min(before[:16] + "Z", recent_cutoff(newest))
                     self._db.execute("DELETE FROM recent_views WHERE period < ?", (kept,))
+                    if self._version >= 9:
+                        self._db.execute(
+                            "DELETE FROM movie_views_per_minute WHERE minute < ?", (kept,)
+                        )
+            if self._version >= 9:
+                self._db.execute("DELETE FROM movie_events_daily WHERE day < ?", (before[:10],))
+                self._db.execute("DELETE FROM movie_users_daily WHERE day < ?", (before[:10],))
             # Whole minutes of users, so the per-minute counts stay their sums.
             self._db.execute("DELETE FROM user_activity WHERE last_seen < ?", (before[:16],))
             self._db.execute(
@@ -646,6 +690,13 @@ class SqliteStore:
         )
         self._upsert(
             _UPSERT_MOVIE_RATINGS, [(*key, n) for key, n in aggregates.movie_ratings.items()]
+        )
+        self._upsert(
+            _UPSERT_MOVIE_EVENTS, [(*key, n) for key, n in aggregates.movie_events.items()]
+        )
+        self._upsert(_ADD_MOVIE_USERS, list(aggregates.movie_users))
+        self._upsert(
+            _UPSERT_MOVIE_MINUTES, [(*key, n) for key, n in aggregates.movie_minutes.items()]
         )
         if aggregates.last_seen:
             seen = (json.dumps(list(aggregates.last_seen.items()), ensure_ascii=False),)
@@ -769,6 +820,48 @@ class SqliteStore:
             (json.dumps(list(movie_ids)),),
         )
         return {movie_id: (title, year) for movie_id, title, year in rows}
+
+    def movie(self, movie_id: str) -> Movie | None:
+        rows = self._query(
+            "SELECT movie_id, title, year, genres FROM movies WHERE movie_id = ?", (movie_id,)
+        )
+        if not rows:
+            return None
+        movie_id, title, year, genres = rows[0]
+        return Movie(movie_id, title, year, tuple(g for g in genres.split(",") if g))
+
+    def movie_events(self, day: str, movie_id: str) -> dict[str, int]:
+        if self._version < 9:  # an older database read as it is: its views only
+            return dict(
+                self._query(
+                    "SELECT 'view', views FROM movie_views_daily WHERE day = ? AND movie_id = ?",
+                    (day, movie_id),
+                )
+            )
+        return dict(
+            self._query(
+                "SELECT event_type, events FROM movie_events_daily WHERE day = ? AND movie_id = ?",
+                (day, movie_id),
+            )
+        )
+
+    def movie_users(self, day: str, movie_id: str) -> int:
+        if self._version < 9:
+            return 0
+        return int(
+            self._query(
+                "SELECT count(*) FROM movie_users_daily WHERE day = ? AND movie_id = ?",
+                (day, movie_id),
+            )[0][0]
+        )
+
+    def movie_views_per_minute(self, movie_id: str, since: str) -> list[tuple[str, int]]:
+        if self._version < 9:
+            return []
+        return self._query(
+            "SELECT minute, views FROM movie_views_per_minute WHERE movie_id = ? AND minute >= ?",
+            (movie_id, since),
+        )
 
     def users_seen_since(self, *moments: str) -> list[int]:
         """For each moment, how many users have an event at or after it: the users last

@@ -30,7 +30,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import astuple, dataclass
+from dataclasses import astuple, dataclass, fields
 from datetime import tzinfo
 from itertools import repeat
 from multiprocessing.connection import Connection
@@ -63,6 +63,10 @@ class Written:
     """event_time of up to LAG_SAMPLES of the stored events, for the lag figures"""
 
 
+_AGGREGATES: Final = tuple(f.name for f in fields(Aggregates))
+"""Aggregates' fields in order: a batch's aggregates cross to the writer as a tuple."""
+
+
 class Writer:
     """Writes go as requests of plain values (see `_handle`), the same for either writer."""
 
@@ -90,15 +94,7 @@ class Writer:
             flat,
             [(r.reason, r.raw, r.raw_size) for r in rejections],
             received_at,
-            (
-                aggregates.per_minute,
-                aggregates.per_quarter_hour,
-                aggregates.movie_views,
-                aggregates.last_seen,
-                aggregates.ratings,
-                aggregates.movie_ratings,
-                aggregates.recent_views,
-            ),
+            tuple(getattr(aggregates, name) for name in _AGGREGATES),
             [(p.source, p.position) for p in positions],
             None if health is None else astuple(health),
         )

@@ -22,7 +22,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Grid
 from textual.reactive import reactive
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import Worker, WorkerCancelled, WorkerFailed
 
 from imdb_tui.display import clock_text, literal, rate_text
@@ -34,6 +34,7 @@ from imdb_tui.tui.active_users import ActiveUsers
 from imdb_tui.tui.dead_letters import SHOWN, DeadLettersScreen
 from imdb_tui.tui.dialogs import HelpScreen, RateDialog
 from imdb_tui.tui.events_by_type import EventsByType
+from imdb_tui.tui.movie import MovieScreen
 from imdb_tui.tui.pipeline_panel import PipelinePanel
 from imdb_tui.tui.ratings import RatingsPanel
 from imdb_tui.tui.top_movies import TopMovies
@@ -63,6 +64,8 @@ def monitor_settings(**options: Any) -> PipelineSettings:
 DEFAULT_RATE = 200.0
 CONTROLS = frozenset({"pause", "resume", "faster", "slower", "unthrottle", "throttle", "ask_rate"})
 """The actions that drive the pipeline: none while watching or once the run is over."""
+DASHBOARD_ONLY = frozenset({"cycle_window", "toggle_trending", "dead_letters"})
+"""The actions that change only what the dashboard shows: not on a movie's screen."""
 
 
 class MonitorApp(App[RunSummary | None]):
@@ -240,6 +243,8 @@ class MonitorApp(App[RunSummary | None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if isinstance(self.screen, ModalScreen) and action != "quit":
             return False  # a dialog is open: its keys, not the dashboard's (nor p in its input)
+        if isinstance(self.screen, MovieScreen) and action in DASHBOARD_ONLY:
+            return False  # nothing on a movie's screen that they change
         if action in CONTROLS:
             control = self.control
             if control is None or self.reader.status().state in ENDED_STATES:
@@ -325,8 +330,29 @@ class MonitorApp(App[RunSummary | None]):
         self.show_status()
 
     def action_toggle_trending(self) -> None:
-        """Top movies today and Trending take turns in one place."""
-        self.query_one("#dashboard").toggle_class("-trending")
+        """Top movies today and Trending take turns in one place (the one shown has
+        the focus, so Enter opens its movie)."""
+        dashboard = self.query_one("#dashboard")
+        dashboard.toggle_class("-trending")
+        shown = "#trending" if dashboard.has_class("-trending") else "#top-movies"
+        self.query_one(f"{shown} DataTable").focus()
+
+    async def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter (or a click) on a movie's row opens its screen."""
+        panel = event.data_table.parent
+        if isinstance(panel, TopMovies | TrendingPanel):
+            movie_id = panel.movie_at(event.cursor_row)
+            if movie_id is not None:
+                await self.open_movie(movie_id)
+
+    async def open_movie(self, movie_id: str) -> None:
+        """The movie screen, drawn whole at once: its first figures are read first."""
+        try:
+            movie = await self.reader.movie(movie_id)
+        except StoreError as error:
+            self._storage_error(str(error))
+            return
+        await self.push_screen(MovieScreen(movie, self.reader.movie, self.refresh_interval))
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(watching=self.control is None))

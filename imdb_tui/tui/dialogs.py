@@ -26,6 +26,7 @@ KEYS = (
     ("[ / ]", "slower or faster refresh: 0.25, 0.5, 1, 2, 5 s"),
     ("f", "freeze the display; the pipeline keeps running"),
     ("v", "top movies today, or trending in the last 15 min"),
+    ("enter", "the movie on the row: its day, live; escape returns"),
     ("d", "dead letters: the newest rejected records"),
     ("? / F1", "this help"),
     ("ctrl+p", "palette: these actions, themes, a screenshot"),

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.style import Style
 from rich.text import Text
+from textual.geometry import Size
 
 from imdb_tui.metrics import RATING_SCALE, Ratings
 from imdb_tui.tui.panel import Panel
@@ -20,21 +22,25 @@ class RatingsPanel(Panel):
         snapshot = self.snapshot
         if snapshot is None:
             return Text(self.WAITING)
-        ratings = snapshot.ratings
-        average = ratings.average
-        lines = Text(no_wrap=True, overflow="ellipsis")
-        if average is None:
-            lines.append("no ratings yet today")
-            return lines
-        lines.append(f"{ratings.count:,} · average {average:.2f}\n")
-        width, height = self.content_size.width, self.content_size.height
-        cell = max(2, min(4, width // len(RATING_SCALE)))  # a bar and a space: "10" fits
-        rows = max(1, height - 2)  # the line above, and the ratings' numbers below
         style = self.get_component_rich_style("ratings--bar")
-        for line in bars(ratings, rows, cell - 1):
-            lines.append(line + "\n", style=style)
-        lines.append("".join(f"{r:<{cell}}" for r in RATING_SCALE).rstrip(), style="dim")
+        return ratings_text(snapshot.ratings, self.content_size, style, "no ratings yet today")
+
+
+def ratings_text(ratings: Ratings, size: Size, bar_style: Style, none: str) -> Text:
+    """The count and average on a line, then a column a rating as tall as the room
+    allows, the ratings' numbers under them; `none` when there are no ratings."""
+    average = ratings.average
+    lines = Text(no_wrap=True, overflow="ellipsis")
+    if average is None:
+        lines.append(none)
         return lines
+    lines.append(f"{ratings.count:,} · average {average:.2f}\n")
+    cell = max(2, min(4, size.width // len(RATING_SCALE)))  # a bar and a space: "10" fits
+    rows = max(1, size.height - 2)  # the line above, and the ratings' numbers below
+    for line in bars(ratings, rows, cell - 1):
+        lines.append(line + "\n", style=bar_style)
+    lines.append("".join(f"{r:<{cell}}" for r in RATING_SCALE).rstrip(), style="dim")
+    return lines
 
 
 def bars(ratings: Ratings, rows: int, column: int) -> list[str]:

@@ -60,6 +60,11 @@ class TopMovies(Panel):
             for name, cell in zip(_COLUMNS[1:], self._cells(rank), strict=True):
                 table.update_cell(str(rank), name, cell)
 
+    def movie_at(self, row: int) -> str | None:
+        """The movie id on a row (0: the first), if any."""
+        movies = () if self.snapshot is None else self.snapshot.top_movies
+        return movies[row].movie_id if 0 <= row < len(movies) else None
+
     def _cells(self, rank: int) -> tuple[Text, ...]:
         movies = () if self.snapshot is None else self.snapshot.top_movies
         if rank > len(movies):

@@ -1,0 +1,138 @@
+"""The movie screen: one title's day (Enter on a row of Top movies or Trending), live.
+
+It reads the movie's figures through the app's Reader at the app's refresh
+interval, and follows freeze; Escape goes back to the dashboard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Grid
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import Footer, Header, Sparkline, Static
+
+from imdb_tui.display import literal
+from imdb_tui.metrics import MovieDay
+from imdb_tui.store import StoreError
+from imdb_tui.tui.ratings import ratings_text
+
+MovieRead = Callable[[str], Awaitable[MovieDay]]
+
+
+class MoviePart(Widget):
+    """A titled box of the movie screen, drawn from its MovieDay."""
+
+    TITLE = ""
+    movie: reactive[MovieDay | None] = reactive(None, layout=False)
+
+    def on_mount(self) -> None:
+        self.border_title = self.TITLE
+
+
+class MovieHeading(MoviePart):
+    def watch_movie(self, movie: MovieDay | None) -> None:
+        if movie is not None:
+            # A Text, never a str: a border title given as a str is read as markup.
+            title = literal(movie.title) + (f" ({movie.year})" if movie.year else "")
+            self.border_title = Text(title)
+
+    def render(self) -> Text:
+        movie = self.movie
+        if movie is None:
+            return Text("")
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(movie.movie_id, style="bold")
+        if movie.genres:
+            text.append(" · " + literal(", ".join(movie.genres)))
+        text.append(f" · {movie.day}", style="dim")
+        return text
+
+
+class MovieToday(MoviePart):
+    TITLE = "Today"
+
+    def render(self) -> Text:
+        movie = self.movie
+        if movie is None:
+            return Text("")
+        rows = [("views", movie.views), ("users", movie.users)]
+        rows += [(kind, n) for kind, n in movie.by_type.items() if kind != "view"]
+        width = max(len(f"{n:,}") for _, n in rows)
+        text = Text(no_wrap=True)
+        for name, n in rows:
+            text.append(f"{name:<14}{n:>{width},}\n")
+        return text
+
+
+class MovieRatings(MoviePart):
+    TITLE = "Ratings today"
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"ratings--bar"}
+
+    def render(self) -> Text:
+        movie = self.movie
+        if movie is None:
+            return Text("")
+        style = self.get_component_rich_style("ratings--bar")
+        return ratings_text(movie.ratings, self.content_size, style, "not rated today")
+
+
+class MovieMinutes(MoviePart):
+    TITLE = "Views per minute · last 60 min"
+
+    def compose(self) -> ComposeResult:
+        yield Sparkline([0] * 60)
+        yield Static()
+
+    def watch_movie(self, movie: MovieDay | None) -> None:
+        if movie is None:
+            return
+        views = [m.events for m in movie.per_minute]
+        self.query_one(Sparkline).data = views
+        note = f"this minute {views[-1]:,} · peak {max(views):,} · last hour {sum(views):,}"
+        self.query_one(Static).update(Text(note, no_wrap=True), layout=False)
+
+
+class MovieScreen(Screen[None]):
+    """Opened with Enter on a movie's row; reads the movie again every `interval`."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "app.pop_screen", "Back")]
+    movie: reactive[MovieDay | None] = reactive(None)
+
+    def __init__(self, movie: MovieDay, read: MovieRead, interval: float) -> None:
+        super().__init__()
+        self._read = read
+        self._interval = interval
+        self.set_reactive(MovieScreen.movie, movie)
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Grid(id="movie"):
+            for part in (
+                MovieHeading(id="movie-heading"),
+                MovieToday(id="movie-today"),
+                MovieRatings(id="movie-ratings"),
+                MovieMinutes(id="movie-minutes"),
+            ):
+                yield part.data_bind(MovieScreen.movie)
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.set_interval(self._interval, self.reread)
+
+    async def reread(self) -> None:
+        """The movie's figures now; kept as they are while frozen or on a read error
+        (the dashboard reports storage errors)."""
+        if getattr(self.app, "frozen", False) or self.movie is None:
+            return
+        try:
+            movie = await self._read(self.movie.movie_id)
+        except StoreError:
+            return
+        self.movie = movie
