@@ -11,6 +11,9 @@ Each round, in turn:
    stored rate is read; then `p` is typed PRESSES times, and each time the clock
    runs from writing the key to the terminal until the terminal receives
    "PAUSED" (or "RUNNING" again). Then `q`, and the app drains and exits.
+Then the live tail: the stored rate over S seconds with it open, against the mean
+of S/2 seconds before and after it without; and `t` (to the tail's first rows)
+and enter (to the top movie's screen) are typed PRESSES/3 times each, timed as p.
 The refresh lateness is how late each refresh tick ran, as the app records it,
 apart for the streaming phase and the key phase (pausing and resuming five
 times a second recomposes the footer each time).
@@ -29,6 +32,7 @@ import tempfile
 import termios
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from common import fresh, run_headless
@@ -90,11 +94,8 @@ class Terminal:
         os.close(self._master)
 
 
-def run_monitor(
-    db: Path, seconds: float, presses: int
-) -> tuple[float, list[float], list[float], list[float]]:
-    """Events stored per second at max rate, key latencies, and the refresh lateness
-    while streaming at max rate and while keys were being pressed (all in seconds)."""
+def run_monitor(db: Path, seconds: float, presses: int) -> Round:
+    """A round of the monitor at max rate (times in seconds)."""
     from imdb_tui.assembly import Inputs, build_pipeline
     from imdb_tui.tui.app import MonitorApp, monitor_settings
     from imdb_tui.viewer import in_process
@@ -104,7 +105,24 @@ def run_monitor(
     app = MonitorApp(*in_process(pipeline, str(db)))
     terminal = Terminal(120, 40)
     latencies: list[float] = []
+    screens: dict[bytes, list[float]] = {b"t": [], b"\r": []}
     figures: dict[str, float] = {}
+
+    def stored_over(seconds: float) -> float:
+        """Events stored a second over the next `seconds`."""
+        before, started = pipeline.health().stored, time.perf_counter()
+        time.sleep(seconds)
+        return (pipeline.health().stored - before) / (time.perf_counter() - started)
+
+    def screen_key(key: bytes, word: bytes) -> None:
+        """Type a key that opens a screen, until `word` of that screen is drawn; then
+        escape back to the dashboard."""
+        pressed, mark = terminal.type(key)
+        screens[key].append(terminal.wait_for(word, mark) - pressed)
+        time.sleep(0.2)
+        _, mark = terminal.type(b"\x1b")
+        terminal.wait_for(b"Top movies today", mark)
+        time.sleep(0.2)
 
     def drive() -> None:
         # Counted as headless counts: everything stored since the start (the first
@@ -118,6 +136,18 @@ def run_monitor(
             pressed, mark = terminal.type(b"p")
             latencies.append(terminal.wait_for(word, mark) - pressed)
             time.sleep(0.2)  # a person's pace, and room for the stream to move
+        # The live tail at max rate: the stored rate with it open, against the
+        # same monitor without it just before and just after.
+        without = stored_over(seconds / 2)
+        _, mark = terminal.type(b"t")
+        terminal.wait_for(b"the newest stored", mark)
+        figures["tail"] = stored_over(seconds)
+        _, mark = terminal.type(b"\x1b")
+        terminal.wait_for(b"Top movies today", mark)
+        figures["plain"] = (without + stored_over(seconds / 2)) / 2
+        for _ in range(presses // 3):
+            screen_key(b"t", b"the newest stored")
+            screen_key(b"\r", b"Views per minute")  # enter on the top movie
         terminal.type(b"q")
 
     driver = threading.Thread(target=drive, daemon=True)
@@ -130,7 +160,33 @@ def run_monitor(
     driver.join()
     ticks = int(figures["ticks"])
     lateness = list(app.lateness)
-    return figures["rate"], latencies, lateness[:ticks], lateness[ticks:]
+    return Round(
+        figures["rate"],
+        latencies,
+        lateness[:ticks],
+        lateness[ticks:],
+        figures["tail"] / figures["plain"],
+        screens[b"t"],
+        screens[b"\r"],
+    )
+
+
+@dataclass
+class Round:
+    rate: float
+    """Events stored a second at max rate."""
+    keys: list[float]
+    """p to PAUSED or RUNNING on screen."""
+    lateness: list[float]
+    """How late each refresh ran while streaming."""
+    lateness_keys: list[float]
+    """... while p was pressed."""
+    tail_ratio: float
+    """The stored rate with the live tail open against without it."""
+    tail_keys: list[float]
+    """t to the tail drawn."""
+    movie_keys: list[float]
+    """enter to the movie's screen drawn."""
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -147,6 +203,8 @@ def main() -> None:
     latencies: list[float] = []
     lateness: list[float] = []
     lateness_keys: list[float] = []
+    tail_keys: list[float] = []
+    movie_keys: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(1, args.rounds + 1):
             stored, elapsed = run_headless(
@@ -163,15 +221,17 @@ def main() -> None:
             )
             headless = stored / elapsed
             fresh(Path(f"{tmp}/headless.db"))
-            rate, keys, late, late_keys = run_monitor(
-                fresh(Path(tmp) / "monitor.db"), args.seconds, args.presses
-            )
-            latencies += keys
-            lateness += late
-            lateness_keys += late_keys
+            result = run_monitor(fresh(Path(tmp) / "monitor.db"), args.seconds, args.presses)
+            latencies += result.keys
+            lateness += result.lateness
+            lateness_keys += result.lateness_keys
+            tail_keys += result.tail_keys
+            movie_keys += result.movie_keys
+            rate = result.rate
             print(
                 f"round {round_}: headless {headless:,.0f}/s   monitor {rate:,.0f}/s"
-                f"   ratio {rate / headless:.2f}x (target >= 0.75x)",
+                f"   ratio {rate / headless:.2f}x (target >= 0.75x)"
+                f"   with the live tail open {result.tail_ratio:.2f}x (target >= 0.9x)",
                 flush=True,
             )
     ms = [value * 1000 for value in latencies]
@@ -181,6 +241,12 @@ def main() -> None:
         f"p50 {statistics.median(ms):.1f} ms  p99 {percentile(ms, 0.99):.1f} ms"
         f"  max {max(ms):.1f} ms (target p99 < 100 ms)"
     )
+    for label, values in (("t to the live tail", tail_keys), ("enter to a movie", movie_keys)):
+        ms = [value * 1000 for value in values]
+        print(
+            f"key {label}, {len(ms)} presses at max rate: p50 {statistics.median(ms):.1f} ms"
+            f"  p99 {percentile(ms, 0.99):.1f} ms  max {max(ms):.1f} ms (target p99 < 100 ms)"
+        )
     for label, values in (
         ("streaming at max rate", lateness),
         ("while p was pressed 5 times a second", lateness_keys),

@@ -16,6 +16,7 @@ Definitions (the README repeats them):
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -364,8 +365,12 @@ def read_snapshot(
     tz: tzinfo | None,
     window_minutes: int,
     health: PipelineHealth | None = None,
+    trends: Trending | None = None,
 ) -> MetricsSnapshot:
-    """The metrics as stored, at time `now`; reads only the small aggregate tables."""
+    """The metrics as stored, at time `now`; reads only the small aggregate tables.
+
+    `trends`: a reader's own Trending, which keeps what does not change from one
+    refresh to the next (None: trending read whole)."""
     counters = store.counters()
     today = day_start(now, tz)
     hour_keys = _local_hour_keys(now, tz)  # 25: each local hour's start, and tomorrow's
@@ -411,42 +416,73 @@ def read_snapshot(
         health=health,
         database_bytes=store.size_bytes(),
         ratings=Ratings.of(store.ratings(day)),
-        trending=trending(store, now),
+        trending=(trends or Trending())(store, now),
     )
 
 
-def trending(store: MetricsReader, now: float) -> tuple[Trend, ...]:
+class Trending:
     """The TRENDING movies whose views lately most exceed their pace of the hour before.
 
     Views are kept by five-minute period (UTC). "Lately" is this period so far and the
     two before (10 to 15 minutes); "the hour before" the twelve periods before those.
     A movie's change is its views lately less its views in the hour before scaled to
     as many minutes; those with a positive change rank by it. Movement compares with
-    the same ranking at the end of the last period (15 minutes lately, exactly)."""
-    period = int(now // 300 * 300)
-    bounds = [minute_key(period + 60 * m) for m in (-75, -70, -15, -10, 0, 5)]
-    views: dict[str, list[int]] = {}
-    for index, movie_id, n in store.views_per_period(bounds):
-        views.setdefault(movie_id, [0] * 5)[index] += n
-    lately = 10 + (now - period) / 60  # minutes
-    scored = []
-    before_scored = []
-    for movie_id, (r0, r1, r2, r3, r4) in views.items():
-        change = r3 + r4 - (r1 + r2) * lately / 60
-        if change > 0:
-            scored.append((-change, movie_id, r3 + r4, r1 + r2))
-        change_then = r2 + r3 - (r0 + r1) * 15 / 60
-        if change_then > 0:
-            before_scored.append((-change_then, movie_id))
-    top = sorted(scored)[:TRENDING]
-    then = {movie_id: rank for rank, (_, movie_id) in enumerate(sorted(before_scored)[:TRENDING])}
-    titles = store.titles([movie_id for _, movie_id, _, _ in top]) if top else {}
-    trends = []
-    for rank, (change, movie_id, recent, before) in enumerate(top):
-        title, year = titles.get(movie_id, (movie_id, None))
-        movement = then[movie_id] - rank if movie_id in then else None
-        trends.append(Trend(movie_id, title, year, recent, before, -change, movement))
-    return tuple(trends)
+    the same ranking at the end of the last period (15 minutes lately, exactly).
+
+    What lies before this period changes little once it has begun: it is read at the
+    period's start and again SETTLE seconds in (for batches then in flight), and kept,
+    so a refresh reads this period's views only. One object serves one reader (a
+    thread): it is not shared.
+    """
+
+    SETTLE = 30.0
+
+    def __init__(self) -> None:
+        self._read_at: tuple[int, bool] | None = None  # (period, settled) of the cache
+        self._before: dict[str, tuple[int, int]] = {}  # movie: (hour before, two periods)
+        self._then: dict[str, int] = {}  # movie: its rank at the period's start
+
+    def __call__(self, store: MetricsReader, now: float) -> tuple[Trend, ...]:
+        period = int(now // 300 * 300)
+        bounds = [minute_key(period + 60 * m) for m in (-75, -70, -15, -10, 0, 5)]
+        read_at = (period, now - period >= self.SETTLE)
+        if read_at != self._read_at:
+            self._read_before(store, bounds[:5])
+            self._read_at = read_at
+        this_period = {movie_id: n for _, movie_id, n in store.views_per_period(bounds[4:])}
+        scale = (10 + (now - period) / 60) / 60  # the minutes lately, in hours
+        scored = [
+            (-(recent + this_period.get(movie_id, 0) - before * scale), movie_id, before)
+            for movie_id, (before, recent) in self._before.items()
+        ]
+        scored += [
+            (-n, movie_id, 0) for movie_id, n in this_period.items() if movie_id not in self._before
+        ]
+        top = heapq.nsmallest(TRENDING, (s for s in scored if s[0] < 0))
+        titles = store.titles([movie_id for _, movie_id, _ in top]) if top else {}
+        trends = []
+        for rank, (change, movie_id, before) in enumerate(top):
+            title, year = titles.get(movie_id, (movie_id, None))
+            then = self._then.get(movie_id)
+            recent = self._before.get(movie_id, (0, 0))[1] + this_period.get(movie_id, 0)
+            movement = None if then is None else then - rank
+            trends.append(Trend(movie_id, title, year, recent, before, -change, movement))
+        return tuple(trends)
+
+    def _read_before(self, store: MetricsReader, bounds: list[str]) -> None:
+        """Each movie's views in the periods before this one, and the ranking at its start."""
+        views: dict[str, list[int]] = {}
+        for index, movie_id, n in store.views_per_period(bounds):
+            views.setdefault(movie_id, [0, 0, 0, 0])[index] += n
+        self._before = {m: (r1 + r2, r3) for m, (_, r1, r2, r3) in views.items()}
+        then = [(-(r2 + r3 - (r0 + r1) / 4), m) for m, (r0, r1, r2, r3) in views.items()]
+        ranked = heapq.nsmallest(TRENDING, (t for t in then if t[0] < 0))
+        self._then = {movie_id: rank for rank, (_, movie_id) in enumerate(ranked)}
+
+
+def trending(store: MetricsReader, now: float) -> tuple[Trend, ...]:
+    """Trending at `now`, read whole (see Trending)."""
+    return Trending()(store, now)
 
 
 def read_movie(store: MetricsReader, movie_id: str, now: float, tz: tzinfo | None) -> MovieDay:

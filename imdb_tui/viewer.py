@@ -19,9 +19,10 @@ from typing import Protocol
 
 from imdb_tui.clock import Clock
 from imdb_tui.health import PipelineHealth
-from imdb_tui.metrics import MetricsSnapshot, MovieDay, read_movie, read_snapshot
+from imdb_tui.metrics import MetricsSnapshot, MovieDay, Trending, read_movie, read_snapshot
 from imdb_tui.pipeline import Pipeline, RunSummary
 from imdb_tui.store import DeadLetter, Store
+from imdb_tui.tail import EventMatch, Tail
 
 NO_WRITER = "no pipeline writing"
 
@@ -59,6 +60,10 @@ class Reader(Protocol):
 
     async def movie(self, movie_id: str) -> MovieDay:
         """One movie's figures today, at the same clock as the snapshots."""
+        ...
+
+    async def tail(self, match: EventMatch, after: int, limit: int) -> Tail:
+        """The newest stored events that match, after seq `after`, newest first."""
         ...
 
 
@@ -118,6 +123,9 @@ class LocalPipeline:
     async def movie(self, movie_id: str) -> MovieDay:
         return await self.pipeline.movie(movie_id)
 
+    async def tail(self, match: EventMatch, after: int, limit: int) -> Tail:
+        return await self.pipeline.tail(match, after, limit)
+
     @property
     def paused(self) -> bool:
         return self.pipeline.paused
@@ -156,6 +164,7 @@ class StoreWatcher:
         self._clock = clock
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="imdb-tui-watch")
         self._last: PipelineHealth | None = None
+        self._trends = Trending()  # read on self._thread only
 
     def status(self) -> Status:
         health = self._last
@@ -184,7 +193,7 @@ class StoreWatcher:
         as_of = now
         if writer is not None and writer.stream_time and writer.as_of is not None:
             as_of = writer.as_of
-        snapshot = read_snapshot(self.store, as_of, self.tz, window_minutes, writer)
+        snapshot = read_snapshot(self.store, as_of, self.tz, window_minutes, writer, self._trends)
         return dataclasses.replace(snapshot, pipelines=tuple(pipelines))
 
     async def dead_letters(self, limit: int) -> list[DeadLetter]:
@@ -194,6 +203,12 @@ class StoreWatcher:
     async def movie(self, movie_id: str) -> MovieDay:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._thread, self._read_movie, movie_id)
+
+    async def tail(self, match: EventMatch, after: int, limit: int) -> Tail:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._thread, self.store.newest_events, match, after, limit
+        )
 
     def _read_movie(self, movie_id: str) -> MovieDay:
         """At the clock of the snapshots: the writer's, when it reads history."""

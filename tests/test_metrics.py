@@ -18,10 +18,12 @@ from imdb_tui.events import EVENT_TYPES, Event
 from imdb_tui.metrics import (
     Aggregator,
     Ratings,
+    Trending,
     minute_key,
     quarter_hour,
     read_movie,
     read_snapshot,
+    trending,
 )
 from imdb_tui.store import Aggregates, open_store
 from tests.conftest import NOW, Database, event
@@ -406,3 +408,43 @@ async def test_a_movies_day_matches_a_recount_across_midnight(database: Database
     report = today.to_json()
     assert report["users"] == today.users and report["views"] == today.by_type["view"]
     assert report["avg_rating"] == round(today.ratings.average or 0, 3)
+
+
+async def test_trending_read_again_keeps_up_with_new_views_and_new_periods(
+    database: Database,
+) -> None:
+    """One reader's Trending reads what lies before this five-minute period at its
+    start and again 30 s in, and keeps it: read again, it counts new views of this
+    period at once, and views that came late for earlier ones from the next read of
+    them on."""
+    period = datetime.fromisoformat("2026-11-23T10:00:00+00:00").timestamp()
+    now = period + 150
+    randoms = random.Random(7)
+
+    def views(first: int, count: int, since: float, until: float) -> list[dict[str, object]]:
+        return [
+            event(
+                n,
+                event_time=utc_iso(randoms.uniform(since, until)),
+                movie_id=f"tt{randoms.randrange(20):07d}",
+            )
+            for n in range(first, first + count)
+        ]
+
+    clock = ManualClock(period + 600, UTC)
+    await ingest(database, views(0, 3_000, now - 5400, now), clock)
+    store = database.open(create=False)
+    kept = Trending()
+    try:
+        assert kept(store, now) == trending(store, now) != ()
+        await ingest(database, views(3_000, 300, period, now), clock)  # this period
+        assert kept(store, now + 1) == trending(store, now + 1)
+        await ingest(database, views(4_000, 600, now - 3600, now - 1200), clock)  # late
+        assert kept(store, now + 2) != trending(store, now + 2)
+        later = period + 301  # the next period: read again
+        assert kept(store, later) == trending(store, later)
+        await ingest(database, views(5_000, 300, period + 240, period + 299), clock)  # in flight
+        assert kept(store, later + 1) != trending(store, later + 1)
+        assert kept(store, later + 30) == trending(store, later + 30)  # read again 30 s in
+    finally:
+        store.close()

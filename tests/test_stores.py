@@ -15,7 +15,8 @@ from imdb_tui.events import Event, validate
 from imdb_tui.health import PipelineHealth
 from imdb_tui.metrics import Aggregator
 from imdb_tui.store import SourcePosition, Store, StoreError, TopMovie
-from tests.conftest import NOW, Database, event
+from imdb_tui.tail import EventMatch
+from tests.conftest import DROP, NOW, Database, event
 from tests.helpers import events, write
 
 
@@ -80,6 +81,43 @@ def test_views_by_five_minutes_are_kept_two_hours_behind_the_newest(database: Da
     assert per_period() == {0: 3, 1: 3, 2: 6}
     store.prune_aggregates("2026-11-23T07:30:00.000Z")  # retention keeps more: no change
     assert per_period() == {0: 3, 1: 3, 2: 6}
+    store.close()
+
+
+def test_the_newest_events_that_match_come_newest_first(database: Database) -> None:
+    """What the live tail reads: by type, movie, user and title words (literal, however
+    they look), after a point, at most so many."""
+    store = database.open()
+    store.save_movies(
+        [
+            Movie("tt1000000", "The [Bold] 100% Story", 2001, ("Drama",)),
+            Movie("tt1000001", "Another_Title", 1999, ("Crime",)),
+        ]
+    )
+    kinds = ["view", "click", "rate", "view"]
+    for n in range(20):
+        kind = kinds[n % 4]
+        rating = 5 if kind == "rate" else DROP
+        time = f"2026-11-23T10:00:{n:02d}.000Z"
+        write(store, events(range(n, n + 1), event_type=kind, rating=rating, event_time=time))
+    every = store.newest_events(EventMatch(), 0, 5)
+    assert every.newest == max(e.seq for e in every.events)
+    assert [e.event_time[17:19] for e in every.events] == ["19", "18", "17", "16", "15"]
+    first = every.events[0]
+    assert (first.event_type, first.movie_id, first.user_id) == ("view", "tt1000004", "u0000005")
+
+    def times(match: EventMatch, after: int = 0) -> list[int]:
+        return [int(e.event_time[17:19]) for e in store.newest_events(match, after, 50).events]
+
+    assert times(EventMatch(event_type="rate")) == [18, 14, 10, 6, 2]
+    assert times(EventMatch(movie_id="tt1000001")) == [16, 11, 6, 1]
+    assert times(EventMatch(user_id="u0000003", event_type="view")) == [3]
+    assert times(EventMatch(words=("[bold]", "100%"))) == [15, 10, 5, 0]
+    assert times(EventMatch(words=("_title",))) == [16, 11, 6, 1]
+    assert times(EventMatch(words=("%",))) == [15, 10, 5, 0]  # no pattern: a character
+    assert times(EventMatch(words=("tt1000002",))) == [17, 12, 7, 2]  # no title: its id
+    assert times(EventMatch(), after=every.events[2].seq) == [19, 18]
+    assert store.newest_events(EventMatch(event_type="rate"), 0, 1).events[0].rating == 5
     store.close()
 
 

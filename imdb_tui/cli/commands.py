@@ -98,7 +98,8 @@ def monitor(options: Options, refresh: float) -> None:
     """Open the full-screen monitor (the default when no command is given).
 
     Keys: p pause/resume, + - rate, m max, r exact rate, w window, [ ] refresh,
-    f freeze, d dead letters, ? help, ctrl+p palette, q quit (the queue is
+    f freeze, v top movies or trending, enter a movie's day, t live tail (/
+    filters), d dead letters, ? help, ctrl+p palette, q quit (the queue is
     drained and committed first).
     """
     _monitor(options, refresh)

@@ -25,7 +25,7 @@ from imdb_tui.catalog import Catalog
 from imdb_tui.clock import Clock, utc_iso
 from imdb_tui.events import seconds
 from imdb_tui.health import HEARTBEAT_SECONDS, PipelineHealth
-from imdb_tui.metrics import MetricsSnapshot, MovieDay, read_movie, read_snapshot
+from imdb_tui.metrics import MetricsSnapshot, MovieDay, Trending, read_movie, read_snapshot
 from imdb_tui.pipeline.consumer import Consumer
 from imdb_tui.pipeline.producer import Chunk, Producer
 from imdb_tui.pipeline.settings import PipelineSettings, RunSummary
@@ -33,6 +33,7 @@ from imdb_tui.pipeline.stats import Stats
 from imdb_tui.sources import Source
 from imdb_tui.store import DeadLetter, Store, StoreError
 from imdb_tui.store.writer import Writer
+from imdb_tui.tail import EventMatch, Tail
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ class Pipeline:
         # on the writer's thread (see run), so that reads and writes take turns.
         self._reader_store = store.reader()
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="imdb-tui-reader")
+        self._trends = Trending()  # read on the reader's thread only
         self._finished = False
         self._error: str | None = None
         self._started_at = utc_iso(clock.now())
@@ -309,11 +311,15 @@ class Pipeline:
         """The metrics as committed so far, read off the event loop's thread."""
         window = window_minutes or self.window_minutes
         now, tz = self.now(), self._clock.tz
-        return await self._read(read_snapshot, now, tz, window, self.health())
+        return await self._read(read_snapshot, now, tz, window, self.health(), self._trends)
 
     async def movie(self, movie_id: str) -> MovieDay:
         """A movie's figures today, as committed so far, read off the event loop's thread."""
         return await self._read(read_movie, movie_id, self.now(), self._clock.tz)
+
+    async def tail(self, match: EventMatch, after: int, limit: int) -> Tail:
+        """The newest stored events that match, read off the event loop's thread."""
+        return await self._read(_tail, match, after, limit)
 
     async def dead_letters(self, limit: int) -> list[DeadLetter]:
         """The newest rejected records, read off the event loop's thread."""
@@ -325,6 +331,10 @@ class Pipeline:
             return query(self.store, *arguments)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._reader, query, self._reader_store, *arguments)
+
+
+def _tail(store: Store, match: EventMatch, after: int, limit: int) -> Tail:
+    return store.newest_events(match, after, limit)
 
 
 def _dead_letters(store: Store, limit: int) -> list[DeadLetter]:

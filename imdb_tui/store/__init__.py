@@ -27,6 +27,7 @@ from imdb_tui.catalog import Movie
 from imdb_tui.clock import utc_iso
 from imdb_tui.events import Event, Rejection
 from imdb_tui.health import ENDED_STATES, LIVE_SECONDS, PipelineHealth
+from imdb_tui.tail import EventMatch, Tail
 
 if TYPE_CHECKING:
     from imdb_tui.store.writer import Writer
@@ -178,6 +179,11 @@ class MetricsReader(Protocol):
 
     def movie_views_per_minute(self, movie_id: str, since: str) -> list[tuple[str, int]]:
         """(minute, views) of a movie from minute `since` on (kept two hours)."""
+        ...
+
+    def newest_events(self, match: EventMatch, after: int, limit: int) -> Tail:
+        """Up to `limit` of the newest events that match, stored after seq `after`
+        (and among the newest TAIL_SCAN), newest first."""
         ...
 
     def users_seen_since(self, *moments: str) -> list[int]:

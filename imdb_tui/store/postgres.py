@@ -21,6 +21,7 @@ psycopg 3 is imported only when a PostgreSQL URL is used (`pip install
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -47,6 +48,7 @@ from imdb_tui.store import (
     recent_cutoff,
 )
 from imdb_tui.store.writer import ProcessWriter, ThreadWriter, Writer
+from imdb_tui.tail import TAIL_SCAN, EventMatch, Tail, TailEvent
 
 if TYPE_CHECKING:
     import psycopg
@@ -206,6 +208,12 @@ MIGRATIONS: Final = (
         user_id     text NOT NULL,
         PRIMARY KEY (day, movie_id, user_id)
     );
+    CREATE TABLE movie_user_counts (             -- the rows above, counted
+        day         text NOT NULL,
+        movie_id    text NOT NULL,
+        users       bigint NOT NULL,
+        PRIMARY KEY (day, movie_id)
+    );
     CREATE TABLE movie_views_per_minute (
         movie_id    text NOT NULL,
         minute      text NOT NULL,               -- UTC, YYYY-MM-DDTHH:MMZ
@@ -261,9 +269,15 @@ _ADD_MOVIE_EVENTS: Final = (
     " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[])"
     " ON CONFLICT (day, movie_id, event_type) DO UPDATE SET events = t.events + excluded.events"
 )
+# The rows new to the table are counted: the unique key settles a race between
+# two writers adding the same user, so each is counted once.
 _ADD_MOVIE_USERS: Final = (
-    "INSERT INTO movie_users_daily (day, movie_id, user_id)"
+    "WITH added AS (INSERT INTO movie_users_daily (day, movie_id, user_id)"
     " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]) ON CONFLICT DO NOTHING"
+    " RETURNING day, movie_id)"
+    " INSERT INTO movie_user_counts AS t (day, movie_id, users)"
+    " SELECT day, movie_id, count(*) FROM added GROUP BY day, movie_id ORDER BY day, movie_id"
+    " ON CONFLICT (day, movie_id) DO UPDATE SET users = t.users + excluded.users"
 )
 _ADD_MOVIE_MINUTES: Final = (
     "INSERT INTO movie_views_per_minute AS t (movie_id, minute, views)"
@@ -482,7 +496,9 @@ class PostgresStore:
                 raise StoreError(_describe(error, self._conninfo)) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _query(self, sql: str, parameters: Sequence[object] = ()) -> list[Any]:
+    def _query(
+        self, sql: str, parameters: Sequence[object] | Mapping[str, object] = ()
+    ) -> list[Any]:
         return self._run(lambda db: db.execute(sql, parameters).fetchall(), transaction=False)
 
     # Writing -----------------------------------------------------------------
@@ -612,6 +628,7 @@ class PostgresStore:
             if self._version >= 6:
                 db.execute("DELETE FROM movie_events_daily WHERE day < %s", (before[:10],))
                 db.execute("DELETE FROM movie_users_daily WHERE day < %s", (before[:10],))
+                db.execute("DELETE FROM movie_user_counts WHERE day < %s", (before[:10],))
             # Users first, then their minutes' counts: whole minutes, so the counts
             # stay their sums (a writer moving a user holds its row until it commits).
             db.execute("DELETE FROM user_activity WHERE last_seen < %s", (minute,))
@@ -750,13 +767,12 @@ class PostgresStore:
     def views_per_period(self, bounds: Sequence[str]) -> list[tuple[int, str, int]]:
         if self._version < 5:
             return []
-        return self._query(
-            "SELECT (p.period - 1)::integer, r.movie_id, sum(r.views)::bigint"
-            " FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS p (start, stop, period)"
-            " JOIN recent_views AS r ON r.period >= p.start AND r.period < p.stop"
-            " GROUP BY p.period, r.movie_id",
-            (list(bounds[:-1]), list(bounds[1:])),
+        ranges = " UNION ALL ".join(
+            f"SELECT {i}, movie_id, sum(views)::bigint FROM recent_views"  # noqa: S608 (numbers)
+            " WHERE period >= %s AND period < %s GROUP BY movie_id"
+            for i in range(len(bounds) - 1)
         )
+        return self._query(ranges, [b for pair in itertools.pairwise(bounds) for b in pair])
 
     def titles(self, movie_ids: Sequence[str]) -> dict[str, tuple[str, int | None]]:
         rows = self._query(
@@ -795,7 +811,8 @@ class PostgresStore:
             return 0
         return int(
             self._query(
-                "SELECT count(*) FROM movie_users_daily WHERE day = %s AND movie_id = %s",
+                "SELECT coalesce(sum(users), 0) FROM movie_user_counts"
+                " WHERE day = %s AND movie_id = %s",
                 (day, movie_id),
             )[0][0]
         )
@@ -807,6 +824,29 @@ class PostgresStore:
             "SELECT minute, views FROM movie_views_per_minute WHERE movie_id = %s AND minute >= %s",
             (movie_id, since),
         )
+
+    def newest_events(self, match: EventMatch, after: int, limit: int) -> Tail:
+        newest = self._query("SELECT coalesce(max(seq), 0) FROM events")[0][0]
+        rows = self._query(
+            "SELECT e.seq, e.event_time, e.event_type, e.movie_id, m.title, e.user_id, e.rating"
+            " FROM events AS e LEFT JOIN movies AS m ON m.movie_id = e.movie_id"
+            " WHERE e.seq > %(after)s"
+            " AND (%(type)s::text IS NULL OR e.event_type = %(type)s)"
+            " AND (%(movie)s::text IS NULL OR e.movie_id = %(movie)s)"
+            " AND (%(user)s::text IS NULL OR e.user_id = %(user)s)"
+            " AND NOT EXISTS (SELECT 1 FROM unnest(%(words)s::text[]) AS w (word)"
+            "  WHERE strpos(lower(coalesce(m.title, e.movie_id)), w.word) = 0)"
+            " ORDER BY e.seq DESC LIMIT %(limit)s",
+            {
+                "after": max(after, newest - TAIL_SCAN),
+                "type": match.event_type,
+                "movie": match.movie_id,
+                "user": match.user_id,
+                "words": list(match.words),
+                "limit": limit,
+            },
+        )
+        return Tail(int(newest), tuple(TailEvent(*row) for row in rows))
 
     def users_seen_since(self, *moments: str) -> list[int]:
         """As SQLite's: the per-minute counts after each moment's minute, and the users of

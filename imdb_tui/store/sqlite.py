@@ -38,6 +38,7 @@ from imdb_tui.store import (
     recent_cutoff,
 )
 from imdb_tui.store.writer import ProcessWriter, ThreadWriter, Writer
+from imdb_tui.tail import TAIL_SCAN, EventMatch, Tail, TailEvent
 
 WRITE_BUSY_SECONDS: Final = 0.5
 """A write waits this long for another program's lock, then fails and is retried by the
@@ -205,6 +206,12 @@ MIGRATIONS: Final = (
         user_id     TEXT NOT NULL,
         PRIMARY KEY (day, movie_id, user_id)
     ) WITHOUT ROWID;
+    CREATE TABLE movie_user_counts (             -- the rows above, counted
+        day         TEXT NOT NULL,
+        movie_id    TEXT NOT NULL,
+        users       INTEGER NOT NULL,
+        PRIMARY KEY (day, movie_id)
+    ) WITHOUT ROWID;
     CREATE TABLE movie_views_per_minute (
         movie_id    TEXT NOT NULL,
         minute      TEXT NOT NULL,               -- UTC, YYYY-MM-DDTHH:MMZ
@@ -234,6 +241,7 @@ _OUR_TABLES: Final = frozenset(
         "recent_views",
         "movie_events_daily",
         "movie_users_daily",
+        "movie_user_counts",
         "movie_views_per_minute",
     }
 )
@@ -268,9 +276,22 @@ _UPSERT_MOVIE_MINUTES: Final = (
     "INSERT INTO movie_views_per_minute (movie_id, minute, views)",
     " ON CONFLICT (movie_id, minute) DO UPDATE SET views = views + excluded.views",
 )
+# A batch's (day, movie, user) rows in one JSON array: first the users new to each
+# movie that day are counted, then they are added.
+_PAIRS: Final = (
+    "WITH pairs (day, movie_id, user_id) AS (SELECT json_extract(value, '$[0]'),"
+    " json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(?))"
+)
+_COUNT_MOVIE_USERS: Final = (
+    f"{_PAIRS} INSERT INTO movie_user_counts (day, movie_id, users)"  # noqa: S608 (constants)
+    " SELECT day, movie_id, count(*) FROM pairs WHERE NOT EXISTS (SELECT 1"
+    " FROM movie_users_daily AS u WHERE u.day = pairs.day AND u.movie_id = pairs.movie_id"
+    " AND u.user_id = pairs.user_id) GROUP BY day, movie_id"
+    " ON CONFLICT (day, movie_id) DO UPDATE SET users = users + excluded.users"
+)
 _ADD_MOVIE_USERS: Final = (
-    "INSERT INTO movie_users_daily (day, movie_id, user_id)",
-    " ON CONFLICT DO NOTHING",
+    f"{_PAIRS} INSERT INTO movie_users_daily (day, movie_id, user_id)"  # noqa: S608 (constants)
+    " SELECT * FROM pairs WHERE true ON CONFLICT DO NOTHING"
 )
 _UPSERT_RATINGS: Final = (
     "INSERT INTO ratings_daily (day, rating, ratings)",
@@ -671,6 +692,7 @@ class SqliteStore:
             if self._version >= 9:
                 self._db.execute("DELETE FROM movie_events_daily WHERE day < ?", (before[:10],))
                 self._db.execute("DELETE FROM movie_users_daily WHERE day < ?", (before[:10],))
+                self._db.execute("DELETE FROM movie_user_counts WHERE day < ?", (before[:10],))
             # Whole minutes of users, so the per-minute counts stay their sums.
             self._db.execute("DELETE FROM user_activity WHERE last_seen < ?", (before[:16],))
             self._db.execute(
@@ -694,7 +716,10 @@ class SqliteStore:
         self._upsert(
             _UPSERT_MOVIE_EVENTS, [(*key, n) for key, n in aggregates.movie_events.items()]
         )
-        self._upsert(_ADD_MOVIE_USERS, list(aggregates.movie_users))
+        if aggregates.movie_users:
+            pairs = (json.dumps(list(aggregates.movie_users), ensure_ascii=False),)
+            self._db.execute(_COUNT_MOVIE_USERS, pairs)
+            self._db.execute(_ADD_MOVIE_USERS, pairs)
         self._upsert(
             _UPSERT_MOVIE_MINUTES, [(*key, n) for key, n in aggregates.movie_minutes.items()]
         )
@@ -803,15 +828,13 @@ class SqliteStore:
     def views_per_period(self, bounds: Sequence[str]) -> list[tuple[int, str, int]]:
         if self._version < 8:
             return []
-        periods = ", ".join("(?, ?, ?)" for _ in bounds[1:])
-        parameters = [v for i in range(len(bounds) - 1) for v in (i, bounds[i], bounds[i + 1])]
-        return self._query(
-            f"WITH ranges (i, start, stop) AS (VALUES {periods})"  # noqa: S608
-            " SELECT i, movie_id, sum(views) FROM ranges"
-            " JOIN recent_views AS r ON r.period >= start AND r.period < stop"
-            " GROUP BY i, movie_id",
-            parameters,
+        # A range of the primary key each (a join on the ranges would scan the table).
+        ranges = " UNION ALL ".join(
+            f"SELECT {i}, movie_id, sum(views) FROM recent_views"  # noqa: S608 (numbers)
+            " WHERE period >= ? AND period < ? GROUP BY movie_id"
+            for i in range(len(bounds) - 1)
         )
+        return self._query(ranges, [b for pair in itertools.pairwise(bounds) for b in pair])
 
     def titles(self, movie_ids: Sequence[str]) -> dict[str, tuple[str, int | None]]:
         rows = self._query(
@@ -850,7 +873,8 @@ class SqliteStore:
             return 0
         return int(
             self._query(
-                "SELECT count(*) FROM movie_users_daily WHERE day = ? AND movie_id = ?",
+                "SELECT coalesce(sum(users), 0) FROM movie_user_counts"
+                " WHERE day = ? AND movie_id = ?",
                 (day, movie_id),
             )[0][0]
         )
@@ -862,6 +886,27 @@ class SqliteStore:
             "SELECT minute, views FROM movie_views_per_minute WHERE movie_id = ? AND minute >= ?",
             (movie_id, since),
         )
+
+    def newest_events(self, match: EventMatch, after: int, limit: int) -> Tail:
+        newest = self._query("SELECT coalesce(max(seq), 0) FROM events")[0][0]
+        rows = self._query(
+            "SELECT e.seq, e.event_time, e.event_type, e.movie_id, m.title, e.user_id, e.rating"
+            " FROM events AS e LEFT JOIN movies AS m ON m.movie_id = e.movie_id"
+            " WHERE e.seq > ? AND (?2 IS NULL OR e.event_type = ?2)"
+            " AND (?3 IS NULL OR e.movie_id = ?3) AND (?4 IS NULL OR e.user_id = ?4)"
+            " AND NOT EXISTS (SELECT 1 FROM json_each(?5)"
+            "  WHERE instr(lower(coalesce(m.title, e.movie_id)), value) = 0)"
+            " ORDER BY e.seq DESC LIMIT ?6",
+            (
+                max(after, newest - TAIL_SCAN),
+                match.event_type,
+                match.movie_id,
+                match.user_id,
+                json.dumps(match.words),
+                limit,
+            ),
+        )
+        return Tail(newest, tuple(TailEvent(*row) for row in rows))
 
     def users_seen_since(self, *moments: str) -> list[int]:
         """For each moment, how many users have an event at or after it: the users last

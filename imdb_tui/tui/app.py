@@ -22,7 +22,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Grid
 from textual.reactive import reactive
 from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Footer, Header, Input, Static
 from textual.worker import Worker, WorkerCancelled, WorkerFailed
 
 from imdb_tui.display import clock_text, literal, rate_text
@@ -30,6 +30,7 @@ from imdb_tui.health import ENDED_STATES
 from imdb_tui.metrics import WINDOW_CHOICES, MetricsSnapshot
 from imdb_tui.pipeline import MAX_RATE, MIN_RATE, PipelineSettings, RunSummary
 from imdb_tui.store import StoreError
+from imdb_tui.tail import EventMatch
 from imdb_tui.tui.active_users import ActiveUsers
 from imdb_tui.tui.dead_letters import SHOWN, DeadLettersScreen
 from imdb_tui.tui.dialogs import HelpScreen, RateDialog
@@ -37,6 +38,7 @@ from imdb_tui.tui.events_by_type import EventsByType
 from imdb_tui.tui.movie import MovieScreen
 from imdb_tui.tui.pipeline_panel import PipelinePanel
 from imdb_tui.tui.ratings import RatingsPanel
+from imdb_tui.tui.tail import TailScreen
 from imdb_tui.tui.top_movies import TopMovies
 from imdb_tui.tui.trending import TrendingPanel
 from imdb_tui.tui.trends import PerMinute, TodayByHour
@@ -92,6 +94,7 @@ class MonitorApp(App[RunSummary | None]):
         Binding("f", "freeze", "Freeze"),
         Binding("f", "unfreeze", "Thaw"),
         Binding("v", "toggle_trending", "Trending", show=False),
+        Binding("t", "tail", "Tail", show=False),
         Binding("d", "dead_letters", "Dead", show=False),
         Binding("question_mark,f1", "help", "Help"),
         Binding("q", "quit", "Quit"),
@@ -243,8 +246,12 @@ class MonitorApp(App[RunSummary | None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if isinstance(self.screen, ModalScreen) and action != "quit":
             return False  # a dialog is open: its keys, not the dashboard's (nor p in its input)
-        if isinstance(self.screen, MovieScreen) and action in DASHBOARD_ONLY:
-            return False  # nothing on a movie's screen that they change
+        if isinstance(self.focused, Input) and action != "quit":
+            return False  # a typed p is a letter, not a pause
+        if isinstance(self.screen, MovieScreen | TailScreen) and action in DASHBOARD_ONLY:
+            return False  # nothing on this screen that they change
+        if isinstance(self.screen, TailScreen) and action == "tail":
+            return False
         if action in CONTROLS:
             control = self.control
             if control is None or self.reader.status().state in ENDED_STATES:
@@ -337,6 +344,24 @@ class MonitorApp(App[RunSummary | None]):
         shown = "#trending" if dashboard.has_class("-trending") else "#top-movies"
         self.query_one(f"{shown} DataTable").focus()
 
+    async def action_tail(self) -> None:
+        """The live tail; from a movie's screen, of that movie."""
+        screen = self.screen
+        match = EventMatch()
+        if isinstance(screen, MovieScreen) and screen.movie is not None:
+            match = EventMatch(movie_id=screen.movie.movie_id)
+        try:  # the first rows before the screen: it opens whole
+            first = await self.reader.tail(match, 0, self.size.height)
+        except StoreError as error:
+            self._storage_error(str(error))
+            return
+        if not self.is_screen_installed("tail"):  # made once, kept: later opens are quick
+            self.install_screen(TailScreen(self.reader.tail, self.reader.tz), "tail")
+        tail = self.get_screen("tail")
+        assert isinstance(tail, TailScreen)
+        tail.start(match, first)
+        await self.push_screen(tail)
+
     async def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         """Enter (or a click) on a movie's row opens its screen."""
         panel = event.data_table.parent
@@ -352,7 +377,12 @@ class MonitorApp(App[RunSummary | None]):
         except StoreError as error:
             self._storage_error(str(error))
             return
-        await self.push_screen(MovieScreen(movie, self.reader.movie, self.refresh_interval))
+        if not self.is_screen_installed("movie"):  # made once, kept: later opens are quick
+            self.install_screen(MovieScreen(self.reader.movie), "movie")
+        screen = self.get_screen("movie")
+        assert isinstance(screen, MovieScreen)
+        screen.show(movie, self.refresh_interval)
+        await self.push_screen(screen)
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(watching=self.control is None))
@@ -404,6 +434,9 @@ class MonitorApp(App[RunSummary | None]):
             "Top movies or trending",
             "Show the other of the two (v)",
             self.action_toggle_trending,
+        )
+        yield SystemCommand(
+            "Live tail", "The newest events as they are stored (t)", self.action_tail
         )
         yield SystemCommand(
             "Dead letters", "The newest rejected records (d)", self.action_dead_letters

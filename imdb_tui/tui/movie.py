@@ -15,6 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Grid
 from textual.reactive import reactive
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Footer, Header, Sparkline, Static
 
@@ -100,16 +101,26 @@ class MovieMinutes(MoviePart):
 
 
 class MovieScreen(Screen[None]):
-    """Opened with Enter on a movie's row; reads the movie again every `interval`."""
+    """Opened with Enter on a movie's row; reads the movie again every interval.
+
+    Made once and kept by the app: `show` gives it the movie to show each time."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "app.pop_screen", "Back")]
     movie: reactive[MovieDay | None] = reactive(None)
 
-    def __init__(self, movie: MovieDay, read: MovieRead, interval: float) -> None:
+    def __init__(self, read: MovieRead) -> None:
         super().__init__()
         self._read = read
+        self._interval = 1.0
+        self._timer: Timer | None = None
+
+    def show(self, movie: MovieDay, interval: float) -> None:
+        """The movie to show from now on, read again every `interval` seconds."""
+        self.movie = movie
+        if interval != self._interval and self._timer is not None:
+            self._timer.stop()
+            self._timer = None
         self._interval = interval
-        self.set_reactive(MovieScreen.movie, movie)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -123,16 +134,25 @@ class MovieScreen(Screen[None]):
                 yield part.data_bind(MovieScreen.movie)
         yield Footer(compact=True)
 
-    def on_mount(self) -> None:
-        self.set_interval(self._interval, self.reread)
+    def on_screen_resume(self) -> None:
+        if self._timer is None:
+            self._timer = self.set_interval(self._interval, self.reread)
+        else:
+            self._timer.resume()
+
+    def on_screen_suspend(self) -> None:
+        if self._timer is not None:
+            self._timer.pause()
 
     async def reread(self) -> None:
         """The movie's figures now; kept as they are while frozen or on a read error
         (the dashboard reports storage errors)."""
         if getattr(self.app, "frozen", False) or self.movie is None:
             return
+        movie_id = self.movie.movie_id
         try:
-            movie = await self._read(self.movie.movie_id)
+            movie = await self._read(movie_id)
         except StoreError:
             return
-        self.movie = movie
+        if self.movie is not None and self.movie.movie_id == movie_id:  # still shown
+            self.movie = movie
