@@ -248,13 +248,6 @@ class Aggregator:
             key = (quarter_hour(minute), event_type)
             per_quarter_hour[key] = per_quarter_hour.get(key, 0) + n
         views = list(compress(events, map(eq, map(_TYPE, events), repeat("view"))))
-        movie_views: dict[tuple[str, str], int] = {}
-        if views and self._day(min(times)) == (day := self._day(max(times))):
-            movie_views = {(day, movie): n for movie, n in Counter(map(_MOVIE, views)).items()}
-        else:  # the batch spans midnight
-            for (when, movie), n in Counter(map(_TIME_MOVIE, views)).items():
-                key = (self._day(when), movie)
-                movie_views[key] = movie_views.get(key, 0) + n
         # A dict keeps the last value given for a key: in time order, the newest.
         if all(map(le, times, islice(times, 1, None))):
             last_seen = dict(zip(map(_USER, events), times, strict=True))
@@ -274,41 +267,30 @@ class Aggregator:
             movie_ratings[day, movie, rating] = movie_ratings.get((day, movie, rating), 0) + n
         recent_views: dict[tuple[str, str], int] = {}
         movie_minutes: dict[tuple[str, str], int] = {}
+        periods: dict[str, str] = {}
         for (minute, movie), n in Counter(
             zip(map(_MINUTE, map(_TIME, views)), map(_MOVIE, views), strict=True)
         ).items():
-            key = (five_minutes(minute), movie)
+            period = periods.get(minute)
+            if period is None:
+                period = periods[minute] = five_minutes(minute)
+            key = (period, movie)
             recent_views[key] = recent_views.get(key, 0) + n
             movie_minutes[movie, minute + "Z"] = n
         movie_events: dict[tuple[str, str, str], int] = {}
-        movie_users: dict[tuple[str, str, str], int]
+        movie_users: set[tuple[str, str, str]]  # who, not how often: made in C
         if self._day(min(times)) == (day := self._day(max(times))):
             for (movie, event_type), n in Counter(
                 zip(map(_MOVIE, events), map(_TYPE, events), strict=True)
             ).items():
                 movie_events[day, movie, event_type] = n
-            movie_users = {
-                (day, movie, user): n
-                for (movie, user), n in Counter(
-                    zip(map(_MOVIE, events), map(_USER, events), strict=True)
-                ).items()
-            }
+            movie_users = set(zip(repeat(day), map(_MOVIE, events), map(_USER, events)))
         else:  # the batch spans midnight
-            movie_users = {}
-            for (minute, movie, event_type, user), n in Counter(
-                zip(
-                    map(_MINUTE, times),
-                    map(_MOVIE, events),
-                    map(_TYPE, events),
-                    map(_USER, events),
-                    strict=True,
-                )
-            ).items():
-                day = self._day(minute)
-                movie_events[day, movie, event_type] = (
-                    movie_events.get((day, movie, event_type), 0) + n
-                )
-                movie_users[day, movie, user] = movie_users.get((day, movie, user), 0) + n
+            days = list(map(self._day, times))
+            kinds = zip(days, map(_MOVIE, events), map(_TYPE, events), strict=True)
+            movie_events = dict(Counter(kinds))
+            movie_users = set(zip(days, map(_MOVIE, events), map(_USER, events), strict=True))
+        movie_views = {(d, m): n for (d, m, kind), n in movie_events.items() if kind == "view"}
         return Aggregates(
             per_minute,
             per_quarter_hour,

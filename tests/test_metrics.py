@@ -197,11 +197,11 @@ def test_the_batch_aggregates_match_counting_event_by_event(
     movie_ratings: Counter[tuple[str, str, int]] = Counter()
     recent_views: Counter[tuple[str, str]] = Counter()
     movie_events: Counter[tuple[str, str, str]] = Counter()
-    movie_users: Counter[tuple[str, str, str]] = Counter()
+    movie_users: set[tuple[str, str, str]] = set()
     movie_minutes: Counter[tuple[str, str]] = Counter()
     for e in batch:
         movie_events[local_day(e.ts, tz), e.movie_id, e.event_type] += 1
-        movie_users[local_day(e.ts, tz), e.movie_id, e.user_id] += 1
+        movie_users.add((local_day(e.ts, tz), e.movie_id, e.user_id))
         if e.event_type == "view":
             period = f"{e.event_time[:14]}{int(e.event_time[14:16]) // 5 * 5:02d}Z"
             recent_views[period, e.movie_id] += 1
@@ -224,7 +224,7 @@ def test_the_batch_aggregates_match_counting_event_by_event(
         dict(movie_ratings),
         dict(recent_views),
         dict(movie_events),
-        dict(movie_users),
+        movie_users,
         dict(movie_minutes),
     )
 

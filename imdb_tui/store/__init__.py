@@ -57,8 +57,8 @@ class Aggregates:
     """(UTC five-minute period, movie_id) -> views: what trending is counted from"""
     movie_events: dict[tuple[str, str, str], int] = field(default_factory=dict)
     """(day, movie_id, event_type) -> events: a movie's day, by type"""
-    movie_users: dict[tuple[str, str, str], int] = field(default_factory=dict)
-    """(day, movie_id, user_id) -> events: who saw a movie that day (stored: who)"""
+    movie_users: set[tuple[str, str, str]] = field(default_factory=set)
+    """(day, movie_id, user_id): who had an event of a movie that day"""
     movie_minutes: dict[tuple[str, str], int] = field(default_factory=dict)
     """(movie_id, UTC minute YYYY-MM-DDTHH:MMZ) -> views: a movie's last hours"""
 

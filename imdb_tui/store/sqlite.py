@@ -12,6 +12,7 @@ import functools
 import itertools
 import json
 import sqlite3
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import tzinfo
@@ -276,22 +277,13 @@ _UPSERT_MOVIE_MINUTES: Final = (
     "INSERT INTO movie_views_per_minute (movie_id, minute, views)",
     " ON CONFLICT (movie_id, minute) DO UPDATE SET views = views + excluded.views",
 )
-# A batch's (day, movie, user) rows in one JSON array: first the users new to each
-# movie that day are counted, then they are added.
-_PAIRS: Final = (
-    "WITH pairs (day, movie_id, user_id) AS (SELECT json_extract(value, '$[0]'),"
-    " json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(?))"
-)
-_COUNT_MOVIE_USERS: Final = (
-    f"{_PAIRS} INSERT INTO movie_user_counts (day, movie_id, users)"  # noqa: S608 (constants)
-    " SELECT day, movie_id, count(*) FROM pairs WHERE NOT EXISTS (SELECT 1"
-    " FROM movie_users_daily AS u WHERE u.day = pairs.day AND u.movie_id = pairs.movie_id"
-    " AND u.user_id = pairs.user_id) GROUP BY day, movie_id"
-    " ON CONFLICT (day, movie_id) DO UPDATE SET users = users + excluded.users"
-)
-_ADD_MOVIE_USERS: Final = (
-    f"{_PAIRS} INSERT INTO movie_users_daily (day, movie_id, user_id)"  # noqa: S608 (constants)
-    " SELECT * FROM pairs WHERE true ON CONFLICT DO NOTHING"
+# A batch's (day, movie, user) rows go in bound (as events do: no JSON to make and
+# take apart); those new to the table come back, to be counted.
+_ADD_MOVIE_USERS: Final = "INSERT INTO movie_users_daily (day, movie_id, user_id) VALUES "
+_NEW_MOVIE_USERS: Final = " ON CONFLICT DO NOTHING RETURNING day, movie_id"
+_UPSERT_MOVIE_USER_COUNTS: Final = (
+    "INSERT INTO movie_user_counts (day, movie_id, users)",
+    " ON CONFLICT (day, movie_id) DO UPDATE SET users = users + excluded.users",
 )
 _UPSERT_RATINGS: Final = (
     "INSERT INTO ratings_daily (day, rating, ratings)",
@@ -717,9 +709,8 @@ class SqliteStore:
             _UPSERT_MOVIE_EVENTS, [(*key, n) for key, n in aggregates.movie_events.items()]
         )
         if aggregates.movie_users:
-            pairs = (json.dumps(list(aggregates.movie_users), ensure_ascii=False),)
-            self._db.execute(_COUNT_MOVIE_USERS, pairs)
-            self._db.execute(_ADD_MOVIE_USERS, pairs)
+            added = Counter(self._insert_returning(list(aggregates.movie_users)))
+            self._upsert(_UPSERT_MOVIE_USER_COUNTS, [(*key, n) for key, n in added.items()])
         self._upsert(
             _UPSERT_MOVIE_MINUTES, [(*key, n) for key, n in aggregates.movie_minutes.items()]
         )
@@ -766,6 +757,17 @@ class SqliteStore:
             changed += self._db.execute(_values_sql(head, width, size), values).rowcount
             start += size
         return changed
+
+    def _insert_returning(self, rows: Sequence[tuple[str, str, str]]) -> Iterator[tuple[str, str]]:
+        """Add (day, movie, user) rows; yield the (day, movie) of each that was new."""
+        most = 1 << ((self._variables // 3).bit_length() - 1)
+        start = 0
+        while start < len(rows):
+            size = 1 << (min(len(rows) - start, most).bit_length() - 1)
+            values = list(itertools.chain.from_iterable(rows[start : start + size]))
+            sql = _values_sql(_ADD_MOVIE_USERS, 3, size) + _NEW_MOVIE_USERS
+            yield from self._db.execute(sql, values).fetchall()
+            start += size
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db, self.path)
