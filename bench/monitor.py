@@ -12,8 +12,9 @@ Each round, in turn:
    runs from writing the key to the terminal until the terminal receives
    "PAUSED" (or "RUNNING" again). Then `q`, and the app drains and exits.
 Then the live tail: the stored rate over S seconds with it open, against the mean
-of S/2 seconds before and after it without; and `t` (to the tail's first rows)
-and enter (to the top movie's screen) are typed PRESSES/3 times each, timed as p.
+of S/2 seconds before and after it without; and `t` and enter (on the top movie)
+are typed PRESSES/3 times each, timed as p to the screen drawn and to its first
+figures drawn.
 The refresh lateness is how late each refresh tick ran, as the app records it,
 apart for the streaming phase and the key phase (pausing and resuming five
 times a second recomposes the footer each time).
@@ -105,7 +106,9 @@ def run_monitor(db: Path, seconds: float, presses: int) -> Round:
     app = MonitorApp(*in_process(pipeline, str(db)))
     terminal = Terminal(120, 40)
     latencies: list[float] = []
-    screens: dict[bytes, list[float]] = {b"t": [], b"\r": []}
+    screens: dict[bytes, list[float]] = {
+        key: [] for key in (b"t", b"t filled", b"\r", b"\r filled")
+    }
     figures: dict[str, float] = {}
 
     def stored_over(seconds: float) -> float:
@@ -114,11 +117,12 @@ def run_monitor(db: Path, seconds: float, presses: int) -> Round:
         time.sleep(seconds)
         return (pipeline.health().stored - before) / (time.perf_counter() - started)
 
-    def screen_key(key: bytes, word: bytes) -> None:
-        """Type a key that opens a screen, until `word` of that screen is drawn; then
-        escape back to the dashboard."""
+    def screen_key(key: bytes, word: bytes, filled: bytes) -> None:
+        """Type a key that opens a screen, until `word` of that screen is drawn, and
+        until `filled` (its first figures) is; then escape back to the dashboard."""
         pressed, mark = terminal.type(key)
         screens[key].append(terminal.wait_for(word, mark) - pressed)
+        screens[key + b" filled"].append(terminal.wait_for(filled, mark) - pressed)
         time.sleep(0.2)
         _, mark = terminal.type(b"\x1b")
         terminal.wait_for(b"Top movies today", mark)
@@ -140,14 +144,14 @@ def run_monitor(db: Path, seconds: float, presses: int) -> Round:
         # same monitor without it just before and just after.
         without = stored_over(seconds / 2)
         _, mark = terminal.type(b"t")
-        terminal.wait_for(b"the newest stored", mark)
+        terminal.wait_for(b"the newest stored", mark, timeout=30)
         figures["tail"] = stored_over(seconds)
         _, mark = terminal.type(b"\x1b")
         terminal.wait_for(b"Top movies today", mark)
         figures["plain"] = (without + stored_over(seconds / 2)) / 2
         for _ in range(presses // 3):
-            screen_key(b"t", b"the newest stored")
-            screen_key(b"\r", b"Views per minute")  # enter on the top movie
+            screen_key(b"t", b"reading the newest", b"the newest stored")
+            screen_key(b"\r", b"Views per minute", b"this minute")  # enter on the top movie
         terminal.type(b"q")
 
     driver = threading.Thread(target=drive, daemon=True)
@@ -168,6 +172,8 @@ def run_monitor(db: Path, seconds: float, presses: int) -> Round:
         figures["tail"] / figures["plain"],
         screens[b"t"],
         screens[b"\r"],
+        screens[b"t filled"],
+        screens[b"\r filled"],
     )
 
 
@@ -187,6 +193,10 @@ class Round:
     """t to the tail drawn."""
     movie_keys: list[float]
     """enter to the movie's screen drawn."""
+    tail_filled: list[float]
+    """t to the tail's first rows drawn."""
+    movie_filled: list[float]
+    """enter to the movie's figures drawn."""
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -205,6 +215,8 @@ def main() -> None:
     lateness_keys: list[float] = []
     tail_keys: list[float] = []
     movie_keys: list[float] = []
+    tail_filled: list[float] = []
+    movie_filled: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(1, args.rounds + 1):
             stored, elapsed = run_headless(
@@ -227,6 +239,8 @@ def main() -> None:
             lateness_keys += result.lateness_keys
             tail_keys += result.tail_keys
             movie_keys += result.movie_keys
+            tail_filled += result.tail_filled
+            movie_filled += result.movie_filled
             rate = result.rate
             print(
                 f"round {round_}: headless {headless:,.0f}/s   monitor {rate:,.0f}/s"
@@ -241,7 +255,12 @@ def main() -> None:
         f"p50 {statistics.median(ms):.1f} ms  p99 {percentile(ms, 0.99):.1f} ms"
         f"  max {max(ms):.1f} ms (target p99 < 100 ms)"
     )
-    for label, values in (("t to the live tail", tail_keys), ("enter to a movie", movie_keys)):
+    for label, values in (
+        ("t to the live tail", tail_keys),
+        ("t to the tail's first rows", tail_filled),
+        ("enter to a movie", movie_keys),
+        ("enter to the movie's figures", movie_filled),
+    ):
         ms = [value * 1000 for value in values]
         print(
             f"key {label}, {len(ms)} presses at max rate: p50 {statistics.median(ms):.1f} ms"

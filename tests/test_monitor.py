@@ -170,7 +170,9 @@ async def test_enter_on_a_movie_opens_its_screen_live_and_escape_returns(
         await pilot.press("down", "enter")  # the second of Top movies
         await until(pilot, lambda: isinstance(app.screen, MovieScreen))
         screen = app.screen
-        assert isinstance(screen, MovieScreen) and screen.movie is not None
+        assert isinstance(screen, MovieScreen)
+        await until(pilot, lambda: screen.movie is not None)  # read once drawn
+        assert screen.movie is not None
         second = app.snapshot.top_movies[1]
         assert screen.movie.movie_id == second.movie_id
         heading = screen.query_one(MovieHeading)
@@ -185,8 +187,10 @@ async def test_enter_on_a_movie_opens_its_screen_live_and_escape_returns(
         assert not isinstance(app.screen, MovieScreen)
         await pilot.press("v", "enter")  # the first of Trending
         await until(pilot, lambda: isinstance(app.screen, MovieScreen))
-        assert isinstance(app.screen, MovieScreen) and app.screen.movie is not None
-        assert app.screen.movie.movie_id == app.snapshot.trending[0].movie_id
+        assert screen is app.screen  # made once, kept
+        await until(pilot, lambda: screen.movie is not None)
+        assert screen.movie is not None
+        assert screen.movie.movie_id == app.snapshot.trending[0].movie_id
         await pilot.press("escape")
 
 
@@ -397,6 +401,7 @@ async def test_titles_from_data_are_shown_literally(db_path: Path) -> None:
             assert cell.plain == "[bold red]Boom[/] \\x1b[31mred\\x1b[0m [link=http://x]y[/link]"
             await pilot.press("enter")  # its screen: the title on the border, as it is
             await until(pilot, lambda: isinstance(app.screen, MovieScreen))
+            await until(pilot, lambda: getattr(app.screen, "movie", None) is not None)
             heading = app.screen.query_one(MovieHeading)
             title = heading._border_title
             assert title is not None and not title.spans

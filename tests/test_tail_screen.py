@@ -9,6 +9,7 @@ from rich.text import Text
 from textual.widgets import DataTable, Input, Static
 
 from imdb_tui.catalog import Catalog, Movie
+from imdb_tui.display import literal
 from imdb_tui.tail import EventMatch
 from imdb_tui.tui.app import MonitorApp
 from imdb_tui.tui.movie import MovieScreen
@@ -99,14 +100,17 @@ async def test_slash_filters_literally_and_escape_clears_then_leaves(db_path: Pa
             await pilot.press("slash")  # a dashboard key no more
             await pilot.press("enter")  # the top movie's screen, and t there: its own tail
             await until(pilot, lambda: isinstance(app.screen, MovieScreen))
-            movie = app.screen.movie
-            assert movie is not None
+            movie_screen = app.screen
+            assert isinstance(movie_screen, MovieScreen) and movie_screen.movie_id is not None
+            await until(pilot, lambda: movie_screen.movie is not None)
             await pilot.press("t")
             await until(pilot, lambda: isinstance(app.screen, TailScreen))
-            tail = app.screen
-            assert isinstance(tail, TailScreen) and tail.match == EventMatch(
-                movie_id=movie.movie_id
-            )
+            assert app.screen is screen  # made once, kept
+            assert screen.match == EventMatch(movie_id=movie_screen.movie_id)
+            await until(pilot, lambda: len(rows(screen)) > 0)
+            titles = {row[2] for row in rows(screen)}
+            assert movie_screen.movie is not None
+            assert titles == {literal(movie_screen.movie.title)}
     finally:
         pipeline.store.close()
 

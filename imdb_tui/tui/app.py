@@ -345,43 +345,34 @@ class MonitorApp(App[RunSummary | None]):
         self.query_one(f"{shown} DataTable").focus()
 
     async def action_tail(self) -> None:
-        """The live tail; from a movie's screen, of that movie."""
+        """The live tail; from a movie's screen, of that movie. The screen opens at once
+        and fills as its first read comes back."""
         screen = self.screen
         match = EventMatch()
-        if isinstance(screen, MovieScreen) and screen.movie is not None:
-            match = EventMatch(movie_id=screen.movie.movie_id)
-        try:  # the first rows before the screen: it opens whole
-            first = await self.reader.tail(match, 0, self.size.height)
-        except StoreError as error:
-            self._storage_error(str(error))
-            return
+        if isinstance(screen, MovieScreen) and screen.movie_id is not None:
+            match = EventMatch(movie_id=screen.movie_id)
         if not self.is_screen_installed("tail"):  # made once, kept: later opens are quick
             self.install_screen(TailScreen(self.reader.tail, self.reader.tz), "tail")
         tail = self.get_screen("tail")
         assert isinstance(tail, TailScreen)
-        tail.start(match, first)
+        tail.start(match)
         await self.push_screen(tail)
 
     async def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         """Enter (or a click) on a movie's row opens its screen."""
         panel = event.data_table.parent
         if isinstance(panel, TopMovies | TrendingPanel):
-            movie_id = panel.movie_at(event.cursor_row)
-            if movie_id is not None:
-                await self.open_movie(movie_id)
+            movie = panel.movie_at(event.cursor_row)
+            if movie is not None:
+                await self.open_movie(*movie)
 
-    async def open_movie(self, movie_id: str) -> None:
-        """The movie screen, drawn whole at once: its first figures are read first."""
-        try:
-            movie = await self.reader.movie(movie_id)
-        except StoreError as error:
-            self._storage_error(str(error))
-            return
+    async def open_movie(self, movie_id: str, title: str) -> None:
+        """The movie screen: at once, with its title; its figures as they are read."""
         if not self.is_screen_installed("movie"):  # made once, kept: later opens are quick
             self.install_screen(MovieScreen(self.reader.movie), "movie")
         screen = self.get_screen("movie")
         assert isinstance(screen, MovieScreen)
-        screen.show(movie, self.refresh_interval)
+        screen.show(movie_id, title, self.refresh_interval)
         await self.push_screen(screen)
 
     def action_help(self) -> None:

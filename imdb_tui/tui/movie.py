@@ -38,6 +38,8 @@ class MoviePart(Widget):
 
 
 class MovieHeading(MoviePart):
+    WAITING = "reading its figures…"
+
     def watch_movie(self, movie: MovieDay | None) -> None:
         if movie is not None:
             # A Text, never a str: a border title given as a str is read as markup.
@@ -47,7 +49,7 @@ class MovieHeading(MoviePart):
     def render(self) -> Text:
         movie = self.movie
         if movie is None:
-            return Text("")
+            return Text(self.WAITING, style="dim")
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(movie.movie_id, style="bold")
         if movie.genres:
@@ -113,14 +115,25 @@ class MovieScreen(Screen[None]):
         self._read = read
         self._interval = 1.0
         self._timer: Timer | None = None
+        self._title = ""
+        self.movie_id: str | None = None
 
-    def show(self, movie: MovieDay, interval: float) -> None:
-        """The movie to show from now on, read again every `interval` seconds."""
-        self.movie = movie
+    def show(self, movie_id: str, title: str, interval: float) -> None:
+        """The movie to show from now on (its title until its figures are read), read
+        again every `interval` seconds."""
+        self.movie_id = movie_id
+        self.movie = None
+        self._title = title
         if interval != self._interval and self._timer is not None:
             self._timer.stop()
             self._timer = None
         self._interval = interval
+        if self.is_mounted:
+            self._show_title()
+
+    def _show_title(self) -> None:
+        # A Text, never a str: a border title given as a str is read as markup.
+        self.query_one(MovieHeading).border_title = Text(literal(self._title))
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -134,25 +147,29 @@ class MovieScreen(Screen[None]):
                 yield part.data_bind(MovieScreen.movie)
         yield Footer(compact=True)
 
+    def on_mount(self) -> None:
+        self._show_title()
+
     def on_screen_resume(self) -> None:
         if self._timer is None:
             self._timer = self.set_interval(self._interval, self.reread)
         else:
             self._timer.resume()
+        self.call_after_refresh(self.reread)  # the first figures, as soon as drawn
 
     def on_screen_suspend(self) -> None:
         if self._timer is not None:
             self._timer.pause()
 
     async def reread(self) -> None:
-        """The movie's figures now; kept as they are while frozen or on a read error
-        (the dashboard reports storage errors)."""
-        if getattr(self.app, "frozen", False) or self.movie is None:
+        """The movie's figures now; kept as they are while frozen (once shown) or on a
+        read error (the dashboard reports storage errors)."""
+        movie_id = self.movie_id
+        if movie_id is None or (getattr(self.app, "frozen", False) and self.movie is not None):
             return
-        movie_id = self.movie.movie_id
         try:
             movie = await self._read(movie_id)
         except StoreError:
             return
-        if self.movie is not None and self.movie.movie_id == movie_id:  # still shown
+        if movie_id == self.movie_id:  # still the one shown
             self.movie = movie

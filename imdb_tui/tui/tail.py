@@ -56,21 +56,15 @@ class TailScreen(Screen[None]):
         self._problem: str | None = None
         self._reading = False
         self._timer: Timer | None = None
-        self._first: Tail | None = None
 
-    def start(self, match: EventMatch, first: Tail) -> None:
-        """Show the events that match, `first` (the newest, read just now) at once."""
+    def start(self, match: EventMatch) -> None:
+        """Show the events that match, from the newest on; the first read comes at
+        once, after the screen is drawn."""
         self.match = match
         self._after = 0
         self._rows = []
-        self._first = first
+        self._note = "reading the newest events…"
         if self.is_mounted:
-            self._begin()
-
-    def _begin(self) -> None:
-        first, self._first = self._first, None
-        if first is not None:
-            self._take(first, len(first.events))
             self._fill()
             self._show_note(None)
             self.action_follow()
@@ -85,13 +79,14 @@ class TailScreen(Screen[None]):
     def on_mount(self) -> None:
         self.query_one("#tail-filter", Input).display = False
         self._build_columns()
-        self._begin()
+        self._show_note(None)
 
     def on_screen_resume(self) -> None:
         if self._timer is None:
             self._timer = self.set_interval(INTERVAL, self.read_newest)
         else:
             self._timer.resume()
+        self.call_after_refresh(self.read_newest)
 
     def on_screen_suspend(self) -> None:
         if self._timer is not None:

@@ -60,10 +60,12 @@ class TopMovies(Panel):
             for name, cell in zip(_COLUMNS[1:], self._cells(rank), strict=True):
                 table.update_cell(str(rank), name, cell)
 
-    def movie_at(self, row: int) -> str | None:
-        """The movie id on a row (0: the first), if any."""
+    def movie_at(self, row: int) -> tuple[str, str] | None:
+        """The movie id and title on a row (0: the first), if any."""
         movies = () if self.snapshot is None else self.snapshot.top_movies
-        return movies[row].movie_id if 0 <= row < len(movies) else None
+        if not 0 <= row < len(movies):
+            return None
+        return movies[row].movie_id, movies[row].title
 
     def _cells(self, rank: int) -> tuple[Text, ...]:
         movies = () if self.snapshot is None else self.snapshot.top_movies

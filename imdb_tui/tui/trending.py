@@ -74,10 +74,12 @@ class TrendingPanel(Panel):
             for name, cell in zip(columns[1:], self._cells(rank), strict=True):
                 table.update_cell(str(rank), name, cell)
 
-    def movie_at(self, row: int) -> str | None:
-        """The movie id on a row (0: the first), if any."""
+    def movie_at(self, row: int) -> tuple[str, str] | None:
+        """The movie id and title on a row (0: the first), if any."""
         trends = () if self.snapshot is None else self.snapshot.trending
-        return trends[row].movie_id if 0 <= row < len(trends) else None
+        if not 0 <= row < len(trends):
+            return None
+        return trends[row].movie_id, trends[row].title
 
     def _cells(self, rank: int) -> tuple[Text, ...]:
         trends = () if self.snapshot is None else self.snapshot.trending
