@@ -150,8 +150,8 @@ def run_monitor(db: Path, seconds: float, presses: int) -> Round:
         terminal.wait_for(b"Top movies today", mark)
         figures["plain"] = (without + stored_over(seconds / 2)) / 2
         for _ in range(presses // 3):
-            screen_key(b"t", b"reading the newest", b"the newest stored")
-            screen_key(b"\r", b"Views per minute", b"this minute")  # enter on the top movie
+            screen_key(b"t", b"Type", b"the newest stored")  # its column heading
+            screen_key(b"\r", b"Views per minute", b"last hour")  # enter on the top movie
         terminal.type(b"q")
 
     driver = threading.Thread(target=drive, daemon=True)
