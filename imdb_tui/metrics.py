@@ -322,7 +322,6 @@ _TIME, _USER, _MOVIE, _TYPE = (
     itemgetter(Event._fields.index(name))
     for name in ("event_time", "user_id", "movie_id", "event_type")
 )
-_TIME_MOVIE = itemgetter(Event._fields.index("event_time"), Event._fields.index("movie_id"))
 _RATING = itemgetter(Event._fields.index("rating"))
 
 
@@ -356,12 +355,8 @@ def read_snapshot(
     counters = store.counters()
     today = day_start(now, tz)
     hour_keys = _local_hour_keys(now, tz)  # 25: each local hour's start, and tomorrow's
-    this_minute = int(now // 60 * 60)
-    first_minute = this_minute - (MINUTES_KEPT - 1) * 60
-    recent = {minute_key(first_minute + 60 * i): 0 for i in range(MINUTES_KEPT)}
-    for minute, events in store.events_per_minute(minute_key(first_minute)):
-        if minute in recent:
-            recent[minute] += events
+    first_minute = _first_minute(now, MINUTES_KEPT)
+    per_minute = _per_minute(store.events_per_minute(minute_key(first_minute)), now, MINUTES_KEPT)
     by_type = dict.fromkeys(EVENT_TYPES, 0)
     per_hour = [0] * 24
     for hour, event_type, events in store.events_per_period(hour_keys):
@@ -391,7 +386,7 @@ def read_snapshot(
         users_today=users_today,
         top_movies=top,
         by_type=by_type,
-        per_minute=tuple(MinuteCount(minute, n) for minute, n in recent.items()),
+        per_minute=per_minute,
         per_hour=tuple(per_hour),
         dead_letters=counters.get("dead_letters", 0),
         duplicates=counters.get("duplicates", 0),
@@ -433,20 +428,18 @@ class Trending:
             self._read_at = read_at
         this_period = {movie_id: n for _, movie_id, n in store.views_per_period(bounds[4:])}
         scale = (10 + (now - period) / 60) / 60  # the minutes lately, in hours
-        scored = [
-            (-(recent + this_period.get(movie_id, 0) - before * scale), movie_id, before)
+        lately = [
+            (movie_id, recent + this_period.get(movie_id, 0), before)
             for movie_id, (before, recent) in self._before.items()
         ]
-        scored += [
-            (-n, movie_id, 0) for movie_id, n in this_period.items() if movie_id not in self._before
-        ]
+        lately += [(m, n, 0) for m, n in this_period.items() if m not in self._before]
+        scored = [(-(recent - before * scale), m, recent, before) for m, recent, before in lately]
         top = heapq.nsmallest(TRENDING, (s for s in scored if s[0] < 0))
-        titles = store.titles([movie_id for _, movie_id, _ in top]) if top else {}
+        titles = store.titles([movie_id for _, movie_id, _, _ in top]) if top else {}
         trends = []
-        for rank, (change, movie_id, before) in enumerate(top):
+        for rank, (change, movie_id, recent, before) in enumerate(top):
             title, year = titles.get(movie_id, (movie_id, None))
             then = self._then.get(movie_id)
-            recent = self._before.get(movie_id, (0, 0))[1] + this_period.get(movie_id, 0)
             movement = None if then is None else then - rank
             trends.append(Trend(movie_id, title, year, recent, before, -change, movement))
         return tuple(trends)
@@ -471,12 +464,8 @@ def read_movie(store: MetricsReader, movie_id: str, now: float, tz: tzinfo | Non
     """A movie's day so far (today's, at `now`): small aggregate rows only."""
     day = local_day(now, tz)
     movie = store.movie(movie_id)
-    this_minute = int(now // 60 * 60)
-    first_minute = this_minute - (MINUTES_SHOWN - 1) * 60
-    minutes = {minute_key(first_minute + 60 * i): 0 for i in range(MINUTES_SHOWN)}
-    for minute, views in store.movie_views_per_minute(movie_id, minute_key(first_minute)):
-        if minute in minutes:
-            minutes[minute] += views
+    since = minute_key(_first_minute(now, MINUTES_SHOWN))
+    per_minute = _per_minute(store.movie_views_per_minute(movie_id, since), now, MINUTES_SHOWN)
     by_type = dict.fromkeys(EVENT_TYPES, 0)
     by_type.update(store.movie_events(day, movie_id))
     return MovieDay(
@@ -487,10 +476,26 @@ def read_movie(store: MetricsReader, movie_id: str, now: float, tz: tzinfo | Non
         day=day,
         by_type=by_type,
         users=store.movie_users(day, movie_id),
-        per_minute=tuple(MinuteCount(minute, n) for minute, n in minutes.items()),
+        per_minute=per_minute,
         ratings=Ratings.of(store.movie_ratings(day, [movie_id]).get(movie_id, {})),
         as_of=now,
     )
+
+
+def _first_minute(now: float, count: int) -> int:
+    """The start of the first of the `count` UTC minutes that end with `now`'s."""
+    return int(now // 60 * 60) - (count - 1) * 60
+
+
+def _per_minute(rows: Sequence[tuple[str, int]], now: float, count: int) -> tuple[MinuteCount, ...]:
+    """The `count` minutes that end with `now`'s, oldest first, from (minute, n) rows
+    (minutes without a row: 0)."""
+    first = _first_minute(now, count)
+    minutes = {minute_key(first + 60 * i): 0 for i in range(count)}
+    for minute, n in rows:
+        if minute in minutes:
+            minutes[minute] += n
+    return tuple(MinuteCount(minute, n) for minute, n in minutes.items())
 
 
 def _local_hour_keys(now: float, tz: tzinfo | None) -> list[str]:

@@ -190,9 +190,7 @@ class StoreWatcher:
         # it is gone): the metrics are read at its clock either way.
         writer = next((p for p in pipelines if p.live), pipelines[0] if pipelines else None)
         self._last = writer
-        as_of = now
-        if writer is not None and writer.stream_time and writer.as_of is not None:
-            as_of = writer.as_of
+        as_of = self._as_of(now)
         snapshot = read_snapshot(self.store, as_of, self.tz, window_minutes, writer, self._trends)
         return dataclasses.replace(snapshot, pipelines=tuple(pipelines))
 
@@ -211,12 +209,15 @@ class StoreWatcher:
         )
 
     def _read_movie(self, movie_id: str) -> MovieDay:
-        """At the clock of the snapshots: the writer's, when it reads history."""
+        return read_movie(self.store, movie_id, self._as_of(self._clock.now()), self.tz)
+
+    def _as_of(self, now: float) -> float:
+        """The moment figures are read at: the last writer's stream time when it
+        reads history, else now."""
         writer = self._last
-        as_of = self._clock.now()
         if writer is not None and writer.stream_time and writer.as_of is not None:
-            as_of = writer.as_of
-        return read_movie(self.store, movie_id, as_of, self.tz)
+            return writer.as_of
+        return now
 
     def close(self) -> None:
         self._thread.shutdown(wait=True)

@@ -358,7 +358,13 @@ RECENT_KEPT_SECONDS: Final = 2 * 3600
 """How long views by five-minute period are kept behind the newest (trending reads 80 min)."""
 
 
-def recent_cutoff(newest_period: str) -> str:
-    """The oldest five-minute period key kept, given the newest stored."""
+def recent_cutoff(newest_period: str, before: str) -> str:
+    """The oldest five-minute period (or minute) key kept, given the newest period
+    stored and retention's cutoff `before`: whichever keeps more."""
     newest = datetime.fromisoformat(newest_period[:16] + ":00+00:00").timestamp()
-    return utc_iso(newest - RECENT_KEPT_SECONDS)[:16] + "Z"
+    return min(before[:16] + "Z", utc_iso(newest - RECENT_KEPT_SECONDS)[:16] + "Z")
+
+
+def movie_of(movie_id: str, title: str, year: int | None, genres: str) -> Movie:
+    """A movies table row as a Movie (genres are kept comma-separated)."""
+    return Movie(movie_id, title, year, tuple(g for g in genres.split(",") if g))

@@ -44,6 +44,7 @@ from imdb_tui.store import (
     TopMovie,
     health_from_rows,
     health_row,
+    movie_of,
     next_minute,
     recent_cutoff,
 )
@@ -621,7 +622,7 @@ class PostgresStore:
             db.execute("DELETE FROM movie_ratings_daily WHERE day < %s", (before[:10],))
             newest = db.execute("SELECT max(period) FROM recent_views").fetchone()
             if newest is not None and newest[0] is not None:
-                kept = min(minute + "Z", recent_cutoff(newest[0]))
+                kept = recent_cutoff(newest[0], before)
                 db.execute("DELETE FROM recent_views WHERE period < %s", (kept,))
                 if self._version >= 6:
                     db.execute("DELETE FROM movie_views_per_minute WHERE minute < %s", (kept,))
@@ -787,8 +788,7 @@ class PostgresStore:
         )
         if not rows:
             return None
-        movie_id, title, year, genres = rows[0]
-        return Movie(movie_id, title, year, tuple(g for g in genres.split(",") if g))
+        return movie_of(*rows[0])
 
     def movie_events(self, day: str, movie_id: str) -> dict[str, int]:
         if self._version < 6:  # an older database read as it is: its views only

@@ -35,6 +35,7 @@ from imdb_tui.store import (
     TopMovie,
     health_from_rows,
     health_row,
+    movie_of,
     next_minute,
     recent_cutoff,
 )
@@ -675,7 +676,7 @@ class SqliteStore:
             if self._version >= 8:
                 newest = self._db.execute("SELECT max(period) FROM recent_views").fetchone()[0]
                 if newest is not None:
-                    kept = min(before[:16] + "Z", recent_cutoff(newest))
+                    kept = recent_cutoff(newest, before)
                     self._db.execute("DELETE FROM recent_views WHERE period < ?", (kept,))
                     if self._version >= 9:
                         self._db.execute(
@@ -709,7 +710,10 @@ class SqliteStore:
             _UPSERT_MOVIE_EVENTS, [(*key, n) for key, n in aggregates.movie_events.items()]
         )
         if aggregates.movie_users:
-            added = Counter(self._insert_returning(list(aggregates.movie_users)))
+            added: Counter[tuple[str, str]] = Counter()
+            pairs = list(aggregates.movie_users)
+            for cursor in self._statements(_ADD_MOVIE_USERS, pairs, _NEW_MOVIE_USERS):
+                added.update(cursor.fetchall())
             self._upsert(_UPSERT_MOVIE_USER_COUNTS, [(*key, n) for key, n in added.items()])
         self._upsert(
             _UPSERT_MOVIE_MINUTES, [(*key, n) for key, n in aggregates.movie_minutes.items()]
@@ -744,29 +748,21 @@ class SqliteStore:
         back and forth), and few shapes of them, so the prepared-statement cache
         (a few MB per large statement) stops growing after the first batches.
         """
+        return sum(cursor.rowcount for cursor in self._statements(head, rows))
+
+    def _statements(
+        self, head: str, rows: Sequence[Sequence[object]], tail: str = ""
+    ) -> Iterator[sqlite3.Cursor]:
+        """Run `head VALUES (...), (...) tail` over rows in the pieces `_insert` says."""
         if not rows:
-            return 0
+            return
         width = len(rows[0])
         most = 1 << ((self._variables // width).bit_length() - 1)
-        changed = 0
-        start = 0
-        while start < len(rows):
-            size = 1 << (min(len(rows) - start, most).bit_length() - 1)
-            chunk = rows[start : start + size]
-            values = list(itertools.chain.from_iterable(chunk))
-            changed += self._db.execute(_values_sql(head, width, size), values).rowcount
-            start += size
-        return changed
-
-    def _insert_returning(self, rows: Sequence[tuple[str, str, str]]) -> Iterator[tuple[str, str]]:
-        """Add (day, movie, user) rows; yield the (day, movie) of each that was new."""
-        most = 1 << ((self._variables // 3).bit_length() - 1)
         start = 0
         while start < len(rows):
             size = 1 << (min(len(rows) - start, most).bit_length() - 1)
             values = list(itertools.chain.from_iterable(rows[start : start + size]))
-            sql = _values_sql(_ADD_MOVIE_USERS, 3, size) + _NEW_MOVIE_USERS
-            yield from self._db.execute(sql, values).fetchall()
+            yield self._db.execute(_values_sql(head, width, size) + tail, values)
             start += size
 
     def _transaction(self) -> _Transaction:
@@ -852,8 +848,7 @@ class SqliteStore:
         )
         if not rows:
             return None
-        movie_id, title, year, genres = rows[0]
-        return Movie(movie_id, title, year, tuple(g for g in genres.split(",") if g))
+        return movie_of(*rows[0])
 
     def movie_events(self, day: str, movie_id: str) -> dict[str, int]:
         if self._version < 9:  # an older database read as it is: its views only

@@ -10,7 +10,7 @@ escape clears it, or goes back to the dashboard when there is none.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime, tzinfo
+from datetime import tzinfo
 from typing import ClassVar
 
 from rich.text import Text
@@ -21,7 +21,9 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
+from imdb_tui.clock import local_datetime
 from imdb_tui.display import literal
+from imdb_tui.events import seconds
 from imdb_tui.store import StoreError
 from imdb_tui.tail import TAIL_SCAN, EventMatch, MatchError, Tail, TailEvent, parse_match
 
@@ -175,8 +177,7 @@ class TailScreen(Screen[None]):
             table.add_row(*self._cells(event), key=str(event.seq))
 
     def _cells(self, event: TailEvent) -> tuple[Text, ...]:
-        moment = datetime.fromisoformat(event.event_time.replace("Z", "+00:00"))
-        local = moment.astimezone(self._tz) if self._tz is not None else moment.astimezone()
+        local = local_datetime(seconds(event.event_time), self._tz)
         title = event.movie_id if event.title is None else event.title
         return (
             Text(local.strftime("%H:%M:%S.%f")[:-3]),
@@ -226,10 +227,7 @@ class TailScreen(Screen[None]):
 
     def set_match(self, match: EventMatch) -> None:
         """Start over with a new filter: the newest events that match, at once."""
-        self.match = match
-        self._after = 0
-        self._rows = []
-        self._fill()
+        self.start(match)
         self.call_after_refresh(self.read_newest)
 
     def _close_filter(self) -> None:
