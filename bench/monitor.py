@@ -14,7 +14,8 @@ Each round, in turn:
 Then the live tail: the stored rate over S seconds with it open, against the mean
 of S/2 seconds before and after it without; and `t` and enter (on the top movie)
 are typed PRESSES/3 times each, timed as p to the screen drawn and to its first
-figures drawn.
+figures drawn; and `<` (to yesterday, which the database holds 50,000 events of
+before the round) until "viewing" is drawn on the status line, then `>` back.
 The refresh lateness is how late each refresh tick ran, as the app records it,
 apart for the streaming phase and the key phase (pausing and resuming five
 times a second recomposes the footer each time).
@@ -95,19 +96,39 @@ class Terminal:
         os.close(self._master)
 
 
+def fill_yesterday(db: Path, count: int = 50_000) -> None:
+    """`count` of the simulator's events, made a day ago, stored as the pipeline stores them."""
+    from imdb_tui.catalog import build_catalog
+    from imdb_tui.clock import ManualClock
+    from imdb_tui.events import validate_many
+    from imdb_tui.metrics import Aggregator
+    from imdb_tui.simulator import Simulator, SimulatorSettings
+
+    clock = ManualClock(time.time() - 86400)
+    simulator = Simulator(build_catalog(SEED), SimulatorSettings(seed=SEED + 1, users=USERS), clock)
+    store = open_store(db)
+    aggregate = Aggregator(None)
+    for _ in range(count // 1000):
+        events, _ = validate_many(simulator.records(1000), time.time())
+        store.write_batch(events, [], "", aggregate)
+        clock.advance(1.0)
+    store.close()
+
+
 def run_monitor(db: Path, seconds: float, presses: int) -> Round:
     """A round of the monitor at max rate (times in seconds)."""
     from imdb_tui.assembly import Inputs, build_pipeline
     from imdb_tui.tui.app import MonitorApp, monitor_settings
     from imdb_tui.viewer import in_process
 
+    fill_yesterday(db)
     store = open_store(db)
     pipeline = build_pipeline(store, monitor_settings(rate=None), Inputs(seed=SEED, users=USERS))
     app = MonitorApp(*in_process(pipeline, str(db)))
     terminal = Terminal(120, 40)
     latencies: list[float] = []
     screens: dict[bytes, list[float]] = {
-        key: [] for key in (b"t", b"t filled", b"\r", b"\r filled")
+        key: [] for key in (b"t", b"t filled", b"\r", b"\r filled", b"<")
     }
     figures: dict[str, float] = {}
 
@@ -152,6 +173,12 @@ def run_monitor(db: Path, seconds: float, presses: int) -> Round:
         for _ in range(presses // 3):
             screen_key(b"t", b"Type", b"the newest stored")  # its column heading
             screen_key(b"\r", b"Views per minute", b"last hour")  # enter on the top movie
+            pressed, mark = terminal.type(b"<")
+            screens[b"<"].append(terminal.wait_for(b"viewing", mark) - pressed)
+            time.sleep(0.2)
+            _, mark = terminal.type(b">")
+            terminal.wait_for(b"Top movies today", mark)
+            time.sleep(0.2)
         terminal.type(b"q")
 
     driver = threading.Thread(target=drive, daemon=True)
@@ -174,6 +201,7 @@ def run_monitor(db: Path, seconds: float, presses: int) -> Round:
         screens[b"\r"],
         screens[b"t filled"],
         screens[b"\r filled"],
+        screens[b"<"],
     )
 
 
@@ -197,6 +225,8 @@ class Round:
     """t to the tail's first rows drawn."""
     movie_filled: list[float]
     """enter to the movie's figures drawn."""
+    day_keys: list[float]
+    """< to yesterday's figures drawn."""
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -217,6 +247,7 @@ def main() -> None:
     movie_keys: list[float] = []
     tail_filled: list[float] = []
     movie_filled: list[float] = []
+    day_keys: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(1, args.rounds + 1):
             stored, elapsed = run_headless(
@@ -241,6 +272,7 @@ def main() -> None:
             movie_keys += result.movie_keys
             tail_filled += result.tail_filled
             movie_filled += result.movie_filled
+            day_keys += result.day_keys
             rate = result.rate
             print(
                 f"round {round_}: headless {headless:,.0f}/s   monitor {rate:,.0f}/s"
@@ -260,6 +292,7 @@ def main() -> None:
         ("t to the tail's first rows", tail_filled),
         ("enter to a movie", movie_keys),
         ("enter to the movie's figures", movie_filled),
+        ("< to yesterday's figures", day_keys),
     ):
         ms = [value * 1000 for value in values]
         print(

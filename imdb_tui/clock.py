@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime, timedelta, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Protocol
 
 
@@ -75,11 +75,25 @@ def local_datetime(ts: float, tz: tzinfo | None) -> datetime:
 
 def day_start(ts: float, tz: tzinfo | None) -> float:
     """The epoch seconds of local midnight that starts the day holding `ts`."""
-    local = local_datetime(ts, tz)
-    midnight = datetime(local.year, local.month, local.day)
+    return wall_time(local_datetime(ts, tz).date(), tz)
+
+
+def wall_time(when: date | datetime, tz: tzinfo | None) -> float:
+    """The epoch seconds of a local wall-clock time (a date: its midnight) in `tz`."""
+    wall = when if isinstance(when, datetime) else datetime(when.year, when.month, when.day)
     if tz is None:
-        return midnight.astimezone().timestamp()
-    return midnight.replace(tzinfo=tz).timestamp()
+        return wall.astimezone().timestamp()
+    return wall.replace(tzinfo=tz).timestamp()
+
+
+def date_start(day: str, tz: tzinfo | None) -> float:
+    """The epoch seconds of the local midnight that starts a YYYY-MM-DD day."""
+    return wall_time(date.fromisoformat(day), tz)
+
+
+def day_after(day: str, days: int = 1) -> str:
+    """The local day `days` after a YYYY-MM-DD day (negative: before)."""
+    return (date.fromisoformat(day) + timedelta(days=days)).isoformat()
 
 
 def local_day(ts: float, tz: tzinfo | None) -> str:

@@ -5,6 +5,10 @@ Definitions (the README repeats them):
 - events_today, by_type, per_hour: events whose event_time falls on the local calendar day.
 - active_users: distinct users with an event in the last W minutes.
 - users_today: distinct users with an event today.
+- a past day (`read_snapshot(day=...)`): the daily figures (events, by_type, per_hour,
+  top_movies, ratings, users) are that local day's; the rest stay live. Its users are
+  counted as events arrive: each user once on each day of their events, unless an
+  event comes after a later one of theirs on a later day (see Aggregator).
 - top_movies: today's most viewed titles (view events), with their share of today's views
   and their average rating today (None: not rated today).
 - ratings: today's rate events, their average rating, and how many gave each of 1 to 10.
@@ -25,7 +29,7 @@ from itertools import compress, islice, repeat
 from operator import eq, itemgetter, le
 from typing import Any
 
-from imdb_tui.clock import day_start, local_datetime, local_day, utc_iso
+from imdb_tui.clock import date_start, day_start, local_day, utc_iso, wall_time
 from imdb_tui.events import EVENT_TYPES, Event
 from imdb_tui.health import PipelineHealth
 from imdb_tui.store import Aggregates, MetricsReader
@@ -128,7 +132,8 @@ class MetricsSnapshot:
     events_total: int
     events_today: int
     active_users: ActiveUsers
-    users_today: int
+    users_today: int | None
+    """Distinct users of the day (None: a past day from before they were counted)."""
     top_movies: tuple[MovieRank, ...]
     by_type: dict[str, int]
     per_minute: tuple[MinuteCount, ...]
@@ -146,6 +151,12 @@ class MetricsSnapshot:
     ratings: Ratings = Ratings()
     """Today's."""
     trending: tuple[Trend, ...] = ()
+    day: str = ""
+    """The local day (YYYY-MM-DD) of the daily figures: today's, or a past day's."""
+    past: bool = False
+    """The daily figures are of a past day; the others are live all the same."""
+    oldest_day: str | None = None
+    """The oldest local day with figures kept (None: nothing stored yet)."""
 
     @property
     def last_hour(self) -> tuple[MinuteCount, ...]:
@@ -154,6 +165,7 @@ class MetricsSnapshot:
     def to_json(self) -> dict[str, Any]:
         """The report's JSON object."""
         return {
+            "day": self.day,
             "events_total": self.events_total,
             "events_today": self.events_today,
             "active_users": {
@@ -227,11 +239,17 @@ class Aggregator:
     It runs on the event loop's thread for every batch, so the counting is done
     by Counter, map and zip over the batch (their loops run in C); Python-level
     loops go over distinct minutes and movies only, which are few.
+
+    A day's users are counted as they come: a user counts on a day when the store
+    has none of their events on or after its start yet. In time order that is
+    exact; an event that arrives after one of the same user on a later day is not
+    counted again (their earlier day may then miss them).
     """
 
     def __init__(self, tz: tzinfo | None) -> None:
         self._tz = tz
         self._days: dict[str, str] = {}  # minute -> local day: days change on minute bounds
+        self._starts: dict[str, str] = {}  # local day -> its start, UTC ISO
 
     def __call__(self, events: Sequence[Event]) -> Aggregates:
         if not events:
@@ -279,17 +297,22 @@ class Aggregator:
             movie_minutes[movie, minute + "Z"] = n
         movie_events: dict[tuple[str, str, str], int] = {}
         movie_users: set[tuple[str, str, str]]  # who, not how often: made in C
+        user_days: dict[str, tuple[str, list[str]]]
         if self._day(min(times)) == (day := self._day(max(times))):
             for (movie, event_type), n in Counter(
                 zip(map(_MOVIE, events), map(_TYPE, events), strict=True)
             ).items():
                 movie_events[day, movie, event_type] = n
             movie_users = set(zip(repeat(day), map(_MOVIE, events), map(_USER, events)))
+            user_days = {day: (self._start(day), list(last_seen))}
         else:  # the batch spans midnight
             days = list(map(self._day, times))
             kinds = zip(days, map(_MOVIE, events), map(_TYPE, events), strict=True)
             movie_events = dict(Counter(kinds))
             movie_users = set(zip(days, map(_MOVIE, events), map(_USER, events), strict=True))
+            user_days = {}
+            for each_day, user in sorted(set(zip(days, map(_USER, events), strict=True))):
+                user_days.setdefault(each_day, (self._start(each_day), []))[1].append(user)
         movie_views = {(d, m): n for (d, m, kind), n in movie_events.items() if kind == "view"}
         return Aggregates(
             per_minute,
@@ -302,7 +325,15 @@ class Aggregator:
             movie_events,
             movie_users,
             movie_minutes,
+            user_days,
         )
+
+    def _start(self, day: str) -> str:
+        """The UTC time (canonical) at which a local day starts."""
+        start = self._starts.get(day)
+        if start is None:
+            start = self._starts[day] = utc_iso(date_start(day, self._tz))
+        return start
 
     def _day(self, when: str) -> str:
         """The local day of an event time (UTC, canonical)."""
@@ -347,14 +378,21 @@ def read_snapshot(
     window_minutes: int,
     health: PipelineHealth | None = None,
     trends: Trending | None = None,
+    day: str | None = None,
 ) -> MetricsSnapshot:
     """The metrics as stored, at time `now`; reads only the small aggregate tables.
 
     `trends`: a reader's own Trending, which keeps what does not change from one
-    refresh to the next (None: trending read whole)."""
+    refresh to the next (None: trending read whole). `day`: a past local day
+    (YYYY-MM-DD) whose daily figures to read instead of today's."""
     counters = store.counters()
     today = day_start(now, tz)
-    hour_keys = _local_hour_keys(now, tz)  # 25: each local hour's start, and tomorrow's
+    this_day = local_day(now, tz)
+    past = day is not None and day < this_day
+    if not past:
+        day = this_day
+    assert day is not None
+    hour_keys = _local_hour_keys(day, tz)  # 25: each local hour's start, and the next day's
     first_minute = _first_minute(now, MINUTES_KEPT)
     per_minute = _per_minute(store.events_per_minute(minute_key(first_minute)), now, MINUTES_KEPT)
     by_type = dict.fromkeys(EVENT_TYPES, 0)
@@ -363,7 +401,6 @@ def read_snapshot(
         per_hour[hour] += events
         by_type[event_type] = by_type.get(event_type, 0) + events
     views_today = by_type.get("view", 0)
-    day = local_day(now, tz)
     ranked = store.top_movies(day, TOP_MOVIES)
     rated = store.movie_ratings(day, [m.movie_id for m in ranked])
     top = tuple(
@@ -383,7 +420,7 @@ def read_snapshot(
         events_total=counters.get("events_total", 0),
         events_today=sum(per_hour),
         active_users=ActiveUsers(window_minutes, active),
-        users_today=users_today,
+        users_today=_users_on(store, day, sum(per_hour)) if past else users_today,
         top_movies=top,
         by_type=by_type,
         per_minute=per_minute,
@@ -394,6 +431,9 @@ def read_snapshot(
         database_bytes=store.size_bytes(),
         ratings=Ratings.of(store.ratings(day)),
         trending=(trends or Trending())(store, now),
+        day=day,
+        past=past,
+        oldest_day=oldest_day(store, tz),
     )
 
 
@@ -460,9 +500,13 @@ def trending(store: MetricsReader, now: float) -> tuple[Trend, ...]:
     return Trending()(store, now)
 
 
-def read_movie(store: MetricsReader, movie_id: str, now: float, tz: tzinfo | None) -> MovieDay:
-    """A movie's day so far (today's, at `now`): small aggregate rows only."""
-    day = local_day(now, tz)
+def read_movie(
+    store: MetricsReader, movie_id: str, now: float, tz: tzinfo | None, day: str | None = None
+) -> MovieDay:
+    """A movie's day so far (today's, at `now`; or a past `day`'s), its views per
+    minute of the last hour, live either way: small aggregate rows only."""
+    this_day = local_day(now, tz)
+    day = this_day if day is None or day > this_day else day
     movie = store.movie(movie_id)
     since = minute_key(_first_minute(now, MINUTES_SHOWN))
     per_minute = _per_minute(store.movie_views_per_minute(movie_id, since), now, MINUTES_SHOWN)
@@ -498,19 +542,24 @@ def _per_minute(rows: Sequence[tuple[str, int]], now: float, count: int) -> tupl
     return tuple(MinuteCount(minute, n) for minute, n in minutes.items())
 
 
-def _local_hour_keys(now: float, tz: tzinfo | None) -> list[str]:
-    """The UTC minute keys at which each local hour of today starts, and tomorrow's start.
+def _local_hour_keys(day: str, tz: tzinfo | None) -> list[str]:
+    """The UTC minute keys at which each local hour of a day starts, and the next day's start.
 
     Walking local hours through real time keeps days with a daylight-saving change right.
     """
-    start = day_start(now, tz)
-    midnight = local_datetime(start, tz)
-    keys = []
-    for hour in range(25):
-        wall = datetime(midnight.year, midnight.month, midnight.day) + timedelta(hours=hour)
-        if tz is None:
-            moment = wall.astimezone().timestamp()
-        else:
-            moment = wall.replace(tzinfo=tz).timestamp()
-        keys.append(minute_key(moment))
-    return keys
+    midnight = datetime.fromisoformat(day)
+    return [minute_key(wall_time(midnight + timedelta(hours=hour), tz)) for hour in range(25)]
+
+
+def _users_on(store: MetricsReader, day: str, events: int) -> int | None:
+    """A past day's users: none on a day without events, unknown if not counted."""
+    users = store.users_on(day)
+    return 0 if users is None and not events else users
+
+
+def oldest_day(store: MetricsReader, tz: tzinfo | None) -> str | None:
+    """The oldest local day with figures kept (None: nothing stored)."""
+    first = store.first_quarter_hour()
+    if first is None:
+        return None
+    return local_day(datetime.fromisoformat(first[:16] + ":00+00:00").timestamp(), tz)

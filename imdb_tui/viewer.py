@@ -51,15 +51,15 @@ class Reader(Protocol):
 
     def status(self) -> Status: ...
 
-    async def snapshot(self, window_minutes: int) -> MetricsSnapshot:
+    async def snapshot(self, window_minutes: int, day: str | None = None) -> MetricsSnapshot:
         """The metrics, with the health of the pipeline they come from (None: none
-        is writing)."""
+        is writing); the daily figures of `day`, a past local day, if given."""
         ...
 
     async def dead_letters(self, limit: int) -> list[DeadLetter]: ...
 
-    async def movie(self, movie_id: str) -> MovieDay:
-        """One movie's figures today, at the same clock as the snapshots."""
+    async def movie(self, movie_id: str, day: str | None = None) -> MovieDay:
+        """One movie's figures today (or a past `day`), at the same clock as the snapshots."""
         ...
 
     async def tail(self, match: EventMatch, after: int, limit: int) -> Tail:
@@ -114,14 +114,14 @@ class LocalPipeline:
             pipeline.replay_speed,
         )
 
-    async def snapshot(self, window_minutes: int) -> MetricsSnapshot:
-        return await self.pipeline.snapshot(window_minutes)
+    async def snapshot(self, window_minutes: int, day: str | None = None) -> MetricsSnapshot:
+        return await self.pipeline.snapshot(window_minutes, day)
 
     async def dead_letters(self, limit: int) -> list[DeadLetter]:
         return await self.pipeline.dead_letters(limit)
 
-    async def movie(self, movie_id: str) -> MovieDay:
-        return await self.pipeline.movie(movie_id)
+    async def movie(self, movie_id: str, day: str | None = None) -> MovieDay:
+        return await self.pipeline.movie(movie_id, day)
 
     async def tail(self, match: EventMatch, after: int, limit: int) -> Tail:
         return await self.pipeline.tail(match, after, limit)
@@ -179,11 +179,11 @@ class StoreWatcher:
             health.replay_speed,
         )
 
-    async def snapshot(self, window_minutes: int) -> MetricsSnapshot:
+    async def snapshot(self, window_minutes: int, day: str | None = None) -> MetricsSnapshot:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._thread, self._read, window_minutes)
+        return await loop.run_in_executor(self._thread, self._read, window_minutes, day)
 
-    def _read(self, window_minutes: int) -> MetricsSnapshot:
+    def _read(self, window_minutes: int, day: str | None) -> MetricsSnapshot:
         now = self._clock.now()
         pipelines = self.store.pipelines(now)
         # The live writer seen last, else the pipeline that wrote last (its row says
@@ -191,16 +191,18 @@ class StoreWatcher:
         writer = next((p for p in pipelines if p.live), pipelines[0] if pipelines else None)
         self._last = writer
         as_of = self._as_of(now)
-        snapshot = read_snapshot(self.store, as_of, self.tz, window_minutes, writer, self._trends)
+        snapshot = read_snapshot(
+            self.store, as_of, self.tz, window_minutes, writer, self._trends, day
+        )
         return dataclasses.replace(snapshot, pipelines=tuple(pipelines))
 
     async def dead_letters(self, limit: int) -> list[DeadLetter]:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._thread, self.store.dead_letters, limit)
 
-    async def movie(self, movie_id: str) -> MovieDay:
+    async def movie(self, movie_id: str, day: str | None = None) -> MovieDay:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._thread, self._read_movie, movie_id)
+        return await loop.run_in_executor(self._thread, self._read_movie, movie_id, day)
 
     async def tail(self, match: EventMatch, after: int, limit: int) -> Tail:
         loop = asyncio.get_running_loop()
@@ -208,8 +210,8 @@ class StoreWatcher:
             self._thread, self.store.newest_events, match, after, limit
         )
 
-    def _read_movie(self, movie_id: str) -> MovieDay:
-        return read_movie(self.store, movie_id, self._as_of(self._clock.now()), self.tz)
+    def _read_movie(self, movie_id: str, day: str | None) -> MovieDay:
+        return read_movie(self.store, movie_id, self._as_of(self._clock.now()), self.tz, day)
 
     def _as_of(self, now: float) -> float:
         """The moment figures are read at: the last writer's stream time when it

@@ -7,6 +7,7 @@ import fcntl
 import json
 import os
 import pty
+import random
 import re
 import select
 import signal
@@ -16,11 +17,15 @@ import subprocess
 import sys
 import termios
 import time
+from datetime import date, timedelta
 from pathlib import Path
 from typing import BinaryIO
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from imdb_tui.clock import local_day, utc_iso
+from imdb_tui.events import seconds
 from tests.helpers import query
 
 COMMAND = str(Path(sys.executable).with_name("imdb-tui"))
@@ -562,3 +567,57 @@ def test_a_postgresql_url_without_the_driver_says_what_to_install() -> None:
     assert result.stderr.strip() == (
         "imdb-tui: PostgreSQL needs the psycopg driver: pip install 'imdb-tui[postgres]'"
     )
+
+
+def test_report_day_prints_a_past_days_figures(tmp_path: Path) -> None:
+    """`report --day`: a past local day's figures, as a recount of its events gives them
+    (local days in Kolkata, from TZ as a user sets it); a bad day is one line, exit 2."""
+    kolkata = ZoneInfo("Asia/Kolkata")
+    now = time.time()
+    randoms = random.Random(5)
+    lines, records = [], []
+    for n in range(1_500):
+        moment = now - 3 * 86400 + randoms.uniform(0, 3 * 86400 - 60)
+        record = {
+            "event_id": f"e{n}",
+            "event_time": utc_iso(moment),
+            "user_id": f"u{randoms.randrange(200)}",
+            "session_id": "s",
+            "movie_id": f"tt{1 + n % 7:07d}",
+            "event_type": randoms.choice(["view", "view", "click", "watchlist_add"]),
+        }
+        records.append(record)
+    records.sort(key=lambda r: r["event_time"])
+    lines = [json.dumps(r) for r in records]
+    source, db = tmp_path / "days.jsonl", tmp_path / "days.db"
+    source.write_text("\n".join(lines) + "\n")
+    env = {**os.environ, "TZ": "Asia/Kolkata"}
+    assert imdb_tui("run", "--source", str(source), "--db", str(db), env=env).returncode == 0
+    day = local_day(now - 86400, kolkata)
+    of_day = [r for r in records if local_day(seconds(r["event_time"]), kolkata) == day]
+    report = json.loads(imdb_tui("report", "--db", str(db), "--day", day, "--json", env=env).stdout)
+    assert report["day"] == day and report["events_today"] == len(of_day) > 300
+    assert report["users_today"] == len({r["user_id"] for r in of_day})
+    assert report["by_type"]["view"] == sum(r["event_type"] == "view" for r in of_day)
+    assert report["events_total"] == 1_500  # all time, whatever the day
+    text = imdb_tui("report", "--db", str(db), "--day", day, env=env).stdout
+    assert f"{len(of_day):,} on {day}" in text and f"top movies on {day}" in text
+    movie = json.loads(
+        imdb_tui(
+            "report", "--db", str(db), "--day", day, "--movie", "tt0000001", "--json", env=env
+        ).stdout
+    )
+    views = sum(r["movie_id"] == "tt0000001" and r["event_type"] == "view" for r in of_day)
+    assert movie["day"] == day and movie["views"] == views > 10
+    oldest = local_day(seconds(records[0]["event_time"]), kolkata)
+    before = (date.fromisoformat(oldest) - timedelta(days=1)).isoformat()
+    tomorrow = local_day(now + 86400, kolkata)
+    for bad, said in (
+        ("2026-13-01", "--day '2026-13-01' is not a day: give it as YYYY-MM-DD"),
+        ("yesterday", "--day 'yesterday' is not a day"),
+        (tomorrow, f"--day {tomorrow} is after today"),
+        (before, f"no figures for {before}: the oldest day kept is {oldest}"),
+    ):
+        result = imdb_tui("report", "--db", str(db), "--day", bad, env=env)
+        assert result.returncode == 2 and result.stdout == ""
+        assert result.stderr.startswith(f"imdb-tui: {said}") and "Traceback" not in result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import sqlite3
 from collections import Counter, defaultdict
@@ -13,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from imdb_tui.catalog import Movie
-from imdb_tui.clock import ManualClock, local_day, utc_iso
+from imdb_tui.clock import ManualClock, date_start, local_day, utc_iso
 from imdb_tui.events import EVENT_TYPES, Event
 from imdb_tui.metrics import (
     Aggregator,
@@ -143,6 +144,7 @@ async def test_the_json_report_has_the_documented_keys(
     await ingest(database, [event(n) for n in range(10)], clock)
     data = snapshot(database, clock).to_json()
     assert list(data) == [
+        "day",
         "events_total",
         "events_today",
         "active_users",
@@ -199,7 +201,9 @@ def test_the_batch_aggregates_match_counting_event_by_event(
     movie_events: Counter[tuple[str, str, str]] = Counter()
     movie_users: set[tuple[str, str, str]] = set()
     movie_minutes: Counter[tuple[str, str]] = Counter()
+    user_days: dict[str, set[str]] = defaultdict(set)
     for e in batch:
+        user_days[local_day(e.ts, tz)].add(e.user_id)
         movie_events[local_day(e.ts, tz), e.movie_id, e.event_type] += 1
         movie_users.add((local_day(e.ts, tz), e.movie_id, e.user_id))
         if e.event_type == "view":
@@ -215,7 +219,14 @@ def test_the_batch_aggregates_match_counting_event_by_event(
         if e.event_type == "view":
             movie_views[local_day(e.ts, tz), e.movie_id] += 1
         last_seen[e.user_id] = max(last_seen.get(e.user_id, ""), e.event_time)
-    assert Aggregator(tz)(batch) == Aggregates(
+    aggregates = Aggregator(tz)(batch)
+    assert {day: (start, set(users)) for day, (start, users) in aggregates.user_days.items()} == {
+        day: (utc_iso(date_start(day, tz)), users) for day, users in user_days.items()
+    }
+    assert sum(len(users) for _, users in aggregates.user_days.values()) == sum(
+        map(len, user_days.values())
+    )  # each user once a day
+    assert dataclasses.replace(aggregates, user_days={}) == Aggregates(
         dict(per_minute),
         dict(per_quarter_hour),
         dict(movie_views),
@@ -446,5 +457,93 @@ async def test_trending_read_again_keeps_up_with_new_views_and_new_periods(
         await ingest(database, views(5_000, 300, period + 240, period + 299), clock)  # in flight
         assert kept(store, later + 1) != trending(store, later + 1)
         assert kept(store, later + 30) == trending(store, later + 30)  # read again 30 s in
+    finally:
+        store.close()
+
+
+async def test_a_past_days_figures_match_a_recount(database: Database) -> None:
+    """Three local days (Kolkata) of seeded events, out of order within each hour and
+    in batches that span midnight: each past day's daily figures (events, by type, by
+    hour, top movies, ratings, users) against a recount; the live ones stay today's."""
+    kolkata = ZoneInfo("Asia/Kolkata")
+    start = datetime.fromisoformat("2026-11-20T18:30:00+00:00").timestamp()  # 00:00 local
+    now = start + 2 * 86400 + 5 * 3600  # 05:00 local on the third day
+    randoms = random.Random(47)
+    records = []
+    for n in range(6_000):
+        moment = start + randoms.uniform(0, now - start)
+        kind = randoms.choice(["view", "view", "click", "rate", "watchlist_add"])
+        record = event(
+            n,
+            event_time=utc_iso(moment),
+            movie_id=f"tt{1 + int(randoms.paretovariate(1.2)) % 40:07d}",
+            user_id=f"u{randoms.randrange(900):07d}",
+            event_type=kind,
+        )
+        if kind == "rate":
+            record["rating"] = randoms.randint(1, 10)
+        records.append(record)
+    # In time order but for a shuffle within each hour: nothing arrives after an event
+    # of its user on a later day, so each day's users are exact.
+    records.sort(key=lambda r: (str(r["event_time"])[:13], randoms.random()))
+    await ingest(database, records, ManualClock(now, kolkata), batch_size=700, chunk_size=350)
+
+    def local(record: dict[str, object]) -> datetime:
+        return datetime.fromisoformat(str(record["event_time"])).astimezone(kolkata)
+
+    store = database.open(create=False)
+    try:
+        for day in ("2026-11-21", "2026-11-22"):
+            figures = read_snapshot(store, now, kolkata, 5, day=day)
+            of_day = [r for r in records if local(r).date().isoformat() == day]
+            assert (figures.day, figures.past, figures.oldest_day) == (day, True, "2026-11-21")
+            assert figures.events_today == len(of_day) > 2000
+            assert figures.by_type == dict(Counter(str(r["event_type"]) for r in of_day))
+            assert list(figures.per_hour) == [
+                sum(1 for r in of_day if local(r).hour == hour) for hour in range(24)
+            ]
+            assert figures.users_today == len({r["user_id"] for r in of_day})
+            views = Counter(str(r["movie_id"]) for r in of_day if r["event_type"] == "view")
+            ranked = sorted(views.items(), key=lambda item: (-item[1], item[0]))[:10]
+            assert [(m.movie_id, m.views) for m in figures.top_movies] == ranked
+            rated = Counter(int(r["rating"]) for r in of_day if r["event_type"] == "rate")  # type: ignore[call-overload]
+            assert figures.ratings == Ratings.of(rated)
+            # The live figures are the present's, whatever day is shown.
+            today = read_snapshot(store, now, kolkata, 5)
+            assert figures.active_users == today.active_users
+            assert figures.per_minute == today.per_minute
+            assert figures.trending == today.trending
+        today = read_snapshot(store, now, kolkata, 5, day="2026-11-23")
+        assert (today.day, today.past) == ("2026-11-23", False)  # today: live
+        assert store.users_on("2026-11-23") == today.users_today
+        assert read_snapshot(store, now, kolkata, 5, day="2026-11-19").users_today == 0
+    finally:
+        store.close()
+
+
+async def test_a_days_users_count_each_user_once_as_events_come(database: Database) -> None:
+    """A user counts on each day of their events, once; an event that arrives after one
+    of theirs on a later day does not count them again (the documented limit)."""
+    clock = ManualClock(NOW, UTC)
+    day1, day2 = "2026-11-21", "2026-11-22"
+    batches = [
+        [event(1, user_id="a", event_time=f"{day1}T10:00:00.000Z")],
+        [
+            event(2, user_id="a", event_time=f"{day1}T11:00:00.000Z"),  # a again: once
+            event(3, user_id="b", event_time=f"{day1}T23:59:59.999Z"),
+            event(4, user_id="b", event_time=f"{day2}T00:00:00.000Z"),  # spans midnight
+            event(5, user_id="c", event_time=f"{day2}T01:00:00.000Z"),
+        ],
+        [
+            event(6, user_id="d", event_time=f"{day1}T12:00:00.000Z"),  # late: counts
+            event(7, user_id="c", event_time=f"{day1}T12:00:00.000Z"),  # after day2's: not
+            event(4, user_id="b", event_time=f"{day2}T00:00:00.000Z"),  # a duplicate
+        ],
+    ]
+    for batch in batches:
+        await ingest(database, batch, clock)
+    store = database.open(create=False)
+    try:
+        assert (store.users_on(day1), store.users_on(day2)) == (3, 2)  # a b d; b c
     finally:
         store.close()

@@ -35,6 +35,7 @@ from imdb_tui.tui.panel import Panel
 from imdb_tui.tui.ratings import RatingsPanel
 from imdb_tui.tui.top_movies import TopMovies
 from imdb_tui.tui.trending import TrendingPanel
+from imdb_tui.tui.trends import TodayByHour
 from imdb_tui.viewer import StoreWatcher, in_process
 
 from .conftest import NOW, event
@@ -517,3 +518,64 @@ async def test_watching_lists_only_the_view_keys(db_path: Path) -> None:
         assert app.return_value is None
     finally:
         watcher.close()
+
+
+async def test_angle_brackets_step_the_daily_panels_through_past_days(db_path: Path) -> None:
+    """`<` shows the day before in the daily panels (dated, and said in the status line),
+    back to the oldest kept; enter opens a movie's screen of that day; `>` steps forward
+    and, on today, the figures are live again."""
+    clock = NappingClock(NOW, tz=UTC)
+    past = [
+        event(n, event_time=f"2026-11-{21 + n % 2}T12:{n % 60:02d}:00.000Z", user_id=f"u{n % 9}")
+        for n in range(300)
+    ]
+    past += [
+        event(1000 + n, event_time="2026-11-21T13:00:00.000Z", movie_id="tt0000007", user_id="u1")
+        for n in range(40)
+    ]
+    await ingest(db_path, past, ManualClock(NOW, tz=UTC))
+    app = monitor(db_path, clock=clock, writer_process=False)
+    try:
+        async with app.run_test(size=(120, 40), notifications=True) as pilot:
+            await until(pilot, lambda: app.snapshot is not None and app.snapshot.events_today > 0)
+            top = app.query_one(TopMovies)
+            assert top.border_title == "Top movies today" and "viewing" not in status(app)
+            await pilot.press("less_than_sign")
+            assert app.snapshot is not None and app.snapshot.past
+            assert (app.snapshot.day, app.snapshot.events_today) == ("2026-11-22", 150)
+            assert top.border_title == "Top movies · 2026-11-22"
+            assert app.query_one(TodayByHour).border_title == "2026-11-22 by hour"
+            assert app.query_one(RatingsPanel).border_title == "Ratings · 2026-11-22"
+            assert "viewing 2026-11-22" in status(app)
+            assert "users on 2026-11-22" in str(app.query_one("#active-users-note").render())
+            await pilot.press("less_than_sign")
+            assert app.snapshot.day == "2026-11-21" and app.snapshot.users_today == 9
+            await pilot.pause()  # the panels redraw from the bound snapshot
+            table = top.query_one(DataTable)
+            assert (str(table.get_cell("1", "Title")), str(table.get_cell("1", "Views"))) == (
+                "tt0000007",
+                "40",
+            )
+            await pilot.press("less_than_sign")  # the oldest day kept: it stays
+            assert app.snapshot.day == "2026-11-21"
+            await until(pilot, lambda: bool(app.query(Toast)))
+            assert "the oldest day kept is 2026-11-21" in str(app.query_one(Toast).render())
+            await pilot.pause(1.2)  # refreshes keep the day shown
+            assert app.snapshot.day == "2026-11-21" and app.snapshot.past
+            await pilot.press("enter")  # its top movie, that day
+            await until(pilot, lambda: isinstance(app.screen, MovieScreen))
+            screen = app.screen
+            assert isinstance(screen, MovieScreen)
+            await until(pilot, lambda: screen.movie is not None)
+            assert screen.movie is not None
+            assert (screen.movie.day, screen.movie.views) == ("2026-11-21", 40)
+            assert screen.query_one(MovieToday).border_title == "2026-11-21"
+            await pilot.press("escape", "greater_than_sign")
+            assert app.snapshot.day == "2026-11-22"
+            await pilot.press("greater_than_sign")
+            assert not app.snapshot.past and top.border_title == "Top movies today"
+            assert "viewing" not in status(app)
+            shown = app.snapshot.events_today
+            await until(pilot, lambda: app.snapshot.events_today > shown)  # live again
+    finally:
+        app.control.pipeline.store.close()

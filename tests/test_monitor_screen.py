@@ -9,7 +9,7 @@ and look at the SVGs (in tests/__snapshots__/) before committing them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC
 from typing import Any
 
@@ -34,15 +34,16 @@ RECORDS = 3_000
 
 
 class HeldSource:
-    """The simulator's first `count` records, then nothing more, without ending."""
+    """These records, then nothing more, without ending."""
 
     name = "held"
 
     trouble: str | None = None  # reading never waits on a passing problem
     behind_ms: float | None = None  # no newest data to be behind
 
-    def __init__(self, simulator: Simulator, count: int) -> None:
-        self._records = list(simulator.records(count))
+    def __init__(self, records: list[RawRecord]) -> None:
+        self._records = records
+        self.count = len(records)
         self._stopped = asyncio.Event()
 
     async def read(self, limit: int) -> list[RawRecord]:
@@ -65,26 +66,43 @@ class HeldSource:
         self._stopped.set()
 
 
-@pytest.fixture
-def app(monkeypatch: pytest.MonkeyPatch) -> Any:
+def monitor_of(days: int, monkeypatch: pytest.MonkeyPatch) -> Iterator[MonitorApp]:
+    """The monitor over RECORDS of the simulator's records, made at NOW, and as many
+    again for each of the `days` days before."""
     # How many pages the tables take depends on where batches were cut, which
     # depends on timing: the picture shows a fixed size instead.
     monkeypatch.setattr(SqliteStore, "size_bytes", lambda self: 900_000)
-    clock = ManualClock(NOW, tz=UTC)
+    clock = ManualClock(NOW - days * 86400, tz=UTC)
     catalog = build_catalog(7, 200)
     simulator = Simulator(catalog, SimulatorSettings(seed=7, users=2_000), clock)
+    records = simulator.records(RECORDS)
+    for _ in range(days):
+        clock.advance(86400)
+        records += simulator.records(RECORDS)
     store = open_store(MEMORY)
     settings = PipelineSettings(rate=None, commit_interval=0.01)
-    pipeline = Pipeline(HeldSource(simulator, RECORDS), store, clock, settings, catalog)
+    pipeline = Pipeline(HeldSource(records), store, clock, settings, catalog)
     yield MonitorApp(*in_process(pipeline, MEMORY))
     store.close()
+
+
+@pytest.fixture
+def app(monkeypatch: pytest.MonkeyPatch) -> Iterator[MonitorApp]:
+    yield from monitor_of(0, monkeypatch)
+
+
+@pytest.fixture
+def app_with_yesterday(monkeypatch: pytest.MonkeyPatch) -> Iterator[MonitorApp]:
+    yield from monitor_of(1, monkeypatch)
 
 
 async def all_shown(pilot: Pilot[Any]) -> None:
     app = pilot.app
     assert isinstance(app, MonitorApp)
+    source = app.control.pipeline.source
+    assert isinstance(source, HeldSource)
     async with asyncio.timeout(30):
-        while app.control.pipeline.health().stored < RECORDS:
+        while app.control.pipeline.health().stored < source.count:
             await pilot.pause(0.01)
     await app.refresh_now()
     await pilot.pause()
@@ -131,3 +149,17 @@ def test_a_movie_screen(
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=size, run_before=opened)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_a_past_day(
+    app_with_yesterday: MonitorApp, size: tuple[int, int], snap_compare: Callable[..., bool]
+) -> None:
+    """`<`: yesterday's daily panels, dated, beside today's live ones."""
+
+    async def yesterday(pilot: Pilot[Any]) -> None:
+        await all_shown(pilot)
+        await pilot.press("less_than_sign")
+        await pilot.pause()
+
+    assert snap_compare(app_with_yesterday, terminal_size=size, run_before=yesterday)

@@ -17,6 +17,8 @@ SHOWN = {
     "left_square_bracket": "[",
     "right_square_bracket": "]",
     "question_mark": "?",
+    "less_than_sign": "<",
+    "greater_than_sign": ">",
     "f1": "F1",
 }
 

@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import time
+from datetime import date, tzinfo
 from typing import TextIO
 
 import click
@@ -44,11 +45,11 @@ from imdb_tui.cli.output import (
     status_line,
 )
 from imdb_tui.cli.setup import open_store, pipeline_into, stdin_for_events
-from imdb_tui.clock import ManualClock, SystemClock
+from imdb_tui.clock import ManualClock, SystemClock, local_day
 from imdb_tui.display import literal, plural
 from imdb_tui.events import seconds
 from imdb_tui.imdb import write_title_basics
-from imdb_tui.metrics import read_movie, read_snapshot
+from imdb_tui.metrics import oldest_day, read_movie, read_snapshot
 from imdb_tui.pipeline import MAX_RATE, Pacer, Pipeline, PipelineSettings, RunSummary
 from imdb_tui.simulator import Simulator
 from imdb_tui.sources import STDIN, SourceError
@@ -99,8 +100,8 @@ def monitor(options: Options, refresh: float) -> None:
 
     Keys: p pause/resume, + - rate, m max, r exact rate, w window, [ ] refresh,
     f freeze, v top movies or trending, enter a movie's day, t live tail (/
-    filters), d dead letters, ? help, ctrl+p palette, q quit (the queue is
-    drained and committed first).
+    filters), < > past days, d dead letters, ? help, ctrl+p palette, q quit
+    (the queue is drained and committed first).
     """
     _monitor(options, refresh)
 
@@ -421,6 +422,13 @@ def _produce_from(
     " over the last hour, and its ratings (the monitor's Enter on a movie).",
 )
 @click.option(
+    "--day",
+    metavar="YYYY-MM-DD",
+    help="A past local day's daily figures (events, by type, by hour, top movies,"
+    " ratings, users; with --movie, that movie's) instead of today's, as far back"
+    " as the aggregates are kept (the monitor's < and >).",
+)
+@click.option(
     "--as-of",
     "as_of",
     type=click.Choice(["now", "latest"]),
@@ -437,6 +445,7 @@ def report(
     dead_letters: bool,
     limit: int,
     movie_id: str | None,
+    day: str | None,
     as_of: str,
 ) -> None:
     """Print the metrics stored in a database, without running anything.
@@ -452,8 +461,10 @@ def report(
             click.echo(dead_letters_text(store.dead_letters(limit), as_json))
             return
         moment = _moment(as_of, store, clock)
+        if day is not None:
+            _check_day(day, store, moment, clock.tz)
         if movie_id is not None:
-            movie = read_movie(store, movie_id, moment, clock.tz)
+            movie = read_movie(store, movie_id, moment, clock.tz, day)
             if movie.title == movie_id and not any(movie.by_type.values()):
                 raise Failure(
                     f"no movie {literal(movie_id)!r} that day: the catalogue does not know it,"
@@ -461,7 +472,7 @@ def report(
                 )
             click.echo(json.dumps(movie.to_json()) if as_json else movie_text(movie))
             return
-        snapshot = read_snapshot(store, moment, clock.tz, window)
+        snapshot = read_snapshot(store, moment, clock.tz, window, day=day)
         if as_json:
             output = report_json(snapshot, store.pipelines(clock.now()), store.positions())
         else:
@@ -471,6 +482,23 @@ def report(
     finally:
         store.close()
     click.echo(output)
+
+
+def _check_day(day: str, store: Store, moment: float, tz: tzinfo | None) -> None:
+    """--day names a local day from the oldest kept to today, else a one-line Failure."""
+    try:
+        valid = date.fromisoformat(day).isoformat() == day
+    except ValueError:
+        valid = False
+    if not valid:
+        raise Failure(f"--day {literal(day)!r} is not a day: give it as YYYY-MM-DD")
+    today = local_day(moment, tz)
+    if day > today:
+        raise Failure(f"--day {day} is after today ({today})")
+    oldest = oldest_day(store, tz)
+    if oldest is None or day < oldest:
+        kept = "nothing is stored" if oldest is None else f"the oldest day kept is {oldest}"
+        raise Failure(f"no figures for {day}: {kept}")
 
 
 def _moment(as_of: str, store: Store, clock: SystemClock) -> float:

@@ -125,26 +125,29 @@ def _json_or_text(text: str) -> object:
 
 
 def report_text(s: MetricsSnapshot, db: str) -> str:
+    """The stored metrics; a past day's (`report --day`) say "on DAY" for "today"."""
     today_total = max(s.events_today, 1)
+    when = f"on {s.day}" if s.past else "today"
+    users = "–" if s.users_today is None else f"{s.users_today:,}"
     lines = [
         f"database      {db} ({size_text(s.database_bytes)} of data)",
-        f"events        {s.events_total:,} stored in all, {s.events_today:,} today",
+        f"events        {s.events_total:,} stored in all, {s.events_today:,} {when}",
         f"users         {s.active_users.count:,} active in the last"
-        f" {s.active_users.window_minutes} min, {s.users_today:,} today",
-        "by type today "
+        f" {s.active_users.window_minutes} min, {users} {when}",
+        f"by type {when} "
         + "   ".join(f"{k} {n:,} ({n / today_total:.0%})" for k, n in s.by_type.items()),
         f"dead letters  {s.dead_letters:,}",
         f"duplicates    {s.duplicates:,}",
         "",
-        "top movies today",
+        f"top movies {when}",
     ]
     if not s.top_movies:
-        lines.append("  (no views today)")
+        lines.append(f"  (no views {when})")
     for rank, movie in enumerate(s.top_movies, 1):
         year = f" ({movie.year})" if movie.year else ""
         title = literal(movie.title + year)
         lines.append(f"  {rank:>2}  {title[:50]:<50} {movie.views:>9,} views {movie.share:>6.1%}")
-    lines += ["", "ratings today " + _ratings_text(s.ratings)]
+    lines += ["", f"ratings {when} " + _ratings_text(s.ratings)]
     lines += ["", "trending: views in the last 15 min against the hour before"]
     if not s.trending:
         lines.append("  (nothing viewed more than in the hour before)")
@@ -159,6 +162,6 @@ def report_text(s: MetricsSnapshot, db: str) -> str:
     lines += [
         "",
         f"per minute    {sparkline(minutes)}  (last 60 min, peak {max(minutes):,}/min)",
-        f"per hour      {sparkline(list(s.per_hour))}  (today 00-23, peak {max(s.per_hour):,}/h)",
+        f"per hour      {sparkline(list(s.per_hour))}  ({when} 00-23, peak {max(s.per_hour):,}/h)",
     ]
     return "\n".join(lines)

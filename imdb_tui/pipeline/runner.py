@@ -307,15 +307,20 @@ class Pipeline:
             last_seen=utc_iso(self._clock.now()),
         )
 
-    async def snapshot(self, window_minutes: int | None = None) -> MetricsSnapshot:
-        """The metrics as committed so far, read off the event loop's thread."""
+    async def snapshot(
+        self, window_minutes: int | None = None, day: str | None = None
+    ) -> MetricsSnapshot:
+        """The metrics as committed so far (the daily ones of `day`, a past local day,
+        if given), read off the event loop's thread."""
         window = window_minutes or self.window_minutes
         now, tz = self.now(), self._clock.tz
-        return await self._read(read_snapshot, now, tz, window, self.health(), self._trends)
+        health = self.health()
+        return await self._read(read_snapshot, now, tz, window, health, self._trends, day)
 
-    async def movie(self, movie_id: str) -> MovieDay:
-        """A movie's figures today, as committed so far, read off the event loop's thread."""
-        return await self._read(read_movie, movie_id, self.now(), self._clock.tz)
+    async def movie(self, movie_id: str, day: str | None = None) -> MovieDay:
+        """A movie's figures today (or a past `day`), as committed so far, read off the
+        event loop's thread."""
+        return await self._read(read_movie, movie_id, self.now(), self._clock.tz, day)
 
     async def tail(self, match: EventMatch, after: int, limit: int) -> Tail:
         """The newest stored events that match, read off the event loop's thread."""

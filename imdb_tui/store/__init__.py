@@ -61,6 +61,9 @@ class Aggregates:
     """(day, movie_id, user_id): who had an event of a movie that day"""
     movie_minutes: dict[tuple[str, str], int] = field(default_factory=dict)
     """(movie_id, UTC minute YYYY-MM-DDTHH:MMZ) -> views: a movie's last hours"""
+    user_days: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
+    """local day -> (its start, UTC; the users with an event that day): each is one
+    more user of the day if the store has none of their events from its start on"""
 
 
 AggregateFn = Callable[[Sequence[Event]], Aggregates]
@@ -188,6 +191,15 @@ class MetricsReader(Protocol):
 
     def users_seen_since(self, *moments: str) -> list[int]:
         """For each moment, how many users have an event at or after it."""
+        ...
+
+    def users_on(self, day: str) -> int | None:
+        """How many users had an event on a local day, as counted when the events came
+        (see Aggregates.user_days); None: the day was not counted (before schema 10)."""
+        ...
+
+    def first_quarter_hour(self) -> str | None:
+        """The oldest quarter hour with events counted (YYYY-MM-DDTHH:MMZ), if any."""
         ...
 
     def dead_letters(self, limit: int) -> list[DeadLetter]: ...

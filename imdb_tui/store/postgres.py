@@ -222,6 +222,13 @@ MIGRATIONS: Final = (
         PRIMARY KEY (movie_id, minute)
     );
     """,
+    # 7: each local day's users, counted as their events come (for past days).
+    """
+    CREATE TABLE users_daily (
+        day         text PRIMARY KEY,            -- local calendar day, YYYY-MM-DD
+        users       bigint NOT NULL              -- users with an event that day
+    );
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
@@ -315,6 +322,15 @@ _SEE_USERS: Final = """
     SELECT minute, sum(step) FROM steps GROUP BY minute ORDER BY minute
     ON CONFLICT (minute) DO UPDATE SET users = t.users + excluded.users
 """
+# A day's users in the batch: those not seen since the day's start are new to it
+# (run before user_activity takes the batch). A stream's records go to a shard by
+# user, so one user's events come through one writer: none counts another's user.
+_ADD_DAY_USERS: Final = (
+    "INSERT INTO users_daily AS t (day, users) SELECT %s, count(*)"
+    " FROM unnest(%s::text[]) AS b (user_id) LEFT JOIN user_activity AS u USING (user_id)"
+    " WHERE u.last_seen IS NULL OR u.last_seen < %s"
+    " ON CONFLICT (day) DO UPDATE SET users = t.users + excluded.users"
+)
 _ADD_COUNTERS: Final = (
     "INSERT INTO counters AS t (name, value) SELECT * FROM unnest(%s::text[], %s::bigint[])"
     " ON CONFLICT (name) DO UPDATE SET value = t.value + excluded.value"
@@ -630,6 +646,8 @@ class PostgresStore:
                 db.execute("DELETE FROM movie_events_daily WHERE day < %s", (before[:10],))
                 db.execute("DELETE FROM movie_users_daily WHERE day < %s", (before[:10],))
                 db.execute("DELETE FROM movie_user_counts WHERE day < %s", (before[:10],))
+            if self._version >= 7:
+                db.execute("DELETE FROM users_daily WHERE day < %s", (before[:10],))
             # Users first, then their minutes' counts: whole minutes, so the counts
             # stay their sums (a writer moving a user holds its row until it commits).
             db.execute("DELETE FROM user_activity WHERE last_seen < %s", (minute,))
@@ -861,6 +879,16 @@ class PostgresStore:
             for moment in moments
         ]
 
+    def users_on(self, day: str) -> int | None:
+        if self._version < 7:
+            return None
+        rows = self._query("SELECT users FROM users_daily WHERE day = %s", (day,))
+        return int(rows[0][0]) if rows else None
+
+    def first_quarter_hour(self) -> str | None:
+        rows = self._query("SELECT min(quarter) FROM events_per_quarter_hour")
+        return rows[0][0] if rows else None
+
     def dead_letters(self, limit: int) -> list[DeadLetter]:
         rows = self._query(
             "SELECT received_at, reason, raw, raw_size FROM dead_letters ORDER BY id DESC LIMIT %s",
@@ -919,6 +947,8 @@ def _add_aggregates(db: psycopg.Connection[Any], aggregates: Aggregates) -> None
         db.execute(_ADD_MOVIE_USERS, [list(column) for column in zip(*pairs, strict=True)])
     if aggregates.movie_minutes:
         _add_counts(db, _ADD_MOVIE_MINUTES, aggregates.movie_minutes)
+    for day, (start, day_users) in sorted(aggregates.user_days.items()):
+        db.execute(_ADD_DAY_USERS, (day, day_users, start))
     if aggregates.last_seen:
         users = sorted(aggregates.last_seen.items())
         db.execute(_SEE_USERS, [[u for u, _ in users], [t for _, t in users]])

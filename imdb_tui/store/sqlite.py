@@ -221,6 +221,13 @@ MIGRATIONS: Final = (
         PRIMARY KEY (movie_id, minute)
     ) WITHOUT ROWID;
     """,
+    # 10: each local day's users, counted as their events come (for past days).
+    """
+    CREATE TABLE users_daily (
+        day         TEXT PRIMARY KEY,            -- local calendar day, YYYY-MM-DD
+        users       INTEGER NOT NULL             -- users with an event that day
+    ) WITHOUT ROWID;
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 _OUR_TABLES: Final = frozenset(
@@ -245,6 +252,7 @@ _OUR_TABLES: Final = frozenset(
         "movie_users_daily",
         "movie_user_counts",
         "movie_views_per_minute",
+        "users_daily",
     }
 )
 
@@ -316,6 +324,14 @@ _UPSERT_LAST_SEEN: Final = (
     f"{_SEEN} INSERT INTO user_activity (user_id, last_seen)"  # noqa: S608 (constants)
     " SELECT * FROM seen WHERE true"
     " ON CONFLICT (user_id) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)"
+)
+# A day's users in the batch, as one JSON array of ids: those the store has not seen
+# since the day's start are new to the day (run before user_activity takes the batch).
+_ADD_DAY_USERS: Final = (
+    "INSERT INTO users_daily (day, users) SELECT ?, count(*)"
+    " FROM json_each(?) AS b LEFT JOIN user_activity AS u ON u.user_id = b.value"
+    " WHERE u.last_seen IS NULL OR u.last_seen < ?"
+    " ON CONFLICT (day) DO UPDATE SET users = users + excluded.users"
 )
 _UPSERT_COUNTERS: Final = (
     "INSERT INTO counters (name, value)",
@@ -686,6 +702,8 @@ class SqliteStore:
                 self._db.execute("DELETE FROM movie_events_daily WHERE day < ?", (before[:10],))
                 self._db.execute("DELETE FROM movie_users_daily WHERE day < ?", (before[:10],))
                 self._db.execute("DELETE FROM movie_user_counts WHERE day < ?", (before[:10],))
+            if self._version >= 10:
+                self._db.execute("DELETE FROM users_daily WHERE day < ?", (before[:10],))
             # Whole minutes of users, so the per-minute counts stay their sums.
             self._db.execute("DELETE FROM user_activity WHERE last_seen < ?", (before[:16],))
             self._db.execute(
@@ -718,6 +736,8 @@ class SqliteStore:
         self._upsert(
             _UPSERT_MOVIE_MINUTES, [(*key, n) for key, n in aggregates.movie_minutes.items()]
         )
+        for day, (start, users) in aggregates.user_days.items():
+            self._db.execute(_ADD_DAY_USERS, (day, json.dumps(users, ensure_ascii=False), start))
         if aggregates.last_seen:
             seen = (json.dumps(list(aggregates.last_seen.items()), ensure_ascii=False),)
             self._db.execute(_MOVE_USERS, seen)
@@ -921,6 +941,16 @@ class SqliteStore:
             )[0][0]
             for moment in moments
         ]
+
+    def users_on(self, day: str) -> int | None:
+        if self._version < 10:
+            return None
+        rows = self._query("SELECT users FROM users_daily WHERE day = ?", (day,))
+        return int(rows[0][0]) if rows else None
+
+    def first_quarter_hour(self) -> str | None:
+        first: str | None = self._query("SELECT min(quarter) FROM events_per_quarter_hour")[0][0]
+        return first
 
     def dead_letters(self, limit: int) -> list[DeadLetter]:
         rows = self._query(

@@ -32,9 +32,13 @@ class ActiveUsers(Panel):
 
     def _show_note(self, snapshot: MetricsSnapshot) -> None:
         window = snapshot.active_users.window_minutes
+        users = "–" if snapshot.users_today is None else f"{snapshot.users_today:,}"
         if self.content_size.height >= ROOMY:
-            note = f"active in the last {window} min\n{snapshot.users_today:,} users today"
+            day = f"on {snapshot.day}" if snapshot.past else "today"
+            note = f"active in the last {window} min\n{users} users {day}"
+        elif snapshot.past:  # in 21 columns, with thousands of users
+            note = f"{window}m · {users} on {snapshot.day[5:]}"
         else:
-            note = f"{window} min · {snapshot.users_today:,} today"
+            note = f"{window} min · {users} today"
         # Its height is set in app.tcss: no layout pass for the whole screen.
         self.query_one(Static).update(Text(note, no_wrap=True, overflow="ellipsis"), layout=False)

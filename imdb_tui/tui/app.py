@@ -25,6 +25,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 from textual.worker import Worker, WorkerCancelled, WorkerFailed
 
+from imdb_tui.clock import day_after
 from imdb_tui.display import clock_text, literal, rate_text
 from imdb_tui.health import ENDED_STATES
 from imdb_tui.metrics import WINDOW_CHOICES, MetricsSnapshot
@@ -36,6 +37,7 @@ from imdb_tui.tui.dead_letters import SHOWN, DeadLettersScreen
 from imdb_tui.tui.dialogs import HelpScreen, RateDialog
 from imdb_tui.tui.events_by_type import EventsByType
 from imdb_tui.tui.movie import MovieScreen
+from imdb_tui.tui.panel import Panel
 from imdb_tui.tui.pipeline_panel import PipelinePanel
 from imdb_tui.tui.ratings import RatingsPanel
 from imdb_tui.tui.tail import TailScreen
@@ -66,7 +68,9 @@ def monitor_settings(**options: Any) -> PipelineSettings:
 DEFAULT_RATE = 200.0
 CONTROLS = frozenset({"pause", "resume", "faster", "slower", "unthrottle", "throttle", "ask_rate"})
 """The actions that drive the pipeline: none while watching or once the run is over."""
-DASHBOARD_ONLY = frozenset({"cycle_window", "toggle_trending", "dead_letters"})
+DASHBOARD_ONLY = frozenset(
+    {"cycle_window", "toggle_trending", "dead_letters", "previous_day", "next_day"}
+)
 """The actions that change only what the dashboard shows: not on a movie's screen."""
 
 
@@ -94,6 +98,8 @@ class MonitorApp(App[RunSummary | None]):
         Binding("f", "freeze", "Freeze"),
         Binding("f", "unfreeze", "Thaw"),
         Binding("v", "toggle_trending", "Trending", show=False),
+        Binding("less_than_sign", "previous_day", "Day−", show=False),
+        Binding("greater_than_sign", "next_day", "Day+", show=False),
         Binding("t", "tail", "Tail", show=False),
         Binding("d", "dead_letters", "Dead", show=False),
         Binding("question_mark,f1", "help", "Help"),
@@ -124,6 +130,9 @@ class MonitorApp(App[RunSummary | None]):
         self.lateness: deque[float] = deque(maxlen=100_000)
         """Seconds each refresh ran after it was due (bench/monitor.py reads it)."""
         self.summary: RunSummary | None = None
+        self.day: str | None = None
+        """The past local day whose daily figures are shown (None: today's, live)."""
+        self._titled_day: str | None = None
         reader.on_error = self._storage_error
 
     def compose(self) -> ComposeResult:
@@ -193,20 +202,29 @@ class MonitorApp(App[RunSummary | None]):
             await self.refresh_now()
             due = max(due + self.refresh_interval, time.monotonic())
 
-    async def refresh_now(self) -> None:
+    async def refresh_now(self, even_frozen: bool = False) -> None:
+        """Read a snapshot and show it (while frozen, only when `even_frozen`: a key
+        that asks for other figures)."""
         try:
-            snapshot = await self.reader.snapshot(self.window_minutes)
+            snapshot = await self.reader.snapshot(self.window_minutes, self.day)
         except StoreError as error:  # the panels keep the last picture; the next tick retries
             if str(error) != self._read_error:
                 self._storage_error(str(error))
             self._read_error = str(error)
             return
         self._read_error = None
-        if not self.frozen:
+        if not snapshot.past:
+            self.day = None  # today's figures, live (the day asked for may have become today)
+        if not self.frozen or even_frozen:
             with self.batch_update():  # one frame for every panel
                 self.snapshot = snapshot
 
-    def watch_snapshot(self) -> None:
+    def watch_snapshot(self, snapshot: MetricsSnapshot | None) -> None:
+        past_day = snapshot.day if snapshot is not None and snapshot.past else None
+        if past_day != self._titled_day:
+            self._titled_day = past_day
+            for panel in self.query(Panel):
+                panel.show_day(past_day)
         self.show_status()  # the panels redraw themselves: their snapshot is bound
 
     def show_status(self) -> None:
@@ -218,6 +236,8 @@ class MonitorApp(App[RunSummary | None]):
         head = state if self.control is not None else f"WATCHING · {state}"
         self.sub_title = head
         parts = []
+        if self.snapshot is not None and self.snapshot.past:
+            parts.append(f"viewing {self.snapshot.day} (> for the next day)")
         if self.frozen:
             parts.append("FROZEN (f)")
         if status_now.stream_time and self.snapshot is not None:
@@ -344,6 +364,31 @@ class MonitorApp(App[RunSummary | None]):
         shown = "#trending" if dashboard.has_class("-trending") else "#top-movies"
         self.query_one(f"{shown} DataTable").focus()
 
+    async def action_previous_day(self) -> None:
+        """The daily panels show the day before the one shown, back to the oldest kept."""
+        snapshot = self.snapshot
+        if snapshot is None or not snapshot.day:
+            return
+        day = day_after(snapshot.day, -1)
+        if snapshot.oldest_day is None or day < snapshot.oldest_day:
+            kept = (
+                "nothing stored yet"
+                if snapshot.oldest_day is None
+                else (f"the oldest day kept is {snapshot.oldest_day}")
+            )
+            self.notify(f"no figures for {day}: {kept}", title="Past days", timeout=3)
+            return
+        self.day = day
+        await self.refresh_now(even_frozen=True)
+
+    async def action_next_day(self) -> None:
+        """The daily panels show the day after the one shown; on today, live again."""
+        snapshot = self.snapshot
+        if snapshot is None or not snapshot.past:
+            return  # today already
+        self.day = day_after(snapshot.day)
+        await self.refresh_now(even_frozen=True)
+
     async def action_tail(self) -> None:
         """The live tail; from a movie's screen, of that movie. The screen opens at once
         and fills as its first read comes back."""
@@ -364,15 +409,18 @@ class MonitorApp(App[RunSummary | None]):
         if isinstance(panel, TopMovies | TrendingPanel):
             movie = panel.movie_at(event.cursor_row)
             if movie is not None:
-                await self.open_movie(*movie)
+                snapshot = panel.snapshot
+                past_day = snapshot.day if snapshot is not None and snapshot.past else None
+                await self.open_movie(*movie, past_day if isinstance(panel, TopMovies) else None)
 
-    async def open_movie(self, movie_id: str, title: str) -> None:
-        """The movie screen: at once, with its title; its figures as they are read."""
+    async def open_movie(self, movie_id: str, title: str, day: str | None = None) -> None:
+        """The movie screen: at once, with its title; its figures (of today, or of a
+        past `day`) as they are read."""
         if not self.is_screen_installed("movie"):  # made once, kept: later opens are quick
             self.install_screen(MovieScreen(self.reader.movie), "movie")
         screen = self.get_screen("movie")
         assert isinstance(screen, MovieScreen)
-        screen.show(movie_id, title, self.refresh_interval)
+        screen.show(movie_id, title, self.refresh_interval, day)
         await self.push_screen(screen)
 
     def action_help(self) -> None:

@@ -28,6 +28,7 @@ KEYS = (
     ("v", "top movies today, or trending (15 min)"),
     ("enter", "the movie on the row: its day, live"),
     ("t", "live tail of the events; / filters it"),
+    ("< / >", "the daily panels: a day back, a day on"),
     ("d", "dead letters: the newest rejected records"),
     ("? / F1", "this help"),
     ("ctrl+p", "palette: these actions, themes, a screenshot"),

@@ -15,6 +15,7 @@ SHARE_WIDTH = 5  # " 100%"
 
 class EventsByType(Panel):
     TITLE = "Events by type"
+    PAST_TITLE = "Types · {day}"
     COMPONENT_CLASSES: ClassVar[set[str]] = {"events-by-type--bar"}
 
     def render(self) -> Text:

@@ -24,17 +24,23 @@ from imdb_tui.metrics import MovieDay
 from imdb_tui.store import StoreError
 from imdb_tui.tui.ratings import ratings_text
 
-MovieRead = Callable[[str], Awaitable[MovieDay]]
+MovieRead = Callable[[str, str | None], Awaitable[MovieDay]]
 
 
 class MoviePart(Widget):
     """A titled box of the movie screen, drawn from its MovieDay."""
 
     TITLE = ""
+    PAST_TITLE = ""
+    """The title for a past day's figures, with {day} (none: the same as today's)."""
     movie: reactive[MovieDay | None] = reactive(None, layout=False)
 
     def on_mount(self) -> None:
         self.border_title = self.TITLE
+
+    def show_day(self, past_day: str | None) -> None:
+        if self.PAST_TITLE:
+            self.border_title = self.PAST_TITLE.format(day=past_day) if past_day else self.TITLE
 
 
 class MovieHeading(MoviePart):
@@ -60,6 +66,7 @@ class MovieHeading(MoviePart):
 
 class MovieToday(MoviePart):
     TITLE = "Today"
+    PAST_TITLE = "{day}"
 
     def render(self) -> Text:
         movie = self.movie
@@ -76,6 +83,7 @@ class MovieToday(MoviePart):
 
 class MovieRatings(MoviePart):
     TITLE = "Ratings today"
+    PAST_TITLE = "Ratings · {day}"
     COMPONENT_CLASSES: ClassVar[set[str]] = {"ratings--bar"}
 
     def render(self) -> Text:
@@ -116,14 +124,16 @@ class MovieScreen(Screen[None]):
         self._interval = 1.0
         self._timer: Timer | None = None
         self._title = ""
+        self._day: str | None = None
         self.movie_id: str | None = None
 
-    def show(self, movie_id: str, title: str, interval: float) -> None:
+    def show(self, movie_id: str, title: str, interval: float, day: str | None = None) -> None:
         """The movie to show from now on (its title until its figures are read), read
-        again every `interval` seconds."""
+        again every `interval` seconds: today's figures, or a past `day`'s."""
         self.movie_id = movie_id
         self.movie = None
         self._title = title
+        self._day = day
         if interval != self._interval and self._timer is not None:
             self._timer.stop()
             self._timer = None
@@ -134,6 +144,8 @@ class MovieScreen(Screen[None]):
     def _show_title(self) -> None:
         # A Text, never a str: a border title given as a str is read as markup.
         self.query_one(MovieHeading).border_title = Text(literal(self._title))
+        for part in self.query(MoviePart):
+            part.show_day(self._day)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -168,7 +180,7 @@ class MovieScreen(Screen[None]):
         if movie_id is None or (getattr(self.app, "frozen", False) and self.movie is not None):
             return
         try:
-            movie = await self._read(movie_id)
+            movie = await self._read(movie_id, self._day)
         except StoreError:
             return
         if movie_id == self.movie_id:  # still the one shown

@@ -16,6 +16,7 @@ EIGHTHS = " ▁▂▃▄▅▆▇█"
 
 class RatingsPanel(Panel):
     TITLE = "Ratings today"
+    PAST_TITLE = "Ratings · {day}"
     COMPONENT_CLASSES: ClassVar[set[str]] = {"ratings--bar"}
 
     def render(self) -> Text:

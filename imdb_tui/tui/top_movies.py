@@ -28,6 +28,7 @@ def _share_width(bar: int) -> int:
 
 class TopMovies(Panel):
     TITLE = "Top movies today"
+    PAST_TITLE = "Top movies · {day}"
     SUBTITLE = "v: trending"
 
     def __init__(self, **kwargs: object) -> None:

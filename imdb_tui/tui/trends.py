@@ -53,11 +53,12 @@ class PerMinute(Chart):
 
 class TodayByHour(Chart):
     TITLE = "Today by hour"
+    PAST_TITLE = "{day} by hour"
     POINTS = 24
 
     def chart(self, snapshot: MetricsSnapshot) -> tuple[list[int], str]:
         hours = list(snapshot.per_hour)
-        note = f"{snapshot.events_today:,} today"
+        note = f"{snapshot.events_today:,} {'that day' if snapshot.past else 'today'}"
         if any(hours):
             note += f" · peak {max(range(24), key=hours.__getitem__):02d}h"
         return hours, note
