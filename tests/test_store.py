@@ -78,6 +78,7 @@ def test_read_only_opens_change_nothing_and_read_an_older_schema_as_it_is(
     assert reader.counters() == {}
     assert reader.ratings("2026-11-23") == {} and reader.movie_ratings("2026-11-23", ["tt1"]) == {}
     assert reader.views_per_period(["2026-11-23T10:00Z", "2026-11-23T10:05Z"]) == []
+    assert reader.users_on("2026-11-22") is None  # not counted then: unknown, not 0
     reader.close()
     assert query(db_path, "PRAGMA user_version") == [(2,)]  # not migrated
 
