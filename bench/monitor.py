@@ -15,7 +15,8 @@ Then the live tail: the stored rate over S seconds with it open, against the mea
 of S/2 seconds before and after it without; and `t` and enter (on the top movie)
 are typed PRESSES/3 times each, timed as p to the screen drawn and to its first
 figures drawn; and `<` (to yesterday, which the database holds 50,000 events of
-before the round) until "viewing" is drawn on the status line, then `>` back.
+before the round) until "viewing" is drawn on the status line, and until that day's
+figures are ("that day" under its hours), then `>` back.
 The refresh lateness is how late each refresh tick ran, as the app records it,
 apart for the streaming phase and the key phase (pausing and resuming five
 times a second recomposes the footer each time).
@@ -128,7 +129,7 @@ def run_monitor(db: Path, seconds: float, presses: int) -> Round:
     terminal = Terminal(120, 40)
     latencies: list[float] = []
     screens: dict[bytes, list[float]] = {
-        key: [] for key in (b"t", b"t filled", b"\r", b"\r filled", b"<")
+        key: [] for key in (b"t", b"t filled", b"\r", b"\r filled", b"<", b"< filled")
     }
     figures: dict[str, float] = {}
 
@@ -175,6 +176,7 @@ def run_monitor(db: Path, seconds: float, presses: int) -> Round:
             screen_key(b"\r", b"Views per minute", b"last hour")  # enter on the top movie
             pressed, mark = terminal.type(b"<")
             screens[b"<"].append(terminal.wait_for(b"viewing", mark) - pressed)
+            screens[b"< filled"].append(terminal.wait_for(b"that day", mark) - pressed)
             time.sleep(0.2)
             _, mark = terminal.type(b">")
             terminal.wait_for(b"Top movies today", mark)
@@ -202,6 +204,7 @@ def run_monitor(db: Path, seconds: float, presses: int) -> Round:
         screens[b"t filled"],
         screens[b"\r filled"],
         screens[b"<"],
+        screens[b"< filled"],
     )
 
 
@@ -226,6 +229,8 @@ class Round:
     movie_filled: list[float]
     """enter to the movie's figures drawn."""
     day_keys: list[float]
+    """< to the day said on the status line."""
+    day_filled: list[float]
     """< to yesterday's figures drawn."""
 
 
@@ -248,6 +253,7 @@ def main() -> None:
     tail_filled: list[float] = []
     movie_filled: list[float] = []
     day_keys: list[float] = []
+    day_filled: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(1, args.rounds + 1):
             stored, elapsed = run_headless(
@@ -273,6 +279,7 @@ def main() -> None:
             tail_filled += result.tail_filled
             movie_filled += result.movie_filled
             day_keys += result.day_keys
+            day_filled += result.day_filled
             rate = result.rate
             print(
                 f"round {round_}: headless {headless:,.0f}/s   monitor {rate:,.0f}/s"
@@ -292,7 +299,8 @@ def main() -> None:
         ("t to the tail's first rows", tail_filled),
         ("enter to a movie", movie_keys),
         ("enter to the movie's figures", movie_filled),
-        ("< to yesterday's figures", day_keys),
+        ("< to yesterday on the status line", day_keys),
+        ("< to yesterday's figures", day_filled),
     ):
         ms = [value * 1000 for value in values]
         print(

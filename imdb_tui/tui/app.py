@@ -220,12 +220,15 @@ class MonitorApp(App[RunSummary | None]):
                 self.snapshot = snapshot
 
     def watch_snapshot(self, snapshot: MetricsSnapshot | None) -> None:
-        past_day = snapshot.day if snapshot is not None and snapshot.past else None
+        self._title_day(snapshot.day if snapshot is not None and snapshot.past else None)
+        self.show_status()  # the panels redraw themselves: their snapshot is bound
+
+    def _title_day(self, past_day: str | None) -> None:
+        """Date the daily panels' titles (None: today's)."""
         if past_day != self._titled_day:
             self._titled_day = past_day
             for panel in self.query(Panel):
                 panel.show_day(past_day)
-        self.show_status()  # the panels redraw themselves: their snapshot is bound
 
     def show_status(self) -> None:
         status_now = self.reader.status()  # not a snapshot's health: current after a key
@@ -236,8 +239,8 @@ class MonitorApp(App[RunSummary | None]):
         head = state if self.control is not None else f"WATCHING · {state}"
         self.sub_title = head
         parts = []
-        if self.snapshot is not None and self.snapshot.past:
-            parts.append(f"viewing {self.snapshot.day} (> for the next day)")
+        if self._titled_day is not None:
+            parts.append(f"viewing {self._titled_day} (> for the next day)")
         if self.frozen:
             parts.append("FROZEN (f)")
         if status_now.stream_time and self.snapshot is not None:
@@ -379,6 +382,8 @@ class MonitorApp(App[RunSummary | None]):
             self.notify(f"no figures for {day}: {kept}", title="Past days", timeout=3)
             return
         self.day = day
+        self._title_day(day)  # said at once; the figures follow from the store
+        self.show_status()
         await self.refresh_now(even_frozen=True)
 
     async def action_next_day(self) -> None:
