@@ -303,6 +303,7 @@ def main() -> None:
         ("< to yesterday's figures", day_filled),
     ):
         ms = [value * 1000 for value in values]
+        print(f"  {label} (ms):", " ".join(f"{value:.0f}" for value in ms))
         print(
             f"key {label}, {len(ms)} presses at max rate: p50 {statistics.median(ms):.1f} ms"
             f"  p99 {percentile(ms, 0.99):.1f} ms  max {max(ms):.1f} ms (target p99 < 100 ms)"

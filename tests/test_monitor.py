@@ -520,6 +520,11 @@ async def test_watching_lists_only_the_view_keys(db_path: Path) -> None:
         watcher.close()
 
 
+def shows(app: MonitorApp, day: str) -> bool:
+    """The dashboard shows a past day's figures."""
+    return app.snapshot is not None and app.snapshot.past and app.snapshot.day == day
+
+
 async def test_angle_brackets_step_the_daily_panels_through_past_days(db_path: Path) -> None:
     """`<` shows the day before in the daily panels (dated, and said in the status line),
     back to the oldest kept; enter opens a movie's screen of that day; `>` steps forward
@@ -541,15 +546,16 @@ async def test_angle_brackets_step_the_daily_panels_through_past_days(db_path: P
             top = app.query_one(TopMovies)
             assert top.border_title == "Top movies today" and "viewing" not in status(app)
             await pilot.press("less_than_sign")
-            assert app.snapshot is not None and app.snapshot.past
-            assert (app.snapshot.day, app.snapshot.events_today) == ("2026-11-22", 150)
+            await until(pilot, lambda: shows(app, "2026-11-22"))
+            assert app.snapshot is not None and app.snapshot.events_today == 150
             assert top.border_title == "Top movies · 2026-11-22"
             assert app.query_one(TodayByHour).border_title == "2026-11-22 by hour"
             assert app.query_one(RatingsPanel).border_title == "Ratings · 2026-11-22"
             assert "viewing 2026-11-22" in status(app)
             assert "users on 2026-11-22" in str(app.query_one("#active-users-note").render())
             await pilot.press("less_than_sign")
-            assert app.snapshot.day == "2026-11-21" and app.snapshot.users_today == 9
+            await until(pilot, lambda: shows(app, "2026-11-21"))
+            assert app.snapshot.users_today == 9
             await pilot.pause()  # the panels redraw from the bound snapshot
             table = top.query_one(DataTable)
             assert (str(table.get_cell("1", "Title")), str(table.get_cell("1", "Views"))) == (
@@ -571,9 +577,10 @@ async def test_angle_brackets_step_the_daily_panels_through_past_days(db_path: P
             assert (screen.movie.day, screen.movie.views) == ("2026-11-21", 40)
             assert screen.query_one(MovieToday).border_title == "2026-11-21"
             await pilot.press("escape", "greater_than_sign")
-            assert app.snapshot.day == "2026-11-22"
+            await until(pilot, lambda: shows(app, "2026-11-22"))
             await pilot.press("greater_than_sign")
-            assert not app.snapshot.past and top.border_title == "Top movies today"
+            await until(pilot, lambda: app.snapshot is not None and not app.snapshot.past)
+            assert top.border_title == "Top movies today"
             assert "viewing" not in status(app)
             shown = app.snapshot.events_today
             await until(pilot, lambda: app.snapshot.events_today > shown)  # live again

@@ -367,7 +367,7 @@ class MonitorApp(App[RunSummary | None]):
         shown = "#trending" if dashboard.has_class("-trending") else "#top-movies"
         self.query_one(f"{shown} DataTable").focus()
 
-    async def action_previous_day(self) -> None:
+    def action_previous_day(self) -> None:
         """The daily panels show the day before the one shown, back to the oldest kept."""
         snapshot = self.snapshot
         if snapshot is None or not snapshot.day:
@@ -384,15 +384,20 @@ class MonitorApp(App[RunSummary | None]):
         self.day = day
         self._title_day(day)  # said at once; the figures follow from the store
         self.show_status()
-        await self.refresh_now(even_frozen=True)
+        self._read_day()
 
-    async def action_next_day(self) -> None:
+    def action_next_day(self) -> None:
         """The daily panels show the day after the one shown; on today, live again."""
         snapshot = self.snapshot
         if snapshot is None or not snapshot.past:
             return  # today already
         self.day = day_after(snapshot.day)
-        await self.refresh_now(even_frozen=True)
+        self._read_day()
+
+    def _read_day(self) -> None:
+        """Read the day asked for off the key's handler, so the key's answer is drawn
+        while the store is read (a newer key's read replaces an older one's)."""
+        self.run_worker(self.refresh_now(even_frozen=True), group="day", exclusive=True)
 
     async def action_tail(self) -> None:
         """The live tail; from a movie's screen, of that movie. The screen opens at once
