@@ -500,7 +500,8 @@ async def test_the_palette_names_each_command_once_and_saves_screenshots_somewhe
 
 
 async def test_watching_lists_only_the_view_keys(db_path: Path) -> None:
-    await ingest(db_path, [event(n) for n in range(50)], ManualClock(NOW, tz=UTC))
+    yesterday = [event(50, event_time="2026-11-22T10:00:00.000Z")]
+    await ingest(db_path, [event(n) for n in range(50)] + yesterday, ManualClock(NOW, tz=UTC))
     watcher = StoreWatcher(open_store(db_path, read_only=True), ManualClock(NOW, tz=UTC))
     app = MonitorApp(watcher, None)
     try:
@@ -514,6 +515,9 @@ async def test_watching_lists_only_the_view_keys(db_path: Path) -> None:
             shown = "\n".join(str(part.render()) for part in app.screen.query(Static))
             assert "p / space" not in shown and "w " in shown
             await pilot.press("escape", "p", "plus")  # nothing to drive: nothing happens
+            await pilot.press("less_than_sign")  # a day back, read from the database
+            await until(pilot, lambda: shows(app, "2026-11-22"))
+            assert app.snapshot is not None and app.snapshot.events_today == 1
             await pilot.press("q")
         assert app.return_value is None
     finally:

@@ -488,6 +488,12 @@ class MonitorApp(App[RunSummary | None]):
             "Live tail", "The newest events as they are stored (t)", self.action_tail
         )
         yield SystemCommand(
+            "Previous day", "The daily panels: the day before (<)", self.action_previous_day
+        )
+        yield SystemCommand(
+            "Next day", "The daily panels: the day after, up to today (>)", self.action_next_day
+        )
+        yield SystemCommand(
             "Dead letters", "The newest rejected records (d)", self.action_dead_letters
         )
         yield SystemCommand("Help", "Every key and what it does (?)", self.action_help)
