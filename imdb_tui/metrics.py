@@ -20,6 +20,7 @@ Definitions (the README repeats them):
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 from collections import Counter
 from collections.abc import Sequence
@@ -252,6 +253,11 @@ class Aggregator:
         self._starts: dict[str, str] = {}  # local day -> its start, UTC ISO
 
     def __call__(self, events: Sequence[Event]) -> Aggregates:
+        return self.who(self.counts(events), events)
+
+    def counts(self, events: Sequence[Event]) -> Aggregates:
+        """The counts (a row a minute, movie or day), without who had events (a row a
+        user: see `who`)."""
         if not events:
             return Aggregates({}, {}, {}, {})
         times = list(map(_TIME, events))
@@ -296,23 +302,15 @@ class Aggregator:
             recent_views[key] = recent_views.get(key, 0) + n
             movie_minutes[movie, minute + "Z"] = n
         movie_events: dict[tuple[str, str, str], int] = {}
-        movie_users: set[tuple[str, str, str]]  # who, not how often: made in C
-        user_days: dict[str, tuple[str, list[str]]]
         if self._day(min(times)) == (day := self._day(max(times))):
             for (movie, event_type), n in Counter(
                 zip(map(_MOVIE, events), map(_TYPE, events), strict=True)
             ).items():
                 movie_events[day, movie, event_type] = n
-            movie_users = set(zip(repeat(day), map(_MOVIE, events), map(_USER, events)))
-            user_days = {day: (self._start(day), list(last_seen))}
         else:  # the batch spans midnight
             days = list(map(self._day, times))
             kinds = zip(days, map(_MOVIE, events), map(_TYPE, events), strict=True)
             movie_events = dict(Counter(kinds))
-            movie_users = set(zip(days, map(_MOVIE, events), map(_USER, events), strict=True))
-            user_days = {}
-            for each_day, user in sorted(set(zip(days, map(_USER, events), strict=True))):
-                user_days.setdefault(each_day, (self._start(each_day), []))[1].append(user)
         movie_views = {(d, m): n for (d, m, kind), n in movie_events.items() if kind == "view"}
         return Aggregates(
             per_minute,
@@ -323,10 +321,28 @@ class Aggregator:
             movie_ratings,
             recent_views,
             movie_events,
-            movie_users,
-            movie_minutes,
-            user_days,
+            movie_minutes=movie_minutes,
         )
+
+    def who(self, counts: Aggregates, events: Sequence[Event]) -> Aggregates:
+        """`counts` (of these events) with who had them: each movie's users and each
+        day's, a row a user. They are worked out where the batch is written, from its
+        events, rather than sent there beside them."""
+        if not events:
+            return counts
+        times = list(map(_TIME, events))
+        movie_users: set[tuple[str, str, str]]  # who, not how often: made in C
+        user_days: dict[str, tuple[str, list[str]]]
+        if self._day(min(times)) == (day := self._day(max(times))):
+            movie_users = set(zip(repeat(day), map(_MOVIE, events), map(_USER, events)))
+            user_days = {day: (self._start(day), list(counts.last_seen))}
+        else:  # the batch spans midnight
+            days = list(map(self._day, times))
+            movie_users = set(zip(days, map(_MOVIE, events), map(_USER, events), strict=True))
+            user_days = {}
+            for each_day, user in sorted(set(zip(days, map(_USER, events), strict=True))):
+                user_days.setdefault(each_day, (self._start(each_day), []))[1].append(user)
+        return dataclasses.replace(counts, movie_users=movie_users, user_days=user_days)
 
     def _start(self, day: str) -> str:
         """The UTC time (canonical) at which a local day starts."""

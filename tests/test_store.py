@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from imdb_tui.clock import ManualClock
+from imdb_tui.events import validate
 from imdb_tui.store import StoreError, open_store
 from imdb_tui.store.sqlite import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, SqliteStore
-from tests.conftest import NOW
+from tests.conftest import NOW, event
 from tests.helpers import events, older_file, query, write
 
 
@@ -110,3 +111,33 @@ def test_an_older_file_read_as_it_is_shows_its_pipelines_without_the_lag(
     assert health.source == "a.jsonl" and health.source_behind_ms is None
     reader.close()
     assert query(db_path, "PRAGMA user_version") == [(5,)]  # not migrated
+
+
+def test_a_movies_users_are_the_same_before_and_after_their_rows_are_folded(
+    db_path: Path,
+) -> None:
+    """A movie's users come in appended and are folded into their table now and then:
+    read at every commit, folded or not, they are a recount of the events."""
+    store = open_store(db_path)
+    assert isinstance(store, SqliteStore)
+    store.fold_rows = 60  # a fold every few batches
+    seen: dict[str, set[str]] = {}
+    pending_seen, folded_seen = False, False
+    for batch in range(12):
+        numbers = range(batch * 40, batch * 40 + 40)
+        stored = [
+            validate(event(n, user_id=f"u{(n * 7) % 53}", movie_id=f"tt{1 + n % 3:07d}"), NOW)
+            for n in numbers
+        ]
+        write(store, stored)  # type: ignore[arg-type]
+        for e in stored:
+            seen.setdefault(e.movie_id, set()).add(e.user_id)  # type: ignore[union-attr]
+        for movie_id, users in seen.items():
+            assert store.movie_users("2026-11-23", movie_id) == len(users)
+        (pending,) = query(db_path, "SELECT count(*) FROM movie_users_pending")[0]
+        (folded,) = query(db_path, "SELECT count(*) FROM movie_users_daily")[0]
+        pending_seen |= pending > 0
+        folded_seen |= folded > 0
+        assert pending < 60 + 40  # folded once past the mark
+    assert pending_seen and folded_seen
+    store.close()

@@ -127,9 +127,9 @@ class Consumer:
     def _start_commit(
         self, writer: Writer, batch: Batch, writing: deque[asyncio.Task[None]]
     ) -> asyncio.Task[None]:
-        # The aggregates are worked out here, while the writer commits the previous
-        # batch, and go with this one to be written in its transaction.
-        aggregates = self._aggregate(batch.events)
+        # The counts are worked out here, while the writer commits the previous batch,
+        # and go with this one to be written in its transaction (the writer adds who).
+        aggregates = self._aggregate.counts(batch.events)
         self._numbered += 1
         batch.number = self._numbered
         after = batch.number - 1 if batch.number > 1 else None

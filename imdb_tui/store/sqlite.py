@@ -228,6 +228,16 @@ MIGRATIONS: Final = (
         users       INTEGER NOT NULL             -- users with an event that day
     ) WITHOUT ROWID;
     """,
+    # 11: a movie's users new to movie_users_daily wait here, a small table, and are
+    # folded into it in bulk (see SqliteStore._fold_movie_users).
+    """
+    CREATE TABLE movie_users_pending (
+        day         TEXT NOT NULL,
+        movie_id    TEXT NOT NULL,
+        user_id     TEXT NOT NULL,
+        PRIMARY KEY (day, movie_id, user_id)
+    ) WITHOUT ROWID;
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 _OUR_TABLES: Final = frozenset(
@@ -253,6 +263,7 @@ _OUR_TABLES: Final = frozenset(
         "movie_user_counts",
         "movie_views_per_minute",
         "users_daily",
+        "movie_users_pending",
     }
 )
 
@@ -286,10 +297,26 @@ _UPSERT_MOVIE_MINUTES: Final = (
     "INSERT INTO movie_views_per_minute (movie_id, minute, views)",
     " ON CONFLICT (movie_id, minute) DO UPDATE SET views = views + excluded.views",
 )
-# A batch's (day, movie, user) rows go in bound (as events do: no JSON to make and
-# take apart); those new to the table come back, to be counted.
-_ADD_MOVIE_USERS: Final = "INSERT INTO movie_users_daily (day, movie_id, user_id) VALUES "
-_NEW_MOVIE_USERS: Final = " ON CONFLICT DO NOTHING RETURNING day, movie_id"
+# A batch's (day, movie, user) rows go in bound, as events do (no JSON to make and
+# take apart). Those in neither movie_users_daily (looked up: reading its pages is
+# cheap) nor the small movie_users_pending go to the latter and come back, to be
+# counted. Written one batch at a time, movie_users_daily's rows would touch its
+# pages all over in every commit; folded in bulk, each page is written once a fold.
+_ADD_MOVIE_USERS: Final = (
+    "INSERT INTO movie_users_pending (day, movie_id, user_id)"
+    " SELECT v.column1, v.column2, v.column3 FROM (VALUES "
+)
+_NEW_MOVIE_USERS: Final = (
+    ") AS v WHERE NOT EXISTS (SELECT 1 FROM movie_users_daily AS d WHERE d.day = v.column1"
+    " AND d.movie_id = v.column2 AND d.user_id = v.column3)"
+    " ON CONFLICT DO NOTHING RETURNING day, movie_id"
+)
+_FOLD_MOVIE_USERS: Final = (
+    "INSERT INTO movie_users_daily (day, movie_id, user_id)"
+    " SELECT * FROM movie_users_pending WHERE true ON CONFLICT DO NOTHING"
+)
+FOLD_ROWS: Final = 50_000
+"""Pending movie-user rows folded at once."""
 _UPSERT_MOVIE_USER_COUNTS: Final = (
     "INSERT INTO movie_user_counts (day, movie_id, users)",
     " ON CONFLICT (day, movie_id) DO UPDATE SET users = users + excluded.users",
@@ -374,6 +401,7 @@ class SqliteStore:
         self.name = path
         self._version = version
         self._variables = connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        self.fold_rows = FOLD_ROWS
 
     @classmethod
     def open(cls, path: str | Path, *, create: bool = True) -> SqliteStore:
@@ -704,6 +732,8 @@ class SqliteStore:
                 self._db.execute("DELETE FROM movie_user_counts WHERE day < ?", (before[:10],))
             if self._version >= 10:
                 self._db.execute("DELETE FROM users_daily WHERE day < ?", (before[:10],))
+            if self._version >= 11:
+                self._db.execute("DELETE FROM movie_users_pending WHERE day < ?", (before[:10],))
             # Whole minutes of users, so the per-minute counts stay their sums.
             self._db.execute("DELETE FROM user_activity WHERE last_seen < ?", (before[:16],))
             self._db.execute(
@@ -733,6 +763,9 @@ class SqliteStore:
             for cursor in self._statements(_ADD_MOVIE_USERS, pairs, _NEW_MOVIE_USERS):
                 added.update(cursor.fetchall())
             self._upsert(_UPSERT_MOVIE_USER_COUNTS, [(*key, n) for key, n in added.items()])
+            (pending,) = self._db.execute("SELECT count(*) FROM movie_users_pending").fetchone()
+            if pending >= self.fold_rows:
+                self._fold_movie_users()
         self._upsert(
             _UPSERT_MOVIE_MINUTES, [(*key, n) for key, n in aggregates.movie_minutes.items()]
         )
@@ -742,6 +775,12 @@ class SqliteStore:
             seen = (json.dumps(list(aggregates.last_seen.items()), ensure_ascii=False),)
             self._db.execute(_MOVE_USERS, seen)
             self._db.execute(_UPSERT_LAST_SEEN, seen)
+
+    def _fold_movie_users(self) -> None:
+        """Move the pending movie-user rows (counted already) into movie_users_daily, in
+        its key's order: a page of it written once a fold, not once a batch."""
+        self._db.execute(_FOLD_MOVIE_USERS)
+        self._db.execute("DELETE FROM movie_users_pending")
 
     def _add_counters(self, **deltas: int) -> None:
         self._upsert(_UPSERT_COUNTERS, [(name, n) for name, n in deltas.items() if n])

@@ -345,7 +345,7 @@ def _handle(store: Store, aggregate: Aggregator, order: _Order, request: tuple[A
             [Rejection(*r) for r in rejections],
             received_at,
             aggregate,
-            Aggregates(*aggregates),
+            aggregate.who(Aggregates(*aggregates), events),  # counts came; who is added here
             [SourcePosition(*p) for p in positions],
             None if health is None else PipelineHealth(*health),
         )
