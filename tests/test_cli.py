@@ -154,29 +154,33 @@ def test_run_count_then_report(tmp_path: Path) -> None:
     assert "done: 5,000 events stored, 0 duplicates, 0 dead letters" in result.stdout
     assert query(db, "SELECT count(*) FROM events") == [(5000,)]
     assert query(db, "PRAGMA integrity_check") == [("ok",)]
-    report = imdb_tui("report", "--db", str(db), "--json")
+    # Both reports read at the newest event's time: the same moment, whatever the clock
+    # says between them (trending's movement is measured at five-minute marks).
+    report = imdb_tui("report", "--db", str(db), "--json", "--as-of", "latest")
     assert report.returncode == 0
     data = json.loads(report.stdout)
     assert data["events_total"] == data["events_today"] == 5000
     assert sum(data["by_type"].values()) == 5000
     assert data["top_movies"] and data["duplicates"] == data["dead_letters"] == 0
-    # Every view is recent, and no hour before: trending ranks the views of the run.
+    # Every view is recent, and no hour before: trending ranks the views of the run
+    # (new, unless the run went past a five-minute mark: then its rank at the mark).
     top = data["top_movies"][0]
+    movement = data["trending"][0].pop("movement")
     assert data["trending"][0] == {
         "movie_id": top["movie_id"],
         "title": top["title"],
         "views_recent": top["views"],
         "views_before": 0,
         "change": top["views"],
-        "movement": None,
     }
-    text = imdb_tui("report", "--db", str(db))
+    text = imdb_tui("report", "--db", str(db), "--as-of", "latest")
     assert "5,000 stored in all" in text.stdout and "top movies today" in text.stdout
     ratings = data["ratings"]
     assert f"ratings today {ratings['count']:,}, average {ratings['average']:.2f}" in text.stdout
     lines = text.stdout.splitlines()
     first = lines[lines.index("trending: views in the last 15 min against the hour before") + 1]
-    assert first.split()[:2] == ["1", "new"] and top["title"] in first
+    shown = "new" if movement is None else "=" if movement == 0 else f"▲{movement}"  # first: up
+    assert first.split()[:2] == ["1", shown] and top["title"] in first
     assert first.split()[-3:] == [f"{top['views']:,}", "0", f"+{top['views']:,}"]
     # The top movie's own day, as its screen in the monitor shows it.
     movie = json.loads(
