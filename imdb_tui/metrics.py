@@ -160,6 +160,11 @@ class MetricsSnapshot:
     """The oldest local day with figures kept (None: nothing stored yet)."""
 
     @property
+    def past_day(self) -> str | None:
+        """The past day the daily figures are of (None: today's)."""
+        return self.day if self.past else None
+
+    @property
     def last_hour(self) -> tuple[MinuteCount, ...]:
         return self.per_minute[-MINUTES_SHOWN:]
 
@@ -302,11 +307,11 @@ class Aggregator:
             recent_views[key] = recent_views.get(key, 0) + n
             movie_minutes[movie, minute + "Z"] = n
         movie_events: dict[tuple[str, str, str], int] = {}
-        if self._day(min(times)) == (day := self._day(max(times))):
+        if (one_day := self._one_day(times)) is not None:
             for (movie, event_type), n in Counter(
                 zip(map(_MOVIE, events), map(_TYPE, events), strict=True)
             ).items():
-                movie_events[day, movie, event_type] = n
+                movie_events[one_day, movie, event_type] = n
         else:  # the batch spans midnight
             days = list(map(self._day, times))
             kinds = zip(days, map(_MOVIE, events), map(_TYPE, events), strict=True)
@@ -333,7 +338,7 @@ class Aggregator:
         times = list(map(_TIME, events))
         movie_users: set[tuple[str, str, str]]  # who, not how often: made in C
         user_days: dict[str, tuple[str, list[str]]]
-        if self._day(min(times)) == (day := self._day(max(times))):
+        if (day := self._one_day(times)) is not None:
             movie_users = set(zip(repeat(day), map(_MOVIE, events), map(_USER, events)))
             user_days = {day: (self._start(day), list(counts.last_seen))}
         else:  # the batch spans midnight
@@ -343,6 +348,12 @@ class Aggregator:
             for each_day, user in sorted(set(zip(days, map(_USER, events), strict=True))):
                 user_days.setdefault(each_day, (self._start(each_day), []))[1].append(user)
         return dataclasses.replace(counts, movie_users=movie_users, user_days=user_days)
+
+    def _one_day(self, times: list[str]) -> str | None:
+        """The local day of all these event times, if they share one (None: they span
+        midnight, and each needs its own)."""
+        day = self._day(min(times))
+        return day if self._day(max(times)) == day else None
 
     def _start(self, day: str) -> str:
         """The UTC time (canonical) at which a local day starts."""
@@ -403,11 +414,7 @@ def read_snapshot(
     (YYYY-MM-DD) whose daily figures to read instead of today's."""
     counters = store.counters()
     today = day_start(now, tz)
-    this_day = local_day(now, tz)
-    past = day is not None and day < this_day
-    if not past:
-        day = this_day
-    assert day is not None
+    day, past = _day_shown(day, now, tz)
     hour_keys = _local_hour_keys(day, tz)  # 25: each local hour's start, and the next day's
     first_minute = _first_minute(now, MINUTES_KEPT)
     per_minute = _per_minute(store.events_per_minute(minute_key(first_minute)), now, MINUTES_KEPT)
@@ -521,8 +528,7 @@ def read_movie(
 ) -> MovieDay:
     """A movie's day so far (today's, at `now`; or a past `day`'s), its views per
     minute of the last hour, live either way: small aggregate rows only."""
-    this_day = local_day(now, tz)
-    day = this_day if day is None or day > this_day else day
+    day, _ = _day_shown(day, now, tz)
     movie = store.movie(movie_id)
     since = minute_key(_first_minute(now, MINUTES_SHOWN))
     per_minute = _per_minute(store.movie_views_per_minute(movie_id, since), now, MINUTES_SHOWN)
@@ -567,10 +573,26 @@ def _local_hour_keys(day: str, tz: tzinfo | None) -> list[str]:
     return [minute_key(wall_time(midnight + timedelta(hours=hour), tz)) for hour in range(25)]
 
 
+def _day_shown(day: str | None, now: float, tz: tzinfo | None) -> tuple[str, bool]:
+    """The local day whose daily figures to read, and whether it is past: `day` if it
+    is before `now`'s, else `now`'s (today's, live)."""
+    today = local_day(now, tz)
+    return (day, True) if day is not None and day < today else (today, False)
+
+
 def _users_on(store: MetricsReader, day: str, events: int) -> int | None:
     """A past day's users: none on a day without events, unknown if not counted."""
     users = store.users_on(day)
     return 0 if users is None and not events else users
+
+
+def not_kept(day: str, oldest: str | None) -> str | None:
+    """Why a past local day has no figures, given the oldest day kept (None: it has)."""
+    if oldest is None:
+        return f"no figures for {day}: nothing is stored yet"
+    if day < oldest:
+        return f"no figures for {day}: the oldest day kept is {oldest}"
+    return None
 
 
 def oldest_day(store: MetricsReader, tz: tzinfo | None) -> str | None:

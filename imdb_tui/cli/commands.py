@@ -49,7 +49,7 @@ from imdb_tui.clock import ManualClock, SystemClock, local_day
 from imdb_tui.display import literal, plural
 from imdb_tui.events import seconds
 from imdb_tui.imdb import write_title_basics
-from imdb_tui.metrics import oldest_day, read_movie, read_snapshot
+from imdb_tui.metrics import not_kept, oldest_day, read_movie, read_snapshot
 from imdb_tui.pipeline import MAX_RATE, Pacer, Pipeline, PipelineSettings, RunSummary
 from imdb_tui.simulator import Simulator
 from imdb_tui.sources import STDIN, SourceError
@@ -495,10 +495,9 @@ def _check_day(day: str, store: Store, moment: float, tz: tzinfo | None) -> None
     today = local_day(moment, tz)
     if day > today:
         raise Failure(f"--day {day} is after today ({today})")
-    oldest = oldest_day(store, tz)
-    if oldest is None or day < oldest:
-        kept = "nothing is stored" if oldest is None else f"the oldest day kept is {oldest}"
-        raise Failure(f"no figures for {day}: {kept}")
+    reason = not_kept(day, oldest_day(store, tz))
+    if reason is not None:
+        raise Failure(reason)
 
 
 def _moment(as_of: str, store: Store, clock: SystemClock) -> float:

@@ -28,7 +28,7 @@ from textual.worker import Worker, WorkerCancelled, WorkerFailed
 from imdb_tui.clock import day_after
 from imdb_tui.display import clock_text, literal, rate_text
 from imdb_tui.health import ENDED_STATES
-from imdb_tui.metrics import WINDOW_CHOICES, MetricsSnapshot
+from imdb_tui.metrics import WINDOW_CHOICES, MetricsSnapshot, not_kept
 from imdb_tui.pipeline import MAX_RATE, MIN_RATE, PipelineSettings, RunSummary
 from imdb_tui.store import StoreError
 from imdb_tui.tail import EventMatch
@@ -220,7 +220,7 @@ class MonitorApp(App[RunSummary | None]):
                 self.snapshot = snapshot
 
     def watch_snapshot(self, snapshot: MetricsSnapshot | None) -> None:
-        self._title_day(snapshot.day if snapshot is not None and snapshot.past else None)
+        self._title_day(None if snapshot is None else snapshot.past_day)
         self.show_status()  # the panels redraw themselves: their snapshot is bound
 
     def _title_day(self, past_day: str | None) -> None:
@@ -373,13 +373,9 @@ class MonitorApp(App[RunSummary | None]):
         if snapshot is None or not snapshot.day:
             return
         day = day_after(snapshot.day, -1)
-        if snapshot.oldest_day is None or day < snapshot.oldest_day:
-            kept = (
-                "nothing stored yet"
-                if snapshot.oldest_day is None
-                else (f"the oldest day kept is {snapshot.oldest_day}")
-            )
-            self.notify(f"no figures for {day}: {kept}", title="Past days", timeout=3)
+        reason = not_kept(day, snapshot.oldest_day)
+        if reason is not None:
+            self.notify(reason, title="Past days", timeout=3)
             return
         self.day = day
         self._title_day(day)  # said at once; the figures follow from the store
@@ -419,9 +415,9 @@ class MonitorApp(App[RunSummary | None]):
         if isinstance(panel, TopMovies | TrendingPanel):
             movie = panel.movie_at(event.cursor_row)
             if movie is not None:
-                snapshot = panel.snapshot
-                past_day = snapshot.day if snapshot is not None and snapshot.past else None
-                await self.open_movie(*movie, past_day if isinstance(panel, TopMovies) else None)
+                # Top movies are of the day shown; Trending is always of the present.
+                snapshot = panel.snapshot if isinstance(panel, TopMovies) else None
+                await self.open_movie(*movie, None if snapshot is None else snapshot.past_day)
 
     async def open_movie(self, movie_id: str, title: str, day: str | None = None) -> None:
         """The movie screen: at once, with its title; its figures (of today, or of a

@@ -16,31 +16,21 @@ from textual.containers import Grid
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widget import Widget
 from textual.widgets import Footer, Header, Sparkline, Static
 
 from imdb_tui.display import literal
 from imdb_tui.metrics import MovieDay
 from imdb_tui.store import StoreError
+from imdb_tui.tui.panel import DayTitled
 from imdb_tui.tui.ratings import ratings_text
 
 MovieRead = Callable[[str, str | None], Awaitable[MovieDay]]
 
 
-class MoviePart(Widget):
+class MoviePart(DayTitled):
     """A titled box of the movie screen, drawn from its MovieDay."""
 
-    TITLE = ""
-    PAST_TITLE = ""
-    """The title for a past day's figures, with {day} (none: the same as today's)."""
     movie: reactive[MovieDay | None] = reactive(None, layout=False)
-
-    def on_mount(self) -> None:
-        self.border_title = self.TITLE
-
-    def show_day(self, past_day: str | None) -> None:
-        if self.PAST_TITLE:
-            self.border_title = self.PAST_TITLE.format(day=past_day) if past_day else self.TITLE
 
 
 class MovieHeading(MoviePart):
