@@ -245,6 +245,59 @@ async def test_follow_starts_again_after_truncation_and_rotation(tmp_path: Path)
     source.stop()
 
 
+async def test_follow_notices_a_file_truncated_and_regrown_past_where_it_was(
+    tmp_path: Path,
+) -> None:
+    """copytruncate: the file is emptied and written again, longer than before, between
+    two looks. Its size says nothing; its first bytes say it is another stream."""
+    path = tmp_path / "live.jsonl"
+    path.write_bytes(b"a\nb\n")
+    source = JsonLinesSource(str(path), follow=True)
+    assert await next_lines(source, 2) == [b"a", b"b"]
+    path.write_bytes(b"c1\nd22\ne333\nf4444\n")  # longer than the old offset
+    assert await next_lines(source, 4) == [b"c1", b"d22", b"e333", b"f4444"]
+    source.stop()
+
+
+async def test_follow_notices_copytruncate_while_it_is_behind(tmp_path: Path) -> None:
+    """Truncated and regrown while the source is still reading the old lines: what it
+    had read is handed out, then the new stream from its first line, none skipped."""
+    path = tmp_path / "live.jsonl"
+    old = [b"old-%06d-" % n + b"x" * 30 for n in range(5000)]  # well past one read
+    path.write_bytes(b"\n".join(old) + b"\n")
+    source = JsonLinesSource(str(path), follow=True)
+    first = await source.read(100)
+    assert first == old[:100]
+    new = [b"new-%06d-" % n + b"y" * 30 for n in range(8000)]
+    with path.open("r+b") as rotated:  # as logrotate's copytruncate leaves it, then written
+        rotated.truncate(0)
+        rotated.write(b"\n".join(new) + b"\n")
+    got: list[object] = []
+    async with asyncio.timeout(10):
+        while new[-1] not in got:
+            got += await source.read(1000)
+    source.stop()
+    start = got.index(new[0])
+    had, cut = got[:start], len(got[:start]) + 100
+    if had and had[-1] not in old:  # the line the read stopped in: handed on, rejected
+        assert old[cut - 1].startswith(had.pop())  # type: ignore[arg-type]
+    assert had == old[100 : 100 + len(had)]  # the old lines it had read, in order
+    assert got[start:] == new  # then every new one, once
+
+
+async def test_follow_reads_a_renamed_file_to_its_end_then_the_new_one(tmp_path: Path) -> None:
+    path = tmp_path / "live.jsonl"
+    old = [b"old-%06d" % n for n in range(20_000)]
+    path.write_bytes(b"\n".join(old) + b"\n")
+    source = JsonLinesSource(str(path), follow=True)
+    first = await source.read(10)
+    path.rename(tmp_path / "live.jsonl.1")  # rotated while behind
+    path.write_bytes(b"new-1\nnew-2\n")
+    rest = await next_lines(source, len(old) - 10 + 2)
+    source.stop()
+    assert first + rest == [*old, b"new-1", b"new-2"]
+
+
 def test_follow_needs_a_plain_file(tmp_path: Path) -> None:
     (tmp_path / "x.jsonl.gz").write_bytes(b"")
     for path in ("-", str(tmp_path / "x.jsonl.gz")):

@@ -146,7 +146,7 @@ def _monitor(options: Options, refresh: float) -> None:
 def run(options: Options, duration: float | None, count: int | None) -> None:
     """Run the pipeline headless: one status line a second, then a summary.
 
-    Ctrl-C or SIGTERM stops it cleanly: the queue is drained and committed first.
+    Ctrl-C, SIGTERM or SIGHUP stops it cleanly: the queue is drained and committed first.
     """
     settings = PipelineSettings(count=count, **options.settings())
     store = open_store(options.db, pg_schema=options.pg_schema)
@@ -210,7 +210,7 @@ def describe_inputs(store: Store, pipeline: Pipeline, options: Options) -> None:
 
 async def _run_headless(pipeline: Pipeline, duration: float | None) -> RunSummary:
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(signum, pipeline.stop)
     if duration is not None:
         loop.call_later(duration, pipeline.stop)

@@ -173,13 +173,14 @@ class Consumer:
             except OutOfOrder:  # the batch before failed: it goes again first
                 if before is not None and not before.done():
                     continue
-                # The batch before was given up (stopping): so is this one.
-                self._stats.lost += len(batch.events)
+                # The batch before was given up (stopping): so is this one, and the
+                # stored positions stay before both.
+                self._stats.lose(len(batch.events), "an earlier batch could not be stored")
                 return
             except StoreError as error:
                 self._on_error(str(error))
                 if self.stopping and attempts >= 3:
-                    self._stats.lost += len(batch.events)
+                    self._stats.lose(len(batch.events), str(error))
                     return
                 await self._clock.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -191,6 +192,8 @@ class Consumer:
         stats = self._stats
         committed = self._clock.monotonic()
         stats.committed(committed, done.stored, done.duplicates, done.rejected)
+        if done.again:
+            log.info("batch %d had been committed before its writer died", batch.number)
         if self._settings.stream_time:
             stats.lags([committed - at for at in batch.queued])
         else:

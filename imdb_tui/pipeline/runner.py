@@ -197,7 +197,7 @@ class Pipeline:
             rejected=stats.rejected,
             lost=stats.lost,
             elapsed=self._clock.monotonic() - stats.started,
-            error=self._error,
+            error=self._error or stats.lost_because,
             input_error=self.input_error,
             resumed=self.resumed,
         )

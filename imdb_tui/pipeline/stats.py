@@ -18,6 +18,8 @@ class Stats:
         self.duplicates = 0
         self.rejected = 0
         self.lost = 0
+        self.lost_because: str | None = None
+        """Why the first events lost could not be stored."""
         # (monotonic time, stored so far) at each commit over the last RATE_SPAN
         # seconds, and the newest one before them: right at any number of commits.
         self._commits: deque[tuple[float, int]] = deque()
@@ -32,6 +34,12 @@ class Stats:
         self.rejected += rejected
         self._commits.append((at, self.stored))
         self._forget(at)
+
+    def lose(self, events: int, reason: str) -> None:
+        """Events given up at the end of a run, and why."""
+        self.lost += events
+        if self.lost_because is None:
+            self.lost_because = reason
 
     def lags(self, seconds: list[float]) -> None:
         self._lags.extend(seconds)

@@ -15,6 +15,7 @@ import gzip
 import hashlib
 import itertools
 import json
+import logging
 import os
 import stat
 import sys
@@ -25,6 +26,8 @@ from typing import BinaryIO
 from imdb_tui.events import MAX_LINE_BYTES, RawRecord
 from imdb_tui.sources import STDIN, Lookup, SourceError
 from imdb_tui.store import SourcePosition
+
+log = logging.getLogger(__name__)
 
 READ_BYTES = 1 << 16
 FOLLOW_POLL = 0.2
@@ -93,8 +96,9 @@ class JsonLinesSource:
     and terminals are read by the event loop itself, so that stopping never
     waits for input that may never come. With `follow`, a file is read as it
     grows, like `tail -F`: at its end the source waits for more; a partial last
-    line waits for its newline; a truncated file is read again from its start,
-    and a replaced (rotated) one is reopened.
+    line waits for its newline; a truncated file (also one truncated and written
+    again past where it was read to: its first bytes tell) is read again from its
+    start, and a replaced or renamed (rotated) one is read to its end, then reopened.
 
     An input that fails part way (a truncated .gz, a read error) hands out what
     came before it, its partial last line included, and then raises SourceError.
@@ -169,6 +173,10 @@ class JsonLinesSource:
 
     async def read(self, limit: int) -> list[RawRecord]:
         while not self._ready and not self._ended:
+            if self._follow and self._rewritten():  # copytruncate, even while behind
+                self._ready = self._from_the_top()
+                self._ends = self._lines.ends
+                continue
             try:
                 data = await self._next_bytes()
             except SourceError as error:  # hand out what came before it, then fail
@@ -242,13 +250,32 @@ class JsonLinesSource:
             # they are stored before any of it, and the new file has no offset yet.
             self._lines.ends = [0] * (len(ends) + len(self._lines.ends))
             return lines
-        if now.st_size < self._file.tell():
-            self._file.seek(0)
-            lines = self._lines.end()
-            self._new_stream()
-            self._lines.ends = [0] * len(lines)
-            return lines
+        if self._rewritten():
+            return self._from_the_top()
         return []
+
+    def _rewritten(self) -> bool:
+        """Whether the followed file was truncated, or truncated and written again past
+        where it was read to (copytruncate), whatever its size: its first bytes are no
+        longer the ones read."""
+        try:
+            descriptor = self._file.fileno()
+            if os.fstat(descriptor).st_size < self._file.tell():
+                return True
+            head = bytes(self._head)
+            return bool(head) and os.pread(descriptor, len(head), 0) != head
+        except (OSError, ValueError):  # closed: the end of the input is handled there
+            return False
+
+    def _from_the_top(self) -> list[bytes]:
+        """Read a truncated or rewritten file from its start: the partial last line of
+        what came before is handed on (to be rejected rather than lost)."""
+        self._file.seek(0)
+        lines = self._lines.end()
+        self._new_stream()
+        self._lines.ends = [0] * len(lines)
+        log.warning("%s was truncated: reading it from its start", self.name)
+        return lines
 
     def _new_stream(self) -> None:
         """A truncated or replaced file: offsets count from its start again."""

@@ -37,6 +37,39 @@ class StoreError(Exception):
     """A storage problem, said in one line a user can act on."""
 
 
+class OutOfOrder(StoreError):
+    """A batch refused because the one before it is not stored yet: write that first."""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchMark:
+    """Which write a batch is: the writer's id (one a run) and its batch number, and the
+    number of the batch that must be stored before it (None: it is the writer's first).
+
+    The store keeps the marks of the batches it committed, in their transactions, so a
+    batch sent again (after a writer process died, or a connection dropped while its
+    commit was under way) is recognised and answered with what it did the first time,
+    never stored twice, and never stored ahead of an earlier one."""
+
+    writer: str
+    number: int
+    after: int | None
+
+
+class AlreadyStored(Exception):
+    """The batch was committed before: what it did then (nothing is written again)."""
+
+    def __init__(self, stored: int, duplicates: int, rejected: int) -> None:
+        super().__init__(stored, duplicates, rejected)
+        self.stored = stored
+        self.duplicates = duplicates
+        self.rejected = rejected
+
+
+BATCH_MARKS_KEPT: Final = 64
+"""Marks kept a writer (far more than the writes ever in flight at once)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Aggregates:
     """What one batch adds to the metric tables (see metrics.Aggregator)."""
@@ -107,6 +140,7 @@ class BatchWriter(Protocol):
         aggregates: Aggregates | None = None,
         positions: Sequence[SourcePosition] = (),
         health: PipelineHealth | None = None,
+        mark: BatchMark | None = None,
     ) -> list[Event]:
         """Store a batch in one transaction and return the events that were new.
 
@@ -115,7 +149,15 @@ class BatchWriter(Protocol):
         (`aggregates`, if given, is `aggregate(events)` worked out ahead: used when
         every event is new). The positions and the health row go in the same
         transaction, so a stored position never runs ahead of the stored events.
+
+        With a `mark`, the batch is written only once, and only after the batch it
+        names: a mark already stored raises AlreadyStored (with what it did then), and
+        one whose `after` is not stored raises OutOfOrder.
         """
+        ...
+
+    def forget_writer(self, writer: str) -> None:
+        """Drop a writer's batch marks (it closed: none of its batches comes again)."""
         ...
 
     def put_health(self, health: PipelineHealth) -> None:

@@ -38,12 +38,14 @@ from imdb_tui.store import (
     HEALTH_FIELDS,
     AggregateFn,
     Aggregates,
+    BatchMark,
     DeadLetter,
     SourcePosition,
     StoreError,
     TopMovie,
     health_from_rows,
     health_row,
+    marks,
     movie_of,
     next_minute,
     recent_cutoff,
@@ -229,6 +231,9 @@ MIGRATIONS: Final = (
         users       bigint NOT NULL              -- users with an event that day
     );
     """,
+    # 8: the marks of the batches committed, so a batch sent again after its writer
+    # died is known and never stored twice (see store/marks.py).
+    marks.TABLE,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
@@ -529,10 +534,20 @@ class PostgresStore:
         aggregates: Aggregates | None = None,
         positions: Sequence[SourcePosition] = (),
         health: PipelineHealth | None = None,
+        mark: BatchMark | None = None,
     ) -> list[Event]:
         """See BatchWriter.write_batch."""
 
         def write(db: psycopg.Connection[Any]) -> list[Event]:
+            def find(sql: str, args: Sequence[object]) -> Any:
+                return db.execute(_pg(sql), args).fetchone()
+
+            if mark is not None:
+                # Claimed first: a commit of the same mark under way (a writer that died
+                # as it committed) is waited for, then seen.
+                claim = (mark.writer, mark.number, received_at)
+                claimed = db.execute(_pg(marks.CLAIM), claim).rowcount == 1
+                marks.check(find, mark, this_one=not claimed)
             stored: Sequence[Event] = events
             sums = aggregates
             if events:
@@ -575,9 +590,19 @@ class PostgresStore:
                     duplicates=len(events) - len(stored),
                     dead_letters=len(rejections),
                 )
+                if mark is not None:
+                    done = (len(stored), len(events) - len(stored), len(rejections))
+                    db.execute(_pg(marks.SETTLE), (*done, mark.writer, mark.number))
+                    trim, old = marks.trim(mark)
+                    db.execute(_pg(trim), old)
+            if mark is not None:
+                marks.written(mark)  # after the pipeline's answers are read
             return list(stored)
 
         return self._run(write)
+
+    def forget_writer(self, writer: str) -> None:
+        self._run(lambda db: db.execute(_pg(marks.FORGET), (writer,)))
 
     def _insert_events(self, db: psycopg.Connection[Any], events: Sequence[Event]) -> set[str]:
         """Insert the events whose ids are new; return those ids.
@@ -648,6 +673,8 @@ class PostgresStore:
                 db.execute("DELETE FROM movie_user_counts WHERE day < %s", (before[:10],))
             if self._version >= 7:
                 db.execute("DELETE FROM users_daily WHERE day < %s", (before[:10],))
+            if self._version >= 8:  # marks a killed run left behind
+                db.execute(_pg(marks.EXPIRE), (before,))
             # Users first, then their minutes' counts: whole minutes, so the counts
             # stay their sums (a writer moving a user holds its row until it commits).
             db.execute("DELETE FROM user_activity WHERE last_seen < %s", (minute,))
@@ -994,6 +1021,11 @@ def _first_of_each(events: Sequence[Event], new: set[str]) -> list[Event]:
 
 def _health_row(health: PipelineHealth) -> tuple[object, ...]:
     return tuple(_text(value) if isinstance(value, str) else value for value in health_row(health))
+
+
+def _pg(sql: str) -> str:
+    """A statement written once for every backend (`?` placeholders) in psycopg's form."""
+    return sql.replace("?", "%s")
 
 
 def _text(value: str) -> str:

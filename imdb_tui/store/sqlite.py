@@ -12,12 +12,13 @@ import functools
 import itertools
 import json
 import sqlite3
+import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import tzinfo
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from urllib.parse import quote
 
 from imdb_tui.catalog import Movie
@@ -29,12 +30,14 @@ from imdb_tui.store import (
     HEALTH_FIELDS,
     AggregateFn,
     Aggregates,
+    BatchMark,
     DeadLetter,
     SourcePosition,
     StoreError,
     TopMovie,
     health_from_rows,
     health_row,
+    marks,
     movie_of,
     next_minute,
     recent_cutoff,
@@ -47,6 +50,7 @@ WRITE_BUSY_SECONDS: Final = 0.5
 pipeline, which shows that it is waiting: at once, rather than after a silent stall."""
 APPLICATION_ID: Final = 0x494D4442  # "IMDB", in the file header: this file is ours
 MEMORY: Final = ":memory:"
+T = TypeVar("T")
 
 # Migration N takes a file from schema version N to N + 1 (PRAGMA user_version).
 MIGRATIONS: Final = (
@@ -238,6 +242,9 @@ MIGRATIONS: Final = (
         PRIMARY KEY (day, movie_id, user_id)
     ) WITHOUT ROWID;
     """,
+    # 12: the marks of the batches committed, so a batch sent again after its writer
+    # died is known and never stored twice (see store/marks.py).
+    marks.TABLE + " WITHOUT ROWID;",
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 _OUR_TABLES: Final = frozenset(
@@ -264,6 +271,7 @@ _OUR_TABLES: Final = frozenset(
         "movie_views_per_minute",
         "users_daily",
         "movie_users_pending",
+        "batch_marks",
     }
 )
 
@@ -528,6 +536,36 @@ class SqliteStore:
             )
 
     def _prepare(self) -> None:
+        """Check the file is ours (or new) before anything is written to it, then create
+        or migrate the schema under the write lock, the version read again inside it:
+        any number of runs started together on a new file all start."""
+        db = self._db
+        self._refuse_foreign()
+        mode = _retry_busy(lambda: db.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        if mode not in ("wal", "memory"):  # pragma: no cover - a file system without WAL
+            raise StoreError(f"{self.path}: cannot switch to WAL mode (got {mode})")
+        # WAL with synchronous=NORMAL: a crashed program loses nothing committed;
+        # a power cut may lose the last few commits but never corrupts the file.
+        db.execute("PRAGMA synchronous = NORMAL")
+        # Taking the write lock now also fails a read-only file here, not at the first batch.
+        _retry_busy(lambda: db.execute("BEGIN IMMEDIATE"))
+        try:
+            self._refuse_foreign()  # another program may have written it meanwhile
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            for step in range(version, SCHEMA_VERSION):
+                for statement in _split_sql(MIGRATIONS[step]):
+                    db.execute(statement)
+            if version < SCHEMA_VERSION:
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            db.execute("COMMIT")
+        finally:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+
+    def _refuse_foreign(self) -> None:
+        """A StoreError, changing nothing, unless the file is new or an imdb-tui database
+        this version understands."""
         db = self._db
         application_id = db.execute("PRAGMA application_id").fetchone()[0]
         version = db.execute("PRAGMA user_version").fetchone()[0]
@@ -538,25 +576,16 @@ class SqliteStore:
                 f"{self.path} has schema version {version}, newer than this imdb-tui"
                 f" understands ({SCHEMA_VERSION}): upgrade imdb-tui"
             )
-        if version == 0:
-            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        if application_id == 0:  # new, or written by another program (ours carry the id)
+            tables = {
+                row[0]
+                for row in db.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'"
+                    " AND name NOT LIKE 'sqlite%'"
+                )
+            }
             if tables - _OUR_TABLES:
                 raise StoreError(f"{self.path} is an SQLite database of another program")
-        mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if mode not in ("wal", "memory"):  # pragma: no cover - a file system without WAL
-            raise StoreError(f"{self.path}: cannot switch to WAL mode (got {mode})")
-        # Take the write lock once now: a read-only file fails here, not at the first batch.
-        db.execute("BEGIN IMMEDIATE")
-        db.execute("ROLLBACK")
-        # WAL with synchronous=NORMAL: a crashed program loses nothing committed;
-        # a power cut may lose the last few commits but never corrupts the file.
-        db.execute("PRAGMA synchronous = NORMAL")
-        for step in range(version, SCHEMA_VERSION):
-            db.executescript(
-                f"BEGIN IMMEDIATE; {MIGRATIONS[step]};"
-                f" PRAGMA user_version = {step + 1};"
-                f" PRAGMA application_id = {APPLICATION_ID}; COMMIT;"
-            )
 
     # Writing -----------------------------------------------------------------
 
@@ -620,10 +649,13 @@ class SqliteStore:
         aggregates: Aggregates | None = None,
         positions: Sequence[SourcePosition] = (),
         health: PipelineHealth | None = None,
+        mark: BatchMark | None = None,
     ) -> list[Event]:
         """See BatchWriter.write_batch."""
         db = self._db
         with self._transaction():
+            if mark is not None:  # under the write lock: no other writer is between
+                marks.check(lambda sql, args: db.execute(sql, args).fetchone(), mark)
             stored: Sequence[Event] = events
             if self._insert(_INSERT_EVENT, events) != len(events):
                 # Some ids were already stored, or came twice: undo, keep the new ones, redo.
@@ -650,7 +682,25 @@ class SqliteStore:
                 )
             if health is not None:
                 db.execute(_PUT_HEALTH, health_row(health))
+            if mark is not None:
+                db.execute(
+                    marks.ADD,
+                    (
+                        mark.writer,
+                        mark.number,
+                        len(stored),
+                        len(events) - len(stored),
+                        len(rejections),
+                        received_at,
+                    ),
+                )
+                db.execute(*marks.trim(mark))
+                marks.written(mark)
         return list(stored)
+
+    def forget_writer(self, writer: str) -> None:
+        with self._transaction():
+            self._db.execute(marks.FORGET, (writer,))
 
     def put_health(self, health: PipelineHealth) -> None:
         with self._transaction():
@@ -734,6 +784,8 @@ class SqliteStore:
                 self._db.execute("DELETE FROM users_daily WHERE day < ?", (before[:10],))
             if self._version >= 11:
                 self._db.execute("DELETE FROM movie_users_pending WHERE day < ?", (before[:10],))
+            if self._version >= 12:  # marks a killed run left behind
+                self._db.execute(marks.EXPIRE, (before,))
             # Whole minutes of users, so the per-minute counts stay their sums.
             self._db.execute("DELETE FROM user_activity WHERE last_seen < ?", (before[:16],))
             self._db.execute(
@@ -1079,6 +1131,32 @@ def _json_rows_sql(head: str, tail: str, width: int) -> str:
     columns = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(width))
     # "WHERE true" tells SQLite the ON CONFLICT belongs to the INSERT.
     return f"{head} SELECT {columns} FROM json_each(?) WHERE true{tail}"  # noqa: S608 (constants)
+
+
+def _split_sql(script: str) -> list[str]:
+    """A script's statements, one by one (executescript would commit the transaction)."""
+    statements, pending = [], ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                statements.append(pending)
+            pending = ""
+    return statements
+
+
+def _retry_busy(work: Callable[[], T], seconds: float = 30.0) -> T:
+    """`work`, tried again while another program holds the lock it needs (runs started
+    together on a new file take turns), up to `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return work()
+        except sqlite3.OperationalError as error:
+            text = str(error)
+            if ("locked" not in text and "busy" not in text) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _connect(path: str, busy: float = 5.0) -> sqlite3.Connection:

@@ -11,10 +11,22 @@ is written on a thread.
 
 Either writer takes the same requests (plain values, so that they can cross a
 pipe), carries them out with the same `_handle`, in order, and answers each with
-the same small results; several writes may be in flight. Each write names the
-write before it: one that fails makes the writer refuse the later ones until it
-is written again, so a batch (and the source positions it carries) is never
-stored ahead of an earlier one.
+the same small results; several writes may be in flight.
+
+Nothing is lost or doubled whatever dies, whenever:
+
+- Each batch goes with a BatchMark (this writer's id, its number, the number before
+  it), stored in its transaction. The store refuses a batch whose predecessor is not
+  stored (OutOfOrder) and answers a batch it already has with what it did then
+  (AlreadyStored), so positions never run ahead of an unstored batch, and a batch
+  sent twice is stored once and counted once.
+- A child that dies (killed, out of memory, a crash) is replaced at once by the
+  thread that reads its answers, and every request it had not answered is sent to
+  the new one, in order: one that it did commit comes back as already stored. Only
+  after RESTARTS deaths in a row with no answer between do the waiting writes fail,
+  with a StoreError saying how the child died.
+- A child whose parent dies exits at once (a thread waits on the parent), so the
+  next run, reading the stored positions, does not race a batch still being written.
 """
 
 from __future__ import annotations
@@ -22,11 +34,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import marshal
 import multiprocessing
+import os
 import signal
 import sys
 import threading
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -40,13 +55,29 @@ from imdb_tui.catalog import Movie
 from imdb_tui.events import FIELDS, Event, Rejection
 from imdb_tui.health import PipelineHealth
 from imdb_tui.metrics import Aggregator
-from imdb_tui.store import Aggregates, SourcePosition, Store, StoreError
+from imdb_tui.store import (
+    Aggregates,
+    AlreadyStored,
+    BatchMark,
+    OutOfOrder,
+    SourcePosition,
+    Store,
+    StoreError,
+    marks,
+)
+
+__all__ = ["OutOfOrder", "ProcessWriter", "ThreadWriter", "Writer", "Written"]
+
+log = logging.getLogger(__name__)
 
 LAG_SAMPLES: Final = 256
-
-
-class OutOfOrder(StoreError):
-    """A batch refused because the one before it is not stored yet: write that first."""
+RESTARTS: Final = 3
+"""Writer children that may die in a row, with nothing answered between, before the
+writes waiting on them fail."""
+FAULT: Final = "IMDB_TUI_WRITER_FAULT"
+"""For tests: `WHO:STEP@BATCH[+term]` makes the first writer child kill itself
+(WHO=child), its parent (parent) or both with SIGKILL at STEP (received, committing,
+committed) of batch number BATCH; see `_Fault`."""
 
 
 _new_event = tuple.__new__
@@ -61,6 +92,9 @@ class Written:
     rejected: int
     sample_times: list[str]
     """event_time of up to LAG_SAMPLES of the stored events, for the lag figures"""
+    again: bool = False
+    """The batch had been committed before (by a writer child that died before it
+    answered): the counts are what it did then."""
 
 
 _AGGREGATES: Final = tuple(f.name for f in fields(Aggregates))
@@ -69,6 +103,12 @@ _AGGREGATES: Final = tuple(f.name for f in fields(Aggregates))
 
 class Writer:
     """Writes go as requests of plain values (see `_handle`), the same for either writer."""
+
+    def __init__(self) -> None:
+        self.id = uuid.uuid4().hex
+        """This writer's name in the batch marks: one a run."""
+        self.restarts = 0
+        """Writer children started again after one died."""
 
     async def _call(self, *request: Any) -> Any:
         raise NotImplementedError
@@ -87,8 +127,9 @@ class Writer:
         """Write (or write again) batch `number`, which is stored only once batch
         `after` is (None: it is the first)."""
         flat = list(itertools.chain.from_iterable(events))
-        stored, duplicates, rejected, sample = await self._call(
+        stored, duplicates, rejected, sample, again = await self._call(
             "write",
+            self.id,
             number,
             after,
             flat,
@@ -98,7 +139,7 @@ class Writer:
             [(p.source, p.position) for p in positions],
             None if health is None else astuple(health),
         )
-        return Written(stored, duplicates, rejected, sample)
+        return Written(stored, duplicates, rejected, sample, again)
 
     async def put_health(self, health: PipelineHealth) -> None:
         await self._call("health", astuple(health))
@@ -121,6 +162,11 @@ class Writer:
     async def save_movies(self, movies: Sequence[Movie]) -> None:
         await self._call("save_movies", [(m.movie_id, m.title, m.year, m.genres) for m in movies])
 
+    async def forget(self) -> None:
+        """Drop this writer's batch marks: called once its last batch is answered."""
+        with contextlib.suppress(StoreError):  # a killed run's marks go with retention
+            await self._call("forget", self.id)
+
     async def close(self) -> None:
         raise NotImplementedError
 
@@ -131,19 +177,20 @@ class ThreadWriter(Writer):
     def __init__(
         self, store: Store, tz: tzinfo | None, thread: ThreadPoolExecutor | None = None
     ) -> None:
+        super().__init__()
         self._store = store
         self._aggregate = Aggregator(tz)
-        self._order = _Order()
         self._owns_thread = thread is None
         self._thread = thread or ThreadPoolExecutor(1, thread_name_prefix="imdb-tui-writer")
 
     async def _call(self, *request: Any) -> Any:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            self._thread, _handle, self._store, self._aggregate, self._order, request
+            self._thread, _handle, self._store, self._aggregate, request
         )
 
     async def close(self) -> None:
+        await self.forget()
         if self._owns_thread:
             self._thread.shutdown(wait=True)
 
@@ -151,52 +198,89 @@ class ThreadWriter(Writer):
 class ProcessWriter(Writer):
     """The store written by a child process, fed batches through a pipe.
 
-    Requests are sent in order by one thread and answered in order; a second
-    thread reads the answers and settles the oldest waiting future. Batches go as
-    marshal data (flat lists of str, int and None): the cheapest encoding there is.
-    If the child dies, waiting writes fail with a StoreError and the next request
-    starts a new child.
+    Requests are sent in order by one thread and answered in order; each child has a
+    thread reading its answers, which settles the oldest waiting future and, when the
+    child dies, starts the next one and sends it what is still unanswered. Batches go
+    as marshal data (flat lists of str, int and None): the cheapest encoding there is.
     """
 
     def __init__(self, opener: Callable[[], Store], tz: tzinfo | None) -> None:
         """`opener` opens the store in the child: it must pickle (functools.partial)."""
+        super().__init__()
         self._opener = opener
         self._tz = tz
         self._sender = ThreadPoolExecutor(1, thread_name_prefix="imdb-tui-send")
-        self._waiting: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]] = deque()
-        self._lock = threading.Lock()  # guards the child and `_waiting` when it dies
+        # Unanswered requests, oldest first: sent again, in order, to a new child.
+        self._waiting: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], bytes]] = deque()
+        self._lock = threading.Lock()  # guards the child and `_waiting`
         self._child: _Child | None = None
+        self._deaths = 0  # children died in a row, with nothing answered between
+        self._started = 0  # children started
 
     async def _call(self, *request: Any) -> Any:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         payload = marshal.dumps(request)
         with self._lock:
-            if self._child is None or not self._child.alive:
-                self._child = _Child(self._opener, self._tz, self._answered)
-            child = self._child
-            self._waiting.append((loop, future))
-        loop.run_in_executor(self._sender, child.send, payload)
+            if self._child is None:
+                self._child = self._start()
+            self._waiting.append((loop, future, payload))
+            self._sender.submit(self._child.send, payload)  # in order: one sending thread
         return await future
 
-    def _answered(self, answer: tuple[str, Any] | None) -> None:
-        """On the reader thread: settle the oldest request (None: the child is gone)."""
-        settled: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], Any]]
+    def _start(self) -> _Child:
+        """A new child (the lock held)."""
+        self._started += 1
+        fault = os.environ.get(FAULT) if self._started == 1 else None
+        return _Child(self._opener, self._tz, self._answered, self._died, fault)
+
+    def _answered(self, answer: tuple[str, Any]) -> None:
+        """On the reader thread: settle the oldest request."""
         with self._lock:
-            if answer is None:
-                settled = [(loop, future, None) for loop, future in self._waiting]
+            self._deaths = 0
+            if not self._waiting:  # pragma: no cover - an answer nothing asked for
+                return
+            loop, future, _ = self._waiting.popleft()
+        with contextlib.suppress(RuntimeError):  # the loop is already closed
+            loop.call_soon_threadsafe(_settle, future, answer)
+
+    def _died(self, child: _Child) -> None:
+        """On the dead child's reader thread, once every answer it sent is read."""
+        how = child.reap()
+        failed: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], bytes]] = []
+        with self._lock:
+            if self._child is not child:  # closed, or replaced already
+                return
+            self._child = None
+            if not self._waiting:
+                return  # the next request starts a new child
+            self._deaths += 1
+            if self._deaths > RESTARTS:
+                failed = list(self._waiting)
                 self._waiting.clear()
-            elif self._waiting:
-                loop, future = self._waiting.popleft()
-                settled = [(loop, future, answer)]
+                self._deaths = 0
             else:
-                settled = []
-        for loop, future, outcome in settled:
-            with contextlib.suppress(RuntimeError):  # the loop is already closed
-                loop.call_soon_threadsafe(_settle, future, outcome)
+                self._child = new = self._start()
+                self.restarts += 1
+                for _, _, payload in self._waiting:
+                    self._sender.submit(new.send, payload)
+                unanswered = len(self._waiting)
+        if not failed:
+            log.warning(
+                "the writer process %s; a new one takes the %d writes it had not answered",
+                how,
+                unanswered,
+            )
+            return
+        message = f"the writer process {how}, {RESTARTS + 1} times in a row"
+        log.error("%s", message)
+        for loop, future, _ in failed:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, future, ("error", message))
 
     async def close(self) -> None:
         """Stop the child once it has answered everything sent before."""
+        await self.forget()
         with self._lock:
             child, self._child = self._child, None
         loop = asyncio.get_running_loop()
@@ -205,12 +289,10 @@ class ProcessWriter(Writer):
         self._sender.shutdown(wait=True)
 
 
-def _settle(future: asyncio.Future[Any], outcome: tuple[str, Any] | None) -> None:
+def _settle(future: asyncio.Future[Any], outcome: tuple[str, Any]) -> None:
     if future.done():
         return
-    if outcome is None:
-        future.set_exception(StoreError("the writer process stopped unexpectedly"))
-    elif outcome[0] == "error":
+    if outcome[0] == "error":
         future.set_exception(StoreError(outcome[1]))
     elif outcome[0] == "order":
         future.set_exception(OutOfOrder(outcome[1]))
@@ -221,35 +303,57 @@ def _settle(future: asyncio.Future[Any], outcome: tuple[str, Any] | None) -> Non
 class _Child:
     """One writer process, its pipe and the thread reading its answers."""
 
-    def __init__(self, opener: Callable[[], Store], tz: tzinfo | None, answered: Any) -> None:
+    def __init__(
+        self,
+        opener: Callable[[], Store],
+        tz: tzinfo | None,
+        answered: Callable[[tuple[str, Any]], None],
+        died: Callable[[_Child], None],
+        fault: str | None,
+    ) -> None:
         context = multiprocessing.get_context("spawn")  # fork is unsafe with threads
         self._connection, theirs = context.Pipe()
         self._process = context.Process(
-            target=_serve, args=(theirs, opener, tz), name="imdb-tui-writer", daemon=True
+            target=_serve,
+            args=(theirs, opener, tz, fault),
+            name="imdb-tui-writer",
+            daemon=True,
         )
         with _interrupts_ignored(), _stderr_with_descriptor():
             self._process.start()
         theirs.close()
-        self.alive = True
         self._answered = answered
+        self._died = died
         self._reader = threading.Thread(target=self._read, name="imdb-tui-answers", daemon=True)
         self._reader.start()
 
     def send(self, payload: bytes) -> None:
-        try:
+        with contextlib.suppress(OSError):  # it died: its reader thread starts the next
             self._connection.send_bytes(payload)
-        except OSError:
-            self.alive = False  # the reader thread sees the end and fails what waits
 
     def _read(self) -> None:
         while True:
             try:
                 answer = marshal.loads(self._connection.recv_bytes())
             except (EOFError, OSError):
-                self.alive = False
-                self._answered(None)
+                self._died(self)
                 return
             self._answered(answer)
+
+    def reap(self) -> str:
+        """Wait for the dead child and say how it ended."""
+        self._process.join(timeout=10)
+        self._connection.close()
+        code = self._process.exitcode
+        if code is None:  # pragma: no cover - it closed its pipe and lives on
+            self._process.kill()
+            self._process.join()
+            return "stopped answering"
+        if code < 0:
+            with contextlib.suppress(ValueError):
+                return f"was killed by {signal.Signals(-code).name}"
+            return f"was killed by signal {-code}"
+        return f"exited with status {code}"
 
     def stop(self) -> None:
         self.send(marshal.dumps(("stop",)))
@@ -295,12 +399,21 @@ def _stderr_with_descriptor() -> Any:
         sys.stderr = replaced
 
 
-def _serve(connection: Connection, opener: Callable[[], Store], tz: tzinfo | None) -> None:
+def _serve(
+    connection: Connection, opener: Callable[[], Store], tz: tzinfo | None, fault: str | None
+) -> None:
     """The child's loop: answer each request in order until told to stop."""
+    # A group of its own: Ctrl-C and a closed terminal reach the parent, which drains
+    # and then stops it (one that dies before this line is started again).
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with_parent()
     store: Store | None = None
     aggregate = Aggregator(tz)
-    order = _Order()
+    hurt = _Fault(fault)
+    if hurt.step == "committing":
+        marks.before_commit = lambda mark: hurt.at("committing", ("write", "", mark.number))
     while True:
         try:
             request = marshal.loads(connection.recv_bytes())
@@ -311,7 +424,9 @@ def _serve(connection: Connection, opener: Callable[[], Store], tz: tzinfo | Non
         try:
             if store is None:
                 store = opener()
-            answer: tuple[str, Any] = ("ok", _handle(store, aggregate, order, request))
+            hurt.at("received", request)
+            answer: tuple[str, Any] = ("ok", _handle(store, aggregate, request))
+            hurt.at("committed", request)
         except OutOfOrder as error:
             answer = ("order", str(error))
         except StoreError as error:
@@ -326,39 +441,80 @@ def _serve(connection: Connection, opener: Callable[[], Store], tz: tzinfo | Non
         store.close()
 
 
-class _Order:
-    """The number of the last batch this writer stored (None: none yet, so any may go)."""
+def _exit_with_parent() -> None:
+    """Exit at once when the parent process dies (a transaction under way is rolled
+    back), so that a run started next never races a batch of the dead one."""
+    parent = multiprocessing.parent_process()
+    if parent is None:  # pragma: no cover - always a spawned child
+        return
 
-    last: int | None = None
+    def wait() -> None:
+        parent.join()
+        os._exit(1)
+
+    threading.Thread(target=wait, name="imdb-tui-parent", daemon=True).start()
 
 
-def _handle(store: Store, aggregate: Aggregator, order: _Order, request: tuple[Any, ...]) -> Any:
+class _Fault:
+    """A test hook (FAULT): stop at a chosen step of a chosen batch, as a crash would."""
+
+    def __init__(self, spec: str | None) -> None:
+        """`spec`: WHO:STEP@BATCH, and `+term` to send the parent SIGTERM first (a stop
+        arriving while the next child starts)."""
+        self.who = self.step = ""
+        self.batch = -1
+        self.term = False
+        if spec:
+            spec, _, term = spec.partition("+")
+            who_step, _, batch = spec.partition("@")
+            self.who, _, self.step = who_step.partition(":")
+            self.batch = int(batch)
+            self.term = term == "term"
+
+    def at(self, step: str, request: tuple[Any, ...]) -> None:
+        if step != self.step or request[0] != "write" or request[2] != self.batch:
+            return
+        if self.term:
+            os.kill(os.getppid(), signal.SIGTERM)
+        if self.who in ("parent", "both"):
+            os.kill(os.getppid(), signal.SIGKILL)
+        if self.who in ("child", "both"):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _handle(store: Store, aggregate: Aggregator, request: tuple[Any, ...]) -> Any:
     """Carry out one request (on the writer's thread or in the child) and answer it."""
     kind, *args = request
     if kind == "write":
-        number, after, flat, rejections, received_at, aggregates, positions, health = args
-        if order.last is not None and after is not None and after != order.last:
-            raise OutOfOrder(f"batch {after} is not stored yet; batches are stored in order")
+        writer, number, after, flat, rejections, received_at, aggregates, positions, health = args
         events = list(map(_new_event, repeat(Event), _rows(flat, len(FIELDS))))
-        stored = store.write_batch(
-            events,
-            [Rejection(*r) for r in rejections],
-            received_at,
-            aggregate,
-            aggregate.who(Aggregates(*aggregates), events),  # counts came; who is added here
-            [SourcePosition(*p) for p in positions],
-            None if health is None else PipelineHealth(*health),
-        )
-        order.last = number
+        mark = BatchMark(writer, number, after)
+        try:
+            stored = store.write_batch(
+                events,
+                [Rejection(*r) for r in rejections],
+                received_at,
+                aggregate,
+                aggregate.who(Aggregates(*aggregates), events),  # counts came; who is added here
+                [SourcePosition(*p) for p in positions],
+                None if health is None else PipelineHealth(*health),
+                mark,
+            )
+        except AlreadyStored as done:
+            return (done.stored, done.duplicates, done.rejected, [], True)
         step = max(1, len(stored) // LAG_SAMPLES)
         return (
             len(stored),
             len(events) - len(stored),
             len(rejections),
             [event.event_time for event in stored[::step]],
+            False,
         )
     if kind == "health":
         store.put_health(PipelineHealth(*args[0]))
+        return None
+    if kind == "forget":
+        store.forget_writer(args[0])
         return None
     if kind == "prune":
         return store.prune(*args)
