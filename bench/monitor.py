@@ -110,7 +110,7 @@ def fill_yesterday(db: Path, count: int = 50_000) -> None:
     store = open_store(db)
     aggregate = Aggregator(None)
     for _ in range(count // 1000):
-        events, _ = validate_many(simulator.records(1000), time.time())
+        events, _, _ = validate_many(simulator.records(1000))
         store.write_batch(events, [], "", aggregate)
         clock.advance(1.0)
     store.close()

@@ -85,3 +85,14 @@ def millis_text(ms: float) -> str:
     if ms < 1_000:
         return f"{ms:,.0f} ms"
     return f"{ms / 1000:.1f} s" if ms < 10_000 else f"{ms / 1000:,.0f} s"
+
+
+def span_text(seconds: float) -> str:
+    """A longer span, short: 40 s, 12 min, 5.5 h, 10.0 d."""
+    if seconds < 90:
+        return f"{seconds:,.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:,.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:,.1f} h"
+    return f"{seconds / 86400:,.1f} d"

@@ -113,31 +113,41 @@ class _Invalid(Exception):
     """Raised inside validation with the reason; never escapes `validate`."""
 
 
-def validate(raw: RawRecord, now: float) -> Event | Rejection:
-    """Turn a raw record into an Event, or a Rejection with a short reason."""
-    event = _quick_any(raw, latest_time(now))
-    return event if event is not None else _validate(raw, now)
+def validate(raw: RawRecord) -> Event | Rejection:
+    """Turn a raw record into an Event, or a Rejection with a short reason.
+
+    No event is turned away for its time: this machine's clock may be wrong (one
+    behind would reject every real event as "in the future"). Events ahead of the
+    clock are stored, and the metrics say how many there are (see `latest_time`).
+    """
+    event = _quick_any(raw)
+    return event if event is not None else _validate(raw)
 
 
-def validate_many(records: list[RawRecord], now: float) -> tuple[list[Event], list[Rejection]]:
-    """`validate` over a chunk of records, split into events and rejections."""
+def validate_many(records: list[RawRecord]) -> tuple[list[Event], list[Rejection], int]:
+    """`validate` over a chunk of records, split into events and rejections, and the
+    number of blank lines skipped (counted, not kept: a file of newlines is no error)."""
     events: list[Event] = []
     rejections: list[Rejection] = []
-    quick, add_event, latest = _quick_any, events.append, latest_time(now)
+    blank = 0
+    quick, add_event = _quick_any, events.append
     for raw in records:
-        event = quick(raw, latest)
+        event = quick(raw)
         if event is not None:
             add_event(event)
             continue
-        result = _validate(raw, now)
+        if isinstance(raw, bytes | str) and not raw.strip():
+            blank += 1
+            continue
+        result = _validate(raw)
         if type(result) is Event:
             add_event(result)
         else:
             rejections.append(result)  # type: ignore[arg-type]
-    return events, rejections
+    return events, rejections, blank
 
 
-def event_seconds(raw: RawRecord, now: float) -> float | None:
+def event_seconds(raw: RawRecord) -> float | None:
     """The epoch seconds of a raw record's event time if it has a valid one, else None.
 
     For pacing a replay before validation proper: a record with no usable time is
@@ -146,21 +156,21 @@ def event_seconds(raw: RawRecord, now: float) -> float | None:
     try:
         record = raw if isinstance(raw, Mapping) else _parse_line(raw)
         text = record.get("event_time")
-        return seconds(_time(text, latest_time(now))) if type(text) is str else None
+        return seconds(_time(text)) if type(text) is str else None
     except _Invalid:
         return None
 
 
 def latest_time(now: float) -> str:
-    """The latest event time accepted at `now`, canonical (MAX_FUTURE_SECONDS ahead, to
-    the millisecond): canonical times compare as strings, so each event needs no more."""
+    """The latest event time not ahead of the clock at `now`, canonical (MAX_FUTURE_SECONDS
+    of leeway, to the millisecond): canonical times compare as strings."""
     return utc_iso(now + MAX_FUTURE_SECONDS)
 
 
-def _validate(raw: RawRecord, now: float) -> Event | Rejection:
+def _validate(raw: RawRecord) -> Event | Rejection:
     try:
         record = raw if isinstance(raw, Mapping) else _parse_line(raw)
-        return _event(record, latest_time(now))
+        return _event(record)
     except _Invalid as invalid:
         return _reject(raw, str(invalid))
 
@@ -168,7 +178,7 @@ def _validate(raw: RawRecord, now: float) -> Event | Rejection:
 _ABSENT: Final = object()
 
 
-def _quick(record: dict[str, Any], latest: str) -> Event | None:
+def _quick(record: dict[str, Any]) -> Event | None:
     """The common valid event, checked in one pass; None sends it the careful way.
 
     It accepts nothing that `_event` rejects (a property test holds them together).
@@ -191,7 +201,6 @@ def _quick(record: dict[str, Any], latest: str) -> Event | None:
         and _FAST.fullmatch(
             f"{event_id}\x1f{user_id}\x1f{session_id}\x1f{movie_id}\x1f{event_time}"
         )
-        and event_time <= latest
         and (event_time[:10] in _days or _new_day(event_time[:10]))
     ):
         return None
@@ -221,7 +230,7 @@ def _new_day(day: str) -> bool:
     return True
 
 
-def _quick_any(raw: RawRecord, latest: str) -> Event | None:
+def _quick_any(raw: RawRecord) -> Event | None:
     """The fast path for a mapping (the simulator's) or a JSON line (a file's)."""
     if isinstance(raw, bytes):
         if len(raw) > MAX_LINE_BYTES:
@@ -231,8 +240,8 @@ def _quick_any(raw: RawRecord, latest: str) -> Event | None:
             record = orjson.loads(raw if type(raw) is bytes else memoryview(raw))
         except orjson.JSONDecodeError:  # the careful way says what is wrong
             return None
-        return _quick(record, latest) if type(record) is dict else None
-    return _quick(raw, latest) if type(raw) is dict else None
+        return _quick(record) if type(record) is dict else None
+    return _quick(raw) if type(raw) is dict else None
 
 
 _new_event = tuple.__new__  # builds the NamedTuple without its Python-level __new__
@@ -276,14 +285,14 @@ def _parse_line(line: str | bytes) -> Mapping[str, Any]:
     return record
 
 
-def _event(record: Mapping[str, Any], latest: str) -> Event:
+def _event(record: Mapping[str, Any]) -> Event:
     if len(record) > len(FIELDS) or not _KNOWN.issuperset(record):
         extra = sorted(str(key) for key in record if key not in _KNOWN)
         raise _Invalid(f"unknown field {_quote(extra[0])}")
     event_type = _field(record, "event_type", str)
     if event_type not in _TYPES:
         raise _Invalid(f"unknown event_type {_quote(event_type)}")
-    event_time = _time(_field(record, "event_time", str), latest)
+    event_time = _time(_field(record, "event_time", str))
     rating = record.get("rating")
     if event_type == "rate":
         low, high = RATING_RANGE
@@ -328,8 +337,8 @@ def _id(record: Mapping[str, Any], name: str) -> str:
 _second_cache: dict[str, float] = {}
 
 
-def _time(text: str, latest: str) -> str:
-    """The canonical form of an event time, no later than `latest` (see latest_time)."""
+def _time(text: str) -> str:
+    """The canonical form of an event time."""
     if _CANONICAL_TIME.fullmatch(text):
         seconds(text)  # the common case, and the simulator's: checked, and remembered
         canonical = text
@@ -337,8 +346,6 @@ def _time(text: str, latest: str) -> str:
         raise _Invalid("event_time is not an ISO-8601 time")
     else:
         canonical = utc_iso(_parse_time(text))
-    if canonical > latest:
-        raise _Invalid("event_time is more than 5 minutes in the future")
     return canonical
 
 

@@ -28,10 +28,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from itertools import compress, islice, repeat
 from operator import eq, itemgetter, le
-from typing import Any
+from typing import Any, Final
 
 from imdb_tui.clock import date_start, day_start, local_day, utc_iso, wall_time
-from imdb_tui.events import EVENT_TYPES, Event
+from imdb_tui.display import span_text
+from imdb_tui.events import EVENT_TYPES, Event, latest_time, seconds
 from imdb_tui.health import PipelineHealth
 from imdb_tui.store import Aggregates, MetricsReader
 
@@ -127,6 +128,35 @@ class MinuteCount:
     events: int
 
 
+AHEAD_COUNTED: Final = 100_000
+"""Events ahead of the clock are counted up to this many (more: "100,000+")."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ahead:
+    """Stored events later than the clock of whoever reads them (with MAX_FUTURE_SECONDS
+    of leeway): their clock, or the events' source, is wrong."""
+
+    events: int
+    """How many, up to AHEAD_COUNTED"""
+    by_seconds: float
+    """How far the newest is ahead of the clock"""
+
+    @property
+    def more(self) -> bool:
+        """There are more than `events` (the count stopped there)."""
+        return self.events >= AHEAD_COUNTED
+
+    def text(self) -> str:
+        """N events ahead of this machine's clock by up to D"""
+        count = f"{self.events:,}{'+' if self.more else ''}"
+        noun = "event" if self.events == 1 else "events"
+        return f"{count} {noun} ahead of this machine's clock by up to {span_text(self.by_seconds)}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"events": self.events, "more": self.more, "by_seconds": round(self.by_seconds, 3)}
+
+
 @dataclass(frozen=True, slots=True)
 class MetricsSnapshot:
     as_of: float
@@ -158,6 +188,8 @@ class MetricsSnapshot:
     """The daily figures are of a past day; the others are live all the same."""
     oldest_day: str | None = None
     """The oldest local day with figures kept (None: nothing stored yet)."""
+    ahead: Ahead | None = None
+    """Stored events ahead of the reader's clock, if there are any."""
 
     @property
     def past_day(self) -> str | None:
@@ -196,6 +228,7 @@ class MetricsSnapshot:
             "dead_letters": self.dead_letters,
             "duplicates": self.duplicates,
             "database_bytes": self.database_bytes,
+            "ahead_of_clock": None if self.ahead is None else self.ahead.to_json(),
         }
 
 
@@ -457,7 +490,21 @@ def read_snapshot(
         day=day,
         past=past,
         oldest_day=oldest_day(store, tz),
+        ahead=_ahead(store, now),
     )
+
+
+def _ahead(store: MetricsReader, now: float) -> Ahead | None:
+    """Events stored ahead of the clock at `now`, if any: the newest minute counted
+    says whether to look (the raw events are read only when some are ahead)."""
+    latest = latest_time(now)
+    minute = store.newest_minute()
+    if minute is None or minute[:16] < latest[:16]:
+        return None
+    newest = store.newest_event_time()
+    if newest is None or newest <= latest:
+        return None
+    return Ahead(store.events_after(latest, AHEAD_COUNTED), seconds(newest) - now)
 
 
 class Trending:

@@ -13,7 +13,7 @@ from imdb_tui.pipeline import Pipeline, PipelineSettings, RunSummary
 from imdb_tui.sources import Lookup
 from imdb_tui.store import SourcePosition, Store, open_store
 from imdb_tui.store.sqlite import APPLICATION_ID, MIGRATIONS
-from tests.conftest import NOW, Database, event
+from tests.conftest import Database, event
 
 
 class ListSource:
@@ -85,7 +85,7 @@ def query(db: Path | str, sql: str) -> list[tuple[object, ...]]:
 
 def events(ids: range, **changes: object) -> list[Event]:
     """Valid events made from `conftest.event(n)` for each n, with `changes`."""
-    out = [validate(event(n, **changes), NOW) for n in ids]
+    out = [validate(event(n, **changes)) for n in ids]
     assert all(isinstance(e, Event) for e in out)
     return out  # type: ignore[return-value]
 

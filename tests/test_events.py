@@ -18,7 +18,6 @@ from imdb_tui.events import (
     _Invalid,
     _quick_any,
     _validate,
-    latest_time,
     validate,
     validate_many,
 )
@@ -26,7 +25,7 @@ from tests.conftest import DROP, NOW, event
 
 
 def test_a_valid_event_is_accepted_as_is() -> None:
-    result = validate(event(1, event_type="rate", rating=8), NOW)
+    result = validate(event(1, event_type="rate", rating=8))
     assert result == Event(
         "evt-00000001",
         "2026-11-23T10:00:00.000Z",
@@ -41,11 +40,11 @@ def test_a_valid_event_is_accepted_as_is() -> None:
 
 def test_json_lines_as_text_and_bytes_are_accepted() -> None:
     line = json.dumps(event(2))
-    assert validate(line, NOW) == validate(line.encode(), NOW) == validate(event(2), NOW)
+    assert validate(line) == validate(line.encode()) == validate(event(2))
 
 
 def test_other_time_zones_are_stored_in_utc() -> None:
-    result = validate(event(3, event_time="2026-11-23T11:00:00+01:00"), NOW)
+    result = validate(event(3, event_time="2026-11-23T11:00:00+01:00"))
     assert isinstance(result, Event)
     assert result.event_time == "2026-11-23T10:00:00.000Z"
 
@@ -72,7 +71,6 @@ def test_other_time_zones_are_stored_in_utc() -> None:
         (event(session_id="\x1b[31mred"), "session_id must be letters, digits"),
         (event(movie_id="nm0000001"), "movie_id must be tt followed by 7 to 10 digits"),
         (event(movie_id="tt١٢٣٤٥٦٧"), "movie_id must be tt followed by 7 to 10 digits"),
-        (event(event_time="2026-11-23T10:10:00Z"), "more than 5 minutes in the future"),
         (event(event_time="yesterday"), "not an ISO-8601 time"),
         (event(event_time="2026-11-23T10:00:00.12٣Z"), "not an ISO-8601 time"),
         (event(event_time="2026-11-23T10:00:00"), "no time zone"),
@@ -85,7 +83,6 @@ def test_other_time_zones_are_stored_in_utc() -> None:
         (json.dumps(event(event_time="2026-02-29T10:00:00.000Z")).encode(), "not an ISO-8601"),
         (json.dumps(event(event_time="2026-11-23T10:61:00.000Z")).encode(), "not an ISO-8601"),
         (event(event_time="1969-12-31T23:59:59.999Z"), "before 1970"),
-        (event(event_time="2026-11-23T10:05:00.001Z"), "more than 5 minutes in the future"),
         (event(event_type="rate"), "missing field 'rating'"),
         (event(event_type="rate", rating=11), "rating must be an integer from 1 to 10"),
         (event(event_type="rate", rating=0), "rating must be an integer from 1 to 10"),
@@ -96,21 +93,21 @@ def test_other_time_zones_are_stored_in_utc() -> None:
     ],
 )
 def test_bad_records_are_rejected_with_a_reason(raw: object, reason: str) -> None:
-    result = validate(raw, NOW)  # type: ignore[arg-type]
+    result = validate(raw)  # type: ignore[arg-type]
     assert isinstance(result, Rejection)
     assert reason in result.reason
 
 
 def test_a_rejection_keeps_the_raw_payload_cut_to_size() -> None:
     line = json.dumps(event(user_id="u" * 10_000))
-    result = validate(line, NOW)
+    result = validate(line)
     assert isinstance(result, Rejection)
     assert result.raw == line[:MAX_RAW_CHARS]
     assert result.raw_size == len(line)
 
 
 def test_nul_bytes_in_a_raw_payload_are_kept_visible() -> None:
-    result = validate("bad\x00line", NOW)
+    result = validate("bad\x00line")
     assert isinstance(result, Rejection)
     assert result.raw == "bad\\x00line"
 
@@ -124,12 +121,12 @@ json_values = st.recursive(
 
 @given(st.binary(max_size=300))
 def test_any_bytes_give_an_event_or_a_rejection(raw: bytes) -> None:
-    assert isinstance(validate(raw, NOW), Event | Rejection)
+    assert isinstance(validate(raw), Event | Rejection)
 
 
 @given(json_values)
 def test_any_json_gives_an_event_or_a_rejection(value: object) -> None:
-    assert isinstance(validate(json.dumps(value), NOW), Event | Rejection)
+    assert isinstance(validate(json.dumps(value)), Event | Rejection)
 
 
 field_values = st.one_of(
@@ -168,27 +165,28 @@ field_values = st.one_of(
 )
 def test_the_fast_path_agrees_with_the_careful_one(record: dict[str, object]) -> None:
     try:
-        careful: Event | None = _event(record, latest_time(NOW))
+        careful: Event | None = _event(record)
     except _Invalid:
         careful = None
     for raw in (record, json.dumps(record).encode()):  # a mapping, and a file's line
-        result = validate(raw, NOW)
+        result = validate(raw)
         assert result == careful if careful else isinstance(result, Rejection)
 
 
 @given(st.integers(0, 10**6), st.sampled_from(["view", "click", "watchlist_add"]))
 def test_an_event_survives_its_own_json_form(n: int, event_type: str) -> None:
-    first = validate(event(n, event_type=event_type), NOW)
+    first = validate(event(n, event_type=event_type))
     assert isinstance(first, Event)
-    assert validate(json.dumps(first.to_json()), NOW) == first
+    assert validate(json.dumps(first.to_json())) == first
 
 
 def test_a_chunk_is_split_into_events_and_rejections_in_order() -> None:
     chunk: list[object] = [event(1), "{bad", event(2), event(3, rating=4), json.dumps(event(4))]
-    events, rejections = validate_many(chunk, NOW)  # type: ignore[arg-type]
+    events, rejections, blank = validate_many(chunk)  # type: ignore[arg-type]
+    assert blank == 0
     assert [e.event_id for e in events] == ["evt-00000001", "evt-00000002", "evt-00000004"]
     assert [r.raw for r in rejections] == ["{bad", json.dumps(event(3, rating=4))]
-    assert [validate(raw, NOW) for raw in chunk] == [  # type: ignore[arg-type]
+    assert [validate(raw) for raw in chunk] == [  # type: ignore[arg-type]
         events[0],
         rejections[0],
         events[1],
@@ -197,10 +195,14 @@ def test_a_chunk_is_split_into_events_and_rejections_in_order() -> None:
     ]
 
 
-def test_a_time_seen_before_is_still_checked_against_now() -> None:
-    assert isinstance(validate(event(1, event_time="2026-11-23T10:04:00.000Z"), NOW), Event)
-    later = validate(event(2, event_time="2026-11-23T10:04:00.000Z"), NOW - 3600)
-    assert isinstance(later, Rejection) and "future" in later.reason
+@pytest.mark.parametrize(
+    "moment", ["2026-11-23T10:06:00.000Z", "2026-11-24T10:00:00.000Z", "2027-06-01T00:00:00Z"]
+)
+def test_an_event_ahead_of_this_clock_is_valid(moment: str) -> None:
+    """This machine's clock may be the one that is wrong: no event is turned away for
+    its time (the metrics say how many are ahead of the clock)."""
+    assert isinstance(validate(event(1, event_time=moment)), Event)
+    assert isinstance(validate(json.dumps(event(2, event_time=moment))), Event)
 
 
 @settings(max_examples=500)
@@ -214,18 +216,24 @@ def test_the_fast_path_for_json_lines_agrees_with_the_careful_one(
     record: dict[str, object],
 ) -> None:
     line = json.dumps(record)
-    careful = _validate(line, NOW)  # text takes the careful way only
-    assert validate(line.encode(), NOW) == careful
-    assert validate_many([line.encode()], NOW) == (
-        ([careful], []) if isinstance(careful, Event) else ([], [careful])
+    careful = _validate(line)  # text takes the careful way only
+    assert validate(line.encode()) == careful
+    blank = int(not line.strip())
+    assert validate_many([line.encode()]) == (
+        ([careful], [], 0) if isinstance(careful, Event) else ([], [careful] * (1 - blank), blank)
     )
+
+
+def test_blank_lines_are_skipped_and_counted_not_dead_letters() -> None:
+    events, rejections, blank = validate_many([b"", b"   ", b"\t\r", json.dumps(event(1)).encode()])
+    assert (len(events), rejections, blank) == (1, [], 3)
 
 
 def test_a_located_record_takes_the_fast_path_and_is_rejected_with_its_origin() -> None:
     line = json.dumps(event(1)).encode()
     located = Located.at(line, "shardId-000000000001, sequence 7")
-    assert _quick_any(located, latest_time(NOW)) == validate(line, NOW)
-    rejection = validate(Located.at(b"{broken", "shardId-000000000001, sequence 8"), NOW)
+    assert _quick_any(located) == validate(line)
+    rejection = validate(Located.at(b"{broken", "shardId-000000000001, sequence 8"))
     assert isinstance(rejection, Rejection)
     assert rejection.reason.endswith("(shardId-000000000001, sequence 8)")
     assert rejection.raw == "{broken"

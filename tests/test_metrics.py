@@ -158,6 +158,7 @@ async def test_the_json_report_has_the_documented_keys(
         "dead_letters",
         "duplicates",
         "database_bytes",
+        "ahead_of_clock",
     ]
     assert data["active_users"] == {"window_minutes": 5, "count": 7}
     assert set(data["top_movies"][0]) == {"movie_id", "title", "views", "avg_rating"}

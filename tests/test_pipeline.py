@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import signal
 import sqlite3
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from imdb_tui.catalog import build_catalog
 from imdb_tui.clock import ManualClock
 from imdb_tui.pipeline import Pacer, Pipeline, PipelineSettings
 from imdb_tui.simulator import Simulator, SimulatorSettings
+from imdb_tui.sources.jsonlines import JsonLinesSource
 from imdb_tui.sources.simulated import SimulatedSource
 from imdb_tui.store import Store, open_store
 from tests.conftest import NOW, event
@@ -313,3 +315,54 @@ async def test_max_size_prunes_the_oldest_raw_events_and_keeps_the_counts(db_pat
     assert metrics.events_total == metrics.events_today == 30_000  # the counts stay
     assert metrics.database_bytes == store.size_bytes()
     store.close()
+
+
+DAY = 86400.0
+
+
+async def test_a_clock_a_day_behind_turns_no_event_away(tmp_path: Path, db_path: Path) -> None:
+    """Every event of a file is "in the future" for a clock a day behind: all are stored,
+    the position passes them only once they are, and the metrics say they are ahead."""
+    behind = ManualClock(NOW - DAY, tz=UTC)
+    records = [event(n) for n in range(3000)]
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps(record) + "\n" for record in records))
+    store = open_store(db_path)
+    summary = await Pipeline(
+        JsonLinesSource(str(path)), store, behind, PipelineSettings(rate=None, stream_time=True)
+    ).run()
+    store.close()
+    assert (summary.stored, summary.rejected) == (3000, 0)
+    assert query(db_path, "SELECT count(*) FROM dead_letters") == [(0,)]
+    ahead = snapshot(db_path, behind).ahead
+    assert ahead is not None and ahead.events == 3000 and ahead.by_seconds == DAY
+    assert ahead.text() == "3,000 events ahead of this machine's clock by up to 24.0 h"
+    assert snapshot(db_path, ManualClock(NOW, tz=UTC)).ahead is None  # a right clock: none
+
+
+async def test_a_clock_ten_days_ahead_deletes_nothing_within_the_span_of_the_newest_event(
+    tmp_path: Path, db_path: Path
+) -> None:
+    """Retention keeps what is within its span of the present or of the newest stored
+    event: a clock ten days ahead, with a 7-day retention, deletes only what a right
+    clock would (the event 9 days older than the newest), never the newest events."""
+    kept = [event(n, event_time="2026-11-20T10:00:00.000Z") for n in range(100)]
+    gone = [event(100 + n, event_time="2026-11-14T10:00:00.000Z") for n in range(100)]
+    await ingest(db_path, kept + gone, ManualClock(NOW, tz=UTC))
+    path = tmp_path / "live.jsonl"  # followed: the pipeline runs until stopped
+    path.write_text("".join(json.dumps(event(200 + n)) + "\n" for n in range(100)))
+    ahead = ManualClock(NOW + 10 * DAY, tz=UTC)
+    store = open_store(db_path)
+    settings = PipelineSettings(rate=None, retention_seconds=7 * DAY, prune_interval=0.01)
+    pipeline = Pipeline(JsonLinesSource(str(path), follow=True), store, ahead, settings)
+    running = asyncio.create_task(pipeline.run())
+    older = "SELECT count(*) FROM events WHERE event_time < '2026-11-15'"
+    async with asyncio.timeout(30):
+        while query(db_path, older) != [(0,)] or pipeline.health().stored < 100:
+            await asyncio.sleep(0.01)
+    pipeline.stop()
+    await running
+    store.close()
+    assert query(db_path, "SELECT count(*) FROM events") == [(200,)]  # 100 kept, 100 new
+    views = "SELECT sum(views) FROM movie_views_daily WHERE day >= '2026-11-20'"
+    assert query(db_path, views) == [(200,)]  # and their daily counts

@@ -40,7 +40,7 @@ def test_the_catalogue_is_the_same_for_the_same_seed() -> None:
 
 def test_every_simulated_event_is_valid_and_ids_increase() -> None:
     records = simulate(1, 5000)
-    events = [validate(r, NOW) for r in records]
+    events = [validate(r) for r in records]
     assert all(isinstance(e, Event) for e in events)
     ids = [r["event_id"] for r in records]
     assert ids == sorted(ids)

@@ -126,7 +126,7 @@ def test_a_movies_users_are_the_same_before_and_after_their_rows_are_folded(
     for batch in range(12):
         numbers = range(batch * 40, batch * 40 + 40)
         stored = [
-            validate(event(n, user_id=f"u{(n * 7) % 53}", movie_id=f"tt{1 + n % 3:07d}"), NOW)
+            validate(event(n, user_id=f"u{(n * 7) % 53}", movie_id=f"tt{1 + n % 3:07d}"))
             for n in numbers
         ]
         write(store, stored)  # type: ignore[arg-type]

@@ -244,13 +244,13 @@ HOSTILE = [
 
 def test_hostile_text_round_trips_literally(database: Database) -> None:
     store = database.open()
-    rejections = [validate(text, NOW) for text in HOSTILE]
+    rejections = [validate(text) for text in HOSTILE]
     assert all(not isinstance(r, Event) for r in rejections)
     store.write_batch([], rejections, "2026-11-23T10:00:00.000Z", Aggregator(None))  # type: ignore[arg-type]
     assert [d.raw for d in reversed(store.dead_letters(10))] == HOSTILE
     movies = [Movie(f"tt000000{n}", text, 2000, (text,)) for n, text in enumerate(HOSTILE)]
     store.save_movies(movies)
-    write(store, [validate(event(n, movie_id=m.movie_id), NOW) for n, m in enumerate(movies)])  # type: ignore[misc]
+    write(store, [validate(event(n, movie_id=m.movie_id)) for n, m in enumerate(movies)])  # type: ignore[misc]
     assert sorted(m.title for m in store.top_movies("2026-11-23", 10)) == sorted(HOSTILE)
     store.close()
 

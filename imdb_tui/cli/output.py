@@ -28,7 +28,9 @@ def print_summary(outcome: RunSummary, where: str, source: str) -> None:
     click.echo(
         f"done: {plural(outcome.stored, 'event')} stored,"
         f" {plural(outcome.duplicates, 'duplicate')},"
-        f" {plural(outcome.rejected, 'dead letter')} in {outcome.elapsed:,.1f} s"
+        f" {plural(outcome.rejected, 'dead letter')}"
+        + (f", {plural(outcome.blank, 'blank line')} skipped" if outcome.blank else "")
+        + f" in {outcome.elapsed:,.1f} s"
         f" ({outcome.stored / max(outcome.elapsed, 1e-9):,.0f}/s)"
     )
     click.echo(where)
@@ -52,6 +54,8 @@ def status_line(snapshot: MetricsSnapshot, tz: tzinfo | None) -> str:
     )
     if health.stream_time:
         line += f"  {clock_text(health.as_of, tz, health.replay_speed)}"
+    if snapshot.ahead is not None:
+        line += f"  {snapshot.ahead.events:,}{'+' if snapshot.ahead.more else ''} ahead of clock"
     if health.error:
         line += f"  {health.error}"
     return line
@@ -138,6 +142,7 @@ def report_text(s: MetricsSnapshot, db: str) -> str:
         + "   ".join(f"{k} {n:,} ({n / today_total:.0%})" for k, n in s.by_type.items()),
         f"dead letters  {s.dead_letters:,}",
         f"duplicates    {s.duplicates:,}",
+        *([f"clock         {s.ahead.text()}"] if s.ahead is not None else []),
         "",
         f"top movies {when}",
     ]

@@ -114,7 +114,8 @@ class Consumer:
         clock = self._clock
         batch.queued.append(chunk.queued_at)
         self._stats.queued -= len(chunk.records)
-        valid, invalid = validate_many(chunk.records, clock.now())
+        valid, invalid, blank = validate_many(chunk.records)
+        self._stats.blank += blank
         if valid and self._settings.stream_time:
             self.newest = max(self.newest, max(map(_EVENT_TIME, valid)))
         batch.events += valid
@@ -169,6 +170,7 @@ class Consumer:
                     aggregates,
                     positions,
                     self._health(),
+                    self._settings.max_bytes,
                 )
             except OutOfOrder:  # the batch before failed: it goes again first
                 if before is not None and not before.done():

@@ -145,10 +145,9 @@ class Producer:
         """Queue records as the replay clock reaches their event times: what is due
         goes before each wait. Stopping releases the rest at once (it was read).
         The chunk's positions go with its last piece."""
-        now = self._clock.now()
         released = 0
         for at, record in enumerate(records):
-            event_time = event_seconds(record, now)
+            event_time = event_seconds(record)
             if event_time is None:
                 continue  # no usable time: released with the others, to be rejected
             while not self.stopping:

@@ -23,6 +23,7 @@ from typing import Final, TypeVar
 
 from imdb_tui.catalog import Catalog
 from imdb_tui.clock import Clock, utc_iso
+from imdb_tui.display import size_text
 from imdb_tui.events import seconds
 from imdb_tui.health import HEARTBEAT_SECONDS, PipelineHealth
 from imdb_tui.metrics import MetricsSnapshot, MovieDay, Trending, read_movie, read_snapshot
@@ -79,6 +80,7 @@ class Pipeline:
         self._host = socket.gethostname()
         self.pipeline_id = f"{self._host}:{os.getpid()}:{self._started_at}"
         self._health_written = float("-inf")
+        self._said_over = False  # that --max-size cannot hold: said once
         self.resumed: str | None = None
         """Where the source carried on from a stored position, once run has started."""
 
@@ -200,6 +202,7 @@ class Pipeline:
             error=self._error or stats.lost_because,
             input_error=self.input_error,
             resumed=self.resumed,
+            blank=stats.blank,
         )
 
     async def _retain(self) -> None:
@@ -219,24 +222,42 @@ class Pipeline:
         assert self._writer is not None
         if self.settings.stream_time and not self._consumer.newest:
             return False  # no event yet to count back from: the database may hold history
-        cutoff = utc_iso(self.now() - self.settings.retention_seconds)
         step = self.settings.prune_step
         try:
+            cutoff = await self._retention_cutoff()
             deleted = await self._writer.prune(cutoff, step)
             if deleted < step:
                 await self._writer.prune_aggregates(cutoff)
             limit = self.settings.max_bytes
             if limit is not None and deleted < step:
-                size = await self._writer.size_bytes()
-                if size > limit:  # the oldest raw events go; the counts stay
-                    # About 200 bytes an event with its index: the excess in one round,
-                    # up to a step that the writer gets through in a fraction of a second.
-                    excess = (size - limit) // 200
-                    deleted += await self._writer.prune_oldest(min(max(step, excess), 200_000))
+                # Each batch holds the size where the store frees space at once (SQLite);
+                # this round does it elsewhere, and after retention or a restart.
+                deleted += await self._writer.hold_size(limit)
+                if not self._said_over:
+                    size = await self._writer.size_bytes()
+                    if size > limit * 1.1:  # no raw rows left to prune: the figures' own
+                        self._said_over = True
+                        log.warning(
+                            "--max-size %s: the figures' tables alone take %s (the raw"
+                            " events and dead letters are pruned); raise --max-size",
+                            size_text(limit),
+                            size_text(size),
+                        )
         except StoreError as error:
             self._storage_error(str(error))
             return False
         return deleted >= step
+
+    async def _retention_cutoff(self) -> str:
+        """Events older than this go: those past the retention span of the present, and
+        of the newest stored event too, whatever this machine's clock says (a clock ten
+        days ahead deletes nothing that a correct one would keep)."""
+        span = self.settings.retention_seconds
+        newest = await self._read(_newest_event_time)
+        cutoff = self.now() - span
+        if newest is not None:
+            cutoff = min(cutoff, seconds(newest) - span)
+        return utc_iso(cutoff)
 
     async def _beat(self) -> None:
         """Keep the health row fresh while no commit carries it (idle or paused).
@@ -336,6 +357,10 @@ class Pipeline:
             return query(self.store, *arguments)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._reader, query, self._reader_store, *arguments)
+
+
+def _newest_event_time(store: Store) -> str | None:
+    return store.newest_event_time()
 
 
 def _tail(store: Store, match: EventMatch, after: int, limit: int) -> Tail:

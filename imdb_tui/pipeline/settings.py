@@ -56,6 +56,8 @@ class RunSummary:
     """Why the source failed, if it did (what it gave before is stored)."""
     resumed: str | None = None
     """Where the source carried on from a stored position, if it did."""
+    blank: int = 0
+    """Blank lines skipped (counted, not stored as dead letters)."""
 
 
 def checked_rate(rate: float | None) -> float | None:

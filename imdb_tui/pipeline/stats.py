@@ -18,6 +18,8 @@ class Stats:
         self.duplicates = 0
         self.rejected = 0
         self.lost = 0
+        self.blank = 0
+        """Blank lines skipped."""
         self.lost_because: str | None = None
         """Why the first events lost could not be stored."""
         # (monotonic time, stored so far) at each commit over the last RATE_SPAN

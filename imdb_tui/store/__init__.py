@@ -141,6 +141,7 @@ class BatchWriter(Protocol):
         positions: Sequence[SourcePosition] = (),
         health: PipelineHealth | None = None,
         mark: BatchMark | None = None,
+        max_bytes: int | None = None,
     ) -> list[Event]:
         """Store a batch in one transaction and return the events that were new.
 
@@ -152,7 +153,9 @@ class BatchWriter(Protocol):
 
         With a `mark`, the batch is written only once, and only after the batch it
         names: a mark already stored raises AlreadyStored (with what it did then), and
-        one whose `after` is not stored raises OutOfOrder.
+        one whose `after` is not stored raises OutOfOrder. With `max_bytes`, a backend
+        that frees space at once (SQLite) deletes the oldest rows in the same
+        transaction as needed to stay within it (see hold_size).
         """
         ...
 
@@ -170,9 +173,11 @@ class BatchWriter(Protocol):
 
     def prune_aggregates(self, before: str) -> None: ...
 
-    def prune_oldest(self, limit: int) -> int:
-        """Delete the `limit` oldest events by event time (for --max-size); how many.
-        The aggregates keep counting them."""
+    def hold_size(self, limit: int) -> int:
+        """Delete the oldest raw rows until the data in use is within `limit` bytes (for
+        --max-size); how many. Oldest first across events (by event time) and dead
+        letters (by arrival); the aggregates and counters keep counting them, and the
+        rows deleted are counted (`pruned_events`, `pruned_dead_letters`)."""
         ...
 
 
@@ -247,6 +252,15 @@ class MetricsReader(Protocol):
     def dead_letters(self, limit: int) -> list[DeadLetter]: ...
 
     def newest_event_time(self) -> str | None: ...
+
+    def newest_minute(self) -> str | None:
+        """The newest minute with events counted (YYYY-MM-DDTHH:MMZ), if any."""
+        ...
+
+    def events_after(self, moment: str, limit: int) -> int:
+        """How many stored events are later than `moment` (canonical), counted up to
+        `limit`: cheap when there are none, bounded when there are many."""
+        ...
 
 
 class CatalogueStore(Protocol):
@@ -400,6 +414,26 @@ def health_from_rows(rows: Iterable[Sequence[Any]], now: float) -> list[Pipeline
         )
         for fields in read
     ]
+
+
+OLDEST_HEADS: Final = (
+    "SELECT (SELECT min(event_time) FROM events), (SELECT min(received_at) FROM dead_letters)"
+)
+"""The oldest event's time and the oldest dead letter's arrival (see older_kind)."""
+
+
+def older_kind(event_head: str | None, letter_head: str | None) -> str | None:
+    """Which raw rows are oldest, "events" or "dead_letters" (None: there are none)."""
+    if letter_head is not None and (event_head is None or letter_head < event_head):
+        return "dead_letters"
+    return None if event_head is None else "events"
+
+
+NEWEST_MINUTE: Final = "SELECT max(minute) FROM events_per_minute"
+EVENTS_AFTER: Final = (
+    "SELECT count(*) FROM (SELECT 1 FROM events WHERE event_time > ? LIMIT ?) AS later"
+)
+"""MetricsReader.events_after, for every SQL backend (`?` placeholders)."""
 
 
 def next_minute(moment: str) -> str:

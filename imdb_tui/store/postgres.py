@@ -33,9 +33,12 @@ from imdb_tui.catalog import Movie
 from imdb_tui.events import Event, Rejection
 from imdb_tui.health import PipelineHealth
 from imdb_tui.store import (
+    EVENTS_AFTER,
     HEALTH_COLUMNS,
     HEALTH_COLUMNS_BEFORE_LAG,
     HEALTH_FIELDS,
+    NEWEST_MINUTE,
+    OLDEST_HEADS,
     AggregateFn,
     Aggregates,
     BatchMark,
@@ -48,6 +51,7 @@ from imdb_tui.store import (
     marks,
     movie_of,
     next_minute,
+    older_kind,
     recent_cutoff,
 )
 from imdb_tui.store.writer import ProcessWriter, ThreadWriter, Writer
@@ -535,6 +539,7 @@ class PostgresStore:
         positions: Sequence[SourcePosition] = (),
         health: PipelineHealth | None = None,
         mark: BatchMark | None = None,
+        max_bytes: int | None = None,  # held by hold_size: see there
     ) -> list[Event]:
         """See BatchWriter.write_batch."""
 
@@ -641,16 +646,34 @@ class PostgresStore:
 
         return self._run(prune)
 
-    def prune_oldest(self, limit: int) -> int:
-        return self._run(
-            lambda db: (
-                db.execute(
-                    "DELETE FROM events WHERE seq IN (SELECT seq FROM events ORDER BY event_time"
-                    " LIMIT %s FOR UPDATE SKIP LOCKED)",
-                    (limit,),
-                ).rowcount
-            )
-        )
+    def hold_size(self, limit: int) -> int:
+        """PostgreSQL frees a deleted row's space only once vacuumed, so the size seen
+        drops later: one round a call, sized by the excess (about 200 bytes an event)."""
+        size = self.size_bytes()
+        if size <= limit:
+            return 0
+
+        def hold(db: psycopg.Connection[Any]) -> int:
+            heads = db.execute(OLDEST_HEADS).fetchone()
+            kind = None if heads is None else older_kind(*heads)
+            if kind is None:
+                return 0
+            rows = min(max(2_000, (size - limit) // 200), 200_000)
+            if kind == "events":
+                sql = (
+                    "DELETE FROM events WHERE seq IN (SELECT seq FROM events"
+                    " ORDER BY event_time LIMIT %s FOR UPDATE SKIP LOCKED)"
+                )
+            else:
+                sql = (
+                    "DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters"
+                    " ORDER BY received_at, id LIMIT %s FOR UPDATE SKIP LOCKED)"
+                )
+            gone = int(db.execute(sql, (rows,)).rowcount)
+            _add_counters(db, **{f"pruned_{kind}": gone})
+            return gone
+
+        return self._run(hold)
 
     def prune_aggregates(self, before: str) -> None:
         minute = before[:16]
@@ -926,6 +949,13 @@ class PostgresStore:
     def newest_event_time(self) -> str | None:
         rows = self._query("SELECT max(event_time) FROM events")
         return rows[0][0] if rows else None
+
+    def newest_minute(self) -> str | None:
+        newest = self._query(NEWEST_MINUTE)[0][0]
+        return None if newest is None else str(newest)
+
+    def events_after(self, moment: str, limit: int) -> int:
+        return int(self._query(_pg(EVENTS_AFTER), (moment, limit))[0][0])
 
     def count_events(self) -> int:
         count: int = self._query("SELECT count(*) FROM events")[0][0]

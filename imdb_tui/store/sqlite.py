@@ -25,9 +25,12 @@ from imdb_tui.catalog import Movie
 from imdb_tui.events import Event, Rejection
 from imdb_tui.health import PipelineHealth
 from imdb_tui.store import (
+    EVENTS_AFTER,
     HEALTH_COLUMNS,
     HEALTH_COLUMNS_BEFORE_LAG,
     HEALTH_FIELDS,
+    NEWEST_MINUTE,
+    OLDEST_HEADS,
     AggregateFn,
     Aggregates,
     BatchMark,
@@ -40,6 +43,7 @@ from imdb_tui.store import (
     marks,
     movie_of,
     next_minute,
+    older_kind,
     recent_cutoff,
 )
 from imdb_tui.store.writer import ProcessWriter, ThreadWriter, Writer
@@ -409,6 +413,7 @@ class SqliteStore:
         self.name = path
         self._version = version
         self._variables = connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        self._row_bytes = {"events": 200, "dead_letters": 600}  # learned by _hold
         self.fold_rows = FOLD_ROWS
 
     @classmethod
@@ -650,6 +655,7 @@ class SqliteStore:
         positions: Sequence[SourcePosition] = (),
         health: PipelineHealth | None = None,
         mark: BatchMark | None = None,
+        max_bytes: int | None = None,
     ) -> list[Event]:
         """See BatchWriter.write_batch."""
         db = self._db
@@ -682,6 +688,8 @@ class SqliteStore:
                 )
             if health is not None:
                 db.execute(_PUT_HEALTH, health_row(health))
+            if max_bytes is not None:
+                self._hold(max_bytes)
             if mark is not None:
                 db.execute(
                     marks.ADD,
@@ -738,15 +746,44 @@ class SqliteStore:
             ).rowcount
         return deleted
 
-    def prune_oldest(self, limit: int) -> int:
+    def hold_size(self, limit: int) -> int:
         with self._transaction():
-            return int(
-                self._db.execute(
+            return self._hold(limit)
+
+    def _hold(self, limit: int) -> int:
+        """In a transaction: delete the oldest raw rows, a step at a time, until the data
+        in use is within `limit`. Freed pages are free at once, in the transaction."""
+        db = self._db
+        deleted = 0
+        size = self.size_bytes()
+        for _ in range(64):
+            if size <= limit:
+                break
+            kind = older_kind(*db.execute(OLDEST_HEADS).fetchone())
+            if kind is None:
+                break  # no raw rows left: what remains is aggregates
+            per_row = self._row_bytes[kind]
+            rows = max(32, (size - limit) // per_row)
+            if kind == "events":
+                gone = db.execute(
                     "DELETE FROM events WHERE seq IN"
                     " (SELECT seq FROM events ORDER BY event_time LIMIT ?)",
-                    (limit,),
+                    (rows,),
                 ).rowcount
-            )
+            else:
+                gone = db.execute(
+                    "DELETE FROM dead_letters WHERE id IN"
+                    " (SELECT id FROM dead_letters ORDER BY received_at, id LIMIT ?)",
+                    (rows,),
+                ).rowcount
+            self._add_counters(**{f"pruned_{kind}": gone})
+            deleted += gone
+            before, size = size, self.size_bytes()
+            if before > size and gone:  # learn the bytes a row frees; pages free in steps
+                self._row_bytes[kind] = max(16, min(1 << 20, (before - size) // gone))
+            elif gone:
+                self._row_bytes[kind] = max(16, per_row // 2)  # none freed yet: larger steps
+        return deleted
 
     def size_bytes(self) -> int:
         """Pages in use (the file's pages less its free list), in bytes: what pruning
@@ -1054,6 +1091,13 @@ class SqliteStore:
         """The latest event_time of the events kept (canonical), if any."""
         rows = self._query("SELECT max(event_time) FROM events")
         return rows[0][0] if rows else None
+
+    def newest_minute(self) -> str | None:
+        newest = self._query(NEWEST_MINUTE)[0][0]
+        return None if newest is None else str(newest)
+
+    def events_after(self, moment: str, limit: int) -> int:
+        return int(self._query(EVENTS_AFTER, (moment, limit))[0][0])
 
     def count_events(self) -> int:
         """Raw events stored now (after retention), by counting rows: slow on big files."""

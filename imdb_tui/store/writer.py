@@ -123,9 +123,10 @@ class Writer:
         aggregates: Aggregates,
         positions: Sequence[SourcePosition] = (),
         health: PipelineHealth | None = None,
+        max_bytes: int | None = None,
     ) -> Written:
         """Write (or write again) batch `number`, which is stored only once batch
-        `after` is (None: it is the first)."""
+        `after` is (None: it is the first); `max_bytes`: see BatchWriter.write_batch."""
         flat = list(itertools.chain.from_iterable(events))
         stored, duplicates, rejected, sample, again = await self._call(
             "write",
@@ -138,6 +139,7 @@ class Writer:
             tuple(getattr(aggregates, name) for name in _AGGREGATES),
             [(p.source, p.position) for p in positions],
             None if health is None else astuple(health),
+            max_bytes,
         )
         return Written(stored, duplicates, rejected, sample, again)
 
@@ -148,8 +150,8 @@ class Writer:
         deleted: int = await self._call("prune", before, limit)
         return deleted
 
-    async def prune_oldest(self, limit: int) -> int:
-        deleted: int = await self._call("prune_oldest", limit)
+    async def hold_size(self, limit: int) -> int:
+        deleted: int = await self._call("hold_size", limit)
         return deleted
 
     async def size_bytes(self) -> int:
@@ -486,7 +488,18 @@ def _handle(store: Store, aggregate: Aggregator, request: tuple[Any, ...]) -> An
     """Carry out one request (on the writer's thread or in the child) and answer it."""
     kind, *args = request
     if kind == "write":
-        writer, number, after, flat, rejections, received_at, aggregates, positions, health = args
+        (
+            writer,
+            number,
+            after,
+            flat,
+            rejections,
+            received_at,
+            aggregates,
+            positions,
+            health,
+            max_bytes,
+        ) = args
         events = list(map(_new_event, repeat(Event), _rows(flat, len(FIELDS))))
         mark = BatchMark(writer, number, after)
         try:
@@ -499,6 +512,7 @@ def _handle(store: Store, aggregate: Aggregator, request: tuple[Any, ...]) -> An
                 [SourcePosition(*p) for p in positions],
                 None if health is None else PipelineHealth(*health),
                 mark,
+                max_bytes,
             )
         except AlreadyStored as done:
             return (done.stored, done.duplicates, done.rejected, [], True)
@@ -518,8 +532,8 @@ def _handle(store: Store, aggregate: Aggregator, request: tuple[Any, ...]) -> An
         return None
     if kind == "prune":
         return store.prune(*args)
-    if kind == "prune_oldest":
-        return store.prune_oldest(*args)
+    if kind == "hold_size":
+        return store.hold_size(*args)
     if kind == "size_bytes":
         return store.size_bytes()
     if kind == "prune_aggregates":

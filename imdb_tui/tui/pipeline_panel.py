@@ -56,6 +56,8 @@ class PipelinePanel(Panel):
         for name, value in rows:
             text.append(f"{name:<{LABEL}}", style="dim")
             text.append(f"{value}\n")
+        if snapshot.ahead is not None:  # this clock, or the events' source, is wrong
+            text.append(snapshot.ahead.text() + "\n", style="bold yellow")
         if health is not None and health.error:
             text.append(literal(health.error), style="bold red")
         return text
