@@ -17,6 +17,7 @@ import socket
 import subprocess
 import threading
 import time
+import unittest.mock
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -368,6 +369,8 @@ async def test_chromium_opens_the_page_and_draws_the_monitor(tmp_path: Path) -> 
                         lambda data: stream.feed(data) if isinstance(data, bytes) else None,
                     )
 
+                requested: list[str] = []
+                page.on("request", lambda request: requested.append(request.url))
                 page.on("websocket", connected)
                 await page.goto(served.url)
                 assert await page.title() == "imdb-tui"
@@ -383,9 +386,136 @@ async def test_chromium_opens_the_page_and_draws_the_monitor(tmp_path: Path) -> 
                     await page.wait_for_timeout(200)
                 assert "Active users" in text and "Top movies today" in text
                 await page.screenshot(path=shot)
+                own = served.base + "/"
+                assert requested and all(url.startswith(own) for url in requested), requested
             finally:
                 await browser.close()
         served.wait_for(r"viewers: 1")
         served.wait_for(r"viewers: 0")  # the tab closed with the browser
         served.stop()
     assert shot.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [(["--token", ""], {}), (["--token", "   "], {}), (["--token-file", "EMPTY"], {})],
+    ids=["empty", "blank", "empty file"],
+)
+def test_an_empty_token_is_refused(tmp_path: Path, args: list[str], env: dict[str, str]) -> None:
+    """`--token "$TOKEN"` with the variable unset must not serve without a token."""
+    (tmp_path / "EMPTY").write_text("\n")
+    args = [str(tmp_path / a) if a == "EMPTY" else a for a in args]
+    result = imdb_tui(
+        "serve", "--host", "0.0.0.0", "--port", "0", "--db", str(tmp_path / "x.db"), *args
+    )
+    assert result.returncode == 2
+    assert len(result.stderr.splitlines()) == 1 and "empty" in result.stderr, result.stderr
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_whether_the_token_is_needed_goes_by_the_peer_never_the_host_header() -> None:
+    from aiohttp.test_utils import make_mocked_request
+
+    from imdb_tui.serve import Door
+
+    def asking(peer: str, host: str, token: str | None = None) -> str | None:
+        transport = unittest.mock.Mock()
+        transport.get_extra_info.side_effect = lambda name, default=None: (
+            (peer, 40000) if name == "peername" else default
+        )
+        query = "" if token is None else f"?token={token}"
+        request = make_mocked_request(
+            "GET", f"/{query}", headers={"Host": host}, transport=transport
+        )
+        return door.refusal(request)
+
+    door = Door.for_host("127.0.0.1", 8000, None)
+    assert asking("127.0.0.1", "localhost:8000") is None
+    assert asking("10.1.2.3", "localhost:8000") == "a token is needed from another machine"
+    assert asking("127.0.0.1", "rebound.example:8000") == "unknown Host"
+    door = Door.for_host("0.0.0.0", 8000, None)
+    assert door.token is not None  # off loopback, one is always made
+    for peer in ("10.1.2.3", "127.0.0.1"):
+        assert asking(peer, "localhost:8000") is not None  # no Host header lets one in
+        assert asking(peer, "localhost:8000", door.token) is None
+
+
+async def test_the_token_can_come_from_a_file_and_stays_out_of_ps(tmp_path: Path) -> None:
+    db = a_database(tmp_path)
+    secret = "kept-in-a-file-4711-kept-in-a-file"
+    (tmp_path / "token").write_text(secret + "\n")
+    with serving(
+        "--attach", "--db", str(db), "--host", "0.0.0.0", "--token-file", str(tmp_path / "token")
+    ) as served:
+        assert served.url.endswith("/?token=<token>")
+        command_line = Path(f"/proc/{served.process.pid}/cmdline").read_bytes()
+        assert secret.encode() not in command_line
+        async with browser_session() as session:
+            async with session.get(f"{served.base}/") as refused:
+                assert refused.status == 403
+            async with session.get(f"{served.base}/?token={secret}") as page:
+                assert page.status == 200
+        output = served.stop()
+    assert secret not in output
+
+
+async def test_the_page_asks_no_other_host_and_sends_no_referrer(tmp_path: Path) -> None:
+    db = a_database(tmp_path)
+    with serving("--attach", "--db", str(db)) as served:
+        async with browser_session() as session, session.get(served.base + "/") as page:
+            assert page.headers["Referrer-Policy"] == "no-referrer"
+            text = await page.text()
+        served.stop()
+    fetched = re.findall(r"(?:src|href)=\"([^\"]+)\"", text)  # what the page loads
+    assert fetched and all(url.startswith(served.base + "/") for url in fetched), fetched
+    assert "googleapis" not in text
+
+
+async def test_viewers_are_capped_in_number_and_size(tmp_path: Path) -> None:
+    db = a_database(tmp_path)
+    with serving("--attach", "--db", str(db), "--max-viewers", "2") as served:
+        async with browser_session() as session:
+            # A tab asking for a screen far too big is drawn at 400 x 150 at most.
+            async with Tab(session, served.base, 450, 160) as big, Tab(session, served.base):
+                await big.wait_for(r"stored +300\b")
+                await big.wait_for(r"Quit")
+                drawn = [n for n, line in enumerate(big.screen.display) if line.strip()]
+                assert max(drawn) == 149, big.text()
+                assert max(len(line.rstrip()) for line in big.screen.display) == 400
+                served.wait_for(r"viewers: 2")
+                async with session.get(served.base + "/") as full:
+                    assert full.status == 503
+                    assert "2 viewers are open" in await full.text()
+                with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                    await session.ws_connect(f"{served.base}/ws", headers={"Origin": served.base})
+                assert refused.value.status == 503
+            served.wait_for(r"viewers: 0")
+            async with session.get(served.base + "/") as page:
+                assert page.status == 200  # room again
+        served.stop()
+
+
+async def test_a_malformed_message_is_one_log_line_and_the_viewer_goes_on(
+    tmp_path: Path,
+) -> None:
+    db = a_database(tmp_path)
+    before = set(Path.cwd().iterdir())
+    with serving("--attach", "--db", str(db)) as served:
+        async with browser_session() as session, Tab(session, served.base) as tab:
+            await tab.wait_for(r"stored +300\b")
+            for junk in ("not json", "[]", '["resize", {"width": "wide"}]', '{"a": 1}'):
+                await tab.websocket.send_str(junk)
+            await tab.websocket.send_str('["resize", {"width": 100, "height": 30}]')
+            # The palette of a served viewer has no command that writes a file.
+            await tab.websocket.send_str('["stdin", "\\u0010"]')  # ctrl+p
+            await tab.wait_for(r"Search for commands")
+            await tab.websocket.send_str('["stdin", "screensh"]')
+            await asyncio.sleep(0)
+            await tab.wait_for(r"No matches found")
+            await tab.websocket.send_str('["stdin", "\\u001b"]')
+            await tab.wait_for(r"stored +300\b")
+        output = served.stop()
+    dropped = [line for line in output.splitlines() if "dropped a malformed message" in line]
+    assert len(dropped) == 4, output
+    assert "Traceback" not in output
+    assert set(Path.cwd().iterdir()) == before

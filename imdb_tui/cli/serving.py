@@ -24,12 +24,14 @@ from imdb_tui.display import plural
 from imdb_tui.metrics import read_snapshot
 from imdb_tui.pipeline import Pipeline, PipelineSettings, RunSummary
 from imdb_tui.serve import (
+    MAX_VIEWERS,
     TOKEN_VARIABLE,
     Door,
     ServeError,
     Viewers,
     make_server,
     start_site,
+    token_from_file,
     viewer_command,
     wait_for_signal,
 )
@@ -63,7 +65,23 @@ ATTACHED = frozenset({"db", "pg_schema", "window"})
     show_envvar=True,
     default=None,
     metavar="TEXT",
-    help="The token a browser must bring (in the URL, then kept in a cookie).",
+    help="The token a browser must bring (in the URL, then kept in a cookie). A command"
+    " line shows in ps: prefer the variable or --token-file.",
+)
+@click.option(
+    "--token-file",
+    default=None,
+    metavar="PATH",
+    help="Read the token from the first line of this file.",
+)
+@click.option(
+    "--max-viewers",
+    type=Number(1, 1000, "viewers"),
+    default=MAX_VIEWERS,
+    show_default=True,
+    metavar="N",
+    help="Browser tabs served at once (each is a process); the next one gets a page"
+    " saying the limit.",
 )
 @click.option(
     "--attach",
@@ -86,6 +104,8 @@ def serve(
     host: str,
     port: int,
     token: str | None,
+    token_file: str | None,
+    max_viewers: int,
     attach: bool,
     count: int | None,
     refresh: float,
@@ -96,14 +116,15 @@ def serve(
     is a read-only `watch` view of the database, so no key reaches the pipeline.
 
     It binds 127.0.0.1 unless --host says otherwise; on any other address each
-    request needs the token in the URL printed at start. Ctrl-C stops serving,
-    and drains and commits the pipeline's queue first.
+    request needs the token in the URL printed at start. Ctrl-C, SIGTERM or
+    SIGHUP stops serving, and drains and commits the pipeline's queue first.
 
     \b
     Examples:
       imdb-tui serve                                # http://127.0.0.1:8000/
       imdb-tui serve --source kinesis://clicks --port 8080
       imdb-tui serve --host 0.0.0.0                 # for the team: a token is made
+      imdb-tui serve --host 0.0.0.0 --token-file ~/.imdb-tui-token
       imdb-tui serve --attach --db postgresql://dash@db/engagement   # no pipeline here
     """
     if attach:
@@ -117,9 +138,13 @@ def serve(
             raise Failure(f"--attach starts no pipeline: {', '.join(given)} is for one that runs")
     if options.db == ":memory:":
         raise Failure("serve needs a database its viewers can open: a file or a PostgreSQL URL")
-    door = Door.for_host(host, port, token)
     viewers = Viewers(lambda now: click.echo(f"{time.strftime('%H:%M:%S')} viewers: {now}"))
     try:
+        if token_file is not None:
+            if token is not None:
+                raise ServeError("give the token once: --token (or its variable) or --token-file")
+            token = token_from_file(token_file)
+        door = Door.for_host(host, port, token, max_viewers)
         server = make_server(door, viewer_command(options.window, refresh), viewers)
     except ServeError as error:
         raise Failure(str(error)) from None

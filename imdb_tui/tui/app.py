@@ -463,11 +463,12 @@ class MonitorApp(App[RunSummary | None]):
         for command in super().get_system_commands(screen):
             if command.title != "Screenshot":  # Textual's fails when ~/Downloads is missing
                 yield command
-        yield SystemCommand(
-            "Screenshot",
-            "Save an SVG picture of the screen (to ~/Downloads, or this folder)",
-            lambda: self.set_timer(0.1, self.action_save_screenshot),
-        )
+        if not self.is_web:  # a served viewer writes no file on the server
+            yield SystemCommand(
+                "Screenshot",
+                "Save an SVG picture of the screen (to ~/Downloads, or this folder)",
+                lambda: self.set_timer(0.1, self.action_save_screenshot),
+            )
         if self.control is not None:
             yield SystemCommand("Pause or resume", "Stop or restart the stream (p)", self._toggle)
             yield SystemCommand("Double the rate", "Target rate x2 (+)", self.action_faster)
@@ -497,6 +498,8 @@ class MonitorApp(App[RunSummary | None]):
     def action_save_screenshot(self) -> None:
         """An SVG of the screen in ~/Downloads if there is one, else in the working
         folder; the notification says where it went."""
+        if self.is_web:
+            return
         downloads = Path.home() / "Downloads"
         folder = downloads if downloads.is_dir() else Path.cwd()
         try:
