@@ -305,11 +305,16 @@ def test_the_monitor_without_a_terminal_says_what_to_do_instead(tmp_path: Path) 
 
 
 def monitor_in_a_terminal(
-    args: list[str], shown: list[bytes], stdin: BinaryIO | None = None
+    args: list[str],
+    shown: list[bytes],
+    stdin: BinaryIO | None = None,
+    stop: int | None = None,
+    drawn_after: list[bytes] | None = None,
 ) -> tuple[int, str]:
     """Run `imdb-tui ARGS` on an 80x24 pseudo-terminal (its controlling terminal, and
     its stdin unless `stdin` is given), wait until every word of `shown` is drawn,
-    press q; return the exit status and what it printed on stdout."""
+    press q (or send it the signal `stop`); return the exit status and what it printed
+    on stdout (what it drew after that goes into `drawn_after`)."""
     screen, terminal = pty.openpty()
     fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
     monitor = subprocess.Popen(
@@ -329,11 +334,21 @@ def monitor_in_a_terminal(
             ready, _, _ = select.select([screen], [], [], 30)
             assert ready, f"the monitor did not show {shown} in 30 s"
             drawn += os.read(screen, 65536)
-        os.write(screen, b"q")
+        if stop is None:
+            os.write(screen, b"q")
+        else:
+            monitor.send_signal(stop)
         while monitor.poll() is None:  # keep reading, or a full terminal blocks it
             if select.select([screen], [], [], 0.1)[0]:
                 with contextlib.suppress(OSError):
-                    os.read(screen, 65536)
+                    after = os.read(screen, 65536)
+                    if drawn_after is not None:
+                        drawn_after.append(after)
+        while drawn_after is not None and select.select([screen], [], [], 0.2)[0]:
+            try:
+                drawn_after.append(os.read(screen, 65536))
+            except OSError:
+                break
         return monitor.returncode, monitor.stdout.read() if monitor.stdout else ""
     finally:
         monitor.kill()
@@ -349,6 +364,57 @@ def test_the_monitor_in_a_terminal_quits_on_q_with_everything_stored(tmp_path: P
     stored = re.search(r"done: ([\d,]+) events stored", summary)
     assert stored, summary
     assert query(db, "SELECT count(*) FROM events") == [(int(stored[1].replace(",", "")),)]
+
+
+def test_sigterm_to_the_monitor_drains_and_restores_the_terminal(tmp_path: Path) -> None:
+    """As q does: the queue drained and committed, the summary printed, the terminal
+    left as it was (off the alternate screen, the cursor shown, the mouse off)."""
+    db = tmp_path / "events.db"
+    after: list[bytes] = []
+    status, summary = monitor_in_a_terminal(
+        ["--db", str(db), "--rate", "2000"],
+        [b"Events per minute", b"RUNNING"],
+        stop=signal.SIGTERM,
+        drawn_after=after,
+    )
+    assert status == 0
+    stored = re.search(r"done: ([\d,]+) events stored", summary)
+    assert stored, summary
+    assert query(db, "SELECT count(*) FROM events") == [(int(stored[1].replace(",", "")),)]
+    assert query(db, "SELECT state FROM pipelines") == [("stopped",)]
+    restored = b"".join(after)
+    for sequence in (b"\x1b[?1049l", b"\x1b[?25h", b"\x1b[?1000l"):
+        assert sequence in restored, (sequence, restored[-400:])
+
+
+def test_a_closed_terminal_ends_the_monitor_drained(tmp_path: Path) -> None:
+    """SIGHUP, as a terminal closing sends it: drained, the health row marked, and the
+    process gone (never left spinning on a terminal that is not there)."""
+    db = tmp_path / "events.db"
+    screen, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    monitor = subprocess.Popen(
+        [COMMAND, "--db", str(db), "--rate", "2000"],
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        env={**os.environ, "TERM": "xterm-256color"},
+        start_new_session=True,
+        preexec_fn=lambda: fcntl.ioctl(2, termios.TIOCSCTTY, 0),
+    )
+    os.close(terminal)
+    try:
+        drawn = b""
+        while b"RUNNING" not in drawn:
+            assert select.select([screen], [], [], 30)[0], "the monitor never drew"
+            drawn += os.read(screen, 65536)
+        os.close(screen)  # the terminal closes: the kernel sends SIGHUP
+        assert monitor.wait(timeout=30) == 0
+    finally:
+        monitor.kill()
+    assert query(db, "SELECT state FROM pipelines") == [("stopped",)]
+    (kept,) = query(db, "SELECT stored FROM pipelines")[0]
+    assert query(db, "SELECT count(*) FROM events") == [(kept,)]
 
 
 def test_produce_piped_into_run_stores_exactly_that_many_and_a_rerun_stores_none(

@@ -325,3 +325,33 @@ def test_a_deadlock_is_retried_inside_and_never_escapes(postgres_database: Datab
     assert store.counters() == {"duplicates": 2}
     assert store.count_events() == 2
     store.close()
+
+
+def test_watch_says_when_the_database_is_away_and_when_it_is_back(
+    own_server: Server, tmp_path: Path
+) -> None:
+    """With the server stopped, watch says so at once in its status line and Pipeline
+    panel (no RUNNING and measured rate as if live), and says when it answers again."""
+    from tests.test_watch import terminal
+
+    database = Database("postgres", own_server.url(), "imdb_tui")
+    made = subprocess.run(
+        [COMMAND, "run", *database.args, "--count", "500", "--seed", "3"],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=60,
+    )
+    assert made.returncode == 0, made.stderr
+    with terminal(["watch", *database.args, "--refresh", "0.5"]) as shown:
+        shown.wait_for(r"stored +500\b")
+        shown.wait_for(r"measured +–")  # the run ended: no rate as if it were live
+        own_server.stop()
+        found = shown.wait_for(r"cannot reach the database since (\d\d:\d\d:\d\d)", timeout=3)
+        assert "WATCHING · UNREACHABLE" in shown.text()
+        shown.wait_for(f"database away +│\n.*│ since {found[1]} ", timeout=3)  # the panel
+        own_server.resume()
+        shown.wait_for(r"the database answers again", timeout=15)
+        assert f"since {found[1]}" not in shown.text()  # neither line says it any more
+        shown.press(b"q")
+        assert shown.exit_status() == 0

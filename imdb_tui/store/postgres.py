@@ -33,12 +33,9 @@ from imdb_tui.catalog import Movie
 from imdb_tui.events import Event, Rejection
 from imdb_tui.health import PipelineHealth
 from imdb_tui.store import (
-    EVENTS_AFTER,
     HEALTH_COLUMNS,
     HEALTH_COLUMNS_BEFORE_LAG,
     HEALTH_FIELDS,
-    NEWEST_MINUTE,
-    OLDEST_HEADS,
     AggregateFn,
     Aggregates,
     BatchMark,
@@ -51,9 +48,9 @@ from imdb_tui.store import (
     marks,
     movie_of,
     next_minute,
-    older_kind,
     recent_cutoff,
 )
+from imdb_tui.store.queries import EVENTS_AFTER, NEWEST_MINUTE, OLDEST_HEADS, older_kind
 from imdb_tui.store.writer import ProcessWriter, ThreadWriter, Writer
 from imdb_tui.tail import TAIL_SCAN, EventMatch, Tail, TailEvent
 

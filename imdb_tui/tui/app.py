@@ -9,6 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
+import signal
+import stat
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -49,6 +52,7 @@ from imdb_tui.viewer import NO_WRITER, Control, Reader
 REFRESH_STEPS = (0.25, 0.5, 1.0, 2.0, 5.0)
 """The refresh intervals [ and ] step through, in seconds."""
 MIN_SIZE = (80, 24)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 WIDE = 110
 """From this many columns on, Ratings has a panel of its own; below, Events by type
 shows today's average rating on its rate row."""
@@ -127,6 +131,8 @@ class MonitorApp(App[RunSummary | None]):
         self._shown_state = ""
         self._interval_changed = asyncio.Event()
         self._read_error: str | None = None
+        self._unreachable_since: float | None = None
+        """When reading the database began to fail (None: it reads)."""
         self.lateness: deque[float] = deque(maxlen=100_000)
         """Seconds each refresh ran after it was due (bench/monitor.py reads it)."""
         self.summary: RunSummary | None = None
@@ -173,8 +179,38 @@ class MonitorApp(App[RunSummary | None]):
             )
         self.run_worker(self._refresh(), name="refresh", exit_on_error=False)
         self.show_status()
+        # SIGTERM (kill, systemd) and SIGHUP (the terminal closed) end it as q does: the
+        # queue drained and committed, the health row marked, the terminal restored.
+        loop = asyncio.get_running_loop()
+        for signum in STOP_SIGNALS:
+            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+                loop.add_signal_handler(signum, self._stop_signal, signum)
+
+    def _stop_signal(self, signum: int) -> None:
+        if signum == signal.SIGHUP:
+            self.call_later(self._hung_up)
+        else:
+            self.call_later(self.action_quit)
+
+    async def _hung_up(self) -> None:
+        """The terminal closed: drain as q does, then end at once. Nothing can be drawn
+        or restored on a terminal that is gone, and Textual's own exit would wait for
+        ever on its writer, which died at the first write that failed."""
+        _terminal_gone()
+        if self.control is not None and self._pipeline_worker is not None:
+            self.control.stop()
+            with contextlib.suppress(WorkerCancelled, WorkerFailed):
+                await self._pipeline_worker.wait()  # the health row says "stopped"
+        os._exit(0)
 
     async def on_unmount(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in STOP_SIGNALS:
+            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+                loop.remove_signal_handler(signum)
+        await self._finish_pipeline()
+
+    async def _finish_pipeline(self) -> None:
         """However the app ends, the pipeline has closed its writer when `run` returns,
         so its owner may close the store (on a crash the queue is not drained)."""
         if self.control is None or self._pipeline_worker is None:
@@ -208,11 +244,18 @@ class MonitorApp(App[RunSummary | None]):
         try:
             snapshot = await self.reader.snapshot(self.window_minutes, self.day)
         except StoreError as error:  # the panels keep the last picture; the next tick retries
+            if self._unreachable_since is None:
+                self._unreachable_since = time.time()
+                self._show_unreachable()
             if str(error) != self._read_error:
                 self._storage_error(str(error))
             self._read_error = str(error)
             return
         self._read_error = None
+        if self._unreachable_since is not None:
+            self._unreachable_since = None
+            self._show_unreachable()
+            self.notify("the database answers again: the figures are current", title="Reconnected")
         if not snapshot.past:
             self.day = None  # today's figures, live (the day asked for may have become today)
         if not self.frozen or even_frozen:
@@ -236,6 +279,8 @@ class MonitorApp(App[RunSummary | None]):
             self._shown_state = status_now.state
             self.call_after_refresh(self.refresh_bindings)
         state = status_now.state.upper()
+        if self._unreachable_since is not None and self.control is None:
+            state = "UNREACHABLE"  # the writer's last state is no news of it now
         head = state if self.control is not None else f"WATCHING · {state}"
         self.sub_title = head
         parts = []
@@ -254,11 +299,28 @@ class MonitorApp(App[RunSummary | None]):
         # The error right after the state: at 80 columns, and under a notification at
         # the right, the line's end is not seen.
         status = Text(head)
-        if status_now.error:
+        unreachable = self.unreachable_text()
+        if unreachable is not None:
+            status.append(f" · {unreachable}", style="bold red")
+        elif status_now.error:
             status.append(f" · {literal(status_now.error)}", style="bold red")
         status.append("".join(f" · {part}" for part in parts))
         for line in self.query("#status").results(Static):  # none once the app is closing
             line.update(status, layout=False)
+
+    def unreachable_text(self) -> str | None:
+        """What the figures are while the database cannot be read, said for a person."""
+        if self._unreachable_since is None:
+            return None
+        since = time.strftime("%H:%M:%S", time.localtime(self._unreachable_since))
+        return f"cannot reach the database since {since}; figures as of then"
+
+    def _show_unreachable(self) -> None:
+        since = self._unreachable_since
+        shown = None if since is None else time.strftime("%H:%M:%S", time.localtime(since))
+        for panel in self.query(PipelinePanel).results(PipelinePanel):
+            panel.unreachable = shown
+        self.show_status()
 
     def _storage_error(self, message: str) -> None:
         self.notify(literal(message), title="Storage error", severity="error", markup=False)
@@ -518,3 +580,18 @@ class MonitorApp(App[RunSummary | None]):
 
     def _toggle_freeze(self) -> None:
         self.action_unfreeze() if self.frozen else self.action_freeze()
+
+
+def _terminal_gone() -> None:
+    """The terminal closed (SIGHUP): what would be drawn on it, or printed, goes to
+    /dev/null instead, so that the drain and the exit never wait on a write that
+    cannot be made (a write to a closed terminal fails, and Textual's writer thread
+    with it)."""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    try:
+        for descriptor in (0, 1, 2):
+            with contextlib.suppress(OSError):  # a hung-up terminal is no tty any more
+                if stat.S_ISCHR(os.fstat(descriptor).st_mode):
+                    os.dup2(devnull, descriptor)
+    finally:
+        os.close(devnull)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.text import Text
+from textual.reactive import reactive
 
 from imdb_tui.display import left_cut, literal, millis_text, rate_text, seen_text, size_text
 from imdb_tui.tui.panel import Panel
@@ -15,6 +16,9 @@ LABEL = 13
 
 class PipelinePanel(Panel):
     TITLE = "Pipeline"
+    unreachable: reactive[str | None] = reactive(None, layout=False)
+    """Since when (HH:MM:SS) the database cannot be read: the figures are of then (None:
+    they are current)."""
 
     def __init__(self, database: str, watching: bool = False, **kwargs: object) -> None:
         """`watching`: the figures are another process's, read from its health row."""
@@ -28,6 +32,10 @@ class PipelinePanel(Panel):
             return Text(self.WAITING)
         health = snapshot.health
         text = Text()
+        if self.unreachable is not None:  # short lines: the panel is narrow
+            away = f"database away\nsince {self.unreachable}\nfigures as of then\n"
+            text.append(away, style="bold red")
+        live = health is not None and health.live and self.unreachable is None
         if health is None or (self.watching and not health.live):
             text.append("no pipeline writing\n", style="bold")
         dead = f"{snapshot.dead_letters:,}" + (" (d)" if snapshot.dead_letters else "")
@@ -39,7 +47,8 @@ class PipelinePanel(Panel):
                 source = left_cut(source, room - len(" (ended)"), " ") + " (ended)"
             rows = [
                 ("target", rate_text(health.target_rate)),
-                ("measured", f"{health.ingest_rate:,.0f}/s"),
+                # The last rate of a pipeline gone (or unseen) is no rate to show as now.
+                ("measured", f"{health.ingest_rate:,.0f}/s" if live else "–"),
                 *rows,
                 ("queue", f"{health.queue_depth:,}"),
                 ("lag p50/p99", _lag(health.lag_p50_ms, health.lag_p99_ms)),
