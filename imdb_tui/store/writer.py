@@ -251,6 +251,11 @@ class ProcessWriter(Writer):
         how = child.reap()
         failed: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], bytes]] = []
         with self._lock:
+            # Its pipe is closed by the sending thread, after any send to it under way:
+            # closed here, its descriptor could be reused by the next child's pipe while
+            # a send still wrote to it, and that child would read half a message.
+            with contextlib.suppress(RuntimeError):  # the sender is shut: closed already
+                self._sender.submit(child.close)
             if self._child is not child:  # closed, or replaced already
                 return
             self._child = None
@@ -343,9 +348,8 @@ class _Child:
             self._answered(answer)
 
     def reap(self) -> str:
-        """Wait for the dead child and say how it ended."""
+        """Wait for the dead child and say how it ended (its pipe stays open: see close)."""
         self._process.join(timeout=10)
-        self._connection.close()
         code = self._process.exitcode
         if code is None:  # pragma: no cover - it closed its pipe and lives on
             self._process.kill()
@@ -356,6 +360,10 @@ class _Child:
                 return f"was killed by {signal.Signals(-code).name}"
             return f"was killed by signal {-code}"
         return f"exited with status {code}"
+
+    def close(self) -> None:
+        """Close its end of the pipe (on the sending thread, after every send to it)."""
+        self._connection.close()
 
     def stop(self) -> None:
         self.send(marshal.dumps(("stop",)))
