@@ -390,28 +390,13 @@ def test_sigterm_to_the_monitor_drains_and_restores_the_terminal(tmp_path: Path)
 def test_a_closed_terminal_ends_the_monitor_drained(tmp_path: Path) -> None:
     """SIGHUP, as a terminal closing sends it: drained, the health row marked, and the
     process gone (never left spinning on a terminal that is not there)."""
+    from tests.test_watch import terminal  # its module imports this one
+
     db = tmp_path / "events.db"
-    screen, terminal = pty.openpty()
-    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
-    monitor = subprocess.Popen(
-        [COMMAND, "--db", str(db), "--rate", "2000"],
-        stdin=terminal,
-        stdout=terminal,
-        stderr=terminal,
-        env={**os.environ, "TERM": "xterm-256color"},
-        start_new_session=True,
-        preexec_fn=lambda: fcntl.ioctl(2, termios.TIOCSCTTY, 0),
-    )
-    os.close(terminal)
-    try:
-        drawn = b""
-        while b"RUNNING" not in drawn:
-            assert select.select([screen], [], [], 30)[0], "the monitor never drew"
-            drawn += os.read(screen, 65536)
-        os.close(screen)  # the terminal closes: the kernel sends SIGHUP
-        assert monitor.wait(timeout=30) == 0
-    finally:
-        monitor.kill()
+    with terminal(["--db", str(db), "--rate", "2000"]) as shown:
+        shown.wait_for(r"RUNNING")
+        shown.hang_up()
+        assert shown.process.wait(timeout=30) == 0
     assert query(db, "SELECT state FROM pipelines") == [("stopped",)]
     (kept,) = query(db, "SELECT stored FROM pipelines")[0]
     assert query(db, "SELECT count(*) FROM events") == [(kept,)]

@@ -68,11 +68,17 @@ class Terminal:
     def press(self, key: bytes) -> None:
         os.write(self._screen_fd, key)
 
+    def hang_up(self) -> None:
+        """Close the terminal, as closing its window does: the kernel sends SIGHUP."""
+        os.close(self._screen_fd)
+        self._screen_fd = -1
+
     def close(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait(timeout=30)
-        os.close(self._screen_fd)
+        if self._screen_fd >= 0:
+            os.close(self._screen_fd)
 
 
 @contextlib.contextmanager

@@ -197,10 +197,7 @@ class MonitorApp(App[RunSummary | None]):
         or restored on a terminal that is gone, and Textual's own exit would wait for
         ever on its writer, which died at the first write that failed."""
         _terminal_gone()
-        if self.control is not None and self._pipeline_worker is not None:
-            self.control.stop()
-            with contextlib.suppress(WorkerCancelled, WorkerFailed):
-                await self._pipeline_worker.wait()  # the health row says "stopped"
+        await self._finish_pipeline()  # the health row says "stopped"
         os._exit(0)
 
     async def on_unmount(self) -> None:
@@ -308,18 +305,23 @@ class MonitorApp(App[RunSummary | None]):
         for line in self.query("#status").results(Static):  # none once the app is closing
             line.update(status, layout=False)
 
+    def _unreachable_clock(self) -> str | None:
+        """Since when (HH:MM:SS) the database cannot be read (None: it reads)."""
+        since = self._unreachable_since
+        return None if since is None else time.strftime("%H:%M:%S", time.localtime(since))
+
     def unreachable_text(self) -> str | None:
         """What the figures are while the database cannot be read, said for a person."""
-        if self._unreachable_since is None:
-            return None
-        since = time.strftime("%H:%M:%S", time.localtime(self._unreachable_since))
-        return f"cannot reach the database since {since}; figures as of then"
+        since = self._unreachable_clock()
+        return (
+            None
+            if since is None
+            else f"cannot reach the database since {since}; figures as of then"
+        )
 
     def _show_unreachable(self) -> None:
-        since = self._unreachable_since
-        shown = None if since is None else time.strftime("%H:%M:%S", time.localtime(since))
         for panel in self.query(PipelinePanel).results(PipelinePanel):
-            panel.unreachable = shown
+            panel.unreachable = self._unreachable_clock()
         self.show_status()
 
     def _storage_error(self, message: str) -> None:
