@@ -12,7 +12,8 @@ from imdb_tui.metrics import Aggregator, MetricsSnapshot, read_snapshot
 from imdb_tui.pipeline import Pipeline, PipelineSettings, RunSummary
 from imdb_tui.sources import Lookup
 from imdb_tui.store import SourcePosition, Store, open_store
-from imdb_tui.store.sqlite import APPLICATION_ID, MIGRATIONS
+from imdb_tui.store.dialect import SQLITE_DIALECT
+from imdb_tui.store.sqlite import APPLICATION_ID
 from tests.conftest import Database, event
 
 
@@ -99,8 +100,13 @@ def older_file(path: Path | str, version: int) -> sqlite3.Connection:
     """An imdb-tui SQLite file at an older schema `version`, open for rows to be added
     (`with older_file(...) as old:` commits them)."""
     old = sqlite3.connect(path)
-    for step in MIGRATIONS[:version]:
-        old.executescript(step)
+    for statement in schema_at(version):
+        old.execute(statement)
     old.execute(f"PRAGMA user_version = {version}")
     old.execute(f"PRAGMA application_id = {APPLICATION_ID}")
     return old
+
+
+def schema_at(version: int) -> list[str]:
+    """The statements making an SQLite file of schema `version`."""
+    return [s for step in range(1, version + 1) for s in SQLITE_DIALECT.migration(step)]

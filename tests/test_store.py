@@ -10,9 +10,9 @@ import pytest
 from imdb_tui.clock import ManualClock
 from imdb_tui.events import validate
 from imdb_tui.store import StoreError, open_store
-from imdb_tui.store.sqlite import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, SqliteStore
+from imdb_tui.store.sqlite import APPLICATION_ID, SCHEMA_VERSION, SqliteStore
 from tests.conftest import NOW, event
-from tests.helpers import events, older_file, query, write
+from tests.helpers import events, older_file, query, schema_at, write
 
 
 def test_a_new_file_gets_the_current_schema_in_wal_mode(db_path: Path) -> None:
@@ -25,8 +25,8 @@ def test_a_new_file_gets_the_current_schema_in_wal_mode(db_path: Path) -> None:
 @pytest.mark.parametrize("version", range(SCHEMA_VERSION))
 def test_an_older_file_is_upgraded_and_keeps_its_data(db_path: Path, version: int) -> None:
     with sqlite3.connect(db_path) as old:
-        for step in MIGRATIONS[:version]:
-            old.executescript(step)
+        for statement in schema_at(version):
+            old.execute(statement)
         old.execute(f"PRAGMA user_version = {version}")
     store = open_store(db_path)
     assert write(store, events(range(3))) and store.counters()["events_total"] == 3

@@ -1,0 +1,230 @@
+"""What truly differs between the SQL backends' statements, and the statements made
+from the model (`model.py`) with it: DDL, migrations, a batch of rows as a relation,
+and the upsert each table's kind of change asks for.
+
+Statements are written with `?` placeholders; `Dialect.sql` gives a backend's form.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from imdb_tui.store.model import (
+    MIGRATIONS,
+    POSTGRES,
+    SQLITE,
+    Change,
+    Column,
+    Kind,
+    Table,
+    tables_at,
+)
+
+
+@dataclass(frozen=True)
+class Dialect:
+    backend: str
+    types: Mapping[Kind, str]
+    seq_type: str
+    """The type of a SEQ column, the table's key."""
+    without_rowid: str
+    """Appended to a table whose key is not a row number."""
+    placeholder: str
+
+    def sql(self, statement: str) -> str:
+        """A statement written with `?` placeholders, in this backend's form."""
+        return _placeholders(statement, self.placeholder)
+
+    def column_type(self, column: Column) -> str:
+        return self.types[column.kind]
+
+    def create_table(self, table: Table, version: int) -> str:
+        lines = []
+        for column in table.columns_at(version, self.backend):
+            if column.kind is Kind.SEQ:
+                lines.append(f"{column.name} {self.seq_type}")
+                continue
+            line = f"{column.name} {self.column_type(column)}"
+            if table.single_row and column.name in table.key:
+                line += f" PRIMARY KEY CHECK ({column.name} = 1)"
+            else:
+                line += "" if column.null else " NOT NULL"
+                line += " UNIQUE" if column.name in table.unique else ""
+            lines.append(line)
+        rowid = table.single_row or table.column(table.key[0]).kind is Kind.SEQ
+        if not rowid:
+            lines.append(f"PRIMARY KEY ({', '.join(table.key)})")
+        tail = "" if rowid else self.without_rowid
+        return f"CREATE TABLE {table.name} ({', '.join(lines)}){tail}"
+
+    def migration(self, version: int) -> list[str]:
+        """The statements taking a database from version - 1 to `version`."""
+        statements = []
+        for table in tables_at(version, self.backend):
+            if table.since == version:
+                statements.append(self.create_table(table, version))
+            else:
+                statements.extend(
+                    f"ALTER TABLE {table.name} ADD COLUMN {column.name}"
+                    f" {self.column_type(column)}{'' if column.null else ' NOT NULL'}"
+                    for column in table.columns_at(version, self.backend)
+                    if column.since == version
+                )
+            statements.extend(
+                f"CREATE INDEX {name} ON {table.name} ({column})"
+                for name, column, since in table.indexes
+                if since == version or (table.since == version and since <= version)
+            )
+        step = MIGRATIONS[version - 1]
+        if step.only in (None, self.backend):
+            statements.extend(step.data)
+        return statements
+
+    def upsert(self, table: Table, columns: Sequence[str]) -> str:
+        """INSERT a batch of rows (see `rows`) into these columns, as the table's
+        kind of change says: add to the counts of a key, replace the values given,
+        insert a key that is absent, or append."""
+        kinds = [table.column(name).kind for name in columns]
+        head = f"INSERT INTO {table.name} ({', '.join(columns)}) {self.rows(kinds)} WHERE true"
+        values = [name for name in columns if name not in table.key]
+        key = ", ".join(table.key)
+        if table.change is Change.APPEND:
+            return head
+        if table.change is Change.INSERT or not values:
+            return f"{head} ON CONFLICT ({key}) DO NOTHING"
+        if table.change is Change.ADD:
+            sets = [f"{v} = {table.name}.{v} + excluded.{v}" for v in values]
+        else:
+            sets = [f"{v} = excluded.{v}" for v in values]
+        return f"{head} ON CONFLICT ({key}) DO UPDATE SET {', '.join(sets)}"
+
+    def rows(self, kinds: Sequence[Kind], names: Sequence[str] = ()) -> str:
+        """SELECT ... a batch of rows, bound as `rows_value` says; its columns named
+        `names`, if given."""
+        raise NotImplementedError
+
+    def rows_value(self, kinds: Sequence[Kind], rows: Sequence[Sequence[object]]) -> list[object]:
+        """The values `rows(kinds)` is bound to."""
+        raise NotImplementedError
+
+    def each(self) -> str:
+        """A relation `item` of one bound list's items, in a column `value` (see
+        `list_value`)."""
+        raise NotImplementedError
+
+    def list_value(self, items: Sequence[object]) -> object:
+        raise NotImplementedError
+
+    def find(self, needle: str, haystack: str) -> str:
+        """Where text `needle` starts in `haystack`, from 1 (0: it is not there)."""
+        raise NotImplementedError
+
+
+class SqliteDialect(Dialect):
+    def rows(self, kinds: Sequence[Kind], names: Sequence[str] = ()) -> str:
+        return _json_rows(len(kinds), tuple(names))
+
+    def rows_value(self, kinds: Sequence[Kind], rows: Sequence[Sequence[object]]) -> list[object]:
+        # One JSON array: SQLite unpacks it with the GIL free, one bound value
+        # however many rows.
+        return [json.dumps(rows, ensure_ascii=False)]
+
+    def each(self) -> str:
+        return "json_each(?) AS item"
+
+    def list_value(self, items: Sequence[object]) -> object:
+        return json.dumps(list(items), ensure_ascii=False)
+
+    def find(self, needle: str, haystack: str) -> str:
+        return f"instr({haystack}, {needle})"
+
+
+class PostgresDialect(Dialect):
+    def rows(self, kinds: Sequence[Kind], names: Sequence[str] = ()) -> str:
+        arrays = ", ".join(f"CAST(? AS {self.types[kind]}[])" for kind in kinds)
+        named = f" AS r ({', '.join(names)})" if names else ""
+        return f"SELECT * FROM unnest({arrays}){named}"  # noqa: S608 (types)
+
+    def rows_value(self, kinds: Sequence[Kind], rows: Sequence[Sequence[object]]) -> list[object]:
+        # One array a column.
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        return [
+            [_text(v) for v in column] if kind in _TEXTS else column
+            for kind, column in zip(kinds, columns, strict=True)
+        ]
+
+    def each(self) -> str:
+        return "unnest(CAST(? AS text[])) AS item (value)"
+
+    def list_value(self, items: Sequence[object]) -> object:
+        return list(items)
+
+    def find(self, needle: str, haystack: str) -> str:
+        return f"strpos({haystack}, {needle})"
+
+
+_TEXTS: Final = frozenset({Kind.TEXT, Kind.ID})
+
+
+def _text(value: object) -> object:
+    """PostgreSQL's text holds no NUL: it is kept visible, as a rejection's raw text is."""
+    return value.replace("\x00", "\\x00") if isinstance(value, str) else value
+
+
+@functools.cache
+def _placeholders(statement: str, placeholder: str) -> str:
+    return statement if placeholder == "?" else statement.replace("?", placeholder)
+
+
+@functools.cache
+def _json_rows(width: int, names: tuple[str, ...]) -> str:
+    columns = ", ".join(
+        f"json_extract(value, '$[{i}]')" + (f" AS {names[i]}" if names else "")
+        for i in range(width)
+    )
+    return f"SELECT {columns} FROM json_each(?)"  # noqa: S608 (numbers)
+
+
+_TEXT_KINDS: Final = {
+    Kind.INSTANT: "TEXT",  # ISO-8601, UTC, milliseconds, Z
+    Kind.MINUTE: "TEXT",  # YYYY-MM-DDTHH:MMZ
+    Kind.DAY: "TEXT",  # YYYY-MM-DD
+    Kind.ID: "TEXT",
+    Kind.TEXT: "TEXT",
+}
+SQLITE_DIALECT: Final = SqliteDialect(
+    SQLITE,
+    {
+        **_TEXT_KINDS,
+        Kind.SEQ: "INTEGER",
+        Kind.COUNT: "INTEGER",
+        Kind.INT: "INTEGER",
+        Kind.REAL: "REAL",
+        Kind.FLAG: "INTEGER",
+    },
+    seq_type="INTEGER PRIMARY KEY",
+    without_rowid=" WITHOUT ROWID",
+    placeholder="?",
+)
+POSTGRES_DIALECT: Final = PostgresDialect(
+    POSTGRES,
+    {
+        Kind.INSTANT: "text",
+        Kind.MINUTE: "text",
+        Kind.DAY: "text",
+        Kind.ID: "text",
+        Kind.TEXT: "text",
+        Kind.SEQ: "bigint",
+        Kind.COUNT: "bigint",
+        Kind.INT: "integer",
+        Kind.REAL: "double precision",
+        Kind.FLAG: "boolean",
+    },
+    seq_type="bigserial PRIMARY KEY",
+    without_rowid="",
+    placeholder="%s",
+)
