@@ -99,10 +99,10 @@ class Terminal:
 
 def fill_yesterday(db: Path, count: int = 50_000) -> None:
     """`count` of the simulator's events, made a day ago, stored as the pipeline stores them."""
+    from imdb_tui.aggregates import Aggregator
     from imdb_tui.catalog import build_catalog
     from imdb_tui.clock import ManualClock
     from imdb_tui.events import validate_many
-    from imdb_tui.metrics import Aggregator
     from imdb_tui.simulator import Simulator, SimulatorSettings
 
     clock = ManualClock(time.time() - 86400)

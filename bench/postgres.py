@@ -133,7 +133,7 @@ def copy_ceiling(url: str, schema: str) -> tuple[int, float]:
             for block in out:
                 data.write(block)
         db.execute(
-            "CREATE UNLOGGED TABLE IF NOT EXISTS copied (event_id text, event_time text,"
+            "CREATE UNLOGGED TABLE IF NOT EXISTS copied (event_id text, event_time timestamptz,"
             " user_id text, session_id text, movie_id text, event_type text, rating integer)"
         )
         db.execute("ALTER TABLE copied SET LOGGED")  # as the events table is
@@ -157,8 +157,8 @@ def build(url: str, schema: str, count: int, users: int, now: float) -> None:
             db.execute(
                 "INSERT INTO events (event_id, event_time, user_id, session_id, movie_id,"
                 " event_type) SELECT lpad(to_hex(i), 16, '0') || '-bench',"
-                " to_char(to_timestamp(%(start)s + i * %(span)s::float8 / %(count)s)"
-                " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"
+                " date_trunc('milliseconds',"
+                " to_timestamp(%(start)s + i * %(span)s::float8 / %(count)s)),"
                 " 'u' || lpad((i %% %(users)s)::text, 7, '0'), 's' || (i / 8),"
                 " 'tt' || lpad((1000000 + i %% 1000)::text, 7, '0'),"
                 " (ARRAY['view','view','view','click','rate','watchlist_add'])[1 + i %% 6]"
@@ -167,16 +167,17 @@ def build(url: str, schema: str, count: int, users: int, now: float) -> None:
             )
             db.execute("UPDATE events SET rating = 1 + seq % 10 WHERE event_type = 'rate'")
             db.execute(
-                "INSERT INTO events_per_minute SELECT left(event_time, 16) || 'Z', event_type,"
+                "INSERT INTO events_per_minute SELECT date_trunc('minute', event_time), event_type,"
                 " count(*) FROM events GROUP BY 1, 2"
             )
             db.execute(
-                "INSERT INTO events_per_quarter_hour SELECT left(minute, 14) ||"
-                " lpad((substr(minute, 15, 2)::int / 15 * 15)::text, 2, '0') || 'Z',"
+                "INSERT INTO events_per_quarter_hour SELECT date_trunc('hour', minute)"
+                " + floor(extract(minute FROM minute) / 15) * interval '15 minutes',"
                 " event_type, sum(events) FROM events_per_minute GROUP BY 1, 2"
             )
             db.execute(
-                "INSERT INTO movie_views_daily SELECT left(event_time, 10), movie_id, count(*)"
+                "INSERT INTO movie_views_daily SELECT CAST(event_time AT TIME ZONE 'UTC' AS date),"
+                " movie_id, count(*)"
                 " FROM events WHERE event_type = 'view' GROUP BY 1, 2"
             )
             db.execute(
@@ -184,7 +185,7 @@ def build(url: str, schema: str, count: int, users: int, now: float) -> None:
                 " SELECT user_id, max(event_time) FROM events GROUP BY 1"
             )
             db.execute(
-                "INSERT INTO users_per_last_minute SELECT left(last_seen, 16) || 'Z', count(*)"
+                "INSERT INTO users_per_last_minute SELECT date_trunc('minute', last_seen), count(*)"
                 " FROM user_activity GROUP BY 1"
             )
             db.execute("INSERT INTO counters VALUES ('events_total', %s)", (count,))

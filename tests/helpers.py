@@ -6,9 +6,10 @@ import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
+from imdb_tui.aggregates import Aggregator
 from imdb_tui.clock import ManualClock
 from imdb_tui.events import Event, RawRecord, validate
-from imdb_tui.metrics import Aggregator, MetricsSnapshot, read_snapshot
+from imdb_tui.metrics import MetricsSnapshot, read_snapshot
 from imdb_tui.pipeline import Pipeline, PipelineSettings, RunSummary
 from imdb_tui.sources import Lookup
 from imdb_tui.store import SourcePosition, Store, open_store

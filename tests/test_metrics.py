@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import given
 from hypothesis import strategies as st
 
+from imdb_tui.aggregates import Aggregates
 from imdb_tui.catalog import Movie
 from imdb_tui.clock import ManualClock, date_start, local_day, utc_iso
 from imdb_tui.events import EVENT_TYPES, Event
@@ -26,7 +27,7 @@ from imdb_tui.metrics import (
     read_snapshot,
     trending,
 )
-from imdb_tui.store import Aggregates, open_store
+from imdb_tui.store import open_store
 from tests.conftest import NOW, Database, event
 from tests.helpers import ingest, snapshot
 

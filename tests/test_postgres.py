@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from imdb_tui.metrics import Aggregator
+from imdb_tui.aggregates import Aggregator
 from imdb_tui.store import open_store
 from tests.conftest import Database
 from tests.postgres_server import Server, throwaway_server
@@ -75,15 +75,18 @@ def distinct_ids(*files: Path) -> int:
 
 def assert_aggregates_match_a_recount(database: Database) -> None:
     """Every aggregate table equals what counting the events table gives."""
-    per_minute = "SELECT left(event_time, 16) || 'Z', event_type, count(*) FROM events"
-    views = "SELECT left(event_time, 10), movie_id, count(*) FROM events WHERE event_type = 'view'"
+    per_minute = "SELECT date_trunc('minute', event_time), event_type, count(*) FROM events"
+    views = (
+        "SELECT CAST(event_time AT TIME ZONE 'UTC' AS date), movie_id, count(*) FROM events"
+        " WHERE event_type = 'view'"
+    )
     last_seen = "SELECT user_id, max(event_time) AS seen FROM events GROUP BY 1"
     recounts = {
         "SELECT minute, event_type, events FROM events_per_minute": per_minute + " GROUP BY 1, 2",
         "SELECT day, movie_id, views FROM movie_views_daily": views + " GROUP BY 1, 2",
         "SELECT user_id, last_seen FROM user_activity": last_seen,
         "SELECT minute, users FROM users_per_last_minute WHERE users <> 0": (
-            "SELECT left(seen, 16) || 'Z', count(*) FROM (SELECT max(event_time) AS seen"
+            "SELECT date_trunc('minute', seen), count(*) FROM (SELECT max(event_time) AS seen"
             " FROM events GROUP BY user_id) AS u GROUP BY 1"
         ),
         "SELECT value FROM counters WHERE name = 'events_total'": "SELECT count(*) FROM events",

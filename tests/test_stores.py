@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import pytest
 
+from imdb_tui.aggregates import Aggregator
 from imdb_tui.catalog import Movie
 from imdb_tui.events import Event, validate
 from imdb_tui.health import PipelineHealth
-from imdb_tui.metrics import Aggregator
 from imdb_tui.store import SourcePosition, Store, StoreError, TopMovie
 from imdb_tui.tail import EventMatch
 from tests.conftest import DROP, NOW, Database, event

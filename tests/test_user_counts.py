@@ -14,9 +14,10 @@ from zoneinfo import ZoneInfo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from imdb_tui.aggregates import Aggregator
 from imdb_tui.clock import day_start, utc_iso
 from imdb_tui.events import Event
-from imdb_tui.metrics import WINDOW_CHOICES, Aggregator, read_snapshot
+from imdb_tui.metrics import WINDOW_CHOICES, read_snapshot
 from imdb_tui.store import open_store
 from tests.conftest import NOW, Database
 from tests.helpers import older_file

@@ -16,16 +16,15 @@ from collections.abc import Callable
 from operator import itemgetter
 from typing import Final
 
+from imdb_tui.aggregates import Aggregates, Aggregator
 from imdb_tui.clock import Clock, utc_iso
 from imdb_tui.events import Event, Rejection, seconds, validate_many
 from imdb_tui.health import PipelineHealth
-from imdb_tui.metrics import Aggregator
 from imdb_tui.pipeline.producer import END, Chunk
 from imdb_tui.pipeline.settings import PipelineSettings
 from imdb_tui.pipeline.stats import Stats
 from imdb_tui.sources import Source
-from imdb_tui.store import Aggregates, SourcePosition, StoreError
-from imdb_tui.store.writer import OutOfOrder, Writer
+from imdb_tui.store import OutOfOrder, SourcePosition, StoreError, Writer
 
 log = logging.getLogger(__name__)
 

@@ -32,8 +32,7 @@ from imdb_tui.pipeline.producer import Chunk, Producer
 from imdb_tui.pipeline.settings import PipelineSettings, RunSummary
 from imdb_tui.pipeline.stats import Stats
 from imdb_tui.sources import Source
-from imdb_tui.store import DeadLetter, Store, StoreError
-from imdb_tui.store.writer import Writer
+from imdb_tui.store import DeadLetter, Store, StoreError, Writer
 from imdb_tui.tail import EventMatch, Tail
 
 log = logging.getLogger(__name__)

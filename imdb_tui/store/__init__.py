@@ -16,21 +16,19 @@ the shared behaviour is tested once over every backend (tests/test_store.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from os import PathLike
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import Any, Final, Protocol
 
+from imdb_tui.aggregates import AggregateFn, Aggregates
 from imdb_tui.catalog import Movie
 from imdb_tui.clock import utc_iso
 from imdb_tui.events import Event, Rejection
 from imdb_tui.health import ENDED_STATES, LIVE_SECONDS, PipelineHealth
 from imdb_tui.tail import EventMatch, Tail
-
-if TYPE_CHECKING:
-    from imdb_tui.store.writer import Writer
 
 
 class StoreError(Exception):
@@ -68,38 +66,6 @@ class AlreadyStored(Exception):
 
 BATCH_MARKS_KEPT: Final = 64
 """Marks kept a writer (far more than the writes ever in flight at once)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Aggregates:
-    """What one batch adds to the metric tables (see metrics.Aggregator)."""
-
-    per_minute: dict[tuple[str, str], int]
-    """(minute, event_type) -> events"""
-    per_quarter_hour: dict[tuple[str, str], int]
-    """(quarter-hour start, event_type) -> events"""
-    movie_views: dict[tuple[str, str], int]
-    """(day, movie_id) -> views"""
-    last_seen: dict[str, str]
-    """user_id -> newest event_time"""
-    ratings: dict[tuple[str, int], int] = field(default_factory=dict)
-    """(day, rating) -> rate events"""
-    movie_ratings: dict[tuple[str, str, int], int] = field(default_factory=dict)
-    """(day, movie_id, rating) -> rate events"""
-    recent_views: dict[tuple[str, str], int] = field(default_factory=dict)
-    """(UTC five-minute period, movie_id) -> views: what trending is counted from"""
-    movie_events: dict[tuple[str, str, str], int] = field(default_factory=dict)
-    """(day, movie_id, event_type) -> events: a movie's day, by type"""
-    movie_users: set[tuple[str, str, str]] = field(default_factory=set)
-    """(day, movie_id, user_id): who had an event of a movie that day"""
-    movie_minutes: dict[tuple[str, str], int] = field(default_factory=dict)
-    """(movie_id, UTC minute YYYY-MM-DDTHH:MMZ) -> views: a movie's last hours"""
-    user_days: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
-    """local day -> (its start, UTC; the users with an event that day): each is one
-    more user of the day if the store has none of their events from its start on"""
-
-
-AggregateFn = Callable[[Sequence[Event]], Aggregates]
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,6 +281,64 @@ class LeaseBoard(Protocol):
     def close(self) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What one batch write did."""
+
+    stored: int
+    duplicates: int
+    rejected: int
+    sample_times: list[str]
+    """event_time of up to LAG_SAMPLES of the stored events, for the lag figures"""
+    again: bool = False
+    """The batch had been committed before (by a writer child that died before it
+    answered): the counts are what it did then."""
+
+
+class Writer(Protocol):
+    """Where a pipeline's batches are written, in order, several in flight: the
+    store on a thread, or on a process of its own (see store/writer.py)."""
+
+    id: str
+    """This writer's name in the batch marks: one a run."""
+    restarts: int
+    """Writer processes started again after one died."""
+
+    async def write(
+        self,
+        number: int,
+        after: int | None,
+        events: Sequence[Event],
+        rejections: Sequence[Rejection],
+        received_at: str,
+        aggregates: Aggregates,
+        positions: Sequence[SourcePosition] = (),
+        health: PipelineHealth | None = None,
+        max_bytes: int | None = None,
+    ) -> Written:
+        """Write (or write again) batch `number`, which is stored only once batch
+        `after` is (None: it is the first); `max_bytes`: see BatchWriter.write_batch."""
+        ...
+
+    async def put_health(self, health: PipelineHealth) -> None: ...
+
+    async def prune(self, before: str, limit: int) -> int: ...
+
+    async def hold_size(self, limit: int) -> int: ...
+
+    async def size_bytes(self) -> int: ...
+
+    async def prune_aggregates(self, before: str) -> None: ...
+
+    async def save_movies(self, movies: Sequence[Movie]) -> None: ...
+
+    async def forget(self) -> None:
+        """Drop this writer's batch marks: called once its last batch is answered."""
+        ...
+
+    async def close(self) -> None: ...
+
+
 class Store(BatchWriter, MetricsReader, CatalogueStore, HealthBoard, LeaseBoard, Protocol):
     """A connection to one backend, doing every job. Use it from one thread at a time."""
 
@@ -389,11 +413,6 @@ HEALTH_FIELDS: Final = (
     ("last_seen", "last_seen"),
     ("source_behind_ms", "source_behind_ms"),
 )
-HEALTH_COLUMNS: Final = ", ".join(column for column, _ in HEALTH_FIELDS)
-HEALTH_COLUMNS_BEFORE_LAG: Final = HEALTH_COLUMNS.replace(
-    "source_behind_ms", "NULL AS source_behind_ms"
-)
-"""The same, for a database from before the lag column (read as it is)."""
 
 
 def health_row(health: PipelineHealth) -> tuple[object, ...]:

@@ -7,6 +7,7 @@ Statements are written with `?` placeholders; `Dialect.sql` gives a backend's fo
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from collections.abc import Mapping, Sequence
@@ -17,6 +18,7 @@ from imdb_tui.store.model import (
     MIGRATIONS,
     POSTGRES,
     SQLITE,
+    VIEWS,
     Change,
     Column,
     Kind,
@@ -79,10 +81,28 @@ class Dialect:
                 for name, column, since in table.indexes
                 if since == version or (table.since == version and since <= version)
             )
+        statements.extend(
+            f"CREATE VIEW {view.name} AS {view.sql}" for view in VIEWS if view.since == version
+        )
         step = MIGRATIONS[version - 1]
         if step.only in (None, self.backend):
             statements.extend(step.data)
+        if step.retype:
+            statements.extend(
+                f"ALTER TABLE {table.name} ALTER COLUMN {column.name} TYPE {kind}"
+                f" USING CAST({column.name} AS {kind})"
+                for table in tables_at(version, self.backend)
+                for column in table.columns_at(version, self.backend)
+                if (kind := self.column_type(column)) != self.types[Kind.TEXT]
+                and column.kind in _TIMES
+            )
         return statements
+
+    def out(self, kind: Kind, expression: str) -> str:
+        """A time read back as the canonical text every part of the program speaks:
+        an instant as 2026-11-20T23:40:00.000Z, a minute as 2026-11-20T23:40Z, a day
+        as 2026-11-20 (as stored, where the backend stores text)."""
+        return expression
 
     def upsert(self, table: Table, columns: Sequence[str]) -> str:
         """INSERT a batch of rows (see `rows`) into these columns, as the table's
@@ -144,6 +164,11 @@ class SqliteDialect(Dialect):
 
 
 class PostgresDialect(Dialect):
+    def out(self, kind: Kind, expression: str) -> str:
+        if kind not in _TIMES or self.types[kind] == self.types[Kind.TEXT]:
+            return expression
+        return f"to_char({expression}, '{_CANONICAL[kind]}')"  # the session is in UTC
+
     def rows(self, kinds: Sequence[Kind], names: Sequence[str] = ()) -> str:
         arrays = ", ".join(f"CAST(? AS {self.types[kind]}[])" for kind in kinds)
         named = f" AS r ({', '.join(names)})" if names else ""
@@ -168,6 +193,12 @@ class PostgresDialect(Dialect):
 
 
 _TEXTS: Final = frozenset({Kind.TEXT, Kind.ID})
+_TIMES: Final = frozenset({Kind.INSTANT, Kind.MINUTE, Kind.DAY})
+_CANONICAL: Final = {
+    Kind.INSTANT: 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"',
+    Kind.MINUTE: 'YYYY-MM-DD"T"HH24:MI"Z"',
+    Kind.DAY: "YYYY-MM-DD",
+}
 
 
 def _text(value: object) -> object:
@@ -213,9 +244,9 @@ SQLITE_DIALECT: Final = SqliteDialect(
 POSTGRES_DIALECT: Final = PostgresDialect(
     POSTGRES,
     {
-        Kind.INSTANT: "text",
-        Kind.MINUTE: "text",
-        Kind.DAY: "text",
+        Kind.INSTANT: "timestamptz",
+        Kind.MINUTE: "timestamptz",
+        Kind.DAY: "date",
         Kind.ID: "text",
         Kind.TEXT: "text",
         Kind.SEQ: "bigint",
@@ -228,3 +259,8 @@ POSTGRES_DIALECT: Final = PostgresDialect(
     without_rowid="",
     placeholder="%s",
 )
+POSTGRES_BEFORE_TYPES: Final = dataclasses.replace(
+    POSTGRES_DIALECT,
+    types={**POSTGRES_DIALECT.types, Kind.INSTANT: "text", Kind.MINUTE: "text", Kind.DAY: "text"},
+)
+"""PostgreSQL before schema 13, read as it is: times and days as text."""

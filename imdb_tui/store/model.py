@@ -401,11 +401,64 @@ BY_NAME: Final = {table.name: table for table in TABLES}
 
 
 @dataclass(frozen=True, slots=True)
+class View:
+    """A view for people who query the store (sqlite3, psql, datasette, a BI tool),
+    the same name and SQL on every backend."""
+
+    name: str
+    note: str
+    sql: str
+    since: int
+
+
+_TYPE_COLUMNS: Final = (
+    ("view", "views"),
+    ("click", "clicks"),
+    ("rate", "ratings"),
+    ("watchlist_add", "watchlist_adds"),
+)
+VIEWS: Final = (
+    View(
+        "events_with_titles",
+        "each stored event with its movie's title and year",
+        "SELECT e.seq, e.event_id, e.event_time, e.user_id, e.session_id, e.movie_id,"
+        " m.title, m.year, e.event_type, e.rating"
+        " FROM events AS e LEFT JOIN movies AS m ON m.movie_id = e.movie_id",
+        since=14,
+    ),
+    View(
+        "top_movies_today",
+        "the newest day's views by movie, with titles, most viewed first",
+        "SELECT v.day, v.movie_id, m.title, m.year, v.views FROM movie_views_daily AS v"
+        " LEFT JOIN movies AS m ON m.movie_id = v.movie_id"
+        " WHERE v.day = (SELECT max(day) FROM movie_views_daily)"
+        " ORDER BY v.views DESC, v.movie_id",
+        since=14,
+    ),
+    View(
+        "events_per_minute_by_type",
+        "events by UTC minute, a column a type and their total",
+        "SELECT minute, "  # noqa: S608 (constants)
+        + "".join(
+            f"CAST(sum(CASE WHEN event_type = '{kind}' THEN events ELSE 0 END) AS BIGINT)"
+            f" AS {name}, "
+            for kind, name in _TYPE_COLUMNS
+        )
+        + "CAST(sum(events) AS BIGINT) AS events"
+        " FROM events_per_minute GROUP BY minute",
+        since=14,
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
 class Migration:
     name: str
     data: tuple[str, ...] = ()
     """Statements run after the tables and columns it brings are made (shared SQL)."""
     only: str | None = field(default=None)
+    retype: bool = False
+    """Times and days take the dialect's types (PostgreSQL: timestamptz and date)."""
 
 
 MIGRATIONS: Final = (
@@ -428,9 +481,14 @@ MIGRATIONS: Final = (
     Migration("each day's users"),
     Migration("movie users pending a fold (SQLite)"),
     Migration("batch marks"),
-    Migration("one schema version for every backend"),
+    Migration(
+        "one schema version for every backend; times and days typed (PostgreSQL)", retype=True
+    ),
+    Migration("views for people who query the store"),
 )
 VERSION: Final = len(MIGRATIONS)
+TIMES_TYPED: Final = 13
+"""From this version on, PostgreSQL keeps times as timestamptz and days as date."""
 """The schema version this program writes, the same on every backend."""
 
 POSTGRES_BEFORE: Final = {0: 0, 1: 4, 2: 5, 3: 6, 4: 7, 5: 8, 6: 9, 7: 10, 8: 12}

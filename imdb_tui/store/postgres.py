@@ -28,20 +28,14 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import tzinfo
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+from imdb_tui.aggregates import AggregateFn, Aggregates
 from imdb_tui.events import Event, Rejection
 from imdb_tui.health import PipelineHealth
-from imdb_tui.store import (
-    AggregateFn,
-    Aggregates,
-    BatchMark,
-    SourcePosition,
-    StoreError,
-    marks,
-)
-from imdb_tui.store.dialect import POSTGRES_DIALECT
-from imdb_tui.store.model import POSTGRES_BEFORE, VERSION
-from imdb_tui.store.sql import OLDEST_HEADS, Run, SqlStore, first_of_each, older_kind
-from imdb_tui.store.writer import ProcessWriter, ThreadWriter, Writer
+from imdb_tui.store import BatchMark, SourcePosition, StoreError, Writer, marks
+from imdb_tui.store.dialect import POSTGRES_BEFORE_TYPES, POSTGRES_DIALECT
+from imdb_tui.store.model import POSTGRES_BEFORE, TIMES_TYPED, VERSION
+from imdb_tui.store.sql import Run, SqlStore, first_of_each, older_kind
+from imdb_tui.store.writer import ProcessWriter, ThreadWriter
 
 if TYPE_CHECKING:
     import psycopg
@@ -53,12 +47,13 @@ SCHEMA_VERSION: Final = VERSION
 _URL: Final = re.compile(r"postgres(?:ql)?://", re.IGNORECASE)
 _KEYWORDS: Final = re.compile(r"^\s*[a-z_]+\s*=", re.IGNORECASE)
 _SCHEMA_NAME: Final = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_READ_ONLY: Final = "SET default_transaction_read_only = on"
 _LOCK: Final = 0x494D4442  # advisory lock held while the schema is created or migrated
 
 # Events are COPYed into a staging table (the fastest way in), then moved into
 # `events`, skipping the ids already there: the unique index settles races.
 _STAGE_EVENTS: Final = (
-    "CREATE TEMPORARY TABLE IF NOT EXISTS staged_events (event_id text, event_time text,"
+    "CREATE TEMPORARY TABLE IF NOT EXISTS staged_events (event_id text, event_time timestamptz,"
     " user_id text, session_id text, movie_id text, event_type text, rating integer)"
     " ON COMMIT DELETE ROWS"
 )
@@ -72,7 +67,7 @@ _MOVE_EVENTS: Final = (
 # two writers adding the same user, so each is counted once.
 _ADD_MOVIE_USERS: Final = (
     "WITH added AS (INSERT INTO movie_users_daily (day, movie_id, user_id)"
-    " SELECT * FROM unnest(?::text[], ?::text[], ?::text[]) ON CONFLICT DO NOTHING"
+    " SELECT * FROM unnest(?::date[], ?::text[], ?::text[]) ON CONFLICT DO NOTHING"
     " RETURNING day, movie_id)"
     " INSERT INTO movie_user_counts AS t (day, movie_id, users)"
     " SELECT day, movie_id, count(*) FROM added GROUP BY day, movie_id ORDER BY day, movie_id"
@@ -85,11 +80,12 @@ _ADD_MOVIE_USERS: Final = (
 _SEE_USERS: Final = """
     WITH seen AS (
         INSERT INTO user_activity AS u (user_id, last_seen, previous_seen)
-        SELECT user_id, last_seen, NULL FROM unnest(?::text[], ?::text[])
+        SELECT user_id, last_seen, NULL FROM unnest(?::text[], ?::timestamptz[])
             AS b (user_id, last_seen)
         ON CONFLICT (user_id) DO UPDATE SET previous_seen = u.last_seen,
             last_seen = greatest(u.last_seen, excluded.last_seen)
-        RETURNING left(last_seen, 16) || 'Z' AS new, left(previous_seen, 16) || 'Z' AS old
+        RETURNING date_trunc('minute', last_seen) AS new,
+            date_trunc('minute', previous_seen) AS old
     ), steps AS (
         SELECT new AS minute, 1 AS step FROM seen WHERE old IS NULL OR new <> old
         UNION ALL SELECT old, -1 FROM seen WHERE old IS NOT NULL AND new <> old
@@ -149,6 +145,9 @@ class PostgresStore(SqlStore):
         self._db: psycopg.Connection[Any] | None = connection
         self._staged: psycopg.Connection[Any] | None = None  # has the staging table
         self._version = version
+        if version < TIMES_TYPED:  # an older schema read as it is
+            self.dialect = POSTGRES_BEFORE_TYPES
+        self._read_only = False
         self.name = shown(conninfo) + ("" if schema == DEFAULT_SCHEMA else f" ({schema})")
         self.path = self.name
 
@@ -193,10 +192,12 @@ class PostgresStore(SqlStore):
             if version > SCHEMA_VERSION:
                 raise StoreError(_newer(conninfo, version))
             _use(db, schema)
-            db.execute("SET default_transaction_read_only = on")
+            db.execute(_READ_ONLY)
             return version
 
-        return cls(conninfo, schema, *_prepared(conninfo, schema, prepare))
+        store = cls(conninfo, schema, *_prepared(conninfo, schema, prepare))
+        store._read_only = True
+        return store
 
     def another(self) -> PostgresStore:
         return PostgresStore.open(self._conninfo, self._schema)
@@ -231,6 +232,8 @@ class PostgresStore(SqlStore):
             self._db = None
             db = _connect(self._conninfo)
             _use(db, self._schema)
+            if self._read_only:  # a reader's new connection is as read-only as its first
+                db.execute(_READ_ONLY)
             self._db = db
         return self._db
 
@@ -365,8 +368,7 @@ class PostgresStore(SqlStore):
             return 0
 
         def hold(run: Run) -> int:
-            heads = run(OLDEST_HEADS).fetchone()
-            kind = None if heads is None else older_kind(*heads)
+            kind = older_kind(*self._oldest_heads(run))
             if kind is None:
                 return 0
             return self._delete_oldest(run, kind, min(max(2_000, (size - limit) // 200), 200_000))
@@ -441,6 +443,8 @@ def _use(db: psycopg.Connection[Any], schema: str, create: bool = False) -> None
     if create:
         db.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(name))
     db.execute(sql.SQL("SET search_path TO {}").format(name))
+    # Times are written and read as canonical UTC text (see Dialect.out).
+    db.execute("SET TIME ZONE 'UTC'")
 
 
 def _connect(conninfo: str) -> psycopg.Connection[Any]:

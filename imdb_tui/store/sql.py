@@ -14,13 +14,12 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Final, Protocol, TypeVar
 
+from imdb_tui.aggregates import Aggregates
 from imdb_tui.catalog import Movie
 from imdb_tui.events import Event, Rejection
 from imdb_tui.health import PipelineHealth
 from imdb_tui.store import (
-    HEALTH_COLUMNS,
-    HEALTH_COLUMNS_BEFORE_LAG,
-    Aggregates,
+    HEALTH_FIELDS,
     DeadLetter,
     SourcePosition,
     TopMovie,
@@ -50,10 +49,6 @@ class Cursor(Protocol):
 Run = Callable[..., Cursor]
 """Runs one statement (`?` placeholders) in the transaction under way: run(sql, args)."""
 
-OLDEST_HEADS: Final = (
-    "SELECT (SELECT min(event_time) FROM events), (SELECT min(received_at) FROM dead_letters)"
-)
-"""The oldest event's time and the oldest dead letter's arrival (see older_kind)."""
 DELETE_OLDEST: Final = {
     "events": "DELETE FROM events WHERE seq IN (SELECT seq FROM events"
     " ORDER BY event_time LIMIT ?{lock})",
@@ -115,6 +110,18 @@ class SqlStore:
         raise NotImplementedError
 
     # Helpers -------------------------------------------------------------------
+
+    def _out(self, kind: Kind, expression: str) -> str:
+        """A time read back as canonical text (see Dialect.out)."""
+        return self.dialect.out(kind, expression)
+
+    def _oldest_heads(self, run: Run) -> tuple[str | None, str | None]:
+        """The oldest event's time and the oldest dead letter's arrival (see older_kind)."""
+        row = run(
+            f"SELECT (SELECT {self._out(Kind.INSTANT, 'min(event_time)')} FROM events),"  # noqa: S608
+            f" (SELECT {self._out(Kind.INSTANT, 'min(received_at)')} FROM dead_letters)"
+        ).fetchone()
+        return (None, None) if row is None else (row[0], row[1])
 
     def _has(self, table: str) -> bool:
         """Whether this database has the table (an older one read as it is may not)."""
@@ -234,7 +241,9 @@ class SqlStore:
         def prune(run: Run) -> None:
             recent: str | None = None
             if self._has("recent_views"):
-                newest = run("SELECT max(period) FROM recent_views").fetchone()
+                newest = run(
+                    f"SELECT {self._out(Kind.MINUTE, 'max(period)')} FROM recent_views"  # noqa: S608
+                ).fetchone()
                 if newest is not None and newest[0] is not None:
                     recent = recent_cutoff(newest[0], before)
             for table in tables_at(self._version, self.dialect.backend):
@@ -344,8 +353,8 @@ class SqlStore:
 
     def events_per_minute(self, since: str) -> list[tuple[str, int]]:
         return self._query(
-            "SELECT minute, CAST(sum(events) AS BIGINT) FROM events_per_minute"
-            " WHERE minute >= ? GROUP BY minute",
+            f"SELECT {self._out(Kind.MINUTE, 'minute')}, CAST(sum(events) AS BIGINT)"  # noqa: S608
+            " FROM events_per_minute WHERE minute >= ? GROUP BY minute",
             (since,),
         )
 
@@ -436,7 +445,8 @@ class SqlStore:
         if not self._has("movie_views_per_minute"):
             return []
         return self._query(
-            "SELECT minute, views FROM movie_views_per_minute WHERE movie_id = ? AND minute >= ?",
+            f"SELECT {self._out(Kind.MINUTE, 'minute')}, views"  # noqa: S608
+            " FROM movie_views_per_minute WHERE movie_id = ? AND minute >= ?",
             (movie_id, since),
         )
 
@@ -444,7 +454,8 @@ class SqlStore:
         newest = int(self._query("SELECT coalesce(max(seq), 0) FROM events")[0][0])
         found = self.dialect.find("item.value", "lower(coalesce(m.title, e.movie_id))")
         rows = self._query(
-            "SELECT e.seq, e.event_time, e.event_type, e.movie_id, m.title, e.user_id, e.rating"  # noqa: S608
+            f"SELECT e.seq, {self._out(Kind.INSTANT, 'e.event_time')}, e.event_type,"  # noqa: S608
+            " e.movie_id, m.title, e.user_id, e.rating"
             " FROM events AS e LEFT JOIN movies AS m ON m.movie_id = e.movie_id"
             " WHERE e.seq > ?"
             " AND (CAST(? AS TEXT) IS NULL OR e.event_type = ?)"
@@ -490,23 +501,30 @@ class SqlStore:
         return int(rows[0][0]) if rows else None
 
     def first_quarter_hour(self) -> str | None:
-        first: str | None = self._query("SELECT min(quarter) FROM events_per_quarter_hour")[0][0]
+        first: str | None = self._query(
+            f"SELECT {self._out(Kind.MINUTE, 'min(quarter)')} FROM events_per_quarter_hour"  # noqa: S608
+        )[0][0]
         return first
 
     def dead_letters(self, limit: int) -> list[DeadLetter]:
         rows = self._query(
-            "SELECT received_at, reason, raw, raw_size FROM dead_letters ORDER BY id DESC LIMIT ?",
+            f"SELECT {self._out(Kind.INSTANT, 'received_at')}, reason, raw, raw_size"  # noqa: S608
+            " FROM dead_letters ORDER BY id DESC LIMIT ?",
             (limit,),
         )
         return [DeadLetter(*row) for row in rows]
 
     def newest_event_time(self) -> str | None:
         """The latest event_time of the events kept (canonical), if any."""
-        newest: str | None = self._query("SELECT max(event_time) FROM events")[0][0]
+        newest: str | None = self._query(
+            f"SELECT {self._out(Kind.INSTANT, 'max(event_time)')} FROM events"  # noqa: S608
+        )[0][0]
         return newest
 
     def newest_minute(self) -> str | None:
-        newest: str | None = self._query("SELECT max(minute) FROM events_per_minute")[0][0]
+        newest: str | None = self._query(
+            f"SELECT {self._out(Kind.MINUTE, 'max(minute)')} FROM events_per_minute"  # noqa: S608
+        )[0][0]
         return newest
 
     def events_after(self, moment: str, limit: int) -> int:
@@ -524,8 +542,13 @@ class SqlStore:
     def pipelines(self, now: float) -> list[PipelineHealth]:
         if not self._has("pipelines"):  # an older file has no health rows
             return []
-        lag = BY_NAME["pipelines"].column("source_behind_ms").since <= self._version
-        columns = HEALTH_COLUMNS if lag else HEALTH_COLUMNS_BEFORE_LAG
+        table = BY_NAME["pipelines"]
+        columns = ", ".join(
+            self._out(table.column(name).kind, name)
+            if table.column(name).since <= self._version
+            else f"NULL AS {name}"
+            for name, _ in HEALTH_FIELDS
+        )
         rows = self._query(
             f"SELECT {columns} FROM pipelines ORDER BY last_seen DESC, id"  # noqa: S608
         )
@@ -535,7 +558,8 @@ class SqlStore:
         if not self._has("source_positions"):
             return []
         rows = self._query(
-            "SELECT source, position, updated_at FROM source_positions ORDER BY source"
+            f"SELECT source, position, {self._out(Kind.INSTANT, 'updated_at')}"  # noqa: S608
+            " FROM source_positions ORDER BY source"
         )
         return [SourcePosition(*row) for row in rows]
 

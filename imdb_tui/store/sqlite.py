@@ -21,20 +21,14 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 from urllib.parse import quote
 
+from imdb_tui.aggregates import AggregateFn, Aggregates
 from imdb_tui.events import Event, Rejection
 from imdb_tui.health import PipelineHealth
-from imdb_tui.store import (
-    AggregateFn,
-    Aggregates,
-    BatchMark,
-    SourcePosition,
-    StoreError,
-    marks,
-)
+from imdb_tui.store import BatchMark, SourcePosition, StoreError, Writer, marks
 from imdb_tui.store.dialect import SQLITE_DIALECT
 from imdb_tui.store.model import SQLITE, VERSION, tables_at
-from imdb_tui.store.sql import OLDEST_HEADS, Run, SqlStore, older_kind
-from imdb_tui.store.writer import ProcessWriter, ThreadWriter, Writer
+from imdb_tui.store.sql import Run, SqlStore, older_kind
+from imdb_tui.store.writer import ProcessWriter, ThreadWriter
 
 WRITE_BUSY_SECONDS: Final = 0.5
 """A write waits this long for another program's lock, then fails and is retried by the
@@ -357,7 +351,7 @@ class SqliteStore(SqlStore):
         for _ in range(64):
             if size <= limit:
                 break
-            kind = older_kind(*run(OLDEST_HEADS).fetchone())
+            kind = older_kind(*self._oldest_heads(run))
             if kind is None:
                 break  # no raw rows left: what remains is aggregates
             per_row = self._row_bytes[kind]

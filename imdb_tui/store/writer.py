@@ -45,28 +45,28 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import astuple, dataclass, fields
+from dataclasses import astuple, fields
 from datetime import tzinfo
 from itertools import repeat
 from multiprocessing.connection import Connection
 from typing import Any, Final
 
+from imdb_tui.aggregates import Aggregates, Aggregator
 from imdb_tui.catalog import Movie
 from imdb_tui.events import FIELDS, Event, Rejection
 from imdb_tui.health import PipelineHealth
-from imdb_tui.metrics import Aggregator
 from imdb_tui.store import (
-    Aggregates,
     AlreadyStored,
     BatchMark,
     OutOfOrder,
     SourcePosition,
     Store,
     StoreError,
+    Written,
     marks,
 )
 
-__all__ = ["OutOfOrder", "ProcessWriter", "ThreadWriter", "Writer", "Written"]
+__all__ = ["ProcessWriter", "RequestWriter", "ThreadWriter"]
 
 log = logging.getLogger(__name__)
 
@@ -83,26 +83,13 @@ committed) of batch number BATCH; see `_Fault`."""
 _new_event = tuple.__new__
 
 
-@dataclass(frozen=True, slots=True)
-class Written:
-    """What one batch write did."""
-
-    stored: int
-    duplicates: int
-    rejected: int
-    sample_times: list[str]
-    """event_time of up to LAG_SAMPLES of the stored events, for the lag figures"""
-    again: bool = False
-    """The batch had been committed before (by a writer child that died before it
-    answered): the counts are what it did then."""
-
-
 _AGGREGATES: Final = tuple(f.name for f in fields(Aggregates))
 """Aggregates' fields in order: a batch's aggregates cross to the writer as a tuple."""
 
 
-class Writer:
-    """Writes go as requests of plain values (see `_handle`), the same for either writer."""
+class RequestWriter:
+    """A Writer (see store.Writer) whose writes go as requests of plain values (see
+    `_handle`), the same for either kind."""
 
     def __init__(self) -> None:
         self.id = uuid.uuid4().hex
@@ -173,7 +160,7 @@ class Writer:
         raise NotImplementedError
 
 
-class ThreadWriter(Writer):
+class ThreadWriter(RequestWriter):
     """The store written on one thread of this process."""
 
     def __init__(
@@ -197,7 +184,7 @@ class ThreadWriter(Writer):
             self._thread.shutdown(wait=True)
 
 
-class ProcessWriter(Writer):
+class ProcessWriter(RequestWriter):
     """The store written by a child process, fed batches through a pipe.
 
     Requests are sent in order by one thread and answered in order; each child has a
