@@ -13,16 +13,14 @@ from zoneinfo import ZoneInfo
 from hypothesis import given
 from hypothesis import strategies as st
 
-from imdb_tui.aggregates import Aggregates
+from imdb_tui.aggregates import Aggregates, Aggregator, quarter_hour
 from imdb_tui.catalog import Movie
 from imdb_tui.clock import ManualClock, date_start, local_day, utc_iso
 from imdb_tui.events import EVENT_TYPES, Event
 from imdb_tui.metrics import (
-    Aggregator,
     Ratings,
     Trending,
     minute_key,
-    quarter_hour,
     read_movie,
     read_snapshot,
     trending,

@@ -48,3 +48,15 @@ def test_the_help_screen_and_monitor_help_list_every_binding() -> None:
     for key in bindings() - {"=", "space", "F1", "ctrl+c"}:
         assert re.search(rf"(^|[ ,:]){re.escape(key)} ", monitor_help), key
     assert "ctrl+p palette" in monitor_help and "d dead letters" in monitor_help
+
+
+def test_the_readme_lists_every_table_and_view_in_one_line_each() -> None:
+    from imdb_tui.store.model import TABLES, VIEWS
+
+    section = README.read_text().split("## The database\n")[1].split("\n## ")[0]
+    listed = set(re.findall(r"^\| `(\w+)`", section, flags=re.MULTILINE))
+    mentioned = set(re.findall(r"`(\w+)`", section))
+    names = {table.name for table in TABLES} | {view.name for view in VIEWS}
+    # movie_user_counts and movie_users_pending go with movie_users_daily's line.
+    assert listed | {"movie_user_counts", "movie_users_pending"} == names
+    assert names <= mentioned
