@@ -13,13 +13,10 @@ from imdb_tui.catalog import Catalog, build_catalog
 from imdb_tui.clock import Clock, SystemClock
 from imdb_tui.pipeline import Pipeline, PipelineSettings
 from imdb_tui.simulator import Simulator, SimulatorSettings
-from imdb_tui.sources import Source, SourceError
+from imdb_tui.sources import SIMULATED, Source, SourceError, SourceKind, SourceSpec
 from imdb_tui.sources.jsonlines import JsonLinesSource
-from imdb_tui.sources.kinesis import is_kinesis
 from imdb_tui.sources.simulated import SimulatedSource
 from imdb_tui.store import Store
-
-SIMULATOR = "sim"
 
 
 class SetupError(Exception):
@@ -30,7 +27,7 @@ class SetupError(Exception):
 class Inputs:
     """Where a pipeline's events and movies come from, as the options say."""
 
-    source: str = SIMULATOR
+    source: SourceSpec = SIMULATED
     seed: int = 0
     users: int = 20_000
     titles: int = 1_000
@@ -46,7 +43,7 @@ class Inputs:
     lease_seconds: float = 10.0
 
     def check(self) -> None:
-        if self.follow and self.source == SIMULATOR:
+        if self.follow and self.source.kind is SourceKind.SIMULATOR:
             raise SetupError("--follow needs a --source file to follow")
         if self.ratings and not self.catalog:
             raise SetupError("--ratings goes with --catalog (IMDb's title.basics.tsv.gz)")
@@ -61,22 +58,22 @@ def open_source(
 ) -> Source:
     """The source --source names: the simulator, JSON Lines from a file or stdin, or a
     Kinesis stream."""
-    if inputs.source == SIMULATOR:
+    if inputs.source.kind is SourceKind.SIMULATOR:
         return SimulatedSource(simulator(inputs, catalog, clock))
     try:
-        if is_kinesis(inputs.source):
+        if inputs.source.kind is SourceKind.KINESIS:
             from imdb_tui.sources.kinesis import KinesisSource
 
             # Its leases need a connection of their own; :memory: has none (one pipeline).
             leases = store.another() if store is not None else None
             return KinesisSource(
-                inputs.source,
+                inputs.source.text,
                 inputs.start_from,
                 leases=leases,
                 group=inputs.consumer_group,
                 lease_seconds=inputs.lease_seconds,
             )
-        return JsonLinesSource(inputs.source, inputs.events, inputs.follow)
+        return JsonLinesSource(inputs.source.text, inputs.events, inputs.follow)
     except SourceError as error:
         raise SetupError(str(error)) from None
 
@@ -90,5 +87,5 @@ def build_pipeline(
     clock = SystemClock()
     catalog = imdb or build_catalog(inputs.seed, inputs.titles)
     source = open_source(inputs, catalog, clock, store)
-    simulated = inputs.source == SIMULATOR
+    simulated = inputs.source.kind is SourceKind.SIMULATOR
     return Pipeline(source, store, clock, settings, catalog if simulated else None)

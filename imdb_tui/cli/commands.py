@@ -16,7 +16,7 @@ from typing import TextIO
 import click
 
 from imdb_tui import __version__
-from imdb_tui.assembly import SIMULATOR, Inputs, simulator
+from imdb_tui.assembly import Inputs, simulator
 from imdb_tui.catalog import build_catalog
 from imdb_tui.cli.options import (
     DEFAULT_DB,
@@ -52,8 +52,7 @@ from imdb_tui.imdb import write_title_basics
 from imdb_tui.metrics import not_kept, oldest_day, read_movie, read_snapshot
 from imdb_tui.pipeline import MAX_RATE, Pacer, Pipeline, PipelineSettings, RunSummary
 from imdb_tui.simulator import Simulator
-from imdb_tui.sources import STDIN, SourceError
-from imdb_tui.sources.kinesis import is_kinesis
+from imdb_tui.sources import SourceError, SourceKind, SourceSpec
 from imdb_tui.store import Store, StoreError
 
 
@@ -108,7 +107,9 @@ def monitor(options: Options, refresh: float) -> None:
 
 def _monitor(options: Options, refresh: float) -> None:
     events = None
-    if options.source == STDIN:  # events come down the pipe; keys come from the terminal
+    if (
+        options.spec.kind is SourceKind.STDIN
+    ):  # events come down the pipe; keys come from the terminal
         events = stdin_for_events()
     if not (sys.stdin.isatty() and sys.stderr.isatty()):  # Textual reads one, draws on the other
         raise Failure(NO_TERMINAL)
@@ -197,15 +198,16 @@ def watch(db: str, pg_schema: str, window: int, refresh: float) -> None:
 def describe_inputs(store: Store, pipeline: Pipeline, options: Options) -> None:
     """The lines a headless pipeline starts with: where it writes, what it reads."""
     click.echo(f"database: {store.name}")
-    if options.source == SIMULATOR:
+    if options.spec.kind is SourceKind.SIMULATOR:
         assert pipeline.catalog is not None
         movies = f"{len(pipeline.catalog):,}{' IMDb' if options.catalog else ''}"
         click.echo(
             f"source: simulator (seed {options.seed}, {movies} titles, {options.users:,} users)"
         )
     else:
-        kind = "Kinesis stream" if is_kinesis(options.source) else "JSON Lines"
-        click.echo(f"source: {pipeline.source.name} ({kind})")
+        kind = options.spec.kind
+        shown = "JSON Lines" if kind is SourceKind.STDIN else kind.value
+        click.echo(f"source: {pipeline.source.name} ({shown})")
 
 
 async def _run_headless(pipeline: Pipeline, duration: float | None) -> RunSummary:
@@ -311,8 +313,8 @@ def produce(
         except OSError as error:
             raise Failure(f"cannot write {catalog_out}: {error.strerror}") from None
     out: TextIO | KinesisOut = sys.stdout
-    if to != "-":
-        if not is_kinesis(to):
+    if SourceSpec.parse(to).kind is not SourceKind.STDIN:
+        if SourceSpec.parse(to).kind is not SourceKind.KINESIS:
             raise Failure(f"--to {to}: stdout (-) or kinesis://STREAM")
         if start is not None:
             raise Failure("--start writes a reproducible file: it goes with stdout, not --to")

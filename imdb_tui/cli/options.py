@@ -17,10 +17,10 @@ from typing import Any, BinaryIO, Final, TypeVar
 import click
 import platformdirs
 
-from imdb_tui.assembly import SIMULATOR, Inputs
+from imdb_tui.assembly import Inputs
 from imdb_tui.clock import parse_duration
 from imdb_tui.pipeline import MAX_RATE
-from imdb_tui.sources.kinesis import is_kinesis
+from imdb_tui.sources import SIMULATOR, SourceKind, SourceSpec
 
 DEFAULT_DB = Path(platformdirs.user_data_dir("imdb-tui")) / "events.db"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -379,17 +379,22 @@ class Options:
     users: int
     titles: int
 
+    @property
+    def spec(self) -> SourceSpec:
+        """What --source names."""
+        return SourceSpec.parse(self.source)
+
     def settings(self) -> dict[str, Any]:
-        if self.start_from != "trim-horizon" and not is_kinesis(self.source):
+        if self.start_from != "trim-horizon" and self.spec.kind is not SourceKind.KINESIS:
             raise Failure("--from goes with a kinesis:// --source")
         """Their PipelineSettings keywords. Events from a file or a pipe may be history:
         their metrics are read at stream time (the newest event time seen), and
         --replay-speed paces them by their times."""
-        if self.replay_speed and self.source == SIMULATOR:
+        if self.replay_speed and self.spec.kind is SourceKind.SIMULATOR:
             raise Failure("--replay-speed replays a --source file of recorded events")
         rate = self.rate
         if rate == AUTO:
-            rate = DEFAULT_RATE if self.source == SIMULATOR else None
+            rate = DEFAULT_RATE if self.spec.kind is SourceKind.SIMULATOR else None
         return {
             "rate": rate,
             "window_minutes": self.window,
@@ -397,14 +402,14 @@ class Options:
             "max_bytes": self.max_size,
             "writer_process": self.writer == "process",
             # A file or a pipe may hold history; the simulator and a stream are live.
-            "stream_time": self.source != SIMULATOR and not is_kinesis(self.source),
+            "stream_time": not self.spec.live,
             "replay_speed": self.replay_speed,
             "from_start": self.from_start,
         }
 
     def inputs(self, events: BinaryIO | None = None) -> Inputs:
         return Inputs(
-            self.source,
+            self.spec,
             self.seed,
             self.users,
             self.titles,

@@ -14,12 +14,58 @@ A new kind of source is a new module here implementing `Source`, and a line in
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from dataclasses import dataclass
+from enum import Enum
+from typing import Final, Protocol
 
 from imdb_tui.events import RawRecord
 from imdb_tui.store import SourcePosition
 
-STDIN = "-"
+SIMULATOR: Final = "sim"
+STDIN: Final = "-"
+KINESIS: Final = "kinesis://"
+
+
+class SourceKind(Enum):
+    SIMULATOR = "simulator"
+    STDIN = "JSON Lines from stdin"
+    FILE = "JSON Lines"
+    KINESIS = "Kinesis stream"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSpec:
+    """What a --source (or produce's --to) text names, read once: the CLI, the
+    assembly of a pipeline and the sources all go by this."""
+
+    kind: SourceKind
+    text: str
+    """As given: a file's path, or the stream's URL."""
+
+    @classmethod
+    def parse(cls, text: str) -> SourceSpec:
+        if text == SIMULATOR:
+            return cls(SourceKind.SIMULATOR, text)
+        if text == STDIN:
+            return cls(SourceKind.STDIN, text)
+        if text.startswith(KINESIS):
+            return cls(SourceKind.KINESIS, text)
+        return cls(SourceKind.FILE, text)
+
+    @property
+    def live(self) -> bool:
+        """Events made or sent now (the simulator, a stream), not history that a file
+        or a pipe may hold: their metrics are read at the wall clock's time."""
+        return self.kind in (SourceKind.SIMULATOR, SourceKind.KINESIS)
+
+    @property
+    def stream(self) -> str:
+        """A Kinesis source's stream name."""
+        name = self.text[len(KINESIS) :].strip("/")
+        if self.kind is not SourceKind.KINESIS or not name or "/" in name:
+            raise SourceError(f"{self.text}: name a stream, as kinesis://STREAM")
+        return name
+
 
 Lookup = Callable[[str], "str | None"]
 """A source's key -> its stored position (None: never stored, or --from-start)."""
@@ -61,6 +107,9 @@ class Source(Protocol):
     def stop(self) -> None:
         """The pipeline is stopping: a read still waiting for input returns [] now."""
         ...
+
+
+SIMULATED: Final = SourceSpec(SourceKind.SIMULATOR, SIMULATOR)
 
 
 class SourceError(Exception):

@@ -28,10 +28,9 @@ from datetime import datetime
 from typing import Any, Final
 
 from imdb_tui.events import Located, RawRecord
-from imdb_tui.sources import Lookup, SourceError
+from imdb_tui.sources import KINESIS, Lookup, SourceError, SourceSpec
 from imdb_tui.store import LeaseBoard, SourcePosition, StoreError
 
-SCHEME: Final = "kinesis://"
 CALL_INTERVAL: Final = 0.2
 """GetRecords is allowed 5 calls a second on a shard: one every 0.2 s, at most."""
 THROTTLED_PAUSE: Final = 1.0
@@ -47,17 +46,6 @@ LEASE_SECONDS: Final = 10.0
 that dies hands its shards on after at most this long."""
 PUT_RECORDS: Final = 500
 PUT_BYTES: Final = 5 * 1024 * 1024
-
-
-def is_kinesis(name: str) -> bool:
-    return name.startswith(SCHEME)
-
-
-def stream_name(url: str) -> str:
-    name = url[len(SCHEME) :].strip("/")
-    if not name or "/" in name:
-        raise SourceError(f"{url}: name a stream, as kinesis://STREAM")
-    return name
 
 
 def client() -> Any:
@@ -150,7 +138,7 @@ class KinesisSource:
         `leases`, if given (a connection of its own to the store), shares the shards
         with the other pipelines of `group`: this one reads only the shards it holds
         a lease on, renewed every third of `lease_seconds`."""
-        self._stream = stream_name(url)
+        self._stream = SourceSpec.parse(url).stream
         self._leases = leases
         self._group = group
         self._lease_seconds = lease_seconds
@@ -159,7 +147,7 @@ class KinesisSource:
         self._leased = 0.0
         self._board_lock = threading.Lock()  # the board's connection: one thread at a time
         self._renewing: asyncio.Future[None] | None = None
-        self.name = f"{SCHEME}{self._stream}"
+        self.name = f"{KINESIS}{self._stream}"
         self._from = start_from
         self._timestamp = _moment(start_from)
         self._kinesis = kinesis if kinesis is not None else client()
@@ -504,7 +492,7 @@ class KinesisSink:
     on one shard), each record the service turns down sent again, with backoff."""
 
     def __init__(self, url: str, create_shards: int | None = None, kinesis: Any = None) -> None:
-        self._stream = stream_name(url)
+        self._stream = SourceSpec.parse(url).stream
         self._kinesis = kinesis if kinesis is not None else client()
         self.put = 0
         self.retries = 0
