@@ -313,8 +313,9 @@ def produce(
         except OSError as error:
             raise Failure(f"cannot write {catalog_out}: {error.strerror}") from None
     out: TextIO | KinesisOut = sys.stdout
-    if SourceSpec.parse(to).kind is not SourceKind.STDIN:
-        if SourceSpec.parse(to).kind is not SourceKind.KINESIS:
+    sink = SourceSpec.parse(to).kind
+    if sink is not SourceKind.STDIN:
+        if sink is not SourceKind.KINESIS:
             raise Failure(f"--to {to}: stdout (-) or kinesis://STREAM")
         if start is not None:
             raise Failure("--start writes a reproducible file: it goes with stdout, not --to")
