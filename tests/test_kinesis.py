@@ -339,12 +339,12 @@ class ThrottledStream(ReshardedStream):
 async def test_throttling_slows_reading_but_loses_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from imdb_tui.sources import kinesis
+    from imdb_tui.sources.kinesis import shards
 
-    monkeypatch.setattr(kinesis, "THROTTLED_PAUSE", 0.01)  # the test need not wait a second
-    monkeypatch.setattr(kinesis, "CALL_INTERVAL", 0.0)
+    monkeypatch.setattr(shards, "THROTTLED_PAUSE", 0.01)  # the test need not wait a second
+    monkeypatch.setattr(shards, "CALL_INTERVAL", 0.0)
     stream = ThrottledStream()
-    source = kinesis.KinesisSource("kinesis://throttled", kinesis=stream)
+    source = shards.KinesisSource("kinesis://throttled", kinesis=stream)
     await source.start(lambda _: None)
     handed: list[bytes] = []
     while len(handed) < 1_000:
@@ -426,11 +426,11 @@ class Refusing:
 def test_produce_sends_again_what_the_service_turns_down_in_each_users_order(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from imdb_tui.sources import kinesis
+    from imdb_tui.sources.kinesis import sink as put
 
-    monkeypatch.setattr(kinesis.time, "sleep", lambda _: None)  # the backoff, not waited out
+    monkeypatch.setattr(put.time, "sleep", lambda _: None)  # the backoff, not waited out
     refusing = Refusing()
-    sink = kinesis.KinesisSink("kinesis://refusing", kinesis=refusing)
+    sink = put.KinesisSink("kinesis://refusing", kinesis=refusing)
     records = [{"event_id": f"e{n}", "user_id": f"u{n % 7}"} for n in range(1_200)]
     sink.send(records)
     assert sorted(json.loads(data)["event_id"] for data in refusing.kept) == sorted(

@@ -11,7 +11,6 @@ import signal
 import sys
 import time
 from datetime import date, tzinfo
-from typing import TextIO
 
 import click
 
@@ -50,8 +49,8 @@ from imdb_tui.display import literal, plural
 from imdb_tui.events import seconds
 from imdb_tui.imdb import write_title_basics
 from imdb_tui.metrics import not_kept, oldest_day, read_movie, read_snapshot
-from imdb_tui.pipeline import MAX_RATE, Pacer, Pipeline, PipelineSettings, RunSummary
-from imdb_tui.simulator import Simulator
+from imdb_tui.pipeline import Pipeline, PipelineSettings, RunSummary
+from imdb_tui.produce import Lines, produce_live, produce_stamped
 from imdb_tui.sources import SourceError, SourceKind, SourceSpec
 from imdb_tui.store import Store, StoreError
 
@@ -312,45 +311,25 @@ def produce(
             write_title_basics(catalog.movies, catalog_out)
         except OSError as error:
             raise Failure(f"cannot write {catalog_out}: {error.strerror}") from None
-    out: TextIO | KinesisOut = sys.stdout
+    kinesis: KinesisOut | None = None
     sink = SourceSpec.parse(to).kind
     if sink is not SourceKind.STDIN:
         if sink is not SourceKind.KINESIS:
             raise Failure(f"--to {to}: stdout (-) or kinesis://STREAM")
         if start is not None:
             raise Failure("--start writes a reproducible file: it goes with stdout, not --to")
-        out = KinesisOut(to, create_shards)
+        kinesis = KinesisOut(to, create_shards)
     elif create_shards is not None:
         raise Failure("--create-shards goes with --to kinesis://STREAM")
     if start is not None:
         clock = ManualClock(start)
         events = simulator(inputs, catalog, clock)
-        _produce_from(clock, 1 / (rate or START_RATE), events, count, sys.stdout)
+        produce_stamped(clock, 1 / (rate or START_RATE), events, count, sys.stdout)
         return
     events = simulator(inputs, catalog, SystemClock())
-    left = count
-    pacer = Pacer(rate or MAX_RATE, time.monotonic())
-    while left is None or left > 0:
-        chunk = 1_000
-        if rate is not None:
-            now = time.monotonic()
-            due = pacer.due(now)
-            if due <= 0:
-                time.sleep(min(max(pacer.wait(now), 0.002), 0.05))
-                continue
-            chunk = min(chunk, due)
-        # Whole chunks, cut after: what comes out does not depend on --count.
-        records = events.records(chunk)[:left]
-        if isinstance(out, KinesisOut):
-            out.send(records)
-        else:
-            out.write("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records))
-            out.flush()
-        pacer.sent(len(records))
-        if left is not None:
-            left -= len(records)
-    if isinstance(out, KinesisOut):
-        out.close()
+    produce_live(events, kinesis or Lines(sys.stdout), count, rate)
+    if kinesis is not None:
+        kinesis.close()
 
 
 class KinesisOut:
@@ -377,26 +356,6 @@ class KinesisOut:
             f" ({self._sink.retries:,} sent again after the service turned them down)",
             err=True,
         )
-
-
-def _produce_from(
-    clock: ManualClock, step: float, events: Simulator, count: int | None, out: TextIO
-) -> None:
-    """Events a `step` apart on the simulated clock from where it stands: one at a
-    time, so the sequence is the same whatever --count cuts it at."""
-    start = clock.now()
-    made = 0
-    lines: list[str] = []
-    while count is None or made < count:
-        lines.append(json.dumps(events.records(1)[0], separators=(",", ":")))
-        made += 1
-        clock.advance(start + made * step - clock.now())
-        if len(lines) == 1_000:
-            out.write("\n".join(lines) + "\n")
-            lines.clear()
-    if lines:
-        out.write("\n".join(lines) + "\n")
-    out.flush()
 
 
 @cli.command()

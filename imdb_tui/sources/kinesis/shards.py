@@ -1,16 +1,4 @@
-"""Amazon Kinesis: a stream as a source (every shard, resumed from checkpoints),
-and a stream as where `imdb-tui produce --to kinesis://STREAM` puts events.
-
-A shard's checkpoint is the sequence number of the last record handed out from
-it; the pipeline commits it with the batch holding that record, so a restart
-carries on after it and stores exactly the records not stored yet. A shard made
-by a resharding is read once its parents are read to their end, so a user's
-events (one partition key: one shard at a time) stay in order.
-
-Region, credentials and endpoint come from the standard AWS configuration (the
-environment, ~/.aws, an instance role; AWS_ENDPOINT_URL for a local endpoint).
-boto3 is imported only when a kinesis:// URL is used (`pip install 'imdb-tui[aws]'`).
-"""
+"""Reading every shard of a stream, resumed from checkpoints (see the package)."""
 
 from __future__ import annotations
 
@@ -29,6 +17,14 @@ from typing import Any, Final
 
 from imdb_tui.events import Located, RawRecord
 from imdb_tui.sources import KINESIS, Lookup, SourceError, SourceSpec
+from imdb_tui.sources.kinesis.client import client, describe, error_code, is_passing
+from imdb_tui.sources.kinesis.leases import (
+    Seen,
+    Shares,
+    checkpoint_sequence,
+    read_to_end,
+    share_on,
+)
 from imdb_tui.store import LeaseBoard, SourcePosition, StoreError
 
 CALL_INTERVAL: Final = 0.2
@@ -44,67 +40,6 @@ DEFAULT_GROUP: Final = "imdb-tui"
 LEASE_SECONDS: Final = 10.0
 """A shard's lease lasts this long unless renewed (every third of it): a pipeline
 that dies hands its shards on after at most this long."""
-PUT_RECORDS: Final = 500
-PUT_BYTES: Final = 5 * 1024 * 1024
-
-
-def client() -> Any:
-    """A Kinesis client from the standard AWS configuration."""
-    try:
-        import boto3
-        from botocore.config import Config
-    except ImportError:
-        raise SourceError("Kinesis needs boto3: pip install 'imdb-tui[aws]'") from None
-    # GetRecords answers at once (it is no long poll): a call that hangs is given up
-    # after 10 s and tried again by the source, rather than holding a stop for a minute.
-    config = Config(
-        retries={"mode": "standard", "max_attempts": 2}, connect_timeout=5, read_timeout=10
-    )
-    # AWS_REGION is what the other AWS SDKs and the CLI read; botocore reads only
-    # AWS_DEFAULT_REGION and the profile's region.
-    region = boto3.session.Session().region_name or os.environ.get("AWS_REGION")
-    try:
-        return boto3.client("kinesis", config=config, region_name=region)
-    except Exception as error:  # NoRegionError and kin: said in one line
-        raise SourceError(describe(error)) from None
-
-
-def describe(error: BaseException, stream: str | None = None) -> str:
-    """One line for an AWS failure a user can act on."""
-    name = type(error).__name__
-    code = _code(error)
-    where = f"kinesis://{stream}" if stream else "Kinesis"
-    if name == "NoRegionError":
-        return "no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or a profile's region)"
-    if name in ("NoCredentialsError", "PartialCredentialsError"):
-        return "no AWS credentials: set them in the environment, ~/.aws or an instance role"
-    if code == "ResourceNotFoundException":
-        return f"{where}: no such stream (create it, or produce with --create-shards N)"
-    if code in ("AccessDeniedException", "UnrecognizedClientException"):
-        return f"{where}: access denied ({code})"
-    if name in ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError"):
-        return f"cannot reach {where}: {error}"
-    return f"{where}: {error}"
-
-
-@dataclass(frozen=True)
-class _Seen:
-    """A shard as a lease round sees it."""
-
-    shard_id: str
-    parents: tuple[str, ...]
-    drained: bool
-    """Read to its end here, and all of it handed out."""
-
-
-@dataclass(frozen=True)
-class _Shares:
-    """What a lease round found: the shards held now, those read to their end (a
-    stored checkpoint says so), and the checkpoints of the shards just taken."""
-
-    held: frozenset[str]
-    ended: frozenset[str]
-    checkpoints: dict[str, str | None]
 
 
 @dataclass
@@ -174,8 +109,8 @@ class KinesisSource:
             position = stored(self.key(shard.shard_id))
             if position is None:
                 continue
-            shard.checkpoint = _sequence(position)
-            shard.finished = _ended(position)
+            shard.checkpoint = checkpoint_sequence(position)
+            shard.finished = read_to_end(position)
             if shard.checkpoint is not None:
                 self._handed[shard.shard_id] = shard.checkpoint
                 resumed += 1
@@ -240,8 +175,7 @@ class KinesisSource:
         if self._leases is None:
             return
         shards = [
-            _Seen(s.shard_id, s.parents, s.finished and not s.fetched)
-            for s in self._shards.values()
+            Seen(s.shard_id, s.parents, s.finished and not s.fetched) for s in self._shards.values()
         ]
         try:
             found = await asyncio.to_thread(self._share, shards, frozenset(self._held))
@@ -264,56 +198,15 @@ class KinesisSource:
                 self._handed[shard_id] = shard.checkpoint
         self._held = set(found.held)
 
-    def _share(self, shards: list[_Seen], held: frozenset[str]) -> _Shares:
+    def _share(self, shards: list[Seen], held: frozenset[str]) -> Shares:
         """One lease round, on a worker thread (the lease board's own connection)."""
         with self._board_lock:
             board = self._leases
             if board is None:  # released meanwhile: stopping
-                return _Shares(frozenset(), frozenset(), {})
-            return self._share_on(board, shards, held)
-
-    def _share_on(self, board: LeaseBoard, shards: list[_Seen], held: frozenset[str]) -> _Shares:
-        """The shards to read are those not read to their end (a checkpoint says so)
-        whose parents are: a resharded stream's children wait for their parents, and
-        are not leased before then. A shard this pipeline has read to its end keeps
-        its lease, outside its share, until the checkpoint saying so is committed."""
-        now = time.time()
-        until = now + self._lease_seconds
-        known = {seen.shard_id for seen in shards}
-        ended = {s.shard_id for s in shards if _ended(board.position(self.key(s.shard_id)))}
-        done = {seen.shard_id for seen in shards if seen.drained and seen.shard_id in held} - ended
-        through = ended | done  # children may be read
-        keys = {
-            self.key(seen.shard_id): seen.shard_id
-            for seen in shards
-            if seen.shard_id not in ended and all(p in through for p in seen.parents if p in known)
-        }
-        # A row of its own says the pipeline is in the group, shards or none yet.
-        board.take_lease(self._group, f"member:{self._owner}", self._owner, until, now)
-        holders = board.lease_holders(self._group, now)
-        owners = set(holders.values()) | {self._owner}
-        to_read = [key for key in sorted(keys) if keys[key] not in done]
-        share = -(-len(to_read) // len(owners))  # rounded up
-        mine = [
-            key
-            for key in sorted(keys)
-            if holders.get(key) == self._owner
-            and board.take_lease(self._group, key, self._owner, until, now)
-        ]
-        reading = [key for key in mine if keys[key] not in done]
-        letting_go = reading[share:] + [self.key(shard_id) for shard_id in held & ended]
-        if letting_go:
-            board.release_leases(self._group, self._owner, letting_go)
-        taken = {keys[key] for key in mine if key not in reading[share:]}
-        checkpoints: dict[str, str | None] = {}
-        for key in to_read:
-            if len(reading) >= share:
-                break
-            if key not in holders and board.take_lease(self._group, key, self._owner, until, now):
-                reading.append(key)
-                taken.add(keys[key])
-                checkpoints[keys[key]] = _sequence(board.position(key))
-        return _Shares(frozenset(taken), frozenset(ended), checkpoints)
+                return Shares(frozenset(), frozenset(), {})
+            return share_on(
+                board, self._group, self._owner, self._lease_seconds, self.key, shards, held
+            )
 
     def _release(self) -> None:
         """Stopping: hand the leases back, so the group's others carry on at once (from
@@ -420,12 +313,12 @@ class KinesisSource:
     def _apply(self, shard: _Shard, answer: dict[str, Any] | BaseException) -> None:
         """A GetRecords's outcome: its records queued in order, or its error dealt with."""
         if isinstance(answer, BaseException):
-            code = _code(answer)
+            code = error_code(answer)
             if code == "ProvisionedThroughputExceededException":
                 shard.next_call = time.monotonic() + THROTTLED_PAUSE
             elif code == "ExpiredIteratorException":
                 shard.iterator = None  # a new one after the checkpoint, next time
-            elif _passing(answer):  # the same call again, after a pause, until it goes
+            elif is_passing(answer):  # the same call again, after a pause, until it goes
                 self.trouble = describe(answer, self._stream)
                 shard.iterator = None
                 shard.next_call = time.monotonic() + TROUBLE_PAUSE
@@ -464,7 +357,7 @@ class KinesisSource:
         try:
             found = await asyncio.to_thread(self._all_shards)
         except Exception as error:
-            if self._shards and _passing(error):  # go on with the shards known
+            if self._shards and is_passing(error):  # go on with the shards known
                 self.trouble = describe(error, self._stream)
                 return
             raise SourceError(describe(error, self._stream)) from None
@@ -484,135 +377,6 @@ class KinesisSource:
             answer = self._kinesis.list_shards(NextToken=answer["NextToken"])
             shards += answer["Shards"]
         return shards
-
-
-class KinesisSink:
-    """Where `produce --to kinesis://STREAM` puts events: PutRecords of at most 500
-    records and 5 MiB, the user id as partition key (a user's events stay in order
-    on one shard), each record the service turns down sent again, with backoff."""
-
-    def __init__(self, url: str, create_shards: int | None = None, kinesis: Any = None) -> None:
-        self._stream = SourceSpec.parse(url).stream
-        self._kinesis = kinesis if kinesis is not None else client()
-        self.put = 0
-        self.retries = 0
-        try:
-            if create_shards is not None:
-                self._create(create_shards)
-            self._kinesis.describe_stream_summary(StreamName=self._stream)
-        except SourceError:
-            raise
-        except Exception as error:
-            raise SourceError(describe(error, self._stream)) from None
-
-    def _create(self, shards: int) -> None:
-        try:
-            self._kinesis.create_stream(StreamName=self._stream, ShardCount=shards)
-        except Exception as error:
-            if _code(error) != "ResourceInUseException":  # it exists: use it as it is
-                raise
-        self._kinesis.get_waiter("stream_exists").wait(
-            StreamName=self._stream, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
-        )
-
-    def send(self, records: Sequence[dict[str, Any]]) -> None:
-        """Put these records, in order within each partition key, until all are in.
-
-        A call holds at most one record of a partition key: a record the service
-        turns down goes again before the next of its key, so a user's events keep
-        their order even when some are turned down."""
-        waiting: dict[str, deque[dict[str, Any]]] = {}
-        for record in records:
-            key = str(record.get("user_id") or "-")[:256]
-            data = json.dumps(record, separators=(",", ":")).encode()
-            waiting.setdefault(key, deque()).append({"Data": data, "PartitionKey": key})
-        delay = 0.05
-        while waiting:
-            call: list[dict[str, Any]] = []
-            size = 0
-            for queue in waiting.values():
-                entry = queue[0]
-                size += len(entry["Data"]) + len(entry["PartitionKey"])
-                if len(call) == PUT_RECORDS or (size > PUT_BYTES and call):
-                    break
-                call.append(entry)
-            taken = self._put(call)
-            for entry, done in zip(call, taken, strict=True):
-                if done:
-                    queue = waiting[entry["PartitionKey"]]
-                    queue.popleft()
-                    if not queue:
-                        del waiting[entry["PartitionKey"]]
-            if not all(taken):
-                self.retries += taken.count(False)
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
-            else:
-                delay = 0.05
-
-    def _put(self, entries: list[dict[str, Any]]) -> list[bool]:
-        """One PutRecords: which of the entries the service took."""
-        try:
-            answer = self._kinesis.put_records(StreamName=self._stream, Records=entries)
-        except Exception as error:
-            throttled = _code(error) == "ProvisionedThroughputExceededException"
-            if not (throttled or _passing(error)):
-                raise SourceError(describe(error, self._stream)) from None
-            return [False] * len(entries)
-        taken = [not result.get("ErrorCode") for result in answer["Records"]]
-        self.put += taken.count(True)
-        return taken
-
-
-def _sequence(position: str | None) -> str | None:
-    """The sequence number of a stored checkpoint (None: none, or not one of ours)."""
-    if position is None:
-        return None
-    try:
-        sequence = json.loads(position)["sequence"]
-    except (ValueError, KeyError, TypeError):
-        return None
-    return None if sequence is None else str(sequence)
-
-
-def _ended(position: str | None) -> bool:
-    """Whether a stored checkpoint says its shard was read to its end."""
-    if position is None:
-        return False
-    try:
-        return json.loads(position).get("ended") is True
-    except (ValueError, AttributeError):
-        return False
-
-
-def _code(error: BaseException) -> str:
-    """An AWS error's code (ResourceNotFoundException, ...), or ''."""
-    code: str = getattr(error, "response", {}).get("Error", {}).get("Code", "")
-    return code
-
-
-_PASSING_CODES: Final = frozenset(
-    {
-        "InternalFailure",
-        "ServiceUnavailable",
-        "ServiceUnavailableException",
-        "LimitExceededException",
-    }
-)
-
-
-def _passing(error: BaseException) -> bool:
-    """A failure that goes away by itself: the endpoint unreachable for a while, the
-    service's own errors. Not a missing stream, nor a denied access."""
-    try:
-        from botocore.exceptions import ConnectionError as NoConnection
-        from botocore.exceptions import HTTPClientError
-    except ImportError:  # pragma: no cover - boto3 brings botocore
-        return False
-    if isinstance(error, NoConnection | HTTPClientError):
-        return True
-    status = getattr(error, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-    return _code(error) in _PASSING_CODES or status >= 500
 
 
 def _moment(start_from: str) -> datetime | None:

@@ -1,0 +1,71 @@
+"""`imdb-tui produce`'s engine: simulated events, paced, into a sink (JSON Lines on a
+stream, or a Kinesis stream), or stamped on a simulated clock for a reproducible file."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Protocol, TextIO
+
+from imdb_tui.clock import ManualClock
+from imdb_tui.pipeline import MAX_RATE, Pacer
+from imdb_tui.simulator import Simulator
+
+CHUNK = 1_000
+
+
+class Sink(Protocol):
+    def send(self, records: list[dict[str, object]]) -> None: ...
+
+
+class Lines:
+    """Records as JSON Lines, one a line, flushed a chunk at a time."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+
+    def send(self, records: list[dict[str, object]]) -> None:
+        self._out.write("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records))
+        self._out.flush()
+
+
+def produce_live(events: Simulator, sink: Sink, count: int | None, rate: float | None) -> None:
+    """`count` events (None: until stopped) at `rate` a second (None: as fast as the
+    sink takes them), in whole chunks cut after: what comes out does not depend on
+    `count`."""
+    left = count
+    pacer = Pacer(rate or MAX_RATE, time.monotonic())
+    while left is None or left > 0:
+        chunk = CHUNK
+        if rate is not None:
+            now = time.monotonic()
+            due = pacer.due(now)
+            if due <= 0:
+                time.sleep(min(max(pacer.wait(now), 0.002), 0.05))
+                continue
+            chunk = min(chunk, due)
+        records = events.records(chunk)[:left]
+        sink.send(records)
+        pacer.sent(len(records))
+        if left is not None:
+            left -= len(records)
+
+
+def produce_stamped(
+    clock: ManualClock, step: float, events: Simulator, count: int | None, out: TextIO
+) -> None:
+    """Events a `step` apart on the simulated clock from where it stands: one at a
+    time, so the sequence is the same whatever `count` cuts it at."""
+    start = clock.now()
+    made = 0
+    lines: list[str] = []
+    while count is None or made < count:
+        lines.append(json.dumps(events.records(1)[0], separators=(",", ":")))
+        made += 1
+        clock.advance(start + made * step - clock.now())
+        if len(lines) == CHUNK:
+            out.write("\n".join(lines) + "\n")
+            lines.clear()
+    if lines:
+        out.write("\n".join(lines) + "\n")
+    out.flush()
