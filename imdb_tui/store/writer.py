@@ -45,7 +45,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import astuple, fields
+from dataclasses import astuple, dataclass, fields
 from datetime import tzinfo
 from itertools import repeat
 from multiprocessing.connection import Connection
@@ -86,6 +86,99 @@ _new_event = tuple.__new__
 _AGGREGATES: Final = tuple(f.name for f in fields(Aggregates))
 """Aggregates' fields in order: a batch's aggregates cross to the writer as a tuple."""
 
+# The requests a writer carries out, as plain values: a child gets them through a
+# pipe as marshal data (flat lists of str, int and None: the cheapest encoding).
+
+
+@dataclass(frozen=True, slots=True)
+class WriteBatch:
+    writer: str
+    number: int
+    after: int | None
+    events: list[str | int | None]
+    """Every event's fields, one after another (FIELDS of each)."""
+    rejections: list[tuple[str, str, int]]
+    received_at: str
+    aggregates: tuple[object, ...]
+    """Aggregates' fields, in order (its counts: who had events is added by the writer)."""
+    positions: list[tuple[str, str]]
+    health: tuple[object, ...] | None
+    max_bytes: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class PutHealth:
+    health: tuple[object, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Forget:
+    writer: str
+
+
+@dataclass(frozen=True, slots=True)
+class Prune:
+    before: str
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class HoldSize:
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class SizeBytes:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class PruneAggregates:
+    before: str
+
+
+@dataclass(frozen=True, slots=True)
+class SaveMovies:
+    movies: list[tuple[str, str, int | None, tuple[str, ...]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """The child stops once it has answered every request before this one."""
+
+
+Request = (
+    WriteBatch | PutHealth | Forget | Prune | HoldSize | SizeBytes | PruneAggregates | SaveMovies
+)
+Answer = tuple[int, int, int, list[str], bool] | int | None
+"""A write's (stored, duplicates, rejected, sampled event times, stored before), a
+count, or nothing."""
+Outcome = tuple[str, Answer | str]
+"""("ok", answer), or ("error" | "order", what went wrong): what a child sends back."""
+_KINDS: Final = (
+    WriteBatch,
+    PutHealth,
+    Forget,
+    Prune,
+    HoldSize,
+    SizeBytes,
+    PruneAggregates,
+    SaveMovies,
+    Stop,
+)
+
+
+def _encode(request: Request | Stop) -> bytes:
+    """A request as marshal data: its kind's number, then its fields (not copied)."""
+    values = [getattr(request, f.name) for f in fields(request)]
+    return marshal.dumps((_KINDS.index(type(request)), *values))
+
+
+def _decode(payload: bytes) -> Request | Stop:
+    kind, *values = marshal.loads(payload)
+    request: Request | Stop = _KINDS[kind](*values)
+    return request
+
 
 class RequestWriter:
     """A Writer (see store.Writer) whose writes go as requests of plain values (see
@@ -97,7 +190,7 @@ class RequestWriter:
         self.restarts = 0
         """Writer children started again after one died."""
 
-    async def _call(self, *request: Any) -> Any:
+    async def _call(self, request: Request) -> Answer:
         raise NotImplementedError
 
     async def write(
@@ -114,47 +207,45 @@ class RequestWriter:
     ) -> Written:
         """Write (or write again) batch `number`, which is stored only once batch
         `after` is (None: it is the first); `max_bytes`: see BatchWriter.write_batch."""
-        flat = list(itertools.chain.from_iterable(events))
-        stored, duplicates, rejected, sample, again = await self._call(
-            "write",
-            self.id,
-            number,
-            after,
-            flat,
-            [(r.reason, r.raw, r.raw_size) for r in rejections],
-            received_at,
-            tuple(getattr(aggregates, name) for name in _AGGREGATES),
-            [(p.source, p.position) for p in positions],
-            None if health is None else astuple(health),
-            max_bytes,
+        answer = await self._call(
+            WriteBatch(
+                self.id,
+                number,
+                after,
+                list(itertools.chain.from_iterable(events)),
+                [(r.reason, r.raw, r.raw_size) for r in rejections],
+                received_at,
+                tuple(getattr(aggregates, name) for name in _AGGREGATES),
+                [(p.source, p.position) for p in positions],
+                None if health is None else astuple(health),
+                max_bytes,
+            )
         )
-        return Written(stored, duplicates, rejected, sample, again)
+        assert isinstance(answer, tuple)
+        return Written(*answer)
 
     async def put_health(self, health: PipelineHealth) -> None:
-        await self._call("health", astuple(health))
+        await self._call(PutHealth(astuple(health)))
 
     async def prune(self, before: str, limit: int) -> int:
-        deleted: int = await self._call("prune", before, limit)
-        return deleted
+        return _count(await self._call(Prune(before, limit)))
 
     async def hold_size(self, limit: int) -> int:
-        deleted: int = await self._call("hold_size", limit)
-        return deleted
+        return _count(await self._call(HoldSize(limit)))
 
     async def size_bytes(self) -> int:
-        size: int = await self._call("size_bytes")
-        return size
+        return _count(await self._call(SizeBytes()))
 
     async def prune_aggregates(self, before: str) -> None:
-        await self._call("prune_aggregates", before)
+        await self._call(PruneAggregates(before))
 
     async def save_movies(self, movies: Sequence[Movie]) -> None:
-        await self._call("save_movies", [(m.movie_id, m.title, m.year, m.genres) for m in movies])
+        await self._call(SaveMovies([(m.movie_id, m.title, m.year, m.genres) for m in movies]))
 
     async def forget(self) -> None:
         """Drop this writer's batch marks: called once its last batch is answered."""
         with contextlib.suppress(StoreError):  # a killed run's marks go with retention
-            await self._call("forget", self.id)
+            await self._call(Forget(self.id))
 
     async def close(self) -> None:
         raise NotImplementedError
@@ -172,7 +263,7 @@ class ThreadWriter(RequestWriter):
         self._owns_thread = thread is None
         self._thread = thread or ThreadPoolExecutor(1, thread_name_prefix="imdb-tui-writer")
 
-    async def _call(self, *request: Any) -> Any:
+    async def _call(self, request: Request) -> Answer:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
             self._thread, _handle, self._store, self._aggregate, request
@@ -190,7 +281,7 @@ class ProcessWriter(RequestWriter):
     Requests are sent in order by one thread and answered in order; each child has a
     thread reading its answers, which settles the oldest waiting future and, when the
     child dies, starts the next one and sends it what is still unanswered. Batches go
-    as marshal data (flat lists of str, int and None): the cheapest encoding there is.
+    as marshal data (see _encode).
     """
 
     def __init__(self, opener: Callable[[], Store], tz: tzinfo | None) -> None:
@@ -200,16 +291,16 @@ class ProcessWriter(RequestWriter):
         self._tz = tz
         self._sender = ThreadPoolExecutor(1, thread_name_prefix="imdb-tui-send")
         # Unanswered requests, oldest first: sent again, in order, to a new child.
-        self._waiting: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], bytes]] = deque()
+        self._waiting: deque[_Waiting] = deque()
         self._lock = threading.Lock()  # guards the child and `_waiting`
         self._child: _Child | None = None
         self._deaths = 0  # children died in a row, with nothing answered between
         self._started = 0  # children started
 
-    async def _call(self, *request: Any) -> Any:
+    async def _call(self, request: Request) -> Answer:
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        payload = marshal.dumps(request)
+        future: asyncio.Future[Answer] = loop.create_future()
+        payload = _encode(request)
         with self._lock:
             if self._child is None:
                 self._child = self._start()
@@ -223,7 +314,7 @@ class ProcessWriter(RequestWriter):
         fault = os.environ.get(FAULT) if self._started == 1 else None
         return _Child(self._opener, self._tz, self._answered, self._died, fault)
 
-    def _answered(self, answer: tuple[str, Any]) -> None:
+    def _answered(self, answer: Outcome) -> None:
         """On the reader thread: settle the oldest request."""
         with self._lock:
             self._deaths = 0
@@ -236,7 +327,7 @@ class ProcessWriter(RequestWriter):
     def _died(self, child: _Child) -> None:
         """On the dead child's reader thread, once every answer it sent is read."""
         how = child.reap()
-        failed: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], bytes]] = []
+        failed: list[_Waiting] = []
         with self._lock:
             # Its pipe is closed by the sending thread, after any send to it under way:
             # closed here, its descriptor could be reused by the next child's pipe while
@@ -283,15 +374,20 @@ class ProcessWriter(RequestWriter):
         self._sender.shutdown(wait=True)
 
 
-def _settle(future: asyncio.Future[Any], outcome: tuple[str, Any]) -> None:
+_Waiting = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Answer]", bytes]
+"""A request sent to a child and not answered yet: its loop, its future, its payload."""
+
+
+def _settle(future: asyncio.Future[Answer], outcome: Outcome) -> None:
     if future.done():
         return
-    if outcome[0] == "error":
-        future.set_exception(StoreError(outcome[1]))
-    elif outcome[0] == "order":
-        future.set_exception(OutOfOrder(outcome[1]))
+    kind, answer = outcome
+    if kind == "ok":
+        assert not isinstance(answer, str)
+        future.set_result(answer)
     else:
-        future.set_result(outcome[1])
+        failure = OutOfOrder if kind == "order" else StoreError
+        future.set_exception(failure(str(answer)))
 
 
 class _Child:
@@ -301,7 +397,7 @@ class _Child:
         self,
         opener: Callable[[], Store],
         tz: tzinfo | None,
-        answered: Callable[[tuple[str, Any]], None],
+        answered: Callable[[Outcome], None],
         died: Callable[[_Child], None],
         fault: str | None,
     ) -> None:
@@ -353,7 +449,7 @@ class _Child:
         self._connection.close()
 
     def stop(self) -> None:
-        self.send(marshal.dumps(("stop",)))
+        self.send(_encode(Stop()))
         self._process.join(timeout=30)
         if self._process.is_alive():  # pragma: no cover - a stuck child
             self._process.kill()
@@ -410,20 +506,21 @@ def _serve(
     aggregate = Aggregator(tz)
     hurt = _Fault(fault)
     if hurt.step == "committing":
-        marks.before_commit = lambda mark: hurt.at("committing", ("write", "", mark.number))
+        marks.before_commit = lambda mark: hurt.at("committing", mark.number)
     while True:
         try:
-            request = marshal.loads(connection.recv_bytes())
+            request = _decode(connection.recv_bytes())
         except (EOFError, OSError):  # the parent is gone
             break
-        if request[0] == "stop":
+        if isinstance(request, Stop):
             break
+        number = request.number if isinstance(request, WriteBatch) else None
         try:
             if store is None:
                 store = opener()
-            hurt.at("received", request)
-            answer: tuple[str, Any] = ("ok", _handle(store, aggregate, request))
-            hurt.at("committed", request)
+            hurt.at("received", number)
+            answer: Outcome = ("ok", _handle(store, aggregate, request))
+            hurt.at("committed", number)
         except OutOfOrder as error:
             answer = ("order", str(error))
         except StoreError as error:
@@ -468,8 +565,9 @@ class _Fault:
             self.batch = int(batch)
             self.term = term == "term"
 
-    def at(self, step: str, request: tuple[Any, ...]) -> None:
-        if step != self.step or request[0] != "write" or request[2] != self.batch:
+    def at(self, step: str, batch: int | None) -> None:
+        """At `step` of a request (`batch`: a write's number, None for another)."""
+        if step != self.step or batch != self.batch:
             return
         if self.term:
             os.kill(os.getppid(), signal.SIGTERM)
@@ -479,35 +577,23 @@ class _Fault:
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _handle(store: Store, aggregate: Aggregator, request: tuple[Any, ...]) -> Any:
+def _handle(store: Store, aggregate: Aggregator, request: Request) -> Answer:
     """Carry out one request (on the writer's thread or in the child) and answer it."""
-    kind, *args = request
-    if kind == "write":
-        (
-            writer,
-            number,
-            after,
-            flat,
-            rejections,
-            received_at,
-            aggregates,
-            positions,
-            health,
-            max_bytes,
-        ) = args
-        events = list(map(_new_event, repeat(Event), _rows(flat, len(FIELDS))))
-        mark = BatchMark(writer, number, after)
+    if isinstance(request, WriteBatch):
+        events = list(map(_new_event, repeat(Event), _rows(request.events, len(FIELDS))))
+        mark = BatchMark(request.writer, request.number, request.after)
+        counts = Aggregates(*request.aggregates)  # type: ignore[arg-type]  # its own fields
         try:
             stored = store.write_batch(
                 events,
-                [Rejection(*r) for r in rejections],
-                received_at,
+                [Rejection(*r) for r in request.rejections],
+                request.received_at,
                 aggregate,
-                aggregate.who(Aggregates(*aggregates), events),  # counts came; who is added here
-                [SourcePosition(*p) for p in positions],
-                None if health is None else PipelineHealth(*health),
+                aggregate.who(counts, events),  # the counts came; who is added here
+                [SourcePosition(*p) for p in request.positions],
+                None if request.health is None else PipelineHealth(*request.health),  # type: ignore[arg-type]
                 mark,
-                max_bytes,
+                request.max_bytes,
             )
         except AlreadyStored as done:
             return (done.stored, done.duplicates, done.rejected, [], True)
@@ -515,31 +601,32 @@ def _handle(store: Store, aggregate: Aggregator, request: tuple[Any, ...]) -> An
         return (
             len(stored),
             len(events) - len(stored),
-            len(rejections),
+            len(request.rejections),
             [event.event_time for event in stored[::step]],
             False,
         )
-    if kind == "health":
-        store.put_health(PipelineHealth(*args[0]))
-        return None
-    if kind == "forget":
-        store.forget_writer(args[0])
-        return None
-    if kind == "prune":
-        return store.prune(*args)
-    if kind == "hold_size":
-        return store.hold_size(*args)
-    if kind == "size_bytes":
+    if isinstance(request, PutHealth):
+        store.put_health(PipelineHealth(*request.health))  # type: ignore[arg-type]
+    elif isinstance(request, Forget):
+        store.forget_writer(request.writer)
+    elif isinstance(request, Prune):
+        return store.prune(request.before, request.limit)
+    elif isinstance(request, HoldSize):
+        return store.hold_size(request.limit)
+    elif isinstance(request, SizeBytes):
         return store.size_bytes()
-    if kind == "prune_aggregates":
-        store.prune_aggregates(*args)
-        return None
-    if kind == "save_movies":
-        store.save_movies([Movie(*fields) for fields in args[0]])
-        return None
-    raise ValueError(f"unknown request {kind!r}")
+    elif isinstance(request, PruneAggregates):
+        store.prune_aggregates(request.before)
+    else:
+        store.save_movies([Movie(*fields) for fields in request.movies])
+    return None
 
 
-def _rows(flat: list[object], width: int) -> Iterable[tuple[object, ...]]:
+def _count(answer: Answer) -> int:
+    assert isinstance(answer, int)
+    return answer
+
+
+def _rows(flat: Sequence[object], width: int) -> Iterable[tuple[object, ...]]:
     """A flat list back in rows of `width`."""
     return zip(*[iter(flat)] * width, strict=True)
