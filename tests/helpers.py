@@ -20,7 +20,7 @@ from tests.conftest import Database, event
 
 class ListSource:
     """Hands out the given raw records, then ends. Its position is how many it has
-    handed out; it resumes from a stored one, and keeps what it is acknowledged."""
+    handed out; it resumes from a stored one."""
 
     name = "list"
 
@@ -31,7 +31,6 @@ class ListSource:
         self._records = list(records)
         self.key = f"list:{records[0]!r}" if records else "list:"  # known by its first
         self._next = 0
-        self.acknowledged: list[int] = []
 
     async def start(self, stored: Lookup) -> str | None:
         position = stored(self.key)
@@ -45,9 +44,6 @@ class ListSource:
 
     def positions(self) -> Sequence[SourcePosition]:
         return (SourcePosition(self.key, str(self._next)),)
-
-    def acknowledge(self, positions: Sequence[SourcePosition]) -> None:
-        self.acknowledged += [int(p.position) for p in positions]
 
     def stop(self) -> None:
         pass

@@ -59,9 +59,6 @@ class HeldSource:
     def positions(self) -> Sequence[SourcePosition]:
         return ()
 
-    def acknowledge(self, positions: Sequence[SourcePosition]) -> None:
-        pass
-
     def stop(self) -> None:
         self._stopped.set()
 

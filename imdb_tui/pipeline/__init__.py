@@ -2,7 +2,7 @@
 
 - settings.py: what a pipeline is asked to do (PipelineSettings) and its RunSummary;
 - producer.py: reading the source at the target rate or a replay's pace;
-- consumer.py: validating, batching, committing in order and acknowledging;
+- consumer.py: validating, batching, committing in order;
 - stats.py: counts, the measured rate and the lag;
 - runner.py: the Pipeline that joins them, with its controls, retention and health.
 """

@@ -1,9 +1,8 @@
 """The consuming half: validates, batches and commits what the producer queued.
 
 A batch is committed with the positions its records reached at their sources,
-in one transaction; then those positions are acknowledged to the sources. Up to
-`writes_in_flight` batches are written at once, but they are stored, and
-acknowledged, strictly in order: a batch that fails is retried before any later
+in one transaction. Up to `writes_in_flight` batches are written at once, but
+they are stored strictly in order: a batch that fails is retried before any later
 one may be stored (the writer refuses them until it is).
 """
 
@@ -188,7 +187,7 @@ class Consumer:
                 continue
             break
         if before is not None and not before.done():
-            await asyncio.shield(before)  # acknowledged in order
+            await asyncio.shield(before)  # counted in order
         self._on_error(None)
         stats = self._stats
         committed = self._clock.monotonic()
@@ -200,8 +199,6 @@ class Consumer:
         else:
             now = self._clock.now()
             stats.lags([now - seconds(when) for when in done.sample_times])
-        if positions:
-            self._source.acknowledge(positions)
 
 
 def _loop_time(deadline: float | None, clock: Clock) -> float | None:

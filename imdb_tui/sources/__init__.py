@@ -4,8 +4,11 @@ Every source hands raw records to the pipeline, which paces, validates and store
 them the same way whatever their origin. A source that can be resumed (a file,
 a stream's shard) reports where the records it has handed out end; the pipeline
 commits those positions in the same transaction as the batch holding the
-records, then acknowledges them to the source, in order. On the next start the
-source is handed the stored positions and carries on from there.
+records, in order. The store is where a position lives, the one place it is read
+back from: on the next start the source is handed the stored positions (and a
+stream's source, taking a shard's lease, reads its checkpoint there) and carries
+on from there. There is nothing to acknowledge upstream: a file needs nothing,
+and a stream's checkpoint is the stored position itself.
 
 A new kind of source is a new module here implementing `Source`, and a line in
 `open_source` (imdb_tui/assembly.py) that chooses it from --source.
@@ -97,11 +100,6 @@ class Source(Protocol):
     def positions(self) -> Sequence[SourcePosition]:
         """Where the records handed out so far end, per key (none for an unpositioned
         source such as stdin or the simulator)."""
-        ...
-
-    def acknowledge(self, positions: Sequence[SourcePosition]) -> None:
-        """These positions are committed with their records: called in order, once the
-        batch holding them is stored (a stream may now checkpoint or let go of them)."""
         ...
 
     def stop(self) -> None:

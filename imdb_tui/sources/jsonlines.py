@@ -215,9 +215,6 @@ class JsonLinesSource:
         where = {"offset": self._handed, "fingerprint": _fingerprint(bytes(self._head))}
         return (SourcePosition(self.key, json.dumps(where)),)
 
-    def acknowledge(self, positions: Sequence[SourcePosition]) -> None:
-        pass  # a file needs nothing: its position is in the store, with its lines
-
     def stop(self) -> None:
         if self._stopped is not None:
             self._stopped.set()

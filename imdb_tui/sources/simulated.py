@@ -28,8 +28,5 @@ class SimulatedSource:
     def positions(self) -> Sequence[SourcePosition]:
         return ()
 
-    def acknowledge(self, positions: Sequence[SourcePosition]) -> None:
-        pass
-
     def stop(self) -> None:
         pass  # its reads never wait

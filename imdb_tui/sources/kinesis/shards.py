@@ -255,9 +255,6 @@ class KinesisSource:
         ]
         return float(max(behind)) if behind else None
 
-    def acknowledge(self, positions: Sequence[SourcePosition]) -> None:
-        pass  # the checkpoints are in the store, committed with their records
-
     def stop(self) -> None:
         if self._stopped is not None:
             self._stopped.set()
