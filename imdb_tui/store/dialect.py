@@ -36,6 +36,9 @@ class Dialect:
     without_rowid: str
     """Appended to a table whose key is not a row number."""
     placeholder: str
+    locks_rows: bool = False
+    """Writers lock the rows they change, each until it commits (PostgreSQL): a batch's
+    rows go in key order, so two writers wait for each other and never deadlock."""
 
     def sql(self, statement: str) -> str:
         """A statement written with `?` placeholders, in this backend's form."""
@@ -192,7 +195,7 @@ class PostgresDialect(Dialect):
         return f"strpos({haystack}, {needle})"
 
 
-_TEXTS: Final = frozenset({Kind.TEXT, Kind.ID})
+_TEXTS: Final = frozenset({Kind.TEXT})  # free text; ids are checked before they come
 _TIMES: Final = frozenset({Kind.INSTANT, Kind.MINUTE, Kind.DAY})
 _CANONICAL: Final = {
     Kind.INSTANT: 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"',
@@ -258,6 +261,7 @@ POSTGRES_DIALECT: Final = PostgresDialect(
     seq_type="bigserial PRIMARY KEY",
     without_rowid="",
     placeholder="%s",
+    locks_rows=True,
 )
 POSTGRES_BEFORE_TYPES: Final = dataclasses.replace(
     POSTGRES_DIALECT,

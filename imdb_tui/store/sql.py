@@ -73,6 +73,11 @@ _LAST_ADDED: Final = (
 )
 
 
+_PUTS: dict[tuple[str, str, tuple[str, ...] | None], tuple[str, tuple[Kind, ...], int]] = {}
+"""The statement putting rows into a table's columns, their kinds, and how many key
+columns to sort the rows by (see SqlStore._put), made once a backend."""
+
+
 def older_kind(event_head: str | None, letter_head: str | None) -> str | None:
     """Which raw rows are oldest, "events" or "dead_letters" (None: there are none)."""
     if letter_head is not None and (event_head is None or letter_head < event_head):
@@ -132,18 +137,24 @@ class SqlStore:
         run: Run,
         table: str,
         rows: Sequence[Sequence[object]],
-        columns: Sequence[str] | None = None,
+        columns: tuple[str, ...] | None = None,
     ) -> None:
-        """A batch of rows into a table, as its kind of change says (in key order, so
-        every writer locks rows in one order)."""
+        """A batch of rows into a table (into these columns: all of them if None), as
+        its kind of change says."""
         if not rows:
             return
-        model = BY_NAME[table]
-        names = tuple(columns or (c.name for c in model.columns_at(self._version, "")))
-        if model.change is not Change.APPEND:
-            rows = sorted(rows, key=lambda row: tuple(row[: len(model.key)]))
-        kinds = [model.column(name).kind for name in names]
-        run(self.dialect.upsert(model, names), self.dialect.rows_value(kinds, rows))
+        made = _PUTS.get((self.dialect.backend, table, columns))
+        if made is None:
+            model = BY_NAME[table]
+            names = tuple(columns or (c.name for c in model.columns_at(self._version, "")))
+            kinds = tuple(model.column(name).kind for name in names)
+            keyed = self.dialect.locks_rows and model.change is not Change.APPEND
+            made = (self.dialect.upsert(model, names), kinds, len(model.key) if keyed else 0)
+            _PUTS[self.dialect.backend, table, columns] = made
+        statement, kinds, key = made
+        if key:  # every writer locks the rows it adds to in one order: none deadlocks
+            rows = sorted(rows, key=lambda row: tuple(row[:key]))
+        run(statement, self.dialect.rows_value(kinds, rows))
 
     def _add_counts(self, run: Run, table: str, counts: dict[Any, int]) -> None:
         """Counts keyed by tuples (or one value) added to a table of counts."""
