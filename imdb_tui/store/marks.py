@@ -13,17 +13,6 @@ from typing import Any, Final
 
 from imdb_tui.store import BATCH_MARKS_KEPT, AlreadyStored, BatchMark, OutOfOrder
 
-TABLE: Final = """
-    CREATE TABLE batch_marks (
-        writer      TEXT NOT NULL,               -- one run's writer
-        number      BIGINT NOT NULL,             -- its batches, numbered in commit order
-        stored      BIGINT NOT NULL,             -- what the batch did: new events,
-        duplicates  BIGINT NOT NULL,             -- events already stored,
-        rejected    BIGINT NOT NULL,             -- dead letters
-        written_at  TEXT NOT NULL,               -- UTC, ISO-8601, milliseconds, Z
-        PRIMARY KEY (writer, number)
-    )
-"""
 FIND: Final = "SELECT stored, duplicates, rejected FROM batch_marks WHERE writer = ? AND number = ?"
 ADD: Final = (
     "INSERT INTO batch_marks (writer, number, stored, duplicates, rejected, written_at)"

@@ -15,7 +15,7 @@ so the same list creates a new database and upgrades an old one, in each dialect
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from typing import Final
 
@@ -86,6 +86,10 @@ class Table:
     only: str | None = None
     single_row: bool = False
     """A table of one row (its key is always 1)."""
+
+    def held_at(self, version: int, backend: str) -> bool:
+        """Whether a database of this version and backend has the table."""
+        return self.since <= version and self.only in (None, backend)
 
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
@@ -456,7 +460,7 @@ class Migration:
     name: str
     data: tuple[str, ...] = ()
     """Statements run after the tables and columns it brings are made (shared SQL)."""
-    only: str | None = field(default=None)
+    only: str | None = None
     retype: bool = False
     """Times and days take the dialect's types (PostgreSQL: timestamptz and date)."""
 
@@ -499,10 +503,9 @@ those numbers holds the same tables as."""
 def tables_at(version: int, backend: str) -> Iterator[Table]:
     """The tables a database of this version has, in the model's order."""
     for table in TABLES:
-        if table.since <= version and table.only in (None, backend):
+        if table.held_at(version, backend):
             yield table
 
 
 def has(table: str, version: int, backend: str) -> bool:
-    model = BY_NAME[table]
-    return model.since <= version and model.only in (None, backend)
+    return BY_NAME[table].held_at(version, backend)
