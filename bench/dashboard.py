@@ -42,9 +42,9 @@ AFTER = (
 )
 FILL = (
     "INSERT INTO events (event_id, event_time, user_id, session_id, movie_id, event_type)"
-    " SELECT lpad(to_hex(i), 16, '0') || '-bench', {time}, 'u' || (i % 100000),"
-    " 's' || (i / 8), 'tt' || (1000000 + i % 1000),"
-    " (ARRAY['view','view','view','click','rate','watchlist_add'])[1 + i % 6]"
+    " SELECT lpad(to_hex(i), 16, '0') || '-bench', {time}, 'u' || (i %% 100000),"
+    " 's' || (i / 8), 'tt' || (1000000 + i %% 1000),"
+    " (ARRAY['view','view','view','click','rate','watchlist_add'])[1 + i %% 6]"
     " FROM generate_series(0, %(count)s - 1) AS i"
 )
 MOMENT = "now() - interval '1 day' + i * interval '1 day' / %(count)s"

@@ -162,6 +162,9 @@ def run_monitor(db: Path, seconds: float, presses: int) -> Round:
             pressed, mark = terminal.type(b"p")
             latencies.append(terminal.wait_for(word, mark) - pressed)
             time.sleep(0.2)  # a person's pace, and room for the stream to move
+        if presses % 2:  # an odd count left it paused: resume before the tail
+            _, mark = terminal.type(b"p")
+            terminal.wait_for(b"RUNNING", mark)
         # The live tail at max rate: the stored rate with it open, against the
         # same monitor without it just before and just after.
         without = stored_over(seconds / 2)
