@@ -147,8 +147,21 @@ async def main(seconds: float, rounds: int) -> None:
     folder = Path(tempfile.mkdtemp(prefix="imdb-tui-bench-serve-"))
     db = folder / "events.db"
     process = subprocess.Popen(
-        [COMMAND, "serve", "--port", "0", "--db", str(db), "--rate", "max", "--seed", "1"]
-        + ["--max-viewers", "20"],  # the default (8) would turn the 20-tab round away
+        # --max-viewers: the default (8) would turn the 20-tab round away
+        [
+            COMMAND,
+            "serve",
+            "--port",
+            "0",
+            "--db",
+            str(db),
+            "--rate",
+            "max",
+            "--seed",
+            "1",
+            "--max-viewers",
+            "20",
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
