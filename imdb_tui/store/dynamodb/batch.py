@@ -1,0 +1,477 @@
+"""A batch written to DynamoDB exactly once, whatever stops part way.
+
+DynamoDB has no transaction a batch fits in (at most 100 items and 4 MB, no two
+actions on one item), and its idempotency token lasts ten minutes and is not
+honoured by a local endpoint: correctness rests on neither. A batch is written in
+steps instead, each of which can be done again, or finished by another writer,
+with the same result. Its record, `B#<writer>/<number>`, says how far it went:
+
+    pending --(its plan written)--> applying --(counts added)--> done
+    pending --(its writer dead, by another writer)--> aborted --> pending (attempt + 1)
+
+1. **Begin.** The record is read. `done`: the batch was stored, and AlreadyStored
+   answers with what it did then. The record of the batch before it must be `done`
+   (else OutOfOrder). No record: it is put (`pending`, attempt 1) if still absent.
+   `aborted`: the next attempt starts (`pending`, attempt + 1, if still aborted).
+   `applying`: it is finished from its plan (step 4), then answered as done.
+2. **Claim.** The ids of the events the attempt will claim are written first
+   (`<number>#ids#<attempt>#<k>`). Then each event is put if its id is absent or
+   already this attempt's: `E#<event_id>` holds the event and `b`, the attempt that
+   claimed it. A put whose condition fails meets another attempt's claim:
+   - that attempt's batch is `done` (or its record trimmed, which only happens to
+     done ones): the event is a duplicate;
+   - that attempt was aborted, or is not its batch's attempt any more: the claim is
+     stale and taken over (put if `b` is still that attempt);
+   - its batch is `pending` or `applying` and its writer is alive (its `W#` item's
+     `w_until` is ahead, less GRACE): wait for it, as a database waits for another
+     transaction's commit;
+   - its writer is dead: a `pending` batch is aborted (its claims are deleted, each
+     only if still its own), then the claim is taken over; an `applying` one is
+     finished (step 4) and the event is a duplicate.
+   What an attempt claimed is what it stores: those events, first of each id in
+   the batch's order, are the new ones.
+3. **Plan.** What the new events add (`Aggregates`: counts by minute, quarter hour,
+   movie and day, ratings, trending, a movie's minutes; the counters), the dead
+   letters, the positions and the health row are written as the attempt's plan
+   (`<number>#plan#<attempt>#<k>`), then the record moves to `applying` if it is
+   still `pending` at this attempt (else it was aborted: back to step 1).
+4. **Apply.** Each count is added by one UpdateItem, pre-combined for the batch (a
+   hot minute or movie takes one update a batch, not one an event), guarded by the
+   item's mark of the writer (`h:<writer>`): added only if the item's mark is below
+   the batch's number, and the mark set to it in the same update. A writer's
+   batches apply in order (step 1), so an update done before a crash is never done
+   again, by this writer or by another finishing the batch. Dead letters have keys
+   of their own (arrival, writer, number, place), so putting them again changes
+   nothing.
+5. **Commit.** One transaction moves the record to `done` (if still `applying` at
+   this attempt) and puts the positions and the health row: a position is stored
+   exactly when the events it counts are stored and counted. A commit cancelled
+   because the record is already `done` was finished by another writer.
+
+An event is stored once: its item is put only while absent or its own attempt's,
+and an attempt's claims are either all counted (the batch goes on to `done`) or
+deleted or taken over (it was aborted, only while `pending`, before anything was
+added). It is counted once: counts are added only from a plan, each count by an
+update that marks the writer's batch in the item it adds to; the plan of an
+attempt is fixed before any is added, and its claims cannot be taken over once it
+is `applying`. A writer taken for dead while it was only slow finds its record
+aborted (at the plan, step 3) or done (at the commit, step 5), never both counted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Final
+
+from imdb_tui.aggregates import AggregateFn, Aggregates
+from imdb_tui.events import Event, Rejection
+from imdb_tui.health import PipelineHealth
+from imdb_tui.store import (
+    BATCH_MARKS_KEPT,
+    AlreadyStored,
+    BatchMark,
+    OutOfOrder,
+    SourcePosition,
+    StoreError,
+    health_row,
+)
+from imdb_tui.store.dynamodb.layout import commit_items, event_item, plan_of
+from imdb_tui.store.dynamodb.table import Cancelled, Conflict, Table
+
+GRACE: Final = 30.0
+"""Seconds past a writer's `until` after which it is taken for dead."""
+LIVE_FOR: Final = 30.0
+"""Seconds a writer says it is alive for, each time it is heard from."""
+CHUNK: Final = 300_000
+"""Characters of a batch's ids or plan an item holds (DynamoDB's limit is 400 kB)."""
+ATTEMPTS: Final = 20
+"""Attempts of one batch (each after another writer aborted the one before)."""
+WAIT: Final = 0.2
+"""Seconds between looks at another writer's batch that holds an event."""
+DONE_KEPT_SECONDS: Final = 7 * 86400
+"""How long a done batch's record is kept for TTL to delete (correctness never rests
+on it: records are trimmed by their writer; a missing record reads as done)."""
+
+before_step: Callable[[str, BatchMark], None] | None = None
+"""A test hook: called before each step ("claim", "plan", "apply", "commit") of a
+marked batch, to stop the writer there."""
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    writer: str
+    number: int
+    attempt: int
+
+    @property
+    def tag(self) -> str:
+        return f"{self.writer}/{self.number}/{self.attempt}"
+
+    @classmethod
+    def of(cls, tag: str) -> Attempt:
+        writer, number, attempt = tag.rsplit("/", 2)
+        return cls(writer, int(number), int(attempt))
+
+
+def record_key(writer: str, number: int) -> tuple[str, str]:
+    return f"B#{writer}", f"{number:012d}"
+
+
+def writer_key(writer: str) -> tuple[str, str]:
+    return f"W#{writer}", "-"
+
+
+def event_key(event_id: str) -> tuple[str, str]:
+    return f"E#{event_id}", "-"
+
+
+class BatchWrites:
+    """The steps of a batch's write (see the module's docstring), on one table."""
+
+    def __init__(self, table: Table, threads: int = 16) -> None:
+        self.table = table
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="dynamodb")
+        self.clock: Callable[[], float] = time.time
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False)
+
+    # The batch -----------------------------------------------------------------------
+
+    def write(
+        self,
+        events: Sequence[Event],
+        rejections: Sequence[Rejection],
+        received_at: str,
+        aggregate: AggregateFn,
+        aggregates: Aggregates | None,
+        positions: Sequence[SourcePosition],
+        health: PipelineHealth | None,
+        mark: BatchMark | None,
+    ) -> list[Event]:
+        once = mark is None
+        if mark is None:
+            mark = BatchMark(f"once-{uuid.uuid4().hex}", 1, None)
+        self.heard(mark.writer)
+        for _ in range(ATTEMPTS):
+            attempt = self._begin(mark)
+            self._step("claim", mark)
+            new = self._claim(attempt, events)
+            if aggregates is None or len(new) != len(events):
+                aggregates = aggregate(new)
+            plan = plan_of(
+                aggregates,
+                stored=len(new),
+                events=len(events),
+                rejections=rejections,
+                received_at=received_at,
+                writer=mark.writer,
+                number=mark.number,
+                positions=positions,
+                health=health_row(health) if health is not None else None,
+            )
+            self._step("plan", mark)
+            if not self._plan(attempt, plan):
+                continue  # aborted by another writer, which took us for dead
+            self._step("apply", mark)
+            self._apply(attempt, plan)
+            self._step("commit", mark)
+            self._commit(attempt, plan)
+            self._trim(mark, once)
+            return new
+        raise StoreError(f"batch {mark.number} aborted {ATTEMPTS} times by other writers")
+
+    def _step(self, step: str, mark: BatchMark) -> None:
+        if before_step is not None:
+            before_step(step, mark)
+
+    def heard(self, writer: str) -> None:
+        """Say the writer is alive for LIVE_FOR seconds more."""
+        p, s = writer_key(writer)
+        self.table.put({"p": p, "s": s, "w_until": self.clock() + LIVE_FOR})
+
+    # 1. Begin --------------------------------------------------------------------------
+
+    def _begin(self, mark: BatchMark) -> Attempt:
+        p, s = record_key(mark.writer, mark.number)
+        while True:
+            record = self.table.get(p, s)
+            if record is not None and record["b_state"] == "done":
+                raise AlreadyStored(record["b_stored"], record["b_dups"], record["b_rejected"])
+            if mark.after is not None:
+                before = self.table.get(*record_key(mark.writer, mark.after))
+                if before is None or before["b_state"] != "done":
+                    raise OutOfOrder(
+                        f"batch {mark.after} is not stored yet; batches are stored in order"
+                    )
+            attempt = Attempt(mark.writer, mark.number, 1 if record is None else record["b_try"])
+            try:
+                if record is None:
+                    self.table.put(
+                        {"p": p, "s": s, "b_state": "pending", "b_try": 1},
+                        "attribute_not_exists(p)",
+                    )
+                elif record["b_state"] == "aborted":
+                    attempt = Attempt(mark.writer, mark.number, record["b_try"] + 1)
+                    self.table.update(
+                        p,
+                        s,
+                        "SET b_state = :pending, b_try = :next",
+                        "b_state = :aborted AND b_try = :a",
+                        pending="pending",
+                        next=attempt.attempt,
+                        aborted="aborted",
+                        a=record["b_try"],
+                    )
+                elif record["b_state"] == "applying":
+                    self._finish(Attempt(mark.writer, mark.number, record["b_try"]))
+                    continue  # done now: answered as such
+            except Conflict:
+                continue  # it changed meanwhile: read it again
+            return attempt
+
+    # 2. Claim --------------------------------------------------------------------------
+
+    def _claim(self, attempt: Attempt, events: Sequence[Event]) -> list[Event]:
+        """Claim the batch's events; the ones this attempt stores, first of each id.
+
+        Puts run on the pool; what another attempt's claim means is settled here,
+        once for each such attempt, between rounds of puts."""
+        first: dict[str, Event] = {}
+        for event in events:
+            first.setdefault(event.event_id, event)
+        self._put_chunks(attempt, "ids", json.dumps(list(first)))
+        mine: set[str] = set()
+        stale: dict[str, str] = {}  # event id -> the stale claim to take over
+        todo = list(first.values())
+        rounds = 0
+        while todo:
+            holders = list(self._pool.map(lambda e: self._claim_one(attempt, e, stale), todo))
+            held: dict[str, list[Event]] = {}
+            again: list[Event] = []
+            for event, holder in zip(todo, holders, strict=True):
+                if holder is None:
+                    mine.add(event.event_id)
+                elif holder == "":  # deleted meanwhile (an aborted claim): claim again
+                    again.append(event)
+                else:
+                    held.setdefault(holder, []).append(event)
+            waiting = False
+            for tag, held_events in held.items():
+                verdict = self._settle(Attempt.of(tag))
+                if verdict == "duplicate":
+                    continue
+                for event in held_events:
+                    if verdict == "stale":
+                        stale[event.event_id] = tag
+                    else:
+                        stale.pop(event.event_id, None)
+                again += held_events
+                waiting = waiting or verdict == "wait"
+            todo = again
+            if waiting:
+                rounds += 1
+                if rounds % 25 == 0:
+                    self.heard(attempt.writer)
+                time.sleep(WAIT)
+        return [event for event in first.values() if event.event_id in mine]
+
+    def _claim_one(self, attempt: Attempt, event: Event, stale: dict[str, str]) -> str | None:
+        """Put the event if absent, this attempt's, or a stale claim's; None if put,
+        else the attempt that holds it ("" if it was deleted meanwhile)."""
+        item = event_item(event) | {"b": attempt.tag}
+        old = stale.get(event.event_id)
+        condition = "attribute_not_exists(p) OR b = :me" + (" OR b = :old" if old else "")
+        values = {"me": attempt.tag} | ({"old": old} if old else {})
+        try:
+            self.table.put(item, condition, **values)
+            return None
+        except Conflict as conflict:
+            found = conflict.item or self.table.get(*event_key(event.event_id)) or {}
+            return str(found.get("b", ""))
+
+    def _settle(self, holder: Attempt) -> str:
+        """What a claim by another attempt means for an event: "duplicate" (its batch is
+        stored), "stale" (that attempt will never store it: take it over) or "wait"."""
+        record = self.table.get(*record_key(holder.writer, holder.number))
+        if record is None:
+            return "duplicate"  # trimmed, which only done records are
+        if record["b_try"] != holder.attempt or record["b_state"] == "aborted":
+            return "stale"
+        if record["b_state"] == "done":
+            return "duplicate"
+        if self._alive(holder.writer):
+            return "wait"
+        try:
+            if record["b_state"] == "pending":
+                self._abort(holder)
+                return "stale"
+            self._finish(holder)
+            return "duplicate"
+        except Conflict:
+            return "wait"  # it moved meanwhile: look again
+
+    def _alive(self, writer: str) -> bool:
+        item = self.table.get(*writer_key(writer))
+        return item is not None and item["w_until"] + GRACE > self.clock()
+
+    def _abort(self, holder: Attempt) -> None:
+        """Abort a dead writer's pending attempt, and delete what it claimed."""
+        p, s = record_key(holder.writer, holder.number)
+        self.table.update(
+            p,
+            s,
+            "SET b_state = :aborted",
+            "b_state = :pending AND b_try = :a",
+            aborted="aborted",
+            pending="pending",
+            a=holder.attempt,
+        )
+        ids = json.loads(self._read_chunks(holder, "ids") or "[]")
+
+        def release(event_id: str) -> None:
+            with contextlib.suppress(Conflict):  # not its claim
+                self.table.delete(*event_key(event_id), "b = :them", them=holder.tag)
+
+        list(self._pool.map(release, ids))
+
+    # 3. Plan ---------------------------------------------------------------------------
+
+    def _plan(self, attempt: Attempt, plan: dict[str, Any]) -> bool:
+        """Write the plan and move to applying; False: the attempt was aborted."""
+        self._put_chunks(attempt, "plan", json.dumps(plan, ensure_ascii=False))
+        p, s = record_key(attempt.writer, attempt.number)
+        try:
+            self.table.update(
+                p,
+                s,
+                "SET b_state = :applying,"
+                " b_stored = :stored, b_dups = :dups, b_rejected = :rejected",
+                "b_state = :pending AND b_try = :a",
+                applying="applying",
+                pending="pending",
+                a=attempt.attempt,
+                stored=plan["stored"],
+                dups=plan["duplicates"],
+                rejected=plan["rejected"],
+            )
+        except Conflict:
+            return False
+        return True
+
+    # 4. Apply, 5. Commit ---------------------------------------------------------------
+
+    def _finish(self, attempt: Attempt) -> None:
+        """Finish an applying attempt from its plan (its writer is dead, or was us)."""
+        text = self._read_chunks(attempt, "plan")
+        if text is None:
+            raise StoreError(f"batch {attempt.tag} is applying but its plan is missing")
+        plan = json.loads(text)
+        self._apply(attempt, plan)
+        self._commit(attempt, plan)
+
+    def _apply(self, attempt: Attempt, plan: dict[str, Any]) -> None:
+        mark = f"h:{attempt.writer}"
+
+        def add(count: list[Any]) -> None:
+            p, s, adds, sets = count
+            names = {"#h": mark} | {f"#a{i}": name for i, name in enumerate(adds)}
+            names |= {f"#s{i}": name for i, name in enumerate(sets)}
+            values: dict[str, object] = {f"a{i}": n for i, n in enumerate(adds.values())}
+            values |= {f"s{i}": v for i, v in enumerate(sets.values())}
+            expression = "ADD " + ", ".join(f"#a{i} :a{i}" for i in range(len(adds)))
+            expression += " SET #h = :number" + "".join(
+                f", #s{i} = :s{i}" for i in range(len(sets))
+            )
+            with contextlib.suppress(Conflict):  # added before (this batch, before a crash)
+                self.table.update(
+                    p,
+                    s,
+                    expression,
+                    "attribute_not_exists(#h) OR #h < :number",
+                    names=names,
+                    number=attempt.number,
+                    **values,
+                )
+
+        def later(newest: list[Any]) -> None:
+            p, s, name, value = newest
+            with contextlib.suppress(Conflict):  # as late or later already: a maximum
+                self.table.update(
+                    p,
+                    s,
+                    "SET #v = :v",
+                    "attribute_not_exists(#v) OR #v < :v",
+                    names={"#v": name},
+                    v=value,
+                )
+
+        list(self._pool.map(add, plan["counts"]))
+        list(self._pool.map(later, plan["newest"]))
+        self.table.put_many(plan["letters"])
+
+    def _commit(self, attempt: Attempt, plan: dict[str, Any]) -> None:
+        p, s = record_key(attempt.writer, attempt.number)
+        actions: list[dict[str, Any]] = [
+            {
+                "Update": {
+                    "Key": {"p": {"S": p}, "s": {"S": s}},
+                    "UpdateExpression": "SET b_state = :done, x = :expires",
+                    "ConditionExpression": "b_state = :applying AND b_try = :a",
+                    "ExpressionAttributeValues": {
+                        ":done": {"S": "done"},
+                        ":applying": {"S": "applying"},
+                        ":a": {"N": str(attempt.attempt)},
+                        ":expires": {"N": str(int(self.clock() + DONE_KEPT_SECONDS))},
+                    },
+                }
+            }
+        ]
+        actions += [{"Put": {"Item": item}} for item in commit_items(plan)]
+        try:
+            self.table.transact(actions)
+        except Cancelled:
+            record = self.table.get(p, s)
+            if record is None or record["b_state"] != "done":
+                raise StoreError(f"batch {attempt.tag} could not be committed") from None
+
+    # Records ---------------------------------------------------------------------------
+
+    def _put_chunks(self, attempt: Attempt, kind: str, text: str) -> None:
+        p, s = record_key(attempt.writer, attempt.number)
+        pieces = [text[i : i + CHUNK] for i in range(0, len(text), CHUNK)] or [""]
+        self.table.put_many(
+            [
+                {"p": p, "s": f"{s}#{kind}#{attempt.attempt}#{k:04d}", "d": piece}
+                for k, piece in enumerate(pieces)
+            ]
+        )
+
+    def _read_chunks(self, attempt: Attempt, kind: str) -> str | None:
+        p, s = record_key(attempt.writer, attempt.number)
+        items = list(self.table.query(p, prefix=f"{s}#{kind}#{attempt.attempt}#"))
+        return "".join(item["d"] for item in items) if items else None
+
+    def _trim(self, mark: BatchMark, once: bool) -> None:
+        """Delete the records older than the writer's kept ones (all, for a one-off)."""
+        if once:
+            self.forget(mark.writer)
+            return
+        old = mark.number - BATCH_MARKS_KEPT
+        if old >= 1:
+            p, s = record_key(mark.writer, old)
+            for item in list(self.table.query(p, prefix=s)):
+                self.table.delete(item["p"], item["s"])
+
+    def forget(self, writer: str) -> None:
+        """Drop a writer's records (it closed: none of its batches comes again)."""
+        p, _ = record_key(writer, 0)
+        for item in list(self.table.query(p)):
+            self.table.delete(item["p"], item["s"])
+        self.table.delete(*writer_key(writer))

@@ -1,0 +1,365 @@
+"""The one DynamoDB table a store keeps everything in, and the calls made on it.
+
+Every item has a partition key `p` and a sort key `s` (strings). Values are plain
+Python (str, int, float, bool, None, lists and dicts of them) on this side, and
+DynamoDB's typed values on the wire; numbers come back as int or float.
+
+A call that fails for a passing reason (throttling, the service's own errors, the
+endpoint away) is tried again with a growing pause, up to `patience` seconds in
+all, then raised as a StoreError in one line; other failures are raised at once.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from decimal import Decimal
+from typing import Any, Final, TypeVar
+
+from imdb_tui import aws
+from imdb_tui.store import StoreError
+
+T = TypeVar("T")
+
+Item = dict[str, Any]
+
+TTL_ATTRIBUTE: Final = "x"
+"""Epoch seconds after which an item is past its time (DynamoDB's TTL deletes it, up
+to two days late, and a local endpoint never: readers ignore it from then on)."""
+TOP_INDEX: Final = "top"
+"""A global secondary index on (`g`, `view`): a day's movies by views, for top-N."""
+_TYPES: Final = {str: "S", bool: "BOOL", int: "N", float: "N"}
+
+
+class Conflict(Exception):
+    """A write's condition did not hold; `item` is the item as it was, if asked for."""
+
+    def __init__(self, item: Item | None = None) -> None:
+        super().__init__()
+        self.item = item
+
+
+class Cancelled(Exception):
+    """A transaction's condition did not hold: the index of each item whose did not."""
+
+    def __init__(self, failed: list[int]) -> None:
+        super().__init__(failed)
+        self.failed = failed
+
+
+def wire(value: object) -> dict[str, Any]:
+    """A Python value as DynamoDB's typed value."""
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int | float | Decimal):
+        return {"N": repr(value) if isinstance(value, float) else str(value)}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, Mapping):
+        return {"M": {k: wire(v) for k, v in value.items()}}
+    if isinstance(value, list | tuple):
+        return {"L": [wire(v) for v in value]}
+    raise TypeError(f"no DynamoDB type for {type(value).__name__}")
+
+
+def plain(value: Mapping[str, Any]) -> Any:
+    """DynamoDB's typed value as a Python value."""
+    ((kind, inner),) = value.items()
+    if kind == "S":
+        return inner
+    if kind == "N":
+        return int(inner) if inner.lstrip("-").isdigit() else float(inner)
+    if kind == "BOOL":
+        return bool(inner)
+    if kind == "NULL":
+        return None
+    if kind == "M":
+        return {k: plain(v) for k, v in inner.items()}
+    if kind == "L":
+        return [plain(v) for v in inner]
+    raise TypeError(f"unexpected DynamoDB type {kind}")
+
+
+def wire_item(item: Mapping[str, object]) -> dict[str, Any]:
+    return {name: wire(value) for name, value in item.items()}
+
+
+def plain_item(item: Mapping[str, Any]) -> Item:
+    return {name: plain(value) for name, value in item.items()}
+
+
+def key(p: str, s: str) -> dict[str, Any]:
+    return {"p": {"S": p}, "s": {"S": s}}
+
+
+class Table:
+    """The store's table, through one boto3 client (safe to share between threads)."""
+
+    def __init__(self, client: Any, name: str, patience: float = 60.0) -> None:
+        self.client = client
+        self.name = name
+        self.patience = patience
+        self.waiting: Callable[[str | None], None] = lambda reason: None
+        """Told why calls wait (throttled, unreachable), and None when they go through."""
+
+    # Calls, retried while the reason passes ---------------------------------------
+
+    def call(self, operation: str, **arguments: Any) -> Any:
+        """client.<operation>(**arguments), tried again while it fails for a passing
+        reason; ConditionalCheckFailed raises Conflict, a cancelled transaction
+        Cancelled, anything else a StoreError."""
+        method = getattr(self.client, operation)
+        pause, started = 0.05, time.monotonic()
+        while True:
+            try:
+                answer = method(**arguments)
+            except Exception as error:  # botocore's errors are made at run time
+                code = aws.error_code(error)
+                if code == "ConditionalCheckFailedException":
+                    old = getattr(error, "response", {}).get("Item")
+                    raise Conflict(plain_item(old) if old else None) from None
+                if code == "TransactionCanceledException":
+                    failed = _cancelled(error)
+                    if failed is not None:
+                        raise Cancelled(failed) from None
+                if not aws.is_passing(error) and code != "TransactionCanceledException":
+                    raise StoreError(self.describe(error)) from None
+                if time.monotonic() - started > self.patience:
+                    raise StoreError(self.describe(error)) from None
+                self.waiting(self.describe(error))
+                time.sleep(pause * random.uniform(0.5, 1.0))
+                pause = min(pause * 2, 2.0)
+                continue
+            self.waiting(None)
+            return answer
+
+    def describe(self, error: BaseException) -> str:
+        return aws.describe(
+            error, f"dynamodb://{self.name}", "no such table (create it, or use --create-tables)"
+        )
+
+    # Items -------------------------------------------------------------------------
+
+    def get(self, p: str, s: str) -> Item | None:
+        answer = self.call("get_item", TableName=self.name, Key=key(p, s), ConsistentRead=True)
+        item = answer.get("Item")
+        return plain_item(item) if item else None
+
+    def get_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Item]:
+        """The items of these keys that exist (consistent reads, 100 a call)."""
+        found: dict[tuple[str, str], Item] = {}
+        wanted = list(dict.fromkeys(keys))
+        for start in range(0, len(wanted), 100):
+            pending: dict[str, Any] = {
+                self.name: {
+                    "Keys": [key(p, s) for p, s in wanted[start : start + 100]],
+                    "ConsistentRead": True,
+                }
+            }
+            while pending:
+                answer = self.call("batch_get_item", RequestItems=pending)
+                for raw in answer.get("Responses", {}).get(self.name, []):
+                    item = plain_item(raw)
+                    found[item["p"], item["s"]] = item
+                pending = answer.get("UnprocessedKeys") or {}
+        return found
+
+    def put(
+        self, item: Mapping[str, object], condition: str | None = None, **values: object
+    ) -> None:
+        """Put an item, if `condition` holds (Conflict carries the item as it was)."""
+        arguments: dict[str, Any] = {"TableName": self.name, "Item": wire_item(item)}
+        if condition is not None:
+            arguments |= _condition(condition, values)
+            arguments["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        self.call("put_item", **arguments)
+
+    def update(
+        self,
+        p: str,
+        s: str,
+        expression: str,
+        condition: str | None = None,
+        names: Mapping[str, str] | None = None,
+        **values: object,
+    ) -> None:
+        """Update an item (made if absent), if `condition` holds."""
+        arguments: dict[str, Any] = {
+            "TableName": self.name,
+            "Key": key(p, s),
+            "UpdateExpression": expression,
+        }
+        arguments |= _condition(condition, values, names)
+        if condition is not None:
+            arguments["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        self.call("update_item", **arguments)
+
+    def delete(self, p: str, s: str, condition: str | None = None, **values: object) -> None:
+        arguments: dict[str, Any] = {"TableName": self.name, "Key": key(p, s)}
+        arguments |= _condition(condition, values)
+        self.call("delete_item", **arguments)
+
+    def put_many(self, items: Sequence[Mapping[str, object]]) -> None:
+        """Put items without conditions, 25 a call (their keys are their own: a put made
+        twice leaves the same item)."""
+        for start in range(0, len(items), 25):
+            pending: dict[str, Any] = {
+                self.name: [
+                    {"PutRequest": {"Item": wire_item(item)}} for item in items[start : start + 25]
+                ]
+            }
+            while pending:
+                answer = self.call("batch_write_item", RequestItems=pending)
+                pending = answer.get("UnprocessedItems") or {}
+
+    def transact(self, actions: Sequence[dict[str, Any]]) -> None:
+        """Write up to 100 actions at once, all or none (Cancelled: whose condition
+        failed). Each action is {"Put"|"Update"|"Delete"|"ConditionCheck": {...}}
+        without its TableName."""
+        items = [
+            {kind: {"TableName": self.name, **body} for kind, body in action.items()}
+            for action in actions
+        ]
+        self.call("transact_write_items", TransactItems=items)
+
+    def query(
+        self,
+        p: str,
+        *,
+        after: str | None = None,
+        before: str | None = None,
+        prefix: str | None = None,
+        newest_first: bool = False,
+        limit: int | None = None,
+        index: str | None = None,
+        index_key: tuple[str, str] = ("p", "s"),
+    ) -> Iterator[Item]:
+        """The items of partition `p` in sort-key order: sort keys > `after`, < `before`,
+        or starting with `prefix`; at most `limit`, read page by page."""
+        hash_name, range_name = index_key
+        condition = "#h = :p"
+        values: dict[str, object] = {":p": p}
+        names = {"#h": hash_name}
+        if prefix is not None:
+            condition += " AND begins_with(#r, :prefix)"
+            values[":prefix"] = prefix
+            names["#r"] = range_name
+        elif after is not None and before is not None:
+            condition += " AND #r BETWEEN :after AND :before"
+            values |= {":after": after, ":before": before}
+            names["#r"] = range_name
+        elif after is not None:
+            condition += " AND #r > :after"
+            values[":after"] = after
+            names["#r"] = range_name
+        elif before is not None:
+            condition += " AND #r < :before"
+            values[":before"] = before
+            names["#r"] = range_name
+        arguments: dict[str, Any] = {
+            "TableName": self.name,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": {k: wire(v) for k, v in values.items()},
+            "ExpressionAttributeNames": names,
+            "ScanIndexForward": not newest_first,
+        }
+        if index is None:
+            arguments["ConsistentRead"] = True
+        else:
+            arguments["IndexName"] = index
+        given = 0
+        while True:
+            if limit is not None:
+                arguments["Limit"] = limit - given
+            answer = self.call("query", **arguments)
+            for raw in answer.get("Items", []):
+                item = plain_item(raw)
+                if (
+                    after is not None
+                    and before is not None
+                    and item.get(range_name)
+                    in (
+                        after,
+                        before,
+                    )
+                ):
+                    continue  # BETWEEN is inclusive: the bounds are not asked for
+                yield item
+                given += 1
+                if limit is not None and given >= limit:
+                    return
+            last = answer.get("LastEvaluatedKey")
+            if not last:
+                return
+            arguments["ExclusiveStartKey"] = last
+
+    # The table itself ----------------------------------------------------------------
+
+    def exists(self) -> bool:
+        try:
+            self.call("describe_table", TableName=self.name)
+        except StoreError:
+            return False
+        return True
+
+    def create(self) -> None:
+        """Make the table (on-demand capacity), with its index and TTL, and wait for it."""
+        self.call(
+            "create_table",
+            TableName=self.name,
+            KeySchema=[
+                {"AttributeName": "p", "KeyType": "HASH"},
+                {"AttributeName": "s", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "p", "AttributeType": "S"},
+                {"AttributeName": "s", "AttributeType": "S"},
+                {"AttributeName": "g", "AttributeType": "S"},
+                {"AttributeName": "view", "AttributeType": "N"},
+            ],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": TOP_INDEX,
+                    "KeySchema": [
+                        {"AttributeName": "g", "KeyType": "HASH"},
+                        {"AttributeName": "view", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        self.client.get_waiter("table_exists").wait(
+            TableName=self.name, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
+        )
+        self.call(
+            "update_time_to_live",
+            TableName=self.name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
+        )
+
+
+def _condition(
+    condition: str | None, values: Mapping[str, object], names: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    arguments: dict[str, Any] = {}
+    if condition is not None:
+        arguments["ConditionExpression"] = condition
+    if values:
+        arguments["ExpressionAttributeValues"] = {f":{k}": wire(v) for k, v in values.items()}
+    if names:
+        arguments["ExpressionAttributeNames"] = dict(names)
+    return arguments
+
+
+def _cancelled(error: BaseException) -> list[int] | None:
+    """The items whose condition failed in a cancelled transaction; None: it was
+    cancelled for another reason (a conflict with another transaction: passing)."""
+    reasons = getattr(error, "response", {}).get("CancellationReasons") or []
+    codes = [reason.get("Code", "None") for reason in reasons]
+    if codes and all(code in ("None", "ConditionalCheckFailed") for code in codes):
+        return [i for i, code in enumerate(codes) if code == "ConditionalCheckFailed"]
+    return None

@@ -1,0 +1,226 @@
+"""The DynamoDB store's writes against moto's server: a batch stored and counted once,
+whatever stops it at any step, and whoever finishes it.
+
+A writer "killed" at a step is stopped there by the test hook (`batch.before_step`
+raising), leaving the table as a dead process would; the clock each writer reads is
+the test's, so a writer is taken for dead by moving it past GRACE."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC
+
+import pytest
+
+from imdb_tui.aggregates import Aggregator
+from imdb_tui.events import Event, validate_many
+from imdb_tui.store import AlreadyStored, BatchMark, OutOfOrder, SourcePosition, StoreError
+from imdb_tui.store.dynamodb import DynamoStore, batch
+from tests.conftest import NOW, event
+
+STEPS = ("claim", "plan", "apply", "commit")
+
+
+class Killed(Exception):
+    """The writer died here (the test hook stopped it)."""
+
+
+@pytest.fixture
+def store(aws: dict[str, str]) -> Iterator[DynamoStore]:
+    opened = DynamoStore.open(f"dynamodb://t-{uuid.uuid4().hex[:12]}", create=True)
+    opened.batches.clock = lambda: NOW
+    yield opened
+    opened.close()
+
+
+def events(numbers: range, **changes: object) -> list[Event]:
+    valid, rejected, _ = validate_many([event(n, **changes) for n in numbers])
+    assert not rejected
+    return valid
+
+
+def write(
+    store: DynamoStore,
+    batch_events: list[Event],
+    mark: BatchMark | None = None,
+    positions: tuple[SourcePosition, ...] = (),
+) -> list[Event]:
+    return store.write_batch(
+        batch_events,
+        [],
+        "2026-11-23T10:00:01.000Z",
+        Aggregator(UTC),
+        positions=positions,
+        mark=mark,
+    )
+
+
+def recount(store: DynamoStore, expected: list[Event]) -> None:
+    """The store's counts are those of `expected`, each event once."""
+    distinct = {e.event_id: e for e in expected}
+    assert store.counters().get("events_total") == len(distinct)
+    by_minute = Counter(e.event_time[:16] + "Z" for e in distinct.values())
+    assert dict(store.events_per_minute("2026-11-23T00:00Z")) == dict(by_minute)
+    views = Counter(e.movie_id for e in distinct.values() if e.event_type == "view")
+    top = store.top_movies("2026-11-23", 10)
+    assert {m.movie_id: m.views for m in top} == dict(views)
+    for e in distinct.values():
+        item = store.stored_event(e.event_id)
+        assert item is not None and item["u"] == e.user_id
+
+
+def kill_at(step: str, number: int) -> None:
+    def hook(at: str, mark: BatchMark) -> None:
+        if at == step and mark.number == number:
+            raise Killed(step)
+
+    batch.before_step = hook
+
+
+@pytest.fixture(autouse=True)
+def no_hook() -> Iterator[None]:
+    yield
+    batch.before_step = None
+
+
+def test_a_batch_is_stored_once_and_its_duplicates_counted(store: DynamoStore) -> None:
+    first = events(range(20))
+    assert len(write(store, first, BatchMark("w", 1, None))) == 20
+    again = events(range(10, 30))
+    new = write(store, again, BatchMark("w", 2, 1))
+    assert [e.event_id for e in new] == [e.event_id for e in again[10:]]
+    recount(store, first + again)
+    assert store.counters()["duplicates"] == 10
+
+
+def test_the_same_batch_sent_again_is_answered_with_what_it_did(store: DynamoStore) -> None:
+    write(store, events(range(5)), BatchMark("w", 1, None))
+    with pytest.raises(AlreadyStored) as done:
+        write(store, events(range(5)), BatchMark("w", 1, None))
+    assert (done.value.stored, done.value.duplicates) == (5, 0)
+    with pytest.raises(OutOfOrder):
+        write(store, events(range(5, 9)), BatchMark("w", 3, 2))
+    recount(store, events(range(5)))
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_a_writer_killed_at_any_step_and_sent_again_stores_once(
+    store: DynamoStore, step: str
+) -> None:
+    """A writer child dies at a step; its parent sends the batch again (same mark)."""
+    write(store, events(range(10)), BatchMark("w", 1, None))
+    kill_at(step, 2)
+    second = events(range(5, 25))
+    with pytest.raises(Killed):
+        write(store, second, BatchMark("w", 2, 1), (SourcePosition("file:/f", "20"),))
+    batch.before_step = None
+    with contextlib.suppress(AlreadyStored):  # the commit went through before the kill
+        write(store, second, BatchMark("w", 2, 1), (SourcePosition("file:/f", "20"),))
+    recount(store, events(range(25)))
+    assert store.position("file:/f") == "20"
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_a_run_killed_at_any_step_then_run_again_stores_once(store: DynamoStore, step: str) -> None:
+    """The whole run dies at a step; the same command, a new writer, sends the same
+    events once the old writer's time is up."""
+    kill_at(step, 1)
+    lines = events(range(30))
+    with pytest.raises(Killed):
+        write(store, lines, BatchMark("run-1", 1, None))
+    batch.before_step = None
+    assert store.position("file:/f") is None  # nothing committed: the rerun starts over
+    store.batches.clock = lambda: NOW + batch.LIVE_FOR + batch.GRACE + 1
+    write(store, lines, BatchMark("run-2", 1, None), (SourcePosition("file:/f", "30"),))
+    recount(store, lines)
+    # Killed before its plan, run-1 is aborted and its claims taken over; killed
+    # after, it is finished by run-2, whose own sends are then duplicates.
+    finished = step in ("apply", "commit")
+    assert store.counters().get("duplicates", 0) == (30 if finished else 0)
+    assert store.position("file:/f") == "30"
+
+
+def test_a_writer_taken_for_dead_while_slow_counts_nothing_twice(store: DynamoStore) -> None:
+    """A stops before its plan; B (A's time up) aborts it and stores the events; A
+    then goes on: its plan is refused, its next attempt finds every event B's."""
+    lines = events(range(12))
+    stopped: list[BatchMark] = []
+
+    def pause_a(at: str, mark: BatchMark) -> None:
+        if mark.writer == "a" and at == "plan" and not stopped:
+            stopped.append(mark)
+            store.batches.clock = lambda: NOW + batch.LIVE_FOR + batch.GRACE + 1
+            batch.before_step = None
+            write(store, lines, BatchMark("b", 1, None))  # B, while A stands still
+
+    batch.before_step = pause_a
+    new = write(store, lines, BatchMark("a", 1, None))
+    assert stopped and new == []
+    recount(store, lines)
+    assert store.counters()["duplicates"] == 12
+
+
+def test_a_run_killed_while_applying_is_finished_by_the_next(store: DynamoStore) -> None:
+    """The plan was written and some counts added: whoever meets its events finishes
+    it, adding each count once, and takes its events as duplicates."""
+    lines = events(range(8))
+
+    def die_part_way(at: str, mark: BatchMark) -> None:
+        if at == "commit":
+            raise Killed(at)
+
+    batch.before_step = die_part_way
+    with pytest.raises(Killed):
+        write(store, lines, BatchMark("run-1", 1, None))
+    batch.before_step = None
+    store.batches.clock = lambda: NOW + batch.LIVE_FOR + batch.GRACE + 1
+    assert write(store, lines, BatchMark("run-2", 1, None)) == []
+    recount(store, lines)
+    assert store.counters()["duplicates"] == 8
+
+
+def test_a_missing_table_is_one_line(aws: dict[str, str]) -> None:
+    with pytest.raises(StoreError, match="no such table"):
+        DynamoStore.open("dynamodb://no-such-table-here")
+    with pytest.raises(StoreError, match="table name"):
+        DynamoStore.open("dynamodb://a")
+
+
+def test_counts_added_before_a_kill_are_not_added_again(
+    store: DynamoStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed after three of its counts were added: the writer sent again (the same
+    mark) and a new run (another writer) each finish it, adding each count once."""
+    table = store.table
+    update = table.update
+    added = 0
+
+    def some_then_die(*args: object, **kwargs: object) -> None:
+        nonlocal added
+        if str(args[2]).startswith("ADD"):
+            added += 1
+            if added > 3:
+                raise Killed("apply")
+        update(*args, **kwargs)  # type: ignore[arg-type]
+
+    for rerun, rated, viewed in (("w", 100, 300), ("run-2", 200, 400)):
+        added = 0
+        lines = events(range(rated, rated + 40), event_type="rate", rating=7)
+        lines += events(range(viewed, viewed + 40))
+        monkeypatch.setattr(table, "update", some_then_die)
+        number = 1 if rerun == "w" else 2
+        with pytest.raises(Killed):
+            write(store, lines, BatchMark("w", number, None if number == 1 else 1))
+        monkeypatch.setattr(table, "update", update)
+        if rerun == "w":  # finished, then answered as stored
+            with pytest.raises(AlreadyStored):
+                write(store, lines, BatchMark("w", 1, None))
+        else:
+            store.batches.clock = lambda: NOW + batch.LIVE_FOR + batch.GRACE + 1
+            assert write(store, lines, BatchMark("run-2", 1, None)) == []
+    everything = events(range(100, 140), event_type="rate", rating=7) + events(range(300, 340))
+    everything += events(range(200, 240), event_type="rate", rating=7) + events(range(400, 440))
+    recount(store, everything)
