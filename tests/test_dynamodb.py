@@ -224,3 +224,55 @@ def test_counts_added_before_a_kill_are_not_added_again(
     everything = events(range(100, 140), event_type="rate", rating=7) + events(range(300, 340))
     everything += events(range(200, 240), event_type="rate", rating=7) + events(range(400, 440))
     recount(store, everything)
+
+
+def test_users_are_counted_exactly_whoever_adds_them_and_however_often(
+    store: DynamoStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Active users to the millisecond, a day's users and a movie's users agree with
+    a recount, also when a batch is killed part way through its users and finished
+    by the next run."""
+    early = events(range(0, 14), event_time="2026-11-23T09:58:10.000Z")
+    late = events(range(14, 17), event_time="2026-11-23T10:00:30.500Z")  # users 0-2 again
+    late += validate_many(  # and 70 new users: three transactions of users
+        [
+            event(n, user_id=f"v{n}", event_time="2026-11-23T10:00:31.000Z")
+            for n in range(1000, 1070)
+        ]
+    )[0]
+    write(store, early, BatchMark("w", 1, None))
+    table = store.table
+    transact = table.transact
+    made = 0
+
+    def one_then_die(actions: object) -> None:
+        nonlocal made
+        made += 1
+        if made > 1:
+            raise Killed("apply")
+        transact(actions)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(table, "transact", one_then_die)
+    with pytest.raises(Killed):
+        write(store, late, BatchMark("w", 2, 1))
+    monkeypatch.setattr(table, "transact", transact)
+    store.batches.clock = lambda: NOW + batch.LIVE_FOR + batch.GRACE + 1
+    write(store, early + late, BatchMark("run-2", 1, None))
+    recount(store, early + late)
+    every = early + late
+    newest: dict[str, str] = {}
+    for e in every:
+        newest[e.user_id] = max(newest.get(e.user_id, ""), e.event_time)
+    for moment in (
+        "2026-11-23T09:00:00.000Z",
+        "2026-11-23T09:58:10.000Z",
+        "2026-11-23T09:58:10.001Z",
+        "2026-11-23T10:00:30.500Z",
+        "2026-11-23T10:00:30.501Z",
+    ):
+        expected = sum(1 for t in newest.values() if t >= moment)
+        assert store.users_seen_since(moment) == [expected], moment
+    assert store.users_on("2026-11-23") == len(newest)
+    for movie in {e.movie_id for e in every}:
+        users = {e.user_id for e in every if e.movie_id == movie}
+        assert store.movie_users("2026-11-23", movie) == len(users)

@@ -32,7 +32,7 @@ from imdb_tui.store import (
     health_from_rows,
     health_row,
 )
-from imdb_tui.store.dynamodb import layout
+from imdb_tui.store.dynamodb import layout, who
 from imdb_tui.store.dynamodb.batch import BatchWrites
 from imdb_tui.store.dynamodb.table import TOP_INDEX, Table
 
@@ -146,6 +146,34 @@ class DynamoStore:
             best += taken
         best.sort(key=lambda pair: (-pair[0], pair[1]))
         return [TopMovie(movie, None, None, views) for views, movie in best[:limit]]
+
+    def users_seen_since(self, *moments: str) -> list[int]:
+        """For each moment, how many users have an event at or after it: the users last
+        seen in the minutes after the moment's (counted by minute), and those of its
+        own minute read one by one, so the count is exact to the millisecond."""
+        found = []
+        for moment in moments:
+            minute = who.minute_of(moment)
+            later = sum(
+                int(item.get("n", 0))
+                for shard in range(who.SHARDS)
+                for item in self.table.query(who.upm_key(shard, minute)[0], after=minute)
+            )
+            own = sum(
+                1
+                for item in self.table.query(who.minute_user_key(minute, "")[0])
+                if item["last"] >= moment
+            )
+            found.append(later + own)
+        return found
+
+    def users_on(self, day: str) -> int | None:
+        items = self.table.get_many([who.users_daily_key(n, day) for n in range(who.SHARDS)])
+        return sum(int(item.get("n", 0)) for item in items.values()) if items else None
+
+    def movie_users(self, day: str, movie_id: str) -> int:
+        keys = [who.movie_users_key(n, day, movie_id) for n in range(who.SHARDS)]
+        return sum(int(item.get("n", 0)) for item in self.table.get_many(keys).values())
 
     def pipelines(self, now: float) -> list[PipelineHealth]:
         names = [name for name, _ in HEALTH_FIELDS]

@@ -42,7 +42,9 @@ with the same result. Its record, `B#<writer>/<number>`, says how far it went:
    batches apply in order (step 1), so an update done before a crash is never done
    again, by this writer or by another finishing the batch. Dead letters have keys
    of their own (arrival, writer, number, place), so putting them again changes
-   nothing.
+   nothing. Who had events (each user's newest time, each movie's users a day) is
+   recorded by who.py: each change in a transaction with the counts it moves, and
+   found out by the items themselves when made again.
 5. **Commit.** One transaction moves the record to `done` (if still `applying` at
    this attempt) and puts the positions and the health row: a position is stored
    exactly when the events it counts are stored and counted. A commit cancelled
@@ -83,6 +85,7 @@ from imdb_tui.store import (
 )
 from imdb_tui.store.dynamodb.layout import commit_items, event_item, plan_of
 from imdb_tui.store.dynamodb.table import Cancelled, Conflict, Table
+from imdb_tui.store.dynamodb.who import add_movie_users, see_users
 
 GRACE: Final = 30.0
 """Seconds past a writer's `until` after which it is taken for dead."""
@@ -415,6 +418,8 @@ class BatchWrites:
         list(self._pool.map(add, plan["counts"]))
         list(self._pool.map(later, plan["newest"]))
         self.table.put_many(plan["letters"])
+        see_users(self.table, self._pool, plan["last_seen"], plan["user_days"])
+        add_movie_users(self.table, self._pool, plan["movie_users"])
 
     def _commit(self, attempt: Attempt, plan: dict[str, Any]) -> None:
         p, s = record_key(attempt.writer, attempt.number)
