@@ -59,7 +59,7 @@ def describe(error: BaseException, where: str, missing: str = "no such resource"
 
 def error_code(error: BaseException) -> str:
     """An AWS error's code (ResourceNotFoundException, ...), or ''."""
-    code: str = getattr(error, "response", {}).get("Error", {}).get("Code", "")
+    code: str = (getattr(error, "response", None) or {}).get("Error", {}).get("Code", "")
     return code
 
 
@@ -88,5 +88,6 @@ def is_passing(error: BaseException) -> bool:
         return False
     if isinstance(error, NoConnection | HTTPClientError):
         return True
-    status = getattr(error, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    response = getattr(error, "response", None) or {}
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
     return error_code(error) in PASSING_CODES or status >= 500

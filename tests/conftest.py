@@ -66,6 +66,8 @@ class Database:
     def another(self) -> Database:
         """An empty database of the same backend, beside this one."""
         tag = uuid.uuid4().hex[:16]
+        if self.backend == "dynamodb":
+            return dynamodb_table()
         if self.schema is not None:
             return Database(self.backend, self.name, f"t_{tag}")
         return Database(self.backend, str(Path(self.name).with_name(f"{tag}.db")))
@@ -92,9 +94,21 @@ def postgres_database(request: pytest.FixtureRequest) -> Database:
     return Database("postgres", url, f"t_{uuid.uuid4().hex[:16]}")
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+def dynamodb_table() -> Database:
+    """A new DynamoDB table on the test endpoint (made here: --create-tables's job)."""
+    name = f"dynamodb://t-{uuid.uuid4().hex[:16]}"
+    open_store(name, create_tables=True).close()
+    return Database("dynamodb", name)
+
+
+@pytest.fixture
+def dynamodb_database(aws: dict[str, str]) -> Database:
+    return dynamodb_table()
+
+
+@pytest.fixture(params=["sqlite", "postgres", "dynamodb"])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
     if request.param == "sqlite":
         return Database("sqlite", str(tmp_path / "events.db"))
-    database: Database = request.getfixturevalue("postgres_database")
+    database: Database = request.getfixturevalue(f"{request.param}_database")
     return database

@@ -1,4 +1,4 @@
-"""A Kinesis endpoint on 127.0.0.1 for the tests: moto's server mode.
+"""An AWS endpoint on 127.0.0.1 for the tests (Kinesis, DynamoDB): moto's server mode.
 
 The same boto3 calls as against AWS reach it through AWS_ENDPOINT_URL; it runs
 in this process, on a free loopback port, and is stopped when the session ends.
@@ -29,6 +29,7 @@ def kinesis_endpoint() -> Iterator[dict[str, str]]:
     except ImportError:
         unavailable("moto is not installed: pip install 'moto[server]'")
         raise AssertionError from None  # unreachable: skip and fail raise
+    _copy_tables_once()
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -36,6 +37,45 @@ def kinesis_endpoint() -> Iterator[dict[str, str]]:
         yield {**CREDENTIALS, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
     finally:
         server.stop()
+
+
+def _copy_tables_once() -> None:
+    """moto backs a DynamoDB transaction up by deep-copying its table once for each of
+    its (up to 100) items, the same table each time with nothing changed between:
+    copy it once a call instead. The same backup, so the same all-or-nothing."""
+    import copy
+    import threading
+
+    from moto.dynamodb import models
+
+    if getattr(models, "_copied_once", False):
+        return
+    memo = threading.local()
+    real = copy.deepcopy
+
+    class Once:
+        @staticmethod
+        def deepcopy(value: object) -> object:
+            copies = getattr(memo, "copies", None)
+            if copies is None or not isinstance(value, models.Table):
+                return real(value)
+            if id(value) not in copies:
+                copies[id(value)] = real(value)
+            return copies[id(value)]
+
+    backend = models.DynamoDBBackend
+    transact = backend.transact_write_items
+
+    def once(self: object, *args: object, **kwargs: object) -> object:
+        memo.copies = {}
+        try:
+            return transact(self, *args, **kwargs)  # type: ignore[arg-type]
+        finally:
+            memo.copies = None
+
+    models.copy = Once  # type: ignore[attr-defined]
+    backend.transact_write_items = once  # type: ignore[method-assign,assignment]
+    models._copied_once = True  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="session")

@@ -369,15 +369,19 @@ def open_store(
     create: bool = True,
     read_only: bool = False,
     pg_schema: str | None = None,
+    create_tables: bool = False,
 ) -> Store:
-    """The store --db names: a PostgreSQL URL or keyword string, else an SQLite file
-    (or :memory:). `pg_schema`: the PostgreSQL schema holding the tables.
+    """The store --db names: a PostgreSQL URL or keyword string, a DynamoDB table
+    (dynamodb://TABLE), else an SQLite file (or :memory:). `pg_schema`: the PostgreSQL
+    schema holding the tables; `create_tables`: make a missing DynamoDB table.
 
     `read_only` never writes to the database: no file, no schema, no migration.
     """
-    from imdb_tui.store import postgres
+    from imdb_tui.store import dynamodb, postgres
 
     text = str(name)
+    if dynamodb.is_dynamodb(text):
+        return dynamodb.DynamoStore.open(text, create=create_tables and not read_only)
     if postgres.is_postgres(text):
         schema = pg_schema or postgres.DEFAULT_SCHEMA
         if read_only:

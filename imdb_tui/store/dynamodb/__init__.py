@@ -15,26 +15,39 @@ wiring into `open_store` come next.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import tzinfo
 from typing import Final
 
 from imdb_tui import aws
-from imdb_tui.aggregates import AggregateFn, Aggregates
+from imdb_tui.aggregates import AggregateFn, Aggregates, quarter_hour
+from imdb_tui.catalog import Movie
+from imdb_tui.clock import utc_iso
 from imdb_tui.events import Event, Rejection
 from imdb_tui.health import PipelineHealth
 from imdb_tui.store import (
     HEALTH_FIELDS,
     BatchMark,
+    DeadLetter,
     SourcePosition,
     StoreError,
     TopMovie,
+    Writer,
     health_from_rows,
     health_row,
+    movie_of,
+    recent_cutoff,
 )
 from imdb_tui.store.dynamodb import layout, who
 from imdb_tui.store.dynamodb.batch import BatchWrites
-from imdb_tui.store.dynamodb.table import TOP_INDEX, Table
+from imdb_tui.store.dynamodb.table import TOP_INDEX, Cancelled, Conflict, Table, key
+from imdb_tui.store.writer import ProcessWriter, ThreadWriter
+from imdb_tui.tail import TAIL_SCAN, EventMatch, Tail, TailEvent
 
 SCHEME: Final = "dynamodb://"
 _TABLE_NAME: Final = re.compile(r"[A-Za-z0-9_.-]{3,255}")
@@ -96,6 +109,9 @@ class DynamoStore:
         max_bytes: int | None = None,  # refused for DynamoDB when the run starts
     ) -> list[Event]:
         """See BatchWriter.write_batch, and batch.py for how it is made exactly once."""
+        for position in positions:
+            if not isinstance(position.position, str) or not position.source:
+                raise StoreError(f"a source's position must be text: {position.source!r}")
         return self.batches.write(
             events, rejections, received_at, aggregate, aggregates, positions, health, mark
         )
@@ -105,7 +121,212 @@ class DynamoStore:
 
     def put_health(self, health: PipelineHealth) -> None:
         self.table.put(layout.health_item(health_row(health)))
-        self.batches.heard(health.pipeline_id)
+
+    def prune(self, before: str, limit: int) -> int:
+        """Delete up to `limit` events and dead letters older than `before`, oldest
+        minutes first, through the time index; each goes in a transaction with the
+        count of pruned rows, so the counts stay exact if this stops part way."""
+        deleted = 0
+        first = self.first_quarter_hour()
+        if first is None:
+            return 0
+        counted = [m for m, _ in self.events_per_minute(first) if m < before[:16] + "Z"]
+        counted += [before[:16] + "Z"]  # the cutoff's own minute, up to the cutoff
+        for minute in counted:
+            old = [
+                item
+                for item in self.table.query(layout.time_partition(minute), limit=limit - deleted)
+                if item["s"] < before
+            ]
+            for item in old:
+                event_id = item["s"].split("#", 1)[1]
+                deleted += self._prune_one(
+                    [(f"E#{event_id}", "-"), (item["p"], item["s"])], "pruned_events"
+                )
+            if deleted >= limit:
+                return deleted
+        for day in [item["s"] for item in self.table.query(layout.LETTER_DAYS)]:
+            if day > before[:10]:
+                break
+            for item in list(self.table.query(layout.letter_partition(day), limit=limit - deleted)):
+                if item["received_at"] >= before:
+                    break
+                deleted += self._prune_one([(item["p"], item["s"])], "pruned_dead_letters")
+            if deleted >= limit:
+                break
+        return deleted
+
+    def _prune_one(self, keys: Sequence[tuple[str, str]], counter: str) -> int:
+        """Delete a row's items and count it, at once; 0 if it was gone already."""
+        first, *rest = keys
+        try:
+            self.table.transact(
+                [
+                    {
+                        "Delete": {
+                            "Key": key(*first),
+                            "ConditionExpression": "attribute_exists(p)",
+                        }
+                    },
+                    *({"Delete": {"Key": key(*k)}} for k in rest),
+                    {
+                        "Update": {
+                            "Key": key(layout.COUNTERS, counter),
+                            "UpdateExpression": "ADD n :one",
+                            "ExpressionAttributeValues": {":one": {"N": "1"}},
+                        }
+                    },
+                ]
+            )
+        except Cancelled:
+            for k in rest:
+                self.table.delete(*k)
+            return 0
+        return 1
+
+    def prune_aggregates(self, before: str) -> None:
+        """Drop counts older than `before`: whole minutes and quarter hours before its
+        minute, days before its day, and trending's periods more than two hours behind
+        the newest (or before `before`, whichever keeps more)."""
+        first = self.first_quarter_hour()
+        if first is None:
+            return
+        minute = before[:16] + "Z"
+        days = [d for d in _days(first[:10], before[:10])]
+        for day in days:
+            for p in (layout.minute_key(day)[0], layout.quarter_key(day)[0]):
+                for item in list(self.table.query(p, before=minute)):
+                    self.table.delete(item["p"], item["s"])
+            if day < before[:10]:
+                for p in (f"md#{day}", f"rd#{day}"):
+                    for item in list(self.table.query(p)):
+                        self.table.delete(item["p"], item["s"])
+        newest = self.table.get(*layout.NEWEST)
+        if newest is not None and "period" in newest:
+            cutoff = recent_cutoff(str(newest["period"]), before)
+            for period in _periods(first, cutoff):
+                for item in list(self.table.query(layout.recent_key(period, "")[0])):
+                    self.table.delete(item["p"], item["s"])
+        if first < minute:
+            p, s = layout.OLDEST
+            self.table.put({"p": p, "s": s, "quarter": quarter_hour(minute)})
+
+    def hold_size(self, limit: int) -> int:
+        raise StoreError("--max-size is not for DynamoDB: its tables grow on demand")
+
+    def size_bytes(self) -> int:
+        """The table's size as DynamoDB reports it (updated about every six hours)."""
+        answer = self.table.call("describe_table", TableName=self.table.name)
+        return int(answer["Table"].get("TableSizeBytes", 0))
+
+    # Connections ---------------------------------------------------------------------
+
+    def another(self) -> DynamoStore:
+        return DynamoStore(Table(self.table.client, self.table.name, self.table.patience))
+
+    def reader(self) -> DynamoStore:
+        return self.another()
+
+    def writer(
+        self,
+        tz: tzinfo | None,
+        separate_process: bool = True,
+        thread: ThreadPoolExecutor | None = None,
+    ) -> Writer:
+        """A process of its own (if asked), else a thread on this store."""
+        if separate_process:
+            return ProcessWriter(functools.partial(type(self).open, self.name), tz)
+        return ThreadWriter(self, tz, thread)
+
+    # Leases --------------------------------------------------------------------------
+
+    def lease_holders(self, group: str, now: float) -> dict[str, str]:
+        return {
+            item["s"]: item["owner"]
+            for item in self.table.query(f"lease#{group}")
+            if item["expires"] > now
+        }
+
+    def take_lease(self, group: str, key: str, owner: str, until: float, now: float) -> bool:
+        try:
+            self.table.put(
+                {"p": f"lease#{group}", "s": key, "owner": owner, "expires": until},
+                "attribute_not_exists(p) OR #o = :owner OR expires <= :now",
+                names={"#o": "owner"},
+                owner=owner,
+                now=now,
+            )
+        except Conflict:
+            return False
+        return True
+
+    def release_leases(self, group: str, owner: str, keys: Sequence[str]) -> None:
+        for shard in keys:
+            with contextlib.suppress(Conflict):
+                self.table.update(
+                    f"lease#{group}",
+                    shard,
+                    "SET expires = :zero",
+                    "#o = :owner",
+                    names={"#o": "owner"},
+                    zero=0,
+                    owner=owner,
+                )
+
+    # The catalogue -------------------------------------------------------------------
+
+    def save_movies(self, movies: Iterable[Movie]) -> None:
+        self._put_movies(movies, None)
+
+    def _put_movies(self, movies: Iterable[Movie], popularity: float | None) -> None:
+        items = []
+        for movie in movies:
+            p, s = layout.movie_key(movie.movie_id)
+            item: dict[str, object] = {
+                "p": p,
+                "s": s,
+                "title": movie.title,
+                "year": movie.year,
+                "genres": ",".join(movie.genres),
+            }
+            if popularity is not None:
+                item["popularity"] = popularity
+            items.append(item)
+        self.table.put_many(items)
+
+    def forget_catalog(self) -> None:
+        self.table.delete(*layout.CATALOG_SOURCE)
+        for partition in range(layout.MOVIE_PARTITIONS):
+            for item in self.table.query(f"M#{partition}"):
+                if item.get("popularity") is not None:
+                    self.table.update(item["p"], item["s"], "REMOVE popularity")
+
+    def add_catalog_movies(self, movies: Sequence[Movie]) -> None:
+        self._put_movies(movies, 0.0)
+
+    def weigh_catalog_movies(self, weights: Iterable[tuple[str, float]]) -> None:
+        for movie_id, weight in weights:
+            self.table.update(*layout.movie_key(movie_id), "SET popularity = :w", w=weight)
+
+    def keep_catalog(self, files: str, skipped: int, rated: int) -> None:
+        p, s = layout.CATALOG_SOURCE
+        self.table.put({"p": p, "s": s, "files": files, "skipped": skipped, "rated": rated})
+
+    def kept_catalog(self, files: str) -> tuple[int, int] | None:
+        item = self.table.get(*layout.CATALOG_SOURCE)
+        if item is None or item["files"] != files:
+            return None
+        return int(item["skipped"]), int(item["rated"])
+
+    def catalog_weights(self) -> Iterator[tuple[str, float]]:
+        found = [
+            (item["s"], float(item["popularity"]))
+            for partition in range(layout.MOVIE_PARTITIONS)
+            for item in self.table.query(f"M#{partition}")
+            if item.get("popularity") is not None
+        ]
+        found.sort(key=lambda pair: (len(pair[0]), pair[0]))
+        yield from found
 
     # Reading -----------------------------------------------------------------------
 
@@ -145,7 +366,12 @@ class DynamoStore:
                 taken.append((views, item["s"]))
             best += taken
         best.sort(key=lambda pair: (-pair[0], pair[1]))
-        return [TopMovie(movie, None, None, views) for views, movie in best[:limit]]
+        titles = self.titles([movie for _, movie in best[:limit]])
+        top = []
+        for views, movie in best[:limit]:
+            title, year = titles.get(movie, (None, None))
+            top.append(TopMovie(movie, title, year, views))
+        return top
 
     def users_seen_since(self, *moments: str) -> list[int]:
         """For each moment, how many users have an event at or after it: the users last
@@ -175,6 +401,144 @@ class DynamoStore:
         keys = [who.movie_users_key(n, day, movie_id) for n in range(who.SHARDS)]
         return sum(int(item.get("n", 0)) for item in self.table.get_many(keys).values())
 
+    def events_per_period(self, bounds: Sequence[str]) -> list[tuple[int, str, int]]:
+        found: dict[tuple[int, str], int] = {}
+        for i, (start, stop) in enumerate(itertools.pairwise(bounds)):
+            for day in _days(start[:10], stop[:10]):
+                p, _ = layout.quarter_key(day)
+                for item in self.table.query(p):
+                    if start <= item["s"] < stop:
+                        for event_type, n in _counts(item).items():
+                            found[i, event_type] = found.get((i, event_type), 0) + n
+        return [(i, t, n) for (i, t), n in found.items()]
+
+    def ratings(self, day: str) -> dict[int, int]:
+        return {int(item["s"]): int(item["n"]) for item in self.table.query(f"rd#{day}")}
+
+    def movie_ratings(self, day: str, movie_ids: Sequence[str]) -> dict[str, dict[int, int]]:
+        items = self.table.get_many([layout.movie_day_key(day, m) for m in movie_ids])
+        found: dict[str, dict[int, int]] = {}
+        for (_, movie_id), item in items.items():
+            rated = {int(k[1:]): int(v) for k, v in item.items() if re.fullmatch(r"r\d+", k)}
+            if rated:
+                found[movie_id] = rated
+        return found
+
+    def views_per_period(self, bounds: Sequence[str]) -> list[tuple[int, str, int]]:
+        """Trending's views by five-minute period: a Query of each period's partition."""
+        found: dict[tuple[int, str], int] = {}
+        for i, (start, stop) in enumerate(itertools.pairwise(bounds)):
+            for period in _periods(start, stop):
+                for item in self.table.query(layout.recent_key(period, "")[0]):
+                    key = (i, item["s"])
+                    found[key] = found.get(key, 0) + int(item["n"])
+        return [(i, movie, n) for (i, movie), n in found.items()]
+
+    def titles(self, movie_ids: Sequence[str]) -> dict[str, tuple[str, int | None]]:
+        items = self.table.get_many([layout.movie_key(m) for m in movie_ids])
+        return {item["s"]: (item["title"], item.get("year")) for item in items.values()}
+
+    def movie(self, movie_id: str) -> Movie | None:
+        item = self.table.get(*layout.movie_key(movie_id))
+        if item is None:
+            return None
+        return movie_of(item["s"], item["title"], item.get("year"), item.get("genres", ""))
+
+    def movie_events(self, day: str, movie_id: str) -> dict[str, int]:
+        item = self.table.get(*layout.movie_day_key(day, movie_id))
+        if item is None:
+            return {}
+        return {k: v for k, v in _counts(item).items() if not re.fullmatch(r"r\d+", k)}
+
+    def movie_views_per_minute(self, movie_id: str, since: str) -> list[tuple[str, int]]:
+        p, _ = layout.movie_minute_key(movie_id, since)
+        return [
+            (item["s"], int(item["n"])) for item in self.table.query(p, after=_just_before(since))
+        ]
+
+    def newest_events(self, match: EventMatch, after: int, limit: int) -> Tail:
+        """The newest events by event time, minute by minute back from the newest one,
+        looking through TAIL_SCAN at most; `seq` is the event time in milliseconds."""
+        newest_time = self.newest_event_time()
+        if newest_time is None:
+            return Tail(0, ())
+        newest = _millis(newest_time)
+        found: list[TailEvent] = []
+        looked = 0
+        minute = newest_time[:16] + "Z"
+        first = self.first_quarter_hour() or minute
+        titles: dict[str, tuple[str, int | None]] = {}
+        while minute >= first and len(found) < limit and looked < TAIL_SCAN:
+            for item in self.table.query(layout.time_partition(minute), newest_first=True):
+                looked += 1
+                moment = item["s"].split("#", 1)[0]
+                seq = _millis(moment)
+                if seq <= after or looked > TAIL_SCAN:
+                    return Tail(newest, tuple(found))
+                if (
+                    (match.event_type is None or item["y"] == match.event_type)
+                    and (match.movie_id is None or item["m"] == match.movie_id)
+                    and (match.user_id is None or item["u"] == match.user_id)
+                ):
+                    if item["m"] not in titles:
+                        titles |= self.titles([item["m"]]) or {item["m"]: ("", None)}
+                    title = titles[item["m"]][0] or None
+                    text = (title or item["m"]).lower()
+                    if all(word in text for word in match.words):
+                        found.append(
+                            TailEvent(
+                                seq, moment, item["y"], item["m"], title, item["u"], item.get("r")
+                            )
+                        )
+                        if len(found) >= limit:
+                            break
+            minute = _previous_minute(minute)
+        return Tail(newest, tuple(found))
+
+    def first_quarter_hour(self) -> str | None:
+        item = self.table.get(*layout.OLDEST)
+        return None if item is None else str(item["quarter"])
+
+    def dead_letters(self, limit: int) -> list[DeadLetter]:
+        found: list[DeadLetter] = []
+        for day_item in self.table.query(layout.LETTER_DAYS, newest_first=True):
+            for item in self.table.query(
+                layout.letter_partition(day_item["s"]), newest_first=True, limit=limit - len(found)
+            ):
+                found.append(
+                    DeadLetter(item["received_at"], item["reason"], item["raw"], item["raw_size"])
+                )
+            if len(found) >= limit:
+                break
+        return found
+
+    def newest_event_time(self) -> str | None:
+        item = self.table.get(*layout.NEWEST)
+        return None if item is None or "time" not in item else str(item["time"])
+
+    def events_after(self, moment: str, limit: int) -> int:
+        """Events later than `moment`: its own minute's read one by one (time index),
+        the later minutes' counted."""
+        minute = who.minute_of(moment)
+        own = 0
+        for _ in self.table.query(layout.time_partition(minute), after=moment + "#\uffff"):
+            own += 1
+            if own >= limit:
+                return limit
+        later = sum(n for m, n in self.events_per_minute(minute) if m > minute)
+        return min(limit, own + later)
+
+    def count_events(self) -> int:
+        """Raw events stored now, by counting the time index's items minute by minute
+        (every item is read: slow on big stores, as counting rows is elsewhere)."""
+        first = self.first_quarter_hour()
+        if first is None:
+            return 0
+        return sum(
+            self.table.count(layout.time_partition(minute))
+            for minute, _ in self.events_per_minute(first)
+        )
+
     def pipelines(self, now: float) -> list[PipelineHealth]:
         names = [name for name, _ in HEALTH_FIELDS]
         rows = [[item.get(name) for name in names] for item in self.table.query(layout.PIPELINES)]
@@ -195,6 +559,31 @@ class DynamoStore:
     def stored_event(self, event_id: str) -> dict[str, object] | None:
         """An event's item, if stored (for tests and the tail)."""
         return self.table.get(f"E#{event_id}", "-")
+
+
+def _minutes(first: str, stop: str) -> list[str]:
+    """The minute keys from `first` up to, not including, `stop`."""
+    from datetime import datetime
+
+    start = datetime.fromisoformat(first[:16] + ":00+00:00").timestamp()
+    end = datetime.fromisoformat(stop[:16] + ":00+00:00").timestamp()
+    return [utc_iso(start + 60 * n)[:16] + "Z" for n in range(max(0, int((end - start) // 60)))]
+
+
+def _periods(start: str, stop: str) -> list[str]:
+    """The five-minute period keys from `start` up to, not including, `stop`."""
+    return [m for m in _minutes(start, stop) if int(m[14:16]) % 5 == 0]
+
+
+def _previous_minute(minute: str) -> str:
+    from datetime import datetime
+
+    moment = datetime.fromisoformat(minute[:16] + ":00+00:00").timestamp()
+    return utc_iso(moment - 60)[:16] + "Z"
+
+
+def _millis(moment: str) -> int:
+    return round(_epoch(moment) * 1000)
 
 
 def _counts(item: dict[str, object]) -> dict[str, int]:

@@ -15,8 +15,9 @@ with the same result. Its record, `B#<writer>/<number>`, says how far it went:
    `aborted`: the next attempt starts (`pending`, attempt + 1, if still aborted).
    `applying`: it is finished from its plan (step 4), then answered as done.
 2. **Claim.** The ids of the events the attempt will claim are written first
-   (`<number>#ids#<attempt>#<k>`). Then each event is put if its id is absent or
-   already this attempt's: `E#<event_id>` holds the event and `b`, the attempt that
+   (`<number>#ids#<attempt>#<k>`). Then each event is put, CLAIMS to a transaction
+   (those whose condition fails are left out and the rest put again), if its id is
+   absent or already this attempt's: `E#<event_id>` holds the event and `b`, the attempt that
    claimed it. A put whose condition fails meets another attempt's claim:
    - that attempt's batch is `done` (or its record trimmed, which only happens to
      done ones): the event is a duplicate;
@@ -41,7 +42,8 @@ with the same result. Its record, `B#<writer>/<number>`, says how far it went:
    the batch's number, and the mark set to it in the same update. A writer's
    batches apply in order (step 1), so an update done before a crash is never done
    again, by this writer or by another finishing the batch. Dead letters have keys
-   of their own (arrival, writer, number, place), so putting them again changes
+   of their own (arrival, writer, number, place), and so do the events' entries in
+   the time index (`T#<minute>`, event time and id): putting them again changes
    nothing. Who had events (each user's newest time, each movie's users a day) is
    recorded by who.py: each change in a transaction with the counts it moves, and
    found out by the items themselves when made again.
@@ -82,9 +84,16 @@ from imdb_tui.store import (
     SourcePosition,
     StoreError,
     health_row,
+    marks,
 )
-from imdb_tui.store.dynamodb.layout import commit_items, event_item, plan_of
-from imdb_tui.store.dynamodb.table import Cancelled, Conflict, Table
+from imdb_tui.store.dynamodb.layout import (
+    commit_items,
+    event_item,
+    event_of,
+    plan_of,
+    time_item,
+)
+from imdb_tui.store.dynamodb.table import Cancelled, Conflict, Table, wire, wire_item
 from imdb_tui.store.dynamodb.who import add_movie_users, see_users
 
 GRACE: Final = 30.0
@@ -93,6 +102,8 @@ LIVE_FOR: Final = 30.0
 """Seconds a writer says it is alive for, each time it is heard from."""
 CHUNK: Final = 300_000
 """Characters of a batch's ids or plan an item holds (DynamoDB's limit is 400 kB)."""
+CLAIMS: Final = 100
+"""Events claimed a transaction (DynamoDB's most items in one)."""
 ATTEMPTS: Final = 20
 """Attempts of one batch (each after another writer aborted the one before)."""
 WAIT: Final = 0.2
@@ -183,14 +194,16 @@ class BatchWrites:
             if not self._plan(attempt, plan):
                 continue  # aborted by another writer, which took us for dead
             self._step("apply", mark)
-            self._apply(attempt, plan)
+            self._apply(attempt, plan, new)
             self._step("commit", mark)
+            marks.written(mark)
             self._commit(attempt, plan)
             self._trim(mark, once)
             return new
         raise StoreError(f"batch {mark.number} aborted {ATTEMPTS} times by other writers")
 
     def _step(self, step: str, mark: BatchMark) -> None:
+        self.heard(mark.writer)
         if before_step is not None:
             before_step(step, mark)
 
@@ -255,7 +268,12 @@ class BatchWrites:
         todo = list(first.values())
         rounds = 0
         while todo:
-            holders = list(self._pool.map(lambda e: self._claim_one(attempt, e, stale), todo))
+            chunks = [todo[i : i + CLAIMS] for i in range(0, len(todo), CLAIMS)]
+            holders = [
+                holder
+                for found in self._pool.map(lambda c: self._claim_chunk(attempt, c, stale), chunks)
+                for holder in found
+            ]
             held: dict[str, list[Event]] = {}
             again: list[Event] = []
             for event, holder in zip(todo, holders, strict=True):
@@ -285,19 +303,42 @@ class BatchWrites:
                 time.sleep(WAIT)
         return [event for event in first.values() if event.event_id in mine]
 
-    def _claim_one(self, attempt: Attempt, event: Event, stale: dict[str, str]) -> str | None:
-        """Put the event if absent, this attempt's, or a stale claim's; None if put,
-        else the attempt that holds it ("" if it was deleted meanwhile)."""
-        item = event_item(event) | {"b": attempt.tag}
+    def _claim_chunk(
+        self, attempt: Attempt, events: Sequence[Event], stale: dict[str, str]
+    ) -> list[str | None]:
+        """Put these events in one transaction, each if absent, this attempt's, or a
+        stale claim's: for each, None if put, else the attempt that holds it ("" if it
+        was deleted meanwhile). Those whose condition fails are left out and the rest
+        put again."""
+        found: list[str | None] = [None] * len(events)
+        left = list(range(len(events)))
+        while left:
+            actions = [self._claim_action(attempt, events[i], stale) for i in left]
+            try:
+                self.table.transact(actions)
+                return found
+            except Cancelled as cancelled:
+                failed = [left[i] for i in cancelled.failed]
+            items = self.table.get_many([event_key(events[i].event_id) for i in failed])
+            for i in failed:
+                item = items.get(event_key(events[i].event_id))
+                found[i] = str(item.get("b", "")) if item is not None else ""
+            left = [i for i in left if i not in set(failed)]
+        return found
+
+    def _claim_action(
+        self, attempt: Attempt, event: Event, stale: dict[str, str]
+    ) -> dict[str, Any]:
         old = stale.get(event.event_id)
-        condition = "attribute_not_exists(p) OR b = :me" + (" OR b = :old" if old else "")
-        values = {"me": attempt.tag} | ({"old": old} if old else {})
-        try:
-            self.table.put(item, condition, **values)
-            return None
-        except Conflict as conflict:
-            found = conflict.item or self.table.get(*event_key(event.event_id)) or {}
-            return str(found.get("b", ""))
+        values = {":me": wire(attempt.tag)} | ({":old": wire(old)} if old else {})
+        return {
+            "Put": {
+                "Item": wire_item(event_item(event) | {"b": attempt.tag}),
+                "ConditionExpression": "attribute_not_exists(p) OR b = :me"
+                + (" OR b = :old" if old else ""),
+                "ExpressionAttributeValues": values,
+            }
+        }
 
     def _settle(self, holder: Attempt) -> str:
         """What a claim by another attempt means for an event: "duplicate" (its batch is
@@ -376,10 +417,20 @@ class BatchWrites:
         if text is None:
             raise StoreError(f"batch {attempt.tag} is applying but its plan is missing")
         plan = json.loads(text)
-        self._apply(attempt, plan)
+        self._apply(attempt, plan, self._claimed(attempt))
         self._commit(attempt, plan)
 
-    def _apply(self, attempt: Attempt, plan: dict[str, Any]) -> None:
+    def _claimed(self, attempt: Attempt) -> list[Event]:
+        """The events an attempt claimed (read back, to finish it for a dead writer)."""
+        ids = json.loads(self._read_chunks(attempt, "ids") or "[]")
+        items = self.table.get_many([event_key(event_id) for event_id in ids])
+        return [
+            event_of(item)
+            for event_id in ids
+            if (item := items.get(event_key(event_id))) is not None and item["b"] == attempt.tag
+        ]
+
+    def _apply(self, attempt: Attempt, plan: dict[str, Any], new: Sequence[Event]) -> None:
         mark = f"h:{attempt.writer}"
 
         def add(count: list[Any]) -> None:
@@ -415,9 +466,23 @@ class BatchWrites:
                     v=value,
                 )
 
+        def earlier(oldest: list[Any]) -> None:
+            p, s, name, value = oldest
+            with contextlib.suppress(Conflict):  # as early or earlier already: a minimum
+                self.table.update(
+                    p,
+                    s,
+                    "SET #v = :v",
+                    "attribute_not_exists(#v) OR #v > :v",
+                    names={"#v": name},
+                    v=value,
+                )
+
         list(self._pool.map(add, plan["counts"]))
         list(self._pool.map(later, plan["newest"]))
+        list(self._pool.map(earlier, plan["oldest"]))
         self.table.put_many(plan["letters"])
+        self.table.put_many([time_item(event) for event in new])
         see_users(self.table, self._pool, plan["last_seen"], plan["user_days"])
         add_movie_users(self.table, self._pool, plan["movie_users"])
 

@@ -24,6 +24,12 @@ TOP_SHARDS: Final = 8
 COUNTERS: Final = "counters"
 POSITIONS: Final = "P"
 PIPELINES: Final = "H"
+OLDEST: Final = ("oldest", "-")
+"""The oldest quarter hour counted: set only ever earlier."""
+LETTER_DAYS: Final = "D"
+"""The days that have dead letters, one item each."""
+CATALOG_SOURCE: Final = ("catalog_source", "-")
+MOVIE_PARTITIONS: Final = 16
 NEWEST: Final = ("newest", "-")
 """The newest minute and event time counted: set only ever later."""
 
@@ -60,6 +66,12 @@ def movie_minute_key(movie_id: str, minute: str) -> tuple[str, str]:
     return f"mvm#{movie_id}", minute
 
 
+def movie_key(movie_id: str) -> tuple[str, str]:
+    """A catalogue movie: spread over MOVIE_PARTITIONS partitions, read whole only to
+    load a kept catalogue."""
+    return f"M#{zlib.crc32(movie_id.encode()) % MOVIE_PARTITIONS}", movie_id
+
+
 def letter_partition(received_at: str) -> str:
     return f"D#{received_at[:10]}"
 
@@ -71,6 +83,31 @@ def event_item(event: Event) -> Item:
         "t": event.event_time,
         "u": event.user_id,
         "ss": event.session_id,
+        "m": event.movie_id,
+        "y": event.event_type,
+    }
+    if event.rating is not None:
+        item["r"] = event.rating
+    return item
+
+
+def event_of(item: Item) -> Event:
+    """An event item read back."""
+    return Event(
+        item["p"][2:], item["t"], item["u"], item["ss"], item["m"], item["y"], item.get("r")
+    )
+
+
+def time_partition(minute: str) -> str:
+    return f"T#{minute}"
+
+
+def time_item(event: Event) -> Item:
+    """An event's entry in the time index: its minute's partition, ordered by time."""
+    item: Item = {
+        "p": time_partition(event.event_time[:16] + "Z"),
+        "s": f"{event.event_time}#{event.event_id}",
+        "u": event.user_id,
         "m": event.movie_id,
         "y": event.event_type,
     }
@@ -121,7 +158,8 @@ def plan_of(
     ):
         if n:
             add(COUNTERS, name, "n", n)
-    letters = [
+    letter_days = [{"p": LETTER_DAYS, "s": received_at[:10]}] if rejections else []
+    letters = letter_days + [
         {
             "p": letter_partition(received_at),
             "s": f"{received_at}#{writer}#{number:012d}#{i:05d}",
@@ -137,9 +175,15 @@ def plan_of(
         newest.append([*NEWEST, "minute", max(minute for minute, _ in aggregates.per_minute)])
     if aggregates.last_seen:
         newest.append([*NEWEST, "time", max(aggregates.last_seen.values())])
+    if aggregates.recent_views:
+        newest.append([*NEWEST, "period", max(period for period, _ in aggregates.recent_views)])
+    oldest = []
+    if aggregates.per_quarter_hour:
+        oldest.append([*OLDEST, "quarter", min(q for q, _ in aggregates.per_quarter_hour)])
     return {
         "counts": [[p, s, adds, sets] for (p, s), (adds, sets) in sorted(counts.items())],
         "newest": newest,
+        "oldest": oldest,
         "letters": letters,
         "last_seen": aggregates.last_seen,
         "user_days": {day: [start, users] for day, (start, users) in aggregates.user_days.items()},

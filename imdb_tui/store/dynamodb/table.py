@@ -168,12 +168,16 @@ class Table:
         return found
 
     def put(
-        self, item: Mapping[str, object], condition: str | None = None, **values: object
+        self,
+        item: Mapping[str, object],
+        condition: str | None = None,
+        names: Mapping[str, str] | None = None,
+        **values: object,
     ) -> None:
         """Put an item, if `condition` holds (Conflict carries the item as it was)."""
         arguments: dict[str, Any] = {"TableName": self.name, "Item": wire_item(item)}
         if condition is not None:
-            arguments |= _condition(condition, values)
+            arguments |= _condition(condition, values, names)
             arguments["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
         self.call("put_item", **arguments)
 
@@ -294,6 +298,24 @@ class Table:
             last = answer.get("LastEvaluatedKey")
             if not last:
                 return
+            arguments["ExclusiveStartKey"] = last
+
+    def count(self, p: str) -> int:
+        """How many items partition `p` holds (read, not returned)."""
+        arguments: dict[str, Any] = {
+            "TableName": self.name,
+            "KeyConditionExpression": "p = :p",
+            "ExpressionAttributeValues": {":p": wire(p)},
+            "Select": "COUNT",
+            "ConsistentRead": True,
+        }
+        total = 0
+        while True:
+            answer = self.call("query", **arguments)
+            total += int(answer.get("Count", 0))
+            last = answer.get("LastEvaluatedKey")
+            if not last:
+                return total
             arguments["ExclusiveStartKey"] = last
 
     # The table itself ----------------------------------------------------------------
