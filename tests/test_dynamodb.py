@@ -192,29 +192,31 @@ def test_a_missing_table_is_one_line(aws: dict[str, str]) -> None:
 def test_counts_added_before_a_kill_are_not_added_again(
     store: DynamoStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Killed after three of its counts were added: the writer sent again (the same
-    mark) and a new run (another writer) each finish it, adding each count once."""
+    """Killed after the first of its transactions of counts (3 counts each, here):
+    the writer sent again (the same mark) and a new run (another writer) each finish
+    it, adding each count once."""
+    monkeypatch.setattr(batch, "COUNTS", 3)
     table = store.table
-    update = table.update
-    added = 0
+    transact = table.transact
+    made = 0
 
-    def some_then_die(*args: object, **kwargs: object) -> None:
-        nonlocal added
-        if str(args[2]).startswith("ADD"):
-            added += 1
-            if added > 3:
+    def some_then_die(actions: list[dict[str, object]]) -> None:
+        nonlocal made
+        if "ADD #a0" in str(actions[0].get("Update", {})):
+            made += 1
+            if made > 1:
                 raise Killed("apply")
-        update(*args, **kwargs)  # type: ignore[arg-type]
+        transact(actions)
 
     for rerun, rated, viewed in (("w", 100, 300), ("run-2", 200, 400)):
-        added = 0
+        made = 0
         lines = events(range(rated, rated + 40), event_type="rate", rating=7)
         lines += events(range(viewed, viewed + 40))
-        monkeypatch.setattr(table, "update", some_then_die)
+        monkeypatch.setattr(table, "transact", some_then_die)
         number = 1 if rerun == "w" else 2
         with pytest.raises(Killed):
             write(store, lines, BatchMark("w", number, None if number == 1 else 1))
-        monkeypatch.setattr(table, "update", update)
+        monkeypatch.setattr(table, "transact", transact)
         if rerun == "w":  # finished, then answered as stored
             with pytest.raises(AlreadyStored):
                 write(store, lines, BatchMark("w", 1, None))

@@ -349,7 +349,7 @@ class DynamoStore:
 
     def newest_minute(self) -> str | None:
         item = self.table.get(*layout.NEWEST)
-        return None if item is None else str(item["minute"])
+        return None if item is None or "minute" not in item else str(item["minute"])
 
     def top_movies(self, day: str, limit: int) -> list[TopMovie]:
         """The day's most viewed: from each index partition its first `limit` and their

@@ -36,8 +36,9 @@ with the same result. Its record, `B#<writer>/<number>`, says how far it went:
    letters, the positions and the health row are written as the attempt's plan
    (`<number>#plan#<attempt>#<k>`), then the record moves to `applying` if it is
    still `pending` at this attempt (else it was aborted: back to step 1).
-4. **Apply.** Each count is added by one UpdateItem, pre-combined for the batch (a
-   hot minute or movie takes one update a batch, not one an event), guarded by the
+4. **Apply.** Each count is added by one update (a hundred to a transaction: those
+   whose condition fails are left out, the rest made again), pre-combined for the
+   batch (a hot minute or movie takes one update a batch, not one an event), guarded by the
    item's mark of the writer (`h:<writer>`): added only if the item's mark is below
    the batch's number, and the mark set to it in the same update. A writer's
    batches apply in order (step 1), so an update done before a crash is never done
@@ -93,7 +94,7 @@ from imdb_tui.store.dynamodb.layout import (
     plan_of,
     time_item,
 )
-from imdb_tui.store.dynamodb.table import Cancelled, Conflict, Table, wire, wire_item
+from imdb_tui.store.dynamodb.table import Cancelled, Conflict, Table, key, wire, wire_item
 from imdb_tui.store.dynamodb.who import add_movie_users, see_users
 
 GRACE: Final = 30.0
@@ -104,6 +105,8 @@ CHUNK: Final = 300_000
 """Characters of a batch's ids or plan an item holds (DynamoDB's limit is 400 kB)."""
 CLAIMS: Final = 100
 """Events claimed a transaction (DynamoDB's most items in one)."""
+COUNTS = 100
+"""Counts added a transaction."""
 ATTEMPTS: Final = 20
 """Attempts of one batch (each after another writer aborted the one before)."""
 WAIT: Final = 0.2
@@ -433,26 +436,36 @@ class BatchWrites:
     def _apply(self, attempt: Attempt, plan: dict[str, Any], new: Sequence[Event]) -> None:
         mark = f"h:{attempt.writer}"
 
-        def add(count: list[Any]) -> None:
+        def add(count: list[Any]) -> dict[str, Any]:
             p, s, adds, sets = count
             names = {"#h": mark} | {f"#a{i}": name for i, name in enumerate(adds)}
             names |= {f"#s{i}": name for i, name in enumerate(sets)}
-            values: dict[str, object] = {f"a{i}": n for i, n in enumerate(adds.values())}
-            values |= {f"s{i}": v for i, v in enumerate(sets.values())}
+            values = {f":a{i}": wire(n) for i, n in enumerate(adds.values())}
+            values |= {f":s{i}": wire(v) for i, v in enumerate(sets.values())}
             expression = "ADD " + ", ".join(f"#a{i} :a{i}" for i in range(len(adds)))
             expression += " SET #h = :number" + "".join(
                 f", #s{i} = :s{i}" for i in range(len(sets))
             )
-            with contextlib.suppress(Conflict):  # added before (this batch, before a crash)
-                self.table.update(
-                    p,
-                    s,
-                    expression,
-                    "attribute_not_exists(#h) OR #h < :number",
-                    names=names,
-                    number=attempt.number,
-                    **values,
-                )
+            return {
+                "Update": {
+                    "Key": key(p, s),
+                    "UpdateExpression": expression,
+                    "ConditionExpression": "attribute_not_exists(#h) OR #h < :number",
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": values | {":number": wire(attempt.number)},
+                }
+            }
+
+        def add_all(actions: list[dict[str, Any]]) -> None:
+            """Up to COUNTS counts in a transaction; those already added (their
+            condition fails: before a crash) are left out and the rest added again."""
+            while actions:
+                try:
+                    self.table.transact(actions)
+                    return
+                except Cancelled as cancelled:
+                    failed = set(cancelled.failed)
+                    actions = [a for i, a in enumerate(actions) if i not in failed]
 
         def later(newest: list[Any]) -> None:
             p, s, name, value = newest
@@ -478,7 +491,9 @@ class BatchWrites:
                     v=value,
                 )
 
-        list(self._pool.map(add, plan["counts"]))
+        counts = [add(count) for count in plan["counts"]]
+        chunks = [counts[i : i + COUNTS] for i in range(0, len(counts), COUNTS)]
+        list(self._pool.map(add_all, chunks))
         list(self._pool.map(later, plan["newest"]))
         list(self._pool.map(earlier, plan["oldest"]))
         self.table.put_many(plan["letters"])
