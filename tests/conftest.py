@@ -106,9 +106,22 @@ def dynamodb_database(aws: dict[str, str]) -> Database:
     return dynamodb_table()
 
 
-@pytest.fixture(params=["sqlite", "postgres", "dynamodb"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
     if request.param == "sqlite":
         return Database("sqlite", str(tmp_path / "events.db"))
     database: Database = request.getfixturevalue(f"{request.param}_database")
     return database
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
+    """Each SQL backend. (DynamoDB runs the store suite, tests/test_stores.py, which
+    asks for `any_database`; the metrics suites' hours of events take minutes on
+    moto's endpoint, a few hundred calls a second.)"""
+    return backend(request, tmp_path)
+
+
+@pytest.fixture(params=["sqlite", "postgres", "dynamodb"])
+def any_database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
+    """Every backend, DynamoDB included."""
+    return backend(request, tmp_path)

@@ -116,7 +116,12 @@ def _monitor(options: Options, refresh: float) -> None:
     from imdb_tui.viewer import in_process
 
     settings = monitor_settings(**options.settings())
-    store = open_store(options.db, pg_schema=options.pg_schema)
+    store = open_store(
+        options.db,
+        pg_schema=options.pg_schema,
+        create_tables=options.create_tables,
+        max_size=options.max_size,
+    )
     pipeline = pipeline_into(store, settings, options.inputs(events))
     logging.getLogger().handlers.clear()  # nothing may write over the screen
     try:
@@ -149,7 +154,12 @@ def run(options: Options, duration: float | None, count: int | None) -> None:
     Ctrl-C, SIGTERM or SIGHUP stops it cleanly: the queue is drained and committed first.
     """
     settings = PipelineSettings(count=count, **options.settings())
-    store = open_store(options.db, pg_schema=options.pg_schema)
+    store = open_store(
+        options.db,
+        pg_schema=options.pg_schema,
+        create_tables=options.create_tables,
+        max_size=options.max_size,
+    )
     pipeline = pipeline_into(store, settings, options.inputs())
     describe_inputs(store, pipeline, options)
     try:

@@ -159,9 +159,10 @@ class DurationParam(click.ParamType):  # type: ignore[type-arg]
 
 
 DB_HELP = (
-    "SQLite database file (:memory: for a throwaway one), or a PostgreSQL database"
-    " as a URL (postgresql://USER@HOST/DB) or a libpq keyword string; PG* variables"
-    " and ~/.pgpass work as with psql."
+    "SQLite database file (:memory: for a throwaway one), a PostgreSQL database"
+    " as a URL (postgresql://USER@HOST/DB) or a libpq keyword string (PG* variables"
+    " and ~/.pgpass work as with psql), or a DynamoDB table as dynamodb://TABLE (the"
+    " standard AWS credentials, region and AWS_ENDPOINT_URL)."
 )
 
 
@@ -325,6 +326,14 @@ def pipeline_options(f: F) -> F:
             " own (both cores at work) or a thread of this one (for comparing the two).",
         ),
         click.option(
+            "--create-tables",
+            "create_tables",
+            is_flag=True,
+            help="With a dynamodb://TABLE --db: make the table if it is missing"
+            " (on-demand capacity, its index and TTL). Without it a missing table is an"
+            " error, as a table made beforehand is the usual way on AWS.",
+        ),
+        click.option(
             "--max-size",
             "max_size",
             type=SizeParam(),
@@ -375,6 +384,7 @@ class Options:
     window: int
     retention: float
     writer: str
+    create_tables: bool
     max_size: int | None
     users: int
     titles: int

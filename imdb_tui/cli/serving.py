@@ -148,7 +148,13 @@ def serve(
         server = make_server(door, viewer_command(options.window, refresh), viewers)
     except ServeError as error:
         raise Failure(str(error)) from None
-    store = open_store(options.db, read_only=attach, pg_schema=options.pg_schema)
+    store = open_store(
+        options.db,
+        read_only=attach,
+        pg_schema=options.pg_schema,
+        create_tables=options.create_tables,
+        max_size=options.max_size,
+    )
     pipeline: Pipeline | None = None
     try:
         if not attach:

@@ -19,6 +19,7 @@ from imdb_tui.imdb import CatalogError, kept_imdb_catalog, load_imdb_catalog
 from imdb_tui.pipeline import Pipeline, PipelineSettings
 from imdb_tui.store import Store, StoreError
 from imdb_tui.store import open_store as open_backend
+from imdb_tui.store.dynamodb import is_dynamodb
 
 
 def pipeline_into(store: Store, settings: PipelineSettings, inputs: Inputs) -> Pipeline:
@@ -87,16 +88,30 @@ def stdin_for_events() -> BinaryIO:
 
 
 def open_store(
-    db: str, create: bool = True, read_only: bool = False, pg_schema: str | None = None
+    db: str,
+    create: bool = True,
+    read_only: bool = False,
+    pg_schema: str | None = None,
+    *,
+    create_tables: bool = False,
+    max_size: int | None = None,
 ) -> Store:
     """The store --db names. Only the default data folder is created when missing: a
     folder named by hand that is not there is more likely a typo than a wish."""
+    if is_dynamodb(db) and max_size is not None:
+        raise Failure("--max-size is not for DynamoDB: a table grows on demand (see --retention)")
     try:
         if db == str(DEFAULT_DB) and create and not read_only:
             try:
                 DEFAULT_DB.parent.mkdir(parents=True, exist_ok=True)
             except OSError as error:
                 raise Failure(f"cannot create {DEFAULT_DB.parent}: {error.strerror}") from None
-        return open_backend(db, create=create, read_only=read_only, pg_schema=pg_schema)
+        return open_backend(
+            db,
+            create=create,
+            read_only=read_only,
+            pg_schema=pg_schema,
+            create_tables=create_tables,
+        )
     except StoreError as error:
         raise Failure(str(error)) from None

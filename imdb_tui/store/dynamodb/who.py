@@ -32,8 +32,9 @@ from typing import Any, Final
 from imdb_tui.store import StoreError
 from imdb_tui.store.dynamodb.table import Cancelled, Table, key, wire
 
-TXN_USERS: Final = 30
-"""Users a transaction: 3 items each, and the minutes' and days' counts."""
+TXN_USERS: Final = 16
+"""Users a transaction: 3 items each, their old and new minutes' counts (2 each at
+most) and the days' counts (a batch spans 3 days at most): 83 of the 100 at most."""
 TXN_ITEMS: Final = 100
 SHARDS: Final = 8
 """Items a shared count is spread over (the users of a minute or a day, a movie's
