@@ -40,9 +40,11 @@ def kinesis_endpoint() -> Iterator[dict[str, str]]:
 
 
 def _copy_tables_once() -> None:
-    """moto backs a DynamoDB transaction up by deep-copying its table once for each of
-    its (up to 100) items, the same table each time with nothing changed between:
-    copy it once a call instead. The same backup, so the same all-or-nothing."""
+    """Two fixes to moto's DynamoDB, for the tests. Its calls run at once on the
+    server's threads: they are made one at a time, atomic as DynamoDB's are. And it
+    backs a transaction up by deep-copying its table once for each of its (up to
+    100) items, the same table each time with nothing changed between: copied once
+    a call instead. The same backup, so the same all-or-nothing."""
     import copy
     import threading
 
@@ -73,6 +75,20 @@ def _copy_tables_once() -> None:
         finally:
             memo.copies = None
 
+    # moto's server answers requests on threads of its own, and its tables are plain
+    # dicts: two writes at once can lose one another (a cancelled transaction puts
+    # back the copy it took, over what others wrote meanwhile). DynamoDB's calls are
+    # each atomic; so are they here, one at a time.
+    from moto.dynamodb.responses import DynamoHandler
+
+    lock = threading.Lock()
+    call_action = DynamoHandler.call_action
+
+    def one_at_a_time(self: object) -> object:
+        with lock:
+            return call_action(self)  # type: ignore[arg-type]
+
+    DynamoHandler.call_action = one_at_a_time  # type: ignore[method-assign,assignment]
     models.copy = Once  # type: ignore[attr-defined]
     backend.transact_write_items = once  # type: ignore[method-assign,assignment]
     models._copied_once = True  # type: ignore[attr-defined]

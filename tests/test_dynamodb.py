@@ -278,3 +278,39 @@ def test_users_are_counted_exactly_whoever_adds_them_and_however_often(
     for movie in {e.movie_id for e in every}:
         users = {e.user_id for e in every if e.movie_id == movie}
         assert store.movie_users("2026-11-23", movie) == len(users)
+
+
+def test_writers_sharing_events_store_each_once(store: DynamoStore) -> None:
+    """Three writers at once, each in batches of its own, over overlapping events:
+    each event is stored by one of them and counted as a duplicate by the others."""
+    import threading
+
+    runs = {"a": range(0, 300), "b": range(100, 400), "c": range(0, 400, 2)}
+    stored: dict[str, int] = {}
+
+    def run(writer: str) -> None:
+        mine = DynamoStore(store.table)
+        mine.batches.clock = store.batches.clock
+        lines = events(runs[writer])
+        count, previous = 0, None
+        for number, start in enumerate(range(0, len(lines), 60), 1):
+            count += len(
+                write(mine, lines[start : start + 60], BatchMark(writer, number, previous))
+            )
+            previous = number
+        mine.forget_writer(writer)
+        mine.close()
+        stored[writer] = count
+
+    threads = [threading.Thread(target=run, args=(w,)) for w in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    everything = events(range(400))
+    recount(store, everything)
+    sent = sum(len(r) for r in runs.values())
+    assert sum(stored.values()) == 400
+    assert store.counters()["duplicates"] == sent - 400
+    counters = store.table.get("counters", "events_total") or {}
+    assert not [name for name in counters if name.startswith("h:")]  # forgotten

@@ -67,6 +67,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -88,6 +89,7 @@ from imdb_tui.store import (
     marks,
 )
 from imdb_tui.store.dynamodb.layout import (
+    COUNTERS,
     commit_items,
     event_item,
     event_of,
@@ -148,6 +150,10 @@ def event_key(event_id: str) -> tuple[str, str]:
     return f"E#{event_id}", "-"
 
 
+class _Yield(Exception):
+    """This batch gives its claims up to an older one under way (see _claim)."""
+
+
 class BatchWrites:
     """The steps of a batch's write (see the module's docstring), on one table."""
 
@@ -176,10 +182,21 @@ class BatchWrites:
         if mark is None:
             mark = BatchMark(f"once-{uuid.uuid4().hex}", 1, None)
         self.heard(mark.writer)
-        for _ in range(ATTEMPTS):
+        attempts = 0
+        while attempts < ATTEMPTS:
             attempt = self._begin(mark)
             self._step("claim", mark)
-            new = self._claim(attempt, events)
+            try:
+                new = self._claim(attempt, events)
+            except _Yield:
+                # Two pending batches may each hold an event the other needs: the
+                # younger (by writer and number) gives its claims up and tries again,
+                # the older waits, so one of them always goes on (wait-die).
+                with contextlib.suppress(Conflict):
+                    self._abort(attempt)
+                time.sleep(WAIT * random.uniform(1, 3))
+                continue
+            attempts += 1
             if aggregates is None or len(new) != len(events):
                 aggregates = aggregate(new)
             plan = plan_of(
@@ -288,9 +305,15 @@ class BatchWrites:
                     held.setdefault(holder, []).append(event)
             waiting = False
             for tag, held_events in held.items():
-                verdict = self._settle(Attempt.of(tag))
+                other = Attempt.of(tag)
+                verdict = self._settle(other)
                 if verdict == "duplicate":
                     continue
+                if verdict == "wait" and (other.writer, other.number) < (
+                    attempt.writer,
+                    attempt.number,
+                ):
+                    raise _Yield  # an older batch holds it: give ours up (wait-die)
                 for event in held_events:
                     if verdict == "stale":
                         stale[event.event_id] = tag
@@ -555,8 +578,12 @@ class BatchWrites:
                 self.table.delete(item["p"], item["s"])
 
     def forget(self, writer: str) -> None:
-        """Drop a writer's records (it closed: none of its batches comes again)."""
+        """Drop a writer's records (it closed: none of its batches comes again), and its
+        mark in the counters, whose items are kept forever: other items are a minute's,
+        a day's or a period's, and carry the marks of that time's writers only."""
         p, _ = record_key(writer, 0)
         for item in list(self.table.query(p)):
             self.table.delete(item["p"], item["s"])
+        for item in list(self.table.query(COUNTERS)):
+            self.table.update(item["p"], item["s"], "REMOVE #h", names={"#h": f"h:{writer}"})
         self.table.delete(*writer_key(writer))
