@@ -192,8 +192,7 @@ class DynamoStore:
         if first is None:
             return
         minute = before[:16] + "Z"
-        days = [d for d in _days(first[:10], before[:10])]
-        for day in days:
+        for day in _days(first[:10], before[:10]):
             for p in (layout.minute_key(day)[0], layout.quarter_key(day)[0]):
                 for item in list(self.table.query(p, before=minute)):
                     self.table.delete(item["p"], item["s"])
@@ -342,8 +341,7 @@ class DynamoStore:
         found: list[tuple[str, int]] = []
         for day in _days(since[:10], newest[:10]):
             p, _ = layout.minute_key(day)
-            after = since if day == since[:10] else None
-            for item in self.table.query(p, after=_just_before(after) if after else None):
+            for item in self.table.query(p, start=since if day == since[:10] else None):
                 found.append((item["s"], sum(_counts(item).values())))
         return found
 
@@ -452,9 +450,7 @@ class DynamoStore:
 
     def movie_views_per_minute(self, movie_id: str, since: str) -> list[tuple[str, int]]:
         p, _ = layout.movie_minute_key(movie_id, since)
-        return [
-            (item["s"], int(item["n"])) for item in self.table.query(p, after=_just_before(since))
-        ]
+        return [(item["s"], int(item["n"])) for item in self.table.query(p, start=since)]
 
     def newest_events(self, match: EventMatch, after: int, limit: int) -> Tail:
         """The newest events by event time, minute by minute back from the newest one,
@@ -600,11 +596,6 @@ def _days(first: str, last: str) -> list[str]:
 
     start, stop = date.fromisoformat(first), date.fromisoformat(last)
     return [(start + timedelta(days=n)).isoformat() for n in range((stop - start).days + 1)]
-
-
-def _just_before(key: str) -> str:
-    """A sort key just before `key`: Query's `>` made `>=`."""
-    return key[:-1] + chr(ord(key[-1]) - 1) + "\U0010ffff"
 
 
 def _epoch(moment: object) -> float:

@@ -66,6 +66,7 @@ aborted (at the plan, step 3) or done (at the commit, step 5), never both counte
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import random
 import time
@@ -490,26 +491,16 @@ class BatchWrites:
                     failed = set(cancelled.failed)
                     actions = [a for i, a in enumerate(actions) if i not in failed]
 
-        def later(newest: list[Any]) -> None:
-            p, s, name, value = newest
-            with contextlib.suppress(Conflict):  # as late or later already: a maximum
+        def extreme(operator: str, setting: list[Any]) -> None:
+            """Set a newest (operator "<") or oldest (">") value only if it goes further:
+            a maximum or a minimum, the same when done twice."""
+            p, s, name, value = setting
+            with contextlib.suppress(Conflict):  # as far already
                 self.table.update(
                     p,
                     s,
                     "SET #v = :v",
-                    "attribute_not_exists(#v) OR #v < :v",
-                    names={"#v": name},
-                    v=value,
-                )
-
-        def earlier(oldest: list[Any]) -> None:
-            p, s, name, value = oldest
-            with contextlib.suppress(Conflict):  # as early or earlier already: a minimum
-                self.table.update(
-                    p,
-                    s,
-                    "SET #v = :v",
-                    "attribute_not_exists(#v) OR #v > :v",
+                    f"attribute_not_exists(#v) OR #v {operator} :v",
                     names={"#v": name},
                     v=value,
                 )
@@ -517,8 +508,8 @@ class BatchWrites:
         counts = [add(count) for count in plan["counts"]]
         chunks = [counts[i : i + COUNTS] for i in range(0, len(counts), COUNTS)]
         list(self._pool.map(add_all, chunks))
-        list(self._pool.map(later, plan["newest"]))
-        list(self._pool.map(earlier, plan["oldest"]))
+        list(self._pool.map(functools.partial(extreme, "<"), plan["newest"]))
+        list(self._pool.map(functools.partial(extreme, ">"), plan["oldest"]))
         self.table.put_many(plan["letters"])
         self.table.put_many([time_item(event) for event in new])
         see_users(self.table, self._pool, plan["last_seen"], plan["user_days"])

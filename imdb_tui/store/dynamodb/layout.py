@@ -77,15 +77,19 @@ def letter_partition(received_at: str) -> str:
 
 
 def event_item(event: Event) -> Item:
-    item: Item = {
+    return {
         "p": f"E#{event.event_id}",
         "s": "-",
         "t": event.event_time,
-        "u": event.user_id,
         "ss": event.session_id,
-        "m": event.movie_id,
-        "y": event.event_type,
+        **_what(event),
     }
+
+
+def _what(event: Event) -> Item:
+    """What an event's items hold of it beside its keys: who, which movie, its type
+    and its rating."""
+    item: Item = {"u": event.user_id, "m": event.movie_id, "y": event.event_type}
     if event.rating is not None:
         item["r"] = event.rating
     return item
@@ -104,16 +108,11 @@ def time_partition(minute: str) -> str:
 
 def time_item(event: Event) -> Item:
     """An event's entry in the time index: its minute's partition, ordered by time."""
-    item: Item = {
+    return {
         "p": time_partition(event.event_time[:16] + "Z"),
         "s": f"{event.event_time}#{event.event_id}",
-        "u": event.user_id,
-        "m": event.movie_id,
-        "y": event.event_type,
+        **_what(event),
     }
-    if event.rating is not None:
-        item["r"] = event.rating
-    return item
 
 
 def plan_of(

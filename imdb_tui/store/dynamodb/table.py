@@ -234,6 +234,7 @@ class Table:
         p: str,
         *,
         after: str | None = None,
+        start: str | None = None,
         before: str | None = None,
         prefix: str | None = None,
         newest_first: bool = False,
@@ -241,27 +242,24 @@ class Table:
         index: str | None = None,
         index_key: tuple[str, str] = ("p", "s"),
     ) -> Iterator[Item]:
-        """The items of partition `p` in sort-key order: sort keys > `after`, < `before`,
-        or starting with `prefix`; at most `limit`, read page by page."""
+        """The items of partition `p` in sort-key order: sort keys > `after`, >= `start`,
+        < `before`, or starting with `prefix` (one of them); at most `limit`, read page
+        by page."""
         hash_name, range_name = index_key
         condition = "#h = :p"
         values: dict[str, object] = {":p": p}
         names = {"#h": hash_name}
+        bounds = {"after": (">", after), "start": (">=", start), "before": ("<", before)}
+        for name, (operator, bound) in bounds.items():
+            if bound is not None:
+                condition += f" AND #r {operator} :{name}"
+                values[f":{name}"] = bound
         if prefix is not None:
             condition += " AND begins_with(#r, :prefix)"
             values[":prefix"] = prefix
-            names["#r"] = range_name
-        elif after is not None and before is not None:
-            condition += " AND #r BETWEEN :after AND :before"
-            values |= {":after": after, ":before": before}
-            names["#r"] = range_name
-        elif after is not None:
-            condition += " AND #r > :after"
-            values[":after"] = after
-            names["#r"] = range_name
-        elif before is not None:
-            condition += " AND #r < :before"
-            values[":before"] = before
+        if len(values) > 2:
+            raise ValueError("a Query takes one condition on its sort key")
+        if len(values) == 2:
             names["#r"] = range_name
         arguments: dict[str, Any] = {
             "TableName": self.name,
@@ -281,16 +279,6 @@ class Table:
             answer = self.call("query", **arguments)
             for raw in answer.get("Items", []):
                 item = plain_item(raw)
-                if (
-                    after is not None
-                    and before is not None
-                    and item.get(range_name)
-                    in (
-                        after,
-                        before,
-                    )
-                ):
-                    continue  # BETWEEN is inclusive: the bounds are not asked for
                 yield item
                 given += 1
                 if limit is not None and given >= limit:
