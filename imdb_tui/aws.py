@@ -13,15 +13,21 @@ class AwsSetupError(Exception):
 
 
 def client(
-    service: str, *, read_timeout: float = 10, attempts: int = 2, connections: int = 10
+    service: str,
+    label: str,
+    *,
+    read_timeout: float = 10,
+    attempts: int = 2,
+    connections: int = 10,
 ) -> Any:
     """A client of `service` ("kinesis", "dynamodb") from the standard AWS configuration:
-    the credential chain, the region, AWS_ENDPOINT_URL[_SERVICE] for a local endpoint."""
+    the credential chain, the region, AWS_ENDPOINT_URL[_SERVICE] for a local endpoint.
+    `label`: the service as messages name it (Kinesis, DynamoDB)."""
     try:
         import boto3
         from botocore.config import Config
     except ImportError:
-        raise AwsSetupError(f"{service} needs boto3: pip install 'imdb-tui[aws]'") from None
+        raise AwsSetupError(f"{label} needs boto3: pip install 'imdb-tui[aws]'") from None
     # A call that hangs is given up after `read_timeout` and tried again by the
     # caller, rather than holding a stop for a minute.
     config = Config(
@@ -32,11 +38,13 @@ def client(
     )
     # AWS_REGION is what the other AWS SDKs and the CLI read; botocore reads only
     # AWS_DEFAULT_REGION and the profile's region.
-    region = boto3.session.Session().region_name or os.environ.get("AWS_REGION")
+    # A session of its own: the environment as it is now, not as a first client saw it.
+    session = boto3.session.Session()
+    region = session.region_name or os.environ.get("AWS_REGION")
     try:
-        return boto3.client(service, config=config, region_name=region)
+        return session.client(service, config=config, region_name=region)
     except Exception as error:  # NoRegionError and kin: said in one line
-        raise AwsSetupError(describe(error, service)) from None
+        raise AwsSetupError(describe(error, label)) from None
 
 
 def describe(error: BaseException, where: str, missing: str = "no such resource") -> str:

@@ -314,3 +314,15 @@ def test_writers_sharing_events_store_each_once(store: DynamoStore) -> None:
     assert store.counters()["duplicates"] == sent - 400
     counters = store.table.get("counters", "events_total") or {}
     assert not [name for name in counters if name.startswith("h:")]  # forgotten
+
+
+def test_no_credentials_is_said_as_such_not_as_a_missing_table(
+    aws: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    with pytest.raises(StoreError, match="no AWS credentials"):
+        DynamoStore.open("dynamodb://no-such-table-here")

@@ -16,9 +16,9 @@ def client() -> Any:
     """A Kinesis client from the standard AWS configuration."""
     try:
         # GetRecords answers at once (it is no long poll).
-        return aws.client("kinesis")
+        return aws.client("kinesis", "Kinesis")
     except aws.AwsSetupError as error:
-        raise SourceError(str(error).replace("kinesis needs", "Kinesis needs")) from None
+        raise SourceError(str(error)) from None
 
 
 def describe(error: BaseException, stream: str | None = None) -> str:

@@ -80,7 +80,7 @@ class DynamoStore:
         """Open the table dynamodb://TABLE names; make it when `create` and missing."""
         table_text = table_name(name)
         try:
-            client = aws.client("dynamodb", connections=32)
+            client = aws.client("dynamodb", "DynamoDB", connections=32)
         except aws.AwsSetupError as error:
             raise StoreError(str(error)) from None
         table = Table(client, table_text, patience=10.0)

@@ -309,10 +309,15 @@ class Table:
     # The table itself ----------------------------------------------------------------
 
     def exists(self) -> bool:
+        """Whether the table is there; any other failure (no credentials, access denied,
+        the endpoint away) is raised as what it is."""
         try:
+            self.client.describe_table(TableName=self.name)
+        except Exception as error:  # botocore's errors are made at run time
+            if aws.error_code(error) == "ResourceNotFoundException":
+                return False
+            # Asked again the usual way: retried while it passes, else said in one line.
             self.call("describe_table", TableName=self.name)
-        except StoreError:
-            return False
         return True
 
     def create(self) -> None:
