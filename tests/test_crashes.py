@@ -108,6 +108,18 @@ SQLITE_FAULTS = [
     for term in ("",)
 ] + ["child:received@2+term", "child:committed@2+term", "child:committing@3+term"]
 POSTGRES_FAULTS = ["child:committing@2", "child:committed@2+term", "parent:committed@2"]
+# A batch is written to DynamoDB in steps (store/dynamodb/batch.py): killed in one,
+# it is sent again by the next child, or finished or undone by the next run, once the
+# dead writer's time is up (cut short here: IMDB_TUI_DYNAMODB_LIVE_FOR). The file is
+# one batch on moto's endpoint, a few hundred events a second.
+DYNAMODB_FAULTS = [
+    "child:apply@1",
+    "child:committing@1",
+    "child:committed@1",
+    "parent:claim@1",
+    "parent:plan@1",
+    "parent:apply@1",
+]
 
 
 def faults() -> Iterator[object]:
@@ -115,21 +127,34 @@ def faults() -> Iterator[object]:
         yield pytest.param("sqlite", fault, id=f"sqlite-{fault}")
     for fault in POSTGRES_FAULTS:
         yield pytest.param("postgres", fault, id=f"postgres-{fault}")
+    for fault in DYNAMODB_FAULTS:
+        yield pytest.param("dynamodb", fault, id=f"dynamodb-{fault}")
+
+
+@pytest.fixture(scope="module")
+def few_lines(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, int]:
+    path = tmp_path_factory.mktemp("crash") / "events.jsonl"
+    valid, garbage = produce(path, 1_500, seed=12)
+    return path, valid, garbage
 
 
 @pytest.mark.parametrize(("backend", "fault"), list(faults()))
 def test_a_crash_at_any_step_of_a_write_loses_and_doubles_nothing(
     request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
-    lines: tuple[Path, int, int],
     backend: str,
     fault: str,
 ) -> None:
-    source, valid, garbage = lines
     if backend == "sqlite":
         database = Database("sqlite", str(tmp_path / "events.db"))
     else:
-        database = request.getfixturevalue("postgres_database")
+        database = request.getfixturevalue(f"{backend}_database")
+    source, valid, garbage = request.getfixturevalue(
+        "few_lines" if backend == "dynamodb" else "lines"
+    )
+    if backend == "dynamodb":
+        monkeypatch.setenv("IMDB_TUI_DYNAMODB_LIVE_FOR", "2")
     first = run(database, source, {FAULT: fault})
     who = fault.partition(":")[0]
     if who == "child":

@@ -1,7 +1,7 @@
 """The DynamoDB store's writes against moto's server: a batch stored and counted once,
 whatever stops it at any step, and whoever finishes it.
 
-A writer "killed" at a step is stopped there by the test hook (`batch.before_step`
+A writer "killed" at a step is stopped there by the test hook (`marks.before_step`
 raising), leaving the table as a dead process would; the clock each writer reads is
 the test's, so a writer is taken for dead by moving it past GRACE."""
 
@@ -17,7 +17,14 @@ import pytest
 
 from imdb_tui.aggregates import Aggregator
 from imdb_tui.events import Event, validate_many
-from imdb_tui.store import AlreadyStored, BatchMark, OutOfOrder, SourcePosition, StoreError
+from imdb_tui.store import (
+    AlreadyStored,
+    BatchMark,
+    OutOfOrder,
+    SourcePosition,
+    StoreError,
+    marks,
+)
 from imdb_tui.store.dynamodb import DynamoStore, batch
 from tests.conftest import NOW, event
 
@@ -77,13 +84,13 @@ def kill_at(step: str, number: int) -> None:
         if at == step and mark.number == number:
             raise Killed(step)
 
-    batch.before_step = hook
+    marks.before_step = hook
 
 
 @pytest.fixture(autouse=True)
 def no_hook() -> Iterator[None]:
     yield
-    batch.before_step = None
+    marks.before_step = None
 
 
 def test_a_batch_is_stored_once_and_its_duplicates_counted(store: DynamoStore) -> None:
@@ -116,7 +123,7 @@ def test_a_writer_killed_at_any_step_and_sent_again_stores_once(
     second = events(range(5, 25))
     with pytest.raises(Killed):
         write(store, second, BatchMark("w", 2, 1), (SourcePosition("file:/f", "20"),))
-    batch.before_step = None
+    marks.before_step = None
     with contextlib.suppress(AlreadyStored):  # the commit went through before the kill
         write(store, second, BatchMark("w", 2, 1), (SourcePosition("file:/f", "20"),))
     recount(store, events(range(25)))
@@ -131,7 +138,7 @@ def test_a_run_killed_at_any_step_then_run_again_stores_once(store: DynamoStore,
     lines = events(range(30))
     with pytest.raises(Killed):
         write(store, lines, BatchMark("run-1", 1, None))
-    batch.before_step = None
+    marks.before_step = None
     assert store.position("file:/f") is None  # nothing committed: the rerun starts over
     store.batches.clock = lambda: NOW + batch.LIVE_FOR + batch.GRACE + 1
     write(store, lines, BatchMark("run-2", 1, None), (SourcePosition("file:/f", "30"),))
@@ -153,10 +160,10 @@ def test_a_writer_taken_for_dead_while_slow_counts_nothing_twice(store: DynamoSt
         if mark.writer == "a" and at == "plan" and not stopped:
             stopped.append(mark)
             store.batches.clock = lambda: NOW + batch.LIVE_FOR + batch.GRACE + 1
-            batch.before_step = None
+            marks.before_step = None
             write(store, lines, BatchMark("b", 1, None))  # B, while A stands still
 
-    batch.before_step = pause_a
+    marks.before_step = pause_a
     new = write(store, lines, BatchMark("a", 1, None))
     assert stopped and new == []
     recount(store, lines)
@@ -172,10 +179,10 @@ def test_a_run_killed_while_applying_is_finished_by_the_next(store: DynamoStore)
         if at == "commit":
             raise Killed(at)
 
-    batch.before_step = die_part_way
+    marks.before_step = die_part_way
     with pytest.raises(Killed):
         write(store, lines, BatchMark("run-1", 1, None))
-    batch.before_step = None
+    marks.before_step = None
     store.batches.clock = lambda: NOW + batch.LIVE_FOR + batch.GRACE + 1
     assert write(store, lines, BatchMark("run-2", 1, None)) == []
     recount(store, lines)

@@ -31,8 +31,10 @@ TRIM: Final = "DELETE FROM batch_marks WHERE writer = ? AND number <= ?"
 FORGET: Final = "DELETE FROM batch_marks WHERE writer = ?"
 EXPIRE: Final = "DELETE FROM batch_marks WHERE written_at < ?"
 
-before_commit: Callable[[BatchMark], None] | None = None
-"""A test hook (see writer.FAULT): called in a batch's transaction once all is written."""
+before_step: Callable[[str, BatchMark], None] | None = None
+"""A test hook (see writer.FAULT): called at the steps of a marked batch's write:
+"committing" (every store: in its transaction, once all is written), and those of a
+store that writes a batch in several ("claim", "plan", "apply", "commit" on DynamoDB)."""
 
 Find = Callable[[str, Sequence[object]], Sequence[Any] | None]
 """Runs a query in the batch's transaction and returns its first row, if any."""
@@ -54,7 +56,12 @@ def trim(mark: BatchMark) -> tuple[str, tuple[str, int]]:
     return TRIM, (mark.writer, mark.number - BATCH_MARKS_KEPT)
 
 
+def reached(step: str, mark: BatchMark) -> None:
+    """Called by a store at a step of a marked batch's write (see before_step)."""
+    if before_step is not None:
+        before_step(step, mark)
+
+
 def written(mark: BatchMark) -> None:
     """Called by a store last in a marked batch's transaction, before its commit."""
-    if before_commit is not None:
-        before_commit(mark)
+    reached("committing", mark)

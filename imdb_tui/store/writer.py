@@ -77,7 +77,8 @@ writes waiting on them fail."""
 FAULT: Final = "IMDB_TUI_WRITER_FAULT"
 """For tests: `WHO:STEP@BATCH[+term]` makes the first writer child kill itself
 (WHO=child), its parent (parent) or both with SIGKILL at STEP (received, committing,
-committed) of batch number BATCH; see `_Fault`."""
+committed, or a step of the store's own: see marks.before_step) of batch number
+BATCH; see `_Fault`."""
 
 
 _new_event = tuple.__new__
@@ -505,8 +506,8 @@ def _serve(
     store: Store | None = None
     aggregate = Aggregator(tz)
     hurt = _Fault(fault)
-    if hurt.step == "committing":
-        marks.before_commit = lambda mark: hurt.at("committing", mark.number)
+    if hurt.step not in ("received", "committed"):  # a step inside the store's write
+        marks.before_step = lambda step, mark: hurt.at(step, mark.number)
     while True:
         try:
             request = _decode(connection.recv_bytes())

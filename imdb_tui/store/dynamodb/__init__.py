@@ -15,6 +15,7 @@ wiring into `open_store` come next.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import functools
 import itertools
@@ -232,7 +233,9 @@ class DynamoStore:
         separate_process: bool = True,
         thread: ThreadPoolExecutor | None = None,
     ) -> Writer:
-        """A process of its own (if asked), else a thread on this store."""
+        """A process of its own (if asked), else a thread on this store. Batches left
+        applying by writers that died are finished first, positions with them."""
+        self.batches.recover()
         if separate_process:
             return ProcessWriter(functools.partial(type(self).open, self.name), tz)
         return ThreadWriter(self, tz, thread)
@@ -400,14 +403,20 @@ class DynamoStore:
         return sum(int(item.get("n", 0)) for item in self.table.get_many(keys).values())
 
     def events_per_period(self, bounds: Sequence[str]) -> list[tuple[int, str, int]]:
+        """Period i runs from bounds[i] to bounds[i + 1] (in order): each UTC day's
+        quarter hours read once, from the first bound to the last."""
         found: dict[tuple[int, str], int] = {}
-        for i, (start, stop) in enumerate(itertools.pairwise(bounds)):
-            for day in _days(start[:10], stop[:10]):
-                p, _ = layout.quarter_key(day)
-                for item in self.table.query(p):
-                    if start <= item["s"] < stop:
-                        for event_type, n in _counts(item).items():
-                            found[i, event_type] = found.get((i, event_type), 0) + n
+        if len(bounds) < 2:
+            return []
+        first, last = bounds[0], bounds[-1]
+        for day in _days(first[:10], last[:10]):
+            p, _ = layout.quarter_key(day)
+            for item in self.table.query(p, start=first if day == first[:10] else None):
+                if item["s"] >= last:
+                    break
+                i = bisect.bisect_right(bounds, item["s"]) - 1
+                for event_type, n in _counts(item).items():
+                    found[i, event_type] = found.get((i, event_type), 0) + n
         return [(i, t, n) for (i, t), n in found.items()]
 
     def ratings(self, day: str) -> dict[int, int]:

@@ -61,6 +61,13 @@ update that marks the writer's batch in the item it adds to; the plan of an
 attempt is fixed before any is added, and its claims cannot be taken over once it
 is `applying`. A writer taken for dead while it was only slow finds its record
 aborted (at the plan, step 3) or done (at the commit, step 5), never both counted.
+
+A run starting finishes the batches that dead writers left applying (`recover`),
+before it reads its sources' positions: a killed run's last batch is committed,
+positions and all, and the next run carries on after it instead of sending its
+lines again (as duplicates). A batch left pending holds its events until its
+writer's time is up (LIVE_FOR and GRACE), then is undone by the first writer that
+needs one of them.
 """
 
 from __future__ import annotations
@@ -68,6 +75,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import random
 import time
 import uuid
@@ -100,16 +108,19 @@ from imdb_tui.store.dynamodb.layout import (
 from imdb_tui.store.dynamodb.table import Cancelled, Conflict, Table, key, wire, wire_item
 from imdb_tui.store.dynamodb.who import add_movie_users, see_users
 
-GRACE: Final = 30.0
+LIVE_FOR: Final = float(os.environ.get("IMDB_TUI_DYNAMODB_LIVE_FOR", "30"))
+"""Seconds a writer says it is alive for, each time it is heard from (shorter in
+tests, so that a run after a killed one does not wait long: docs/development.md)."""
+GRACE: Final = LIVE_FOR
 """Seconds past a writer's `until` after which it is taken for dead."""
-LIVE_FOR: Final = 30.0
-"""Seconds a writer says it is alive for, each time it is heard from."""
 CHUNK: Final = 300_000
 """Characters of a batch's ids or plan an item holds (DynamoDB's limit is 400 kB)."""
 CLAIMS: Final = 100
 """Events claimed a transaction (DynamoDB's most items in one)."""
 COUNTS = 100
 """Counts added a transaction."""
+PUTS: Final = 25
+"""Items put a call (BatchWriteItem's most)."""
 ATTEMPTS: Final = 20
 """Attempts of one batch (each after another writer aborted the one before)."""
 WAIT: Final = 0.2
@@ -117,10 +128,6 @@ WAIT: Final = 0.2
 DONE_KEPT_SECONDS: Final = 7 * 86400
 """How long a done batch's record is kept for TTL to delete (correctness never rests
 on it: records are trimmed by their writer; a missing record reads as done)."""
-
-before_step: Callable[[str, BatchMark], None] | None = None
-"""A test hook: called before each step ("claim", "plan", "apply", "commit") of a
-marked batch, to stop the writer there."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +150,10 @@ def record_key(writer: str, number: int) -> tuple[str, str]:
     return f"B#{writer}", f"{number:012d}"
 
 
+WRITERS: Final = "W"
+"""The writers that wrote batches here and were not forgotten, one item each."""
+
+
 def writer_key(writer: str) -> tuple[str, str]:
     return f"W#{writer}", "-"
 
@@ -162,6 +173,7 @@ class BatchWrites:
         self.table = table
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="dynamodb")
         self.clock: Callable[[], float] = time.time
+        self._listed: set[str] = set()
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)
@@ -225,13 +237,34 @@ class BatchWrites:
 
     def _step(self, step: str, mark: BatchMark) -> None:
         self.heard(mark.writer)
-        if before_step is not None:
-            before_step(step, mark)
+        marks.reached(step, mark)  # a test hook: stop the writer here
 
     def heard(self, writer: str) -> None:
         """Say the writer is alive for LIVE_FOR seconds more."""
+        if writer not in self._listed:
+            self.table.put({"p": WRITERS, "s": writer})
+            self._listed.add(writer)
         p, s = writer_key(writer)
         self.table.put({"p": p, "s": s, "w_until": self.clock() + LIVE_FOR})
+
+    def recover(self) -> None:
+        """Finish the batches left applying by writers that died (or are finishing
+        them now: a plan applied twice adds once), so that the positions they commit
+        are read by the run starting; and forget dead writers with nothing pending."""
+        for listed in list(self.table.query(WRITERS)):
+            writer = listed["s"]
+            record = next(
+                (
+                    item
+                    for item in self.table.query(record_key(writer, 0)[0], newest_first=True)
+                    if "#" not in item["s"]
+                ),
+                None,
+            )
+            if record is not None and record["b_state"] == "applying":
+                self._finish(Attempt(writer, int(record["s"]), record["b_try"]))
+            elif (record is None or record["b_state"] == "done") and not self._alive(writer):
+                self.forget(writer)
 
     # 1. Begin --------------------------------------------------------------------------
 
@@ -510,8 +543,7 @@ class BatchWrites:
         list(self._pool.map(add_all, chunks))
         list(self._pool.map(functools.partial(extreme, "<"), plan["newest"]))
         list(self._pool.map(functools.partial(extreme, ">"), plan["oldest"]))
-        self.table.put_many(plan["letters"])
-        self.table.put_many([time_item(event) for event in new])
+        self._put_all(plan["letters"] + [time_item(event) for event in new])
         see_users(self.table, self._pool, plan["last_seen"], plan["user_days"])
         add_movie_users(self.table, self._pool, plan["movie_users"])
 
@@ -539,6 +571,11 @@ class BatchWrites:
             record = self.table.get(p, s)
             if record is None or record["b_state"] != "done":
                 raise StoreError(f"batch {attempt.tag} could not be committed") from None
+
+    def _put_all(self, items: Sequence[dict[str, Any]]) -> None:
+        """Put items of keys of their own (the same when put twice), calls at once."""
+        chunks = [items[i : i + PUTS] for i in range(0, len(items), PUTS)]
+        list(self._pool.map(self.table.put_many, chunks))
 
     # Records ---------------------------------------------------------------------------
 
@@ -578,3 +615,5 @@ class BatchWrites:
         for item in list(self.table.query(COUNTERS)):
             self.table.update(item["p"], item["s"], "REMOVE #h", names={"#h": f"h:{writer}"})
         self.table.delete(*writer_key(writer))
+        self.table.delete(WRITERS, writer)
+        self._listed.discard(writer)
