@@ -62,6 +62,8 @@ def describe(error: BaseException, where: str, missing: str = "no such resource"
         return f"{where}: access denied ({code})"
     if name in ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError"):
         return f"cannot reach {where}: {error}"
+    if code in THROTTLED_CODES:
+        return f"{where}: throttled ({code})"
     return f"{where}: {error}"
 
 
@@ -71,19 +73,21 @@ def error_code(error: BaseException) -> str:
     return code
 
 
-PASSING_CODES: Final = frozenset(
+THROTTLED_CODES: Final = frozenset(
     {
-        "InternalFailure",
-        "InternalServerError",
-        "ServiceUnavailable",
-        "ServiceUnavailableException",
         "LimitExceededException",
         "ProvisionedThroughputExceededException",
-        "ThrottlingException",
         "RequestLimitExceeded",
-        "TransactionConflictException",
+        "ThrottlingException",
     }
 )
+PASSING_CODES: Final = THROTTLED_CODES | {
+    "InternalFailure",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "TransactionConflictException",
+}
 
 
 def is_passing(error: BaseException) -> bool:

@@ -48,8 +48,9 @@ DROP = object()
 
 # Backends ----------------------------------------------------------------------
 # Shared store behaviour is tested once, over every backend: a test asks for
-# `database` and runs once on an SQLite file and once on a schema of its own in
-# PostgreSQL (a throwaway server for the session, or IMDB_TUI_TEST_POSTGRES).
+# `database` and runs on an SQLite file, on a schema of its own in PostgreSQL (a
+# throwaway server for the session, or IMDB_TUI_TEST_POSTGRES) and on a table of its
+# own in DynamoDB (moto's server, tests/kinesis_server.py).
 
 
 @dataclass(frozen=True)
@@ -113,15 +114,20 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
     return database
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
-    """Each SQL backend. (DynamoDB runs the store suite, tests/test_stores.py, which
-    asks for `any_database`; the metrics suites' hours of events take minutes on
-    moto's endpoint, a few hundred calls a second.)"""
-    return backend(request, tmp_path)
-
-
 @pytest.fixture(params=["sqlite", "postgres", "dynamodb"])
-def any_database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
-    """Every backend, DynamoDB included."""
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
+    """Every backend: an SQLite file, a PostgreSQL schema, a DynamoDB table."""
     return backend(request, tmp_path)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def sql_database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
+    """Each SQL backend, for what is about SQL (views, schemas, sqlite3 and psql)."""
+    return backend(request, tmp_path)
+
+
+def scaled(database: Database, count: int) -> int:
+    """How many events a test of hours of history writes to this backend: a fifth on
+    DynamoDB, whose test endpoint (moto) takes a few hundred calls a second, and
+    where events spread over hours each add to counts of their own minute."""
+    return count // 5 if database.backend == "dynamodb" else count

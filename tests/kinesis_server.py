@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import os
+import random
 from collections.abc import Iterator
 from typing import Any
 
@@ -151,11 +153,83 @@ def _copy_tables_once() -> None:
 
     def one_at_a_time(self: object) -> object:
         with lock:
-            return call_action(self)  # type: ignore[arg-type]
+            if THROTTLE.before():
+                return THROTTLE.answer()
+            answer = call_action(self)  # type: ignore[arg-type]
+            if THROTTLE.after():  # done, but its answer lost
+                return THROTTLE.answer()
+            return answer
 
     DynamoHandler.call_action = one_at_a_time  # type: ignore[method-assign,assignment]
+
+    # And a Query of a partition reads that partition, not the whole table sorted (as
+    # moto's does, for each query: a snapshot's hundred queries on a grown table took
+    # most of a minute).
+    from moto.dynamodb.models.table import Table
+
+    partition = threading.local()
+    query, all_items = Table.query, Table.all_items
+
+    def query_one_partition(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
+        partition.key = hash_key if index_name is None else None
+        try:
+            return query(self, hash_key, *args, **kwargs)
+        finally:
+            partition.key = None
+
+    def items_of_the_partition(self: Any) -> list[Any]:
+        key = getattr(partition, "key", None)
+        if key is None or not self.range_key_attr:
+            return all_items(self)  # type: ignore[no-any-return]
+        return sorted(self.items.get(key, {}).values(), key=lambda item: item.range_key)
+
+    Table.query = query_one_partition  # type: ignore[method-assign]
+    Table.all_items = items_of_the_partition  # type: ignore[method-assign]
     models.DynamoDBBackend.transact_write_items = transact  # type: ignore[method-assign,assignment]
     models._patched_for_tests = True  # type: ignore[attr-defined]
+
+
+class Throttle:
+    """Makes the test endpoint answer DynamoDB calls with
+    ProvisionedThroughputExceededException: a share of them (seeded), before the call
+    is made or after (made, its answer lost), or all of them while `always`."""
+
+    def __init__(self) -> None:
+        self.share = 0.0
+        self.always = False
+        self.refused = 0
+        self._random = random.Random(0)
+
+    def set(self, share: float, seed: int = 0) -> None:
+        self.share, self.refused, self._random = share, 0, random.Random(seed)
+
+    def before(self) -> bool:
+        return self._refuse(self.always or self._random.random() < self.share / 2)
+
+    def after(self) -> bool:
+        return self._refuse(self._random.random() < self.share / 2)
+
+    def _refuse(self, refused: bool) -> bool:
+        self.refused += refused
+        return refused
+
+    @staticmethod
+    def answer() -> tuple[int, dict[str, str], str]:
+        kind = "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException"
+        body = {"__type": kind, "message": "The level of configured provisioned throughput"
+                " for the table was exceeded (injected by the test endpoint)"}  # fmt: skip
+        return 400, {"Content-Type": "application/x-amz-json-1.0"}, json.dumps(body)
+
+
+THROTTLE = Throttle()
+
+
+@pytest.fixture
+def throttle() -> Iterator[Throttle]:
+    yield THROTTLE
+    THROTTLE.set(0.0)
+    THROTTLE.always = False
 
 
 @pytest.fixture(scope="session")

@@ -8,10 +8,14 @@ the test's, so a writer is taken for dead by moving it past GRACE."""
 from __future__ import annotations
 
 import contextlib
+import json
+import signal
+import subprocess
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC
+from pathlib import Path
 
 import pytest
 
@@ -26,7 +30,9 @@ from imdb_tui.store import (
     marks,
 )
 from imdb_tui.store.dynamodb import DynamoStore, batch
-from tests.conftest import NOW, event
+from tests.conftest import NOW, dynamodb_table, event
+from tests.kinesis_server import Throttle
+from tests.test_cli import COMMAND, imdb_tui
 
 STEPS = ("claim", "plan", "apply", "commit")
 
@@ -333,3 +339,89 @@ def test_no_credentials_is_said_as_such_not_as_a_missing_table(
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     with pytest.raises(StoreError, match="no AWS credentials"):
         DynamoStore.open("dynamodb://no-such-table-here")
+
+
+# Throttling: the test endpoint refuses calls (tests/kinesis_server.Throttle) -------
+
+
+def produced(count: int, seed: int) -> list[str]:
+    made = imdb_tui("produce", "--count", str(count), "--seed", str(seed), timeout=120)
+    return made.stdout.splitlines(keepends=True)
+
+
+def figures(database: str, env: dict[str, str]) -> dict[str, object]:
+    """`report --json`, less what is about the run rather than the events."""
+    result = imdb_tui("report", "--db", database, "--json", "--as-of", "latest", env=env)
+    assert result.returncode == 0, result.stderr
+    report: dict[str, object] = json.loads(result.stdout)
+    for about_the_run in ("pipelines", "sources", "database_bytes"):
+        report.pop(about_the_run)
+    return report
+
+
+def test_throttled_calls_lose_and_double_nothing(
+    aws: dict[str, str], throttle: Throttle, tmp_path: Path
+) -> None:
+    """A tenth of the calls refused, half of them after they were carried out (their
+    answer lost, so they are made again): the same figures as without throttling."""
+    source = tmp_path / "events.jsonl"
+    lines = produced(300, seed=21)
+    source.write_text("".join(lines + lines[:30]))
+    calm, throttled = dynamodb_table().name, dynamodb_table().name
+    ran = imdb_tui("run", "--source", str(source), "--db", calm, env=aws, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    throttle.set(0.1, seed=3)
+    ran = imdb_tui("run", "--source", str(source), "--db", throttled, env=aws, timeout=300)
+    assert ran.returncode == 0, ran.stderr
+    assert "300 events stored, 30 duplicates, 0 dead letters" in ran.stdout
+    assert throttle.refused > 10
+    throttle.set(0.0)
+    assert figures(throttled, aws) == figures(calm, aws)
+
+
+def test_a_table_refusing_every_call_shows_waiting_then_carries_on(
+    aws: dict[str, str], throttle: Throttle, tmp_path: Path
+) -> None:
+    """`run --follow` while the table refuses everything for a while: the status says
+    WAITING with the reason; once calls go through again, every line is stored once."""
+    source = tmp_path / "events.jsonl"
+    lines = produced(400, seed=22)
+    source.write_text("".join(lines[:200]))
+    table = dynamodb_table().name
+    run = subprocess.Popen(
+        [COMMAND, "run", "--source", str(source), "--follow", "--db", table],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=aws,
+    )
+    try:
+        assert run.stdout is not None
+
+        def wait_for(text: str) -> str:
+            for line in run.stdout:  # type: ignore[union-attr]
+                if text in line:
+                    return line
+            raise AssertionError(f"the run ended before {text!r}: {run.stderr.read()}")  # type: ignore[union-attr]
+
+        wait_for("stored 200 ")
+        throttle.always = True
+        with source.open("a") as out:
+            out.write("".join(lines[200:]))
+        waiting = wait_for("waiting")
+        assert f"{table}: throttled (ProvisionedThroughputExceededException)" in waiting
+        throttle.always = False
+        wait_for("stored 400 ")
+        run.send_signal(signal.SIGINT)
+        assert run.wait(timeout=60) == 0
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    store = DynamoStore.open(table)
+    try:
+        counters = store.counters()
+        assert (counters["events_total"], counters.get("duplicates", 0)) == (400, 0)
+        assert store.count_events() == 400
+    finally:
+        store.close()

@@ -166,8 +166,9 @@ def _load_legacy(database: Database) -> None:
 
 
 def test_a_database_of_the_previous_version_keeps_its_figures_when_upgraded(
-    database: Database,
+    sql_database: Database,
 ) -> None:
+    database = sql_database
     _load_legacy(database)
     expected = _expected(database.backend)
     assert _reports(database) == expected  # read as it is, read-only
@@ -190,7 +191,8 @@ def _rows(database: Database, sql: str) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in db.execute(sql).fetchall()]  # type: ignore[call-overload]
 
 
-def test_the_views_give_what_a_recount_of_the_events_gives(database: Database) -> None:
+def test_the_views_give_what_a_recount_of_the_events_gives(sql_database: Database) -> None:
+    database = sql_database
     kinds = ("view", "click", "rate", "watchlist_add", "view")
     batch = [
         validate(

@@ -21,8 +21,8 @@ from tests.conftest import DROP, NOW, Database, event
 from tests.helpers import events, write
 
 
-def test_an_event_is_stored_once_and_counted_as_a_duplicate_after(any_database: Database) -> None:
-    store = any_database.open()
+def test_an_event_is_stored_once_and_counted_as_a_duplicate_after(database: Database) -> None:
+    store = database.open()
     assert len(write(store, events(range(0, 10)))) == 10
     again = events(range(5, 15)) + events(range(14, 16))  # 5-9 stored, 14 twice in the batch
     new = write(store, again)
@@ -32,8 +32,8 @@ def test_an_event_is_stored_once_and_counted_as_a_duplicate_after(any_database: 
     store.close()
 
 
-def test_aggregates_count_only_new_events(any_database: Database) -> None:
-    store = any_database.open()
+def test_aggregates_count_only_new_events(database: Database) -> None:
+    store = database.open()
     write(store, events(range(4)))
     write(store, events(range(4)))
     assert store.events_per_minute("2026-11-23T10:00Z") == [("2026-11-23T10:00Z", 4)]
@@ -43,23 +43,21 @@ def test_aggregates_count_only_new_events(any_database: Database) -> None:
     store.close()
 
 
-def test_big_batches_are_stored_whole(
-    any_database: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_big_batches_are_stored_whole(database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     size = 40_000  # past SQLite's bound variables, several COPY and VALUES statements
-    if any_database.backend == "dynamodb":
+    if database.backend == "dynamodb":
         # Past one transaction (100 events) and one item of a batch's ids, made small:
         # moto answers a few hundred calls a second, 40,000 would take minutes.
         size = 1_000
         monkeypatch.setattr(batch, "CHUNK", 2_000)
-    store = any_database.open()
+    store = database.open()
     assert len(write(store, events(range(size)))) == size
     assert store.count_events() == size
     store.close()
 
 
-def test_retention_deletes_old_events_in_steps(any_database: Database) -> None:
-    store = any_database.open()
+def test_retention_deletes_old_events_in_steps(database: Database) -> None:
+    store = database.open()
     write(store, events(range(10), event_time="2026-11-01T10:00:00.000Z"))
     write(store, events(range(10, 15)))
     assert store.prune("2026-11-20T00:00:00.000Z", limit=4) == 4
@@ -71,10 +69,10 @@ def test_retention_deletes_old_events_in_steps(any_database: Database) -> None:
     store.close()
 
 
-def test_views_by_five_minutes_are_kept_two_hours_behind_the_newest(any_database: Database) -> None:
+def test_views_by_five_minutes_are_kept_two_hours_behind_the_newest(database: Database) -> None:
     """What trending reads: kept through retention's cutoff while within two hours of
     the newest views, so a short --retention still has an hour to compare with."""
-    store = any_database.open()
+    store = database.open()
     for n, moment in enumerate(("07:00", "08:30", "09:58", "10:00", "10:04")):
         write(store, events(range(10 * n, 10 * n + 3), event_time=f"2026-11-23T{moment}:00.000Z"))
     bounds = ["2026-11-23T06:00Z", "2026-11-23T09:00Z", "2026-11-23T10:00Z", "2026-11-23T10:05Z"]
@@ -93,10 +91,10 @@ def test_views_by_five_minutes_are_kept_two_hours_behind_the_newest(any_database
     store.close()
 
 
-def test_the_newest_events_that_match_come_newest_first(any_database: Database) -> None:
+def test_the_newest_events_that_match_come_newest_first(database: Database) -> None:
     """What the live tail reads: by type, movie, user and title words (literal, however
     they look), after a point, at most so many."""
-    store = any_database.open()
+    store = database.open()
     store.save_movies(
         [
             Movie("tt1000000", "The [Bold] 100% Story", 2001, ("Drama",)),
@@ -130,8 +128,8 @@ def test_the_newest_events_that_match_come_newest_first(any_database: Database) 
     store.close()
 
 
-def test_the_catalogue_is_saved_and_refreshed(any_database: Database) -> None:
-    store = any_database.open()
+def test_the_catalogue_is_saved_and_refreshed(database: Database) -> None:
+    store = database.open()
     store.save_movies([Movie("tt0000001", "First", 1999, ("Drama",))])
     store.save_movies([Movie("tt0000001", "First (restored)", 1999, ("Drama", "War"))])
     write(store, events(range(1), movie_id="tt0000001"))
@@ -149,8 +147,8 @@ def keep(store: Store, files: str, movies: list[Movie], weights: list[float]) ->
     store.keep_catalog(files, skipped=len(movies), rated=1)
 
 
-def test_a_kept_catalogue_comes_back_only_for_the_same_files(any_database: Database) -> None:
-    store = any_database.open()
+def test_a_kept_catalogue_comes_back_only_for_the_same_files(database: Database) -> None:
+    store = database.open()
     store.save_movies([Movie("tt0000009", "Made up", 2000, ("Drama",))])  # not IMDb's
     movies = [
         Movie("tt10000001", "Eight digits", 2020, ()),
@@ -174,8 +172,8 @@ def test_a_kept_catalogue_comes_back_only_for_the_same_files(any_database: Datab
     store.close()
 
 
-def test_a_catalogue_cut_short_is_not_kept(any_database: Database) -> None:
-    store = any_database.open()
+def test_a_catalogue_cut_short_is_not_kept(database: Database) -> None:
+    store = database.open()
     keep(store, "a|1|2", [Movie("tt0000001", "One", 1999, ())], [5.0])
     store.forget_catalog()  # a new file was being read when the power went
     store.add_catalog_movies([Movie("tt0000002", "Two", 2000, ())])
@@ -203,8 +201,8 @@ def health(state: str, last_seen: str) -> PipelineHealth:
     )
 
 
-def test_positions_and_health_are_written_with_their_batch(any_database: Database) -> None:
-    store = any_database.open()
+def test_positions_and_health_are_written_with_their_batch(database: Database) -> None:
+    store = database.open()
     where = SourcePosition("file:/data/a.jsonl", '{"offset": 120}')
     store.write_batch(
         events(range(3)),
@@ -228,9 +226,9 @@ def test_positions_and_health_are_written_with_their_batch(any_database: Databas
 
 
 def test_a_batch_and_its_positions_are_stored_together_or_not_at_all(
-    any_database: Database,
+    database: Database,
 ) -> None:
-    store = any_database.open()
+    store = database.open()
     broken = SourcePosition("file:/a", None)  # type: ignore[arg-type]  # NOT NULL fails
     with pytest.raises(StoreError):
         store.write_batch(
@@ -253,8 +251,8 @@ HOSTILE = [
 ]
 
 
-def test_hostile_text_round_trips_literally(any_database: Database) -> None:
-    store = any_database.open()
+def test_hostile_text_round_trips_literally(database: Database) -> None:
+    store = database.open()
     rejections = [validate(text) for text in HOSTILE]
     assert all(not isinstance(r, Event) for r in rejections)
     store.write_batch([], rejections, "2026-11-23T10:00:00.000Z", Aggregator(None))  # type: ignore[arg-type]
@@ -266,8 +264,8 @@ def test_hostile_text_round_trips_literally(any_database: Database) -> None:
     store.close()
 
 
-def test_a_shard_is_leased_to_one_owner_at_a_time(any_database: Database) -> None:
-    first, second = any_database.open(), any_database.open()
+def test_a_shard_is_leased_to_one_owner_at_a_time(database: Database) -> None:
+    first, second = database.open(), database.open()
     key = "kinesis:clicks/shardId-000000000000"
     assert first.take_lease("g", key, "a", until=NOW + 10, now=NOW)
     assert not second.take_lease("g", key, "b", until=NOW + 10, now=NOW + 5)  # a holds it

@@ -67,7 +67,24 @@ class Recount:
     max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(history=steps)
-def test_user_counts_match_a_recount(database: Database, history: list[tuple[str, object]]) -> None:
+def test_user_counts_match_a_recount(
+    sql_database: Database, history: list[tuple[str, object]]
+) -> None:
+    check_user_counts(sql_database, history)
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(history=steps)
+def test_user_counts_match_a_recount_on_dynamodb(
+    dynamodb_database: Database, history: list[tuple[str, object]]
+) -> None:
+    """The same, on fewer histories: each is a few hundred calls to moto's endpoint."""
+    check_user_counts(dynamodb_database, history)
+
+
+def check_user_counts(database: Database, history: list[tuple[str, object]]) -> None:
     store = database.another().open()
     recount = Recount()
     aggregate = Aggregator(TZ)

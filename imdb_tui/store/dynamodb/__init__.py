@@ -68,6 +68,12 @@ def table_name(name: str) -> str:
     return table
 
 
+PATIENCE: Final = 5.0
+"""Seconds a call is tried again while it fails for a passing reason (throttled, the
+endpoint away) before the failure is raised: the pipeline then shows WAITING and
+sends the batch again (the same batch, finished where it stopped: batch.py)."""
+
+
 class DynamoStore:
     """A store on one DynamoDB table. Safe to use from one thread at a time."""
 
@@ -89,7 +95,7 @@ class DynamoStore:
             if not create:
                 raise StoreError(f"{name}: no such table (create it, or use --create-tables)")
             table.create()
-        table.patience = 60.0
+        table.patience = PATIENCE
         return cls(table)
 
     def close(self) -> None:

@@ -108,7 +108,7 @@ from imdb_tui.store.dynamodb.layout import (
 from imdb_tui.store.dynamodb.table import Cancelled, Conflict, Table, key, wire, wire_item
 from imdb_tui.store.dynamodb.who import add_movie_users, see_users
 
-LIVE_FOR: Final = float(os.environ.get("IMDB_TUI_DYNAMODB_LIVE_FOR", "30"))
+LIVE_FOR: Final = float(os.environ.get("IMDB_TUI_DYNAMODB_LIVE_FOR", "15"))
 """Seconds a writer says it is alive for, each time it is heard from (shorter in
 tests, so that a run after a killed one does not wait long: docs/development.md)."""
 GRACE: Final = LIVE_FOR
