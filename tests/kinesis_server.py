@@ -247,3 +247,29 @@ def aws(kinesis_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[st
     for name in ("AWS_PROFILE", "AWS_REGION"):
         monkeypatch.delenv(name, raising=False)
     return {**os.environ, **kinesis_env, "TZ": "UTC"}
+
+
+def main() -> None:
+    """`python -m tests.kinesis_server [PORT]`: the tests' endpoint on its own, until
+    stopped (for trying imdb-tui by hand, and for bench/dynamodb.py)."""
+    import signal
+    import sys
+    import time
+
+    from moto.server import ThreadedMotoServer
+
+    _copy_tables_once()
+    port = int(sys.argv[1]) if len(sys.argv) > 1 else free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    print(f"AWS_ENDPOINT_URL=http://127.0.0.1:{port}", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        while True:
+            time.sleep(1)
+    except (KeyboardInterrupt, SystemExit):
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

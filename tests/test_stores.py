@@ -125,6 +125,11 @@ def test_the_newest_events_that_match_come_newest_first(database: Database) -> N
     assert times(EventMatch(words=("tt1000002",))) == [17, 12, 7, 2]  # no title: its id
     assert times(EventMatch(), after=every.events[2].seq) == [19, 18]
     assert store.newest_events(EventMatch(event_type="rate"), 0, 1).events[0].rating == 5
+    same = "2026-11-23T10:00:30.000Z"  # two events in one millisecond: two rows
+    write(store, events(range(40, 42), event_time=same))
+    both = store.newest_events(EventMatch(), every.newest, 50)
+    assert [e.event_time for e in both.events] == [same, same]
+    assert len({e.seq for e in both.events}) == 2 and both.newest == max(e.seq for e in both.events)
     store.close()
 
 

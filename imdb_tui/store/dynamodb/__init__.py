@@ -20,6 +20,7 @@ import contextlib
 import functools
 import itertools
 import re
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import tzinfo
@@ -469,11 +470,13 @@ class DynamoStore:
 
     def newest_events(self, match: EventMatch, after: int, limit: int) -> Tail:
         """The newest events by event time, minute by minute back from the newest one,
-        looking through TAIL_SCAN at most; `seq` is the event time in milliseconds."""
+        looking through TAIL_SCAN at most. `seq` is the event time in milliseconds and
+        three digits from the event's id (no arrival order is kept: an event that comes
+        late for its time is not shown to a tail already past it)."""
         newest_time = self.newest_event_time()
         if newest_time is None:
             return Tail(0, ())
-        newest = _millis(newest_time)
+        newest: int | None = None  # the newest event's seq: the first one read
         found: list[TailEvent] = []
         looked = 0
         minute = newest_time[:16] + "Z"
@@ -482,10 +485,14 @@ class DynamoStore:
         while minute >= first and len(found) < limit and looked < TAIL_SCAN:
             for item in self.table.query(layout.time_partition(minute), newest_first=True):
                 looked += 1
-                moment = item["s"].split("#", 1)[0]
-                seq = _millis(moment)
-                if seq <= after or looked > TAIL_SCAN:
+                moment, _, event_id = item["s"].partition("#")
+                seq = _millis(moment) * 1000 + zlib.crc32(event_id.encode()) % 1000
+                if newest is None or (seq // 1000 == newest // 1000 and seq > newest):
+                    newest = seq  # the largest of the newest millisecond's
+                if looked > TAIL_SCAN or seq // 1000 < after // 1000:
                     return Tail(newest, tuple(found))
+                if seq <= after:
+                    continue  # read before (in its millisecond, ids are not in seq order)
                 if (
                     (match.event_type is None or item["y"] == match.event_type)
                     and (match.movie_id is None or item["m"] == match.movie_id)
@@ -504,7 +511,7 @@ class DynamoStore:
                         if len(found) >= limit:
                             break
             minute = _previous_minute(minute)
-        return Tail(newest, tuple(found))
+        return Tail(newest or 0, tuple(found))
 
     def first_quarter_hour(self) -> str | None:
         item = self.table.get(*layout.OLDEST)
