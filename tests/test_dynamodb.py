@@ -341,6 +341,55 @@ def test_no_credentials_is_said_as_such_not_as_a_missing_table(
         DynamoStore.open("dynamodb://no-such-table-here")
 
 
+def test_four_runs_into_one_table_two_of_one_file_store_each_event_once(
+    aws: dict[str, str], tmp_path: Path
+) -> None:
+    """Four `imdb-tui run` processes at once into one table, two of them fed the same
+    file and the others files that share events with it: each event stored once,
+    each duplicate counted once, the figures those of the events."""
+    lines = produced(500, seed=23)
+    files = {"a": lines[:300], "b": lines[200:], "c1": lines[100:400], "c2": lines[100:400]}
+    table = dynamodb_table().name
+    runs = []
+    for name, chosen in files.items():
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text("".join(chosen))
+        runs.append(
+            subprocess.Popen(
+                [COMMAND, "run", "--source", str(path), "--db", table],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=aws,
+            )
+        )
+    try:
+        for run in runs:
+            _, err = run.communicate(timeout=240)
+            assert run.returncode == 0, err
+    finally:
+        for run in runs:
+            if run.poll() is None:
+                run.kill()
+                run.wait()
+    store = DynamoStore.open(table)
+    try:
+        counters = store.counters()
+        sent = sum(len(chosen) for chosen in files.values())
+        assert counters["events_total"] == 500 == store.count_events()
+        assert counters["duplicates"] == sent - 500
+    finally:
+        store.close()
+    alone = dynamodb_table().name
+    source = tmp_path / "all.jsonl"
+    source.write_text("".join(lines))
+    assert imdb_tui("run", "--source", str(source), "--db", alone, env=aws).returncode == 0
+    together, by_itself = figures(table, aws), figures(alone, aws)
+    assert together.pop("duplicates") == sent - 500
+    by_itself.pop("duplicates")
+    assert together == by_itself
+
+
 # Throttling: the test endpoint refuses calls (tests/kinesis_server.Throttle) -------
 
 
