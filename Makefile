@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/catalog.py
 	$(BIN)/python bench/postgres.py
 	$(BIN)/python bench/kinesis.py
+	$(BIN)/python bench/dynamodb.py
 	$(BIN)/python bench/serve.py
 
 clean:

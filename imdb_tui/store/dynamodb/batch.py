@@ -125,6 +125,8 @@ ATTEMPTS: Final = 20
 """Attempts of one batch (each after another writer aborted the one before)."""
 WAIT: Final = 0.2
 """Seconds between looks at another writer's batch that holds an event."""
+FORGOTTEN_AFTER: Final = 86400.0
+"""Seconds a writer with nothing pending is silent before a starting run forgets it."""
 DONE_KEPT_SECONDS: Final = 7 * 86400
 """How long a done batch's record is kept for TTL to delete (correctness never rests
 on it: records are trimmed by their writer; a missing record reads as done)."""
@@ -250,7 +252,8 @@ class BatchWrites:
     def recover(self) -> None:
         """Finish the batches left applying by writers that died (or are finishing
         them now: a plan applied twice adds once), so that the positions they commit
-        are read by the run starting; and forget dead writers with nothing pending."""
+        are read by the run starting; and forget writers silent for a day with
+        nothing pending (one only slow keeps its records: its next batch needs them)."""
         for listed in list(self.table.query(WRITERS)):
             writer = listed["s"]
             record = next(
@@ -263,8 +266,10 @@ class BatchWrites:
             )
             if record is not None and record["b_state"] == "applying":
                 self._finish(Attempt(writer, int(record["s"]), record["b_try"]))
-            elif (record is None or record["b_state"] == "done") and not self._alive(writer):
-                self.forget(writer)
+            elif record is None or record["b_state"] == "done":
+                heard = self.table.get(*writer_key(writer))
+                if heard is None or heard["w_until"] + FORGOTTEN_AFTER < self.clock():
+                    self.forget(writer)
 
     # 1. Begin --------------------------------------------------------------------------
 
