@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from common import COMMAND, run_headless
+from common import COMMAND, point_aws_at, run_headless
 
 ROOT = Path(__file__).resolve().parent.parent
 START = "2026-11-20T00:00:00Z"
@@ -137,12 +137,7 @@ def main() -> None:
     parser.add_argument("--grow", type=int, default=2, help="the larger table: so many times")
     args = parser.parse_args()
     url, server = endpoint()
-    os.environ.update(
-        AWS_ENDPOINT_URL=url,
-        AWS_ACCESS_KEY_ID=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
-        AWS_SECRET_ACCESS_KEY=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
-        AWS_DEFAULT_REGION=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
-    )
+    point_aws_at(url)
     try:
         with tempfile.TemporaryDirectory() as folder:
             first = Path(folder) / "events.jsonl"

@@ -372,14 +372,8 @@ def test_four_runs_into_one_table_two_of_one_file_store_each_event_once(
             if run.poll() is None:
                 run.kill()
                 run.wait()
-    store = DynamoStore.open(table)
-    try:
-        counters = store.counters()
-        sent = sum(len(chosen) for chosen in files.values())
-        assert counters["events_total"] == 500 == store.count_events()
-        assert counters["duplicates"] == sent - 500
-    finally:
-        store.close()
+    sent = sum(len(chosen) for chosen in files.values())
+    assert stored(table) == (500, 500, sent - 500)
     alone = dynamodb_table().name
     source = tmp_path / "all.jsonl"
     source.write_text("".join(lines))
@@ -396,6 +390,16 @@ def test_four_runs_into_one_table_two_of_one_file_store_each_event_once(
 def produced(count: int, seed: int) -> list[str]:
     made = imdb_tui("produce", "--count", str(count), "--seed", str(seed), timeout=120)
     return made.stdout.splitlines(keepends=True)
+
+
+def stored(table: str) -> tuple[int, int, int]:
+    """(events counted, event items in the table, duplicates counted)."""
+    store = DynamoStore.open(table)
+    try:
+        counters = store.counters()
+        return counters["events_total"], store.count_events(), counters.get("duplicates", 0)
+    finally:
+        store.close()
 
 
 def figures(database: str, env: dict[str, str]) -> dict[str, object]:
@@ -467,10 +471,4 @@ def test_a_table_refusing_every_call_shows_waiting_then_carries_on(
         if run.poll() is None:
             run.kill()
             run.wait()
-    store = DynamoStore.open(table)
-    try:
-        counters = store.counters()
-        assert (counters["events_total"], counters.get("duplicates", 0)) == (400, 0)
-        assert store.count_events() == 400
-    finally:
-        store.close()
+    assert stored(table) == (400, 400, 0)

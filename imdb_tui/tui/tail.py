@@ -173,11 +173,8 @@ class TailScreen(Screen[None]):
     def _fill(self) -> None:
         table = self.query_one(DataTable)
         table.clear()
-        shown: set[int] = set()
         for event in self._rows:
-            if event.seq not in shown:  # a store's seq is unique; never let one crash us
-                shown.add(event.seq)
-                table.add_row(*self._cells(event), key=str(event.seq))
+            table.add_row(*self._cells(event), key=str(event.seq))
 
     def _cells(self, event: TailEvent) -> tuple[Text, ...]:
         local = local_datetime(seconds(event.event_time), self._tz)

@@ -46,7 +46,7 @@ from imdb_tui.store import (
     recent_cutoff,
 )
 from imdb_tui.store.dynamodb import layout, who
-from imdb_tui.store.dynamodb.batch import BatchWrites
+from imdb_tui.store.dynamodb.batch import BatchWrites, event_key
 from imdb_tui.store.dynamodb.table import TOP_INDEX, Cancelled, Conflict, Table, key
 from imdb_tui.store.writer import ProcessWriter, ThreadWriter
 from imdb_tui.tail import TAIL_SCAN, EventMatch, Tail, TailEvent
@@ -149,7 +149,7 @@ class DynamoStore:
             for item in old:
                 event_id = item["s"].split("#", 1)[1]
                 deleted += self._prune_one(
-                    [(f"E#{event_id}", "-"), (item["p"], item["s"])], "pruned_events"
+                    [event_key(event_id), (item["p"], item["s"])], "pruned_events"
                 )
             if deleted >= limit:
                 return deleted

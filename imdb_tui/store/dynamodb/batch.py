@@ -376,19 +376,13 @@ class BatchWrites:
         was deleted meanwhile). Those whose condition fails are left out and the rest
         put again."""
         found: list[str | None] = [None] * len(events)
-        left = list(range(len(events)))
-        while left:
-            actions = [self._claim_action(attempt, events[i], stale) for i in left]
-            try:
-                self.table.transact(actions)
-                return found
-            except Cancelled as cancelled:
-                failed = [left[i] for i in cancelled.failed]
-            items = self.table.get_many([event_key(events[i].event_id) for i in failed])
-            for i in failed:
-                item = items.get(event_key(events[i].event_id))
-                found[i] = str(item.get("b", "")) if item is not None else ""
-            left = [i for i in left if i not in set(failed)]
+        failed = self.table.transact_each(
+            [self._claim_action(attempt, event, stale) for event in events]
+        )
+        items = self.table.get_many([event_key(events[i].event_id) for i in failed])
+        for i in failed:
+            item = items.get(event_key(events[i].event_id))
+            found[i] = str(item.get("b", "")) if item is not None else ""
         return found
 
     def _claim_action(
@@ -518,17 +512,6 @@ class BatchWrites:
                 }
             }
 
-        def add_all(actions: list[dict[str, Any]]) -> None:
-            """Up to COUNTS counts in a transaction; those already added (their
-            condition fails: before a crash) are left out and the rest added again."""
-            while actions:
-                try:
-                    self.table.transact(actions)
-                    return
-                except Cancelled as cancelled:
-                    failed = set(cancelled.failed)
-                    actions = [a for i, a in enumerate(actions) if i not in failed]
-
         def extreme(operator: str, setting: list[Any]) -> None:
             """Set a newest (operator "<") or oldest (">") value only if it goes further:
             a maximum or a minimum, the same when done twice."""
@@ -545,7 +528,8 @@ class BatchWrites:
 
         counts = [add(count) for count in plan["counts"]]
         chunks = [counts[i : i + COUNTS] for i in range(0, len(counts), COUNTS)]
-        list(self._pool.map(add_all, chunks))
+        # Those already added (before a crash) fail their condition and are left out.
+        list(self._pool.map(self.table.transact_each, chunks))
         list(self._pool.map(functools.partial(extreme, "<"), plan["newest"]))
         list(self._pool.map(functools.partial(extreme, ">"), plan["oldest"]))
         self._put_all(plan["letters"] + [time_item(event) for event in new])

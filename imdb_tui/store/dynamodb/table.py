@@ -229,6 +229,21 @@ class Table:
         ]
         self.call("transact_write_items", TransactItems=items)
 
+    def transact_each(self, actions: Sequence[dict[str, Any]]) -> list[int]:
+        """Make each action whose condition holds, in transactions: one whose condition
+        fails is left out and the rest made again. The indexes of those left out."""
+        left = list(range(len(actions)))
+        refused: list[int] = []
+        while left:
+            try:
+                self.transact([actions[i] for i in left])
+                break
+            except Cancelled as cancelled:
+                failed = {left[i] for i in cancelled.failed}
+            refused += failed
+            left = [i for i in left if i not in failed]
+        return sorted(refused)
+
     def query(
         self,
         p: str,
