@@ -45,6 +45,9 @@ class ListSource:
     def positions(self) -> Sequence[SourcePosition]:
         return (SourcePosition(self.key, str(self._next)),)
 
+    def committed(self, positions: Sequence[SourcePosition]) -> None:
+        pass
+
     def stop(self) -> None:
         pass
 

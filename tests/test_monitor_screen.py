@@ -59,6 +59,9 @@ class HeldSource:
     def positions(self) -> Sequence[SourcePosition]:
         return ()
 
+    def committed(self, positions: Sequence[SourcePosition]) -> None:
+        pass
+
     def stop(self) -> None:
         self._stopped.set()
 

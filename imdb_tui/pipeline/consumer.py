@@ -189,6 +189,7 @@ class Consumer:
         if before is not None and not before.done():
             await asyncio.shield(before)  # counted in order
         self._on_error(None)
+        self._source.committed(positions)
         stats = self._stats
         committed = self._clock.monotonic()
         stats.committed(committed, done.stored, done.duplicates, done.rejected)

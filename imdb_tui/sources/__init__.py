@@ -102,6 +102,11 @@ class Source(Protocol):
         source such as stdin or the simulator)."""
         ...
 
+    def committed(self, positions: Sequence[SourcePosition]) -> None:
+        """A batch holding these positions (as `positions` gave them) is committed:
+        told batch after batch, in the order they were committed."""
+        ...
+
     def stop(self) -> None:
         """The pipeline is stopping: a read still waiting for input returns [] now."""
         ...

@@ -215,6 +215,9 @@ class JsonLinesSource:
         where = {"offset": self._handed, "fingerprint": _fingerprint(bytes(self._head))}
         return (SourcePosition(self.key, json.dumps(where)),)
 
+    def committed(self, positions: Sequence[SourcePosition]) -> None:
+        pass  # one reader per file: nothing waits on its commits
+
     def stop(self) -> None:
         if self._stopped is not None:
             self._stopped.set()

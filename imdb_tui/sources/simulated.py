@@ -28,5 +28,8 @@ class SimulatedSource:
     def positions(self) -> Sequence[SourcePosition]:
         return ()
 
+    def committed(self, positions: Sequence[SourcePosition]) -> None:
+        pass
+
     def stop(self) -> None:
         pass  # its reads never wait

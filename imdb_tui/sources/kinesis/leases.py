@@ -1,6 +1,7 @@
 """Sharing a stream's shards among the pipelines of a consumer group: a lease per
 shard in the store (owner, expiry), taken up to each live owner's share, renewed,
-handed back; a shard made by a resharding waits until its parents are read out."""
+handed back once what was read from it is committed; a shard made by a resharding
+waits until its parents are read out."""
 
 from __future__ import annotations
 
@@ -20,16 +21,22 @@ class Seen:
     parents: tuple[str, ...]
     drained: bool
     """Read to its end here, and all of it handed out."""
+    settled: bool = True
+    """Every position of it handed out here is committed: its lease may be handed
+    back without a batch still on its way storing an older checkpoint after the
+    next reader's newer ones."""
 
 
 @dataclass(frozen=True)
 class Shares:
-    """What a lease round found: the shards held now, those read to their end (a
-    stored checkpoint says so), and the checkpoints of the shards just taken."""
+    """What a lease round found: the shards held to read now, those held only until
+    what was read from them is committed (not read any more), those read to their
+    end (a stored checkpoint says so), and the checkpoints of the shards just taken."""
 
     held: frozenset[str]
     ended: frozenset[str]
     checkpoints: dict[str, str | None]
+    leaving: frozenset[str] = frozenset()
 
 
 def checkpoint_sequence(position: str | None) -> str | None:
@@ -65,17 +72,19 @@ def share_on(
     """The shards to read are those not read to their end (a checkpoint says so)
     whose parents are: a resharded stream's children wait for their parents, and
     are not leased before then. A shard this pipeline has read to its end keeps
-    its lease, outside its share, until the checkpoint saying so is committed."""
+    its lease, outside its share, until the checkpoint saying so is committed; a
+    shard over its share, or read out by another, is not read any more and its
+    lease kept until its own positions are (a later round lets it go)."""
     now = time.time()
     until = now + lease_seconds
-    known = {seen.shard_id for seen in shards}
+    every = {key_of(seen.shard_id): seen for seen in shards}
     read_out = {s.shard_id for s in shards if read_to_end(board.position(key_of(s.shard_id)))}
     done = {seen.shard_id for seen in shards if seen.drained and seen.shard_id in held} - read_out
     through = read_out | done  # children may be read
     keys = {
-        key_of(seen.shard_id): seen.shard_id
-        for seen in shards
-        if seen.shard_id not in read_out and all(p in through for p in seen.parents if p in known)
+        key: seen.shard_id
+        for key, seen in every.items()
+        if seen.shard_id not in read_out and all(p in through for p in seen.parents if p in every)
     }
     # A row of its own says the pipeline is in the group, shards or none yet.
     board.take_lease(group, f"member:{owner}", owner, until, now)
@@ -85,14 +94,18 @@ def share_on(
     share = -(-len(to_read) // len(owners))  # rounded up
     mine = [
         key
-        for key in sorted(keys)
+        for key in sorted(every)
         if holders.get(key) == owner and board.take_lease(group, key, owner, until, now)
     ]
-    reading = [key for key in mine if keys[key] not in done]
-    letting_go = reading[share:] + [key_of(shard_id) for shard_id in held & read_out]
+    reading = [key for key in mine if key in keys and keys[key] not in done]
+    over = reading[share:] + [key for key in mine if key not in keys]
+    # Handed back in two rounds: first no longer read (so no new position of it can
+    # be on its way while it goes), then, once its positions are committed, let go.
+    letting_go = [key for key in over if every[key].settled and every[key].shard_id not in held]
     if letting_go:
         board.release_leases(group, owner, letting_go)
-    taken = {keys[key] for key in mine if key not in reading[share:]}
+    taken = {keys[key] for key in mine if key not in over}
+    leaving = {every[key].shard_id for key in over if key not in letting_go}
     checkpoints: dict[str, str | None] = {}
     for key in to_read:
         if len(reading) >= share:
@@ -101,4 +114,4 @@ def share_on(
             reading.append(key)
             taken.add(keys[key])
             checkpoints[keys[key]] = checkpoint_sequence(board.position(key))
-    return Shares(frozenset(taken), frozenset(read_out), checkpoints)
+    return Shares(frozenset(taken), frozenset(read_out), checkpoints, frozenset(leaving))

@@ -9,6 +9,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -77,8 +78,10 @@ class KinesisSource:
         self._leases = leases
         self._group = group
         self._lease_seconds = lease_seconds
-        self._owner = f"{socket.gethostname()}:{os.getpid()}:{time.time():.3f}"
+        # Unique even for two sources of one process made in the same millisecond.
+        self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self._held: set[str] = set()
+        self._leaving: set[str] = set()  # held until what was read from them is committed
         self._leased = 0.0
         self._board_lock = threading.Lock()  # the board's connection: one thread at a time
         self._renewing: asyncio.Future[None] | None = None
@@ -88,6 +91,8 @@ class KinesisSource:
         self._kinesis = kinesis if kinesis is not None else client()
         self._shards: dict[str, _Shard] = {}
         self._handed: dict[str, str] = {}  # shard -> sequence number of the last handed out
+        self._said: dict[str, str] = {}  # shard -> its position as last given to the pipeline
+        self._unsaved: dict[str, str] = {}  # shard -> that position, until committed
         self._listed = 0.0
         self._stopped: asyncio.Event | None = None
         self._fetching: dict[str, asyncio.Future[Any]] = {}
@@ -175,7 +180,13 @@ class KinesisSource:
         if self._leases is None:
             return
         shards = [
-            Seen(s.shard_id, s.parents, s.finished and not s.fetched) for s in self._shards.values()
+            Seen(
+                s.shard_id,
+                s.parents,
+                s.finished and not s.fetched,
+                settled=s.shard_id not in self._unsaved,
+            )
+            for s in self._shards.values()
         ]
         try:
             found = await asyncio.to_thread(self._share, shards, frozenset(self._held))
@@ -184,66 +195,98 @@ class KinesisSource:
             return
         for shard_id in found.ended:  # read to its end, by this pipeline or another
             self._shards[shard_id].finished = True
-        for shard_id in self._held - found.held:  # another pipeline reads it from now
+        for shard_id in (self._held | self._leaving) - found.held:  # not to be read here now
             shard = self._shards[shard_id]
             shard.fetched.clear()
             shard.iterator = None
-            self._handed.pop(shard_id, None)
+            # What was fetched and not handed out is not read: not to its end any more.
+            shard.finished = shard_id in found.ended
+            if shard_id not in found.leaving:  # handed back: another pipeline reads it
+                self._forget(shard_id)
         for shard_id in found.held - self._held:  # taken: from its stored checkpoint
             shard = self._shards[shard_id]
             shard.fetched.clear()
             shard.iterator = None
-            shard.checkpoint = found.checkpoints.get(shard_id)
+            # Or, if it was being handed back, after what was handed out from it.
+            shard.checkpoint = found.checkpoints.get(shard_id, self._handed.get(shard_id))
             if shard.checkpoint is not None:
                 self._handed[shard_id] = shard.checkpoint
         self._held = set(found.held)
+        self._leaving = set(found.leaving)
+
+    def _forget(self, shard_id: str) -> None:
+        self._handed.pop(shard_id, None)
+        self._said.pop(shard_id, None)
+        self._unsaved.pop(shard_id, None)
 
     def _share(self, shards: list[Seen], held: frozenset[str]) -> Shares:
         """One lease round, on a worker thread (the lease board's own connection)."""
         with self._board_lock:
             board = self._leases
-            if board is None:  # released meanwhile: stopping
+            if board is None or self._stopping():  # handing back: no new round
                 return Shares(frozenset(), frozenset(), {})
             return share_on(
                 board, self._group, self._owner, self._lease_seconds, self.key, shards, held
             )
 
     def _release(self) -> None:
-        """Stopping: hand the leases back, so the group's others carry on at once (from
-        the checkpoints stored; a batch still in flight may be read twice then)."""
-        board, self._leases = self._leases, None
+        """Stopping: hand back the leases of the shards whose positions are all committed,
+        so the group's others carry on at once; the others as their batches commit
+        (or, if those never do, when their leases run out)."""
+        board = self._leases
         if board is None:
             return
-        keys = [self.key(shard_id) for shard_id in sorted(self._held)]
-        keys.append(f"member:{self._owner}")
+        held = self._held | self._leaving
+        going = [shard_id for shard_id in sorted(held) if shard_id not in self._unsaved]
+        if held and not going:
+            return
+        keys = [self.key(shard_id) for shard_id in going]
+        if len(going) == len(held):
+            keys.append(f"member:{self._owner}")
+            self._leases = None
         with self._board_lock, contextlib.suppress(StoreError):
             board.release_leases(self._group, self._owner, keys)
-            board.close()
-        self._held = set()
+            if self._leases is None:
+                board.close()
+        self._held -= set(going)
+        self._leaving -= set(going)
 
     def positions(self) -> Sequence[SourcePosition]:
-        """Each shard's checkpoint, with how far behind the stream's tip its last read
-        was (MillisBehindLatest: `report --json` shows it under `sources`), and whether
-        it is read to its end (closed by a resharding, and all of it handed out)."""
+        """The checkpoints that moved since the last call (each is committed once, so the
+        pipeline can tell when a shard's last one is: see `committed`), each with how
+        far behind the stream's tip its last read was (MillisBehindLatest: `report
+        --json` shows it under `sources`), and whether the shard is read to its end
+        (closed by a resharding, and all of it handed out)."""
         handed: dict[str, str | None] = dict(self._handed)
         for shard in self._shards.values():
             ended = shard.finished and not shard.fetched
             if ended and (self._leases is None or shard.shard_id in self._held):
                 handed[shard.shard_id] = shard.checkpoint
-        return tuple(
-            SourcePosition(
-                self.key(shard_id),
-                json.dumps(
-                    {
-                        "sequence": sequence,
-                        "millis_behind_latest": self._shards[shard_id].behind_ms,
-                        "ended": self._shards[shard_id].finished
-                        and not self._shards[shard_id].fetched,
-                    }
-                ),
+        moved = []
+        for shard_id, sequence in sorted(handed.items()):
+            shard = self._shards[shard_id]
+            position = json.dumps(
+                {
+                    "sequence": sequence,
+                    "millis_behind_latest": shard.behind_ms,
+                    "ended": shard.finished and not shard.fetched,
+                }
             )
-            for shard_id, sequence in sorted(handed.items())
-        )
+            if self._said.get(shard_id) != position:
+                self._said[shard_id] = self._unsaved[shard_id] = position
+                moved.append(SourcePosition(self.key(shard_id), position))
+        return tuple(moved)
+
+    def committed(self, positions: Sequence[SourcePosition]) -> None:
+        """A batch holding these positions is committed: a shard whose newest position
+        is among them may be handed on (when stopping: now)."""
+        prefix = self.key("")
+        for position in positions:
+            shard_id = position.source.removeprefix(prefix)
+            if self._unsaved.get(shard_id) == position.position:
+                del self._unsaved[shard_id]
+        if self._stopping():
+            self._release()
 
     @property
     def behind_ms(self) -> float | None:
