@@ -11,6 +11,7 @@ import contextlib
 import json
 import signal
 import subprocess
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -209,7 +210,7 @@ def test_counts_added_before_a_kill_are_not_added_again(
     the writer sent again (the same mark) and a new run (another writer) each finish
     it, adding each count once."""
     monkeypatch.setattr(batch, "COUNTS", 3)
-    table = store.table
+    table = store.batches.table  # what a batch writes through
     transact = table.transact
     made = 0
 
@@ -256,7 +257,7 @@ def test_users_are_counted_exactly_whoever_adds_them_and_however_often(
         ]
     )[0]
     write(store, early, BatchMark("w", 1, None))
-    table = store.table
+    table = store.batches.table
     transact = table.transact
     made = 0
 
@@ -327,6 +328,60 @@ def test_writers_sharing_events_store_each_once(store: DynamoStore) -> None:
     assert store.counters()["duplicates"] == sent - 400
     counters = store.table.get("counters", "events_total") or {}
     assert not [name for name in counters if name.startswith("h:")]  # forgotten
+
+
+def test_retention_goes_by_ttl_and_readers_leave_out_what_is_past_its_time(
+    store: DynamoStore,
+) -> None:
+    """Each item is written with its time to go (`x`, the table's TTL attribute):
+    DynamoDB deletes it, up to two days late, and moto never does, so readers leave
+    out what is past its time themselves. Nothing is deleted by hand."""
+    from imdb_tui.clock import utc_iso
+    from imdb_tui.events import Rejection
+    from imdb_tui.store.dynamodb.table import key
+
+    retention = 7 * 86_400.0
+    assert time.time() > NOW + retention  # what was written at NOW is past its time
+    old_time = utc_iso(NOW - 5 * 86_400)
+    old = events(range(10), event_time=old_time)
+    bad = [Rejection("not JSON", "{", 1)]
+    aggregate = Aggregator(UTC)
+    store.write_batch(old, bad, old_time, aggregate, retention=retention)  # at NOW
+    # Written now: kept a week from now, whatever their own time (history loaded today).
+    store.batches.clock = time.time
+    store.write_batch(events(range(10, 15)), [], utc_iso(NOW), aggregate, retention=retention)
+
+    assert store.count_events() == 5
+    assert store.events_per_minute(old_time[:16] + "Z") == [("2026-11-23T10:00Z", 5)]
+    assert store.top_movies(old_time[:10], 10) == []
+    assert store.users_on(old_time[:10]) in (None, 0)
+    assert store.dead_letters(10) == []
+    assert store.counters()["events_total"] == 15  # all time, as on every store
+    assert store.prune(utc_iso(NOW), 100) == 0  # DynamoDB deletes them, at no cost
+
+    client, table = store.table.client, store.table.name
+    item = client.get_item(TableName=table, Key=key(f"E#{old[0].event_id}", "-"))["Item"]
+    assert int(item["x"]["N"]) == int(NOW + retention)  # still there
+    kept = client.get_item(TableName=table, Key=key("counters", "events_total"))["Item"]
+    assert "x" not in kept  # counters are kept for good
+    ttl = client.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
+    assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "x"}
+
+    # A batch its writer left applying is finished by the next run with the same times.
+    kill_at("apply", 1)
+    late = events(range(20, 25))
+    with pytest.raises(Killed):
+        store.write_batch(
+            late, [], utc_iso(NOW), aggregate, mark=BatchMark("dead", 1, None), retention=retention
+        )
+    marks.before_step = None
+    next_run = DynamoStore(store.table)
+    next_run.batches.clock = lambda: time.time() + batch.LIVE_FOR + batch.GRACE + 1
+    next_run.batches.recover()
+    assert store.count_events() == 10
+    entry = f"{late[0].event_time}#{late[0].event_id}"
+    item = client.get_item(TableName=table, Key=key(f"T#{late[0].event_time[:16]}Z", entry))["Item"]
+    assert int(item["x"]["N"]) > time.time() + retention - 60
 
 
 def test_no_credentials_is_said_as_such_not_as_a_missing_table(

@@ -56,8 +56,9 @@ def test_big_batches_are_stored_whole(database: Database, monkeypatch: pytest.Mo
     store.close()
 
 
-def test_retention_deletes_old_events_in_steps(database: Database) -> None:
-    store = database.open()
+def test_retention_deletes_old_events_in_steps(sql_database: Database) -> None:
+    """(On DynamoDB, items go by TTL instead: test_dynamodb.)"""
+    store = sql_database.open()
     write(store, events(range(10), event_time="2026-11-01T10:00:00.000Z"))
     write(store, events(range(10, 15)))
     assert store.prune("2026-11-20T00:00:00.000Z", limit=4) == 4

@@ -169,6 +169,7 @@ class Consumer:
                     positions,
                     self._health(),
                     self._settings.max_bytes,
+                    self._settings.retention_seconds,
                 )
             except OutOfOrder:  # the batch before failed: it goes again first
                 if before is not None and not before.done():

@@ -130,6 +130,7 @@ class Producer:
             if self.rate is None:
                 await asyncio.sleep(0)  # let the consumer in between chunks
         self.done = True
+        self.source.stop()  # read no more (at its end, --count, an input error): let go
         # Only on the way out in order: when cancelled, the consumer is cancelled too.
         await self._queue.put(END)
 

@@ -108,6 +108,7 @@ class BatchWriter(Protocol):
         health: PipelineHealth | None = None,
         mark: BatchMark | None = None,
         max_bytes: int | None = None,
+        retention: float | None = None,
     ) -> list[Event]:
         """Store a batch in one transaction and return the events that were new.
 
@@ -121,7 +122,9 @@ class BatchWriter(Protocol):
         names: a mark already stored raises AlreadyStored (with what it did then), and
         one whose `after` is not stored raises OutOfOrder. With `max_bytes`, a backend
         that frees space at once (SQLite) deletes the oldest rows in the same
-        transaction as needed to stay within it (see hold_size).
+        transaction as needed to stay within it (see hold_size). `retention`, in
+        seconds, is for a backend whose items expire by themselves (DynamoDB's
+        TTL): each item is written with its time to go; elsewhere `prune` deletes.
         """
         ...
 
@@ -315,9 +318,11 @@ class Writer(Protocol):
         positions: Sequence[SourcePosition] = (),
         health: PipelineHealth | None = None,
         max_bytes: int | None = None,
+        retention: float | None = None,
     ) -> Written:
         """Write (or write again) batch `number`, which is stored only once batch
-        `after` is (None: it is the first); `max_bytes`: see BatchWriter.write_batch."""
+        `after` is (None: it is the first); `max_bytes` and `retention`: see
+        BatchWriter.write_batch."""
         ...
 
     async def put_health(self, health: PipelineHealth) -> None: ...

@@ -295,6 +295,7 @@ class PostgresStore(SqlStore):
         health: PipelineHealth | None = None,
         mark: BatchMark | None = None,
         max_bytes: int | None = None,  # held by hold_size: see there
+        retention: float | None = None,  # old rows are deleted by prune
     ) -> list[Event]:
         """See BatchWriter.write_batch."""
 

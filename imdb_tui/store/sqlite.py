@@ -273,6 +273,7 @@ class SqliteStore(SqlStore):
         health: PipelineHealth | None = None,
         mark: BatchMark | None = None,
         max_bytes: int | None = None,
+        retention: float | None = None,  # old rows are deleted by prune
     ) -> list[Event]:
         """See BatchWriter.write_batch."""
         db = self._db

@@ -105,6 +105,7 @@ class WriteBatch:
     positions: list[tuple[str, str]]
     health: tuple[object, ...] | None
     max_bytes: int | None
+    retention: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,9 +206,11 @@ class RequestWriter:
         positions: Sequence[SourcePosition] = (),
         health: PipelineHealth | None = None,
         max_bytes: int | None = None,
+        retention: float | None = None,
     ) -> Written:
         """Write (or write again) batch `number`, which is stored only once batch
-        `after` is (None: it is the first); `max_bytes`: see BatchWriter.write_batch."""
+        `after` is (None: it is the first); `max_bytes` and `retention`: see
+        BatchWriter.write_batch."""
         answer = await self._call(
             WriteBatch(
                 self.id,
@@ -220,6 +223,7 @@ class RequestWriter:
                 [(p.source, p.position) for p in positions],
                 None if health is None else astuple(health),
                 max_bytes,
+                retention,
             )
         )
         assert isinstance(answer, tuple)
@@ -595,6 +599,7 @@ def _handle(store: Store, aggregate: Aggregator, request: Request) -> Answer:
                 None if request.health is None else PipelineHealth(*request.health),  # type: ignore[arg-type]
                 mark,
                 request.max_bytes,
+                request.retention,
             )
         except AlreadyStored as done:
             return (done.stored, done.duplicates, done.rejected, [], True)

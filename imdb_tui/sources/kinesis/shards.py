@@ -82,9 +82,8 @@ class KinesisSource:
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self._held: set[str] = set()
         self._leaving: set[str] = set()  # held until what was read from them is committed
-        self._leased = 0.0
         self._board_lock = threading.Lock()  # the board's connection: one thread at a time
-        self._renewing: asyncio.Future[None] | None = None
+        self._renewing: asyncio.Task[None] | None = None
         self.name = f"{KINESIS}{self._stream}"
         self._from = start_from
         self._timestamp = _moment(start_from)
@@ -109,6 +108,8 @@ class KinesisSource:
         self._stopped = asyncio.Event()
         await self._list_shards()
         await self._lease_round()
+        if self._leases is not None:
+            self._renewing = asyncio.create_task(self._keep_leases())
         resumed = 0
         for shard in self._shards.values():
             position = stored(self.key(shard.shard_id))
@@ -129,10 +130,6 @@ class KinesisSource:
         while not self._stopping():
             if time.monotonic() - self._listed > SHARDS_REFRESH:
                 await self._list_shards()
-            renewing = self._renewing is not None and not self._renewing.done()
-            if not renewing and time.monotonic() - self._leased > self._lease_seconds / 3:
-                # In the background: a round may wait on the store's lock for a while.
-                self._renewing = asyncio.ensure_future(self._lease_round())
             self._fetch_due()
             records = self._take(limit)
             if records:
@@ -172,11 +169,21 @@ class KinesisSource:
 
     # Leases --------------------------------------------------------------------
 
+    async def _keep_leases(self) -> None:
+        """A lease round every third of the lease, in the background, whatever reading
+        does: a pipeline waiting on a slow store (its queue full, so nothing read for a
+        while) keeps its shards, and no other pipeline reads them meanwhile."""
+        assert self._stopped is not None
+        while not self._stopping():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), self._lease_seconds / 3)
+            if not self._stopping():
+                await self._lease_round()
+
     async def _lease_round(self) -> None:
         """Renew this pipeline's leases, take free or expired ones up to its share of
         the shards to read (shared out among the group's live owners), and hand back
         what is over its share, for a pipeline that has too few."""
-        self._leased = time.monotonic()
         if self._leases is None:
             return
         shards = [

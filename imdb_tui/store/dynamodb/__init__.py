@@ -5,12 +5,13 @@ AWS_ENDPOINT_URL (or AWS_ENDPOINT_URL_DYNAMODB) for a local endpoint. boto3 is
 the `aws` extra, imported only when a DynamoDB store is opened.
 
 - batch.py: a batch's write, exactly once, in steps (the argument is there);
-- layout.py: where each of the model's tables lives, as items;
+- who.py: who had events (each user's newest time, a movie's users a day);
+- layout.py: where each of the model's tables lives, as items, and when they go;
 - table.py: the calls on the table, retried while their failure passes.
 
-Under construction (issue 24): the writes, the counts and the health board are
-here; the users' figures, the catalogue, the tail, leases, retention and the
-wiring into `open_store` come next.
+Retention is DynamoDB's TTL: what a batch writes carries its time to go (layout.
+expiry), and the reading side leaves out items past it (Table.hides_expired), as
+the TTL deletes them up to two days late, or never on a local endpoint.
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ from imdb_tui.store import (
     recent_cutoff,
 )
 from imdb_tui.store.dynamodb import layout, who
-from imdb_tui.store.dynamodb.batch import BatchWrites, event_key
-from imdb_tui.store.dynamodb.table import TOP_INDEX, Cancelled, Conflict, Table, key
+from imdb_tui.store.dynamodb.batch import BatchWrites
+from imdb_tui.store.dynamodb.table import TOP_INDEX, TTL_ATTRIBUTE, Conflict, Table
 from imdb_tui.store.writer import ProcessWriter, ThreadWriter
 from imdb_tui.tail import TAIL_SCAN, EventMatch, Tail, TailEvent
 
@@ -79,9 +80,9 @@ class DynamoStore:
     """A store on one DynamoDB table. Safe to use from one thread at a time."""
 
     def __init__(self, table: Table) -> None:
-        self.table = table
+        self.table = table  # what figures read: items past their time left out
         self.name = f"{SCHEME}{table.name}"
-        self.batches = BatchWrites(table)
+        self.batches = BatchWrites(table.twin(hides_expired=False))
 
     @classmethod
     def open(cls, name: str, *, create: bool = False) -> DynamoStore:
@@ -115,13 +116,23 @@ class DynamoStore:
         health: PipelineHealth | None = None,
         mark: BatchMark | None = None,
         max_bytes: int | None = None,  # refused for DynamoDB when the run starts
+        retention: float | None = None,
     ) -> list[Event]:
-        """See BatchWriter.write_batch, and batch.py for how it is made exactly once."""
+        """See BatchWriter.write_batch, and batch.py for how it is made exactly once.
+        With `retention`, each item a batch writes is given its time to go."""
         for position in positions:
             if not isinstance(position.position, str) or not position.source:
                 raise StoreError(f"a source's position must be text: {position.source!r}")
         return self.batches.write(
-            events, rejections, received_at, aggregate, aggregates, positions, health, mark
+            events,
+            rejections,
+            received_at,
+            aggregate,
+            aggregates,
+            positions,
+            health,
+            mark,
+            retention,
         )
 
     def forget_writer(self, writer: str) -> None:
@@ -131,83 +142,19 @@ class DynamoStore:
         self.table.put(layout.health_item(health_row(health)))
 
     def prune(self, before: str, limit: int) -> int:
-        """Delete up to `limit` events and dead letters older than `before`, oldest
-        minutes first, through the time index; each goes in a transaction with the
-        count of pruned rows, so the counts stay exact if this stops part way."""
-        deleted = 0
-        first = self.first_quarter_hour()
-        if first is None:
-            return 0
-        counted = [m for m, _ in self.events_per_minute(first) if m < before[:16] + "Z"]
-        counted += [before[:16] + "Z"]  # the cutoff's own minute, up to the cutoff
-        for minute in counted:
-            old = [
-                item
-                for item in self.table.query(layout.time_partition(minute), limit=limit - deleted)
-                if item["s"] < before
-            ]
-            for item in old:
-                event_id = item["s"].split("#", 1)[1]
-                deleted += self._prune_one(
-                    [event_key(event_id), (item["p"], item["s"])], "pruned_events"
-                )
-            if deleted >= limit:
-                return deleted
-        for day in [item["s"] for item in self.table.query(layout.LETTER_DAYS)]:
-            if day > before[:10]:
-                break
-            for item in list(self.table.query(layout.letter_partition(day), limit=limit - deleted)):
-                if item["received_at"] >= before:
-                    break
-                deleted += self._prune_one([(item["p"], item["s"])], "pruned_dead_letters")
-            if deleted >= limit:
-                break
-        return deleted
-
-    def _prune_one(self, keys: Sequence[tuple[str, str]], counter: str) -> int:
-        """Delete a row's items and count it, at once; 0 if it was gone already."""
-        first, *rest = keys
-        try:
-            self.table.transact(
-                [
-                    {
-                        "Delete": {
-                            "Key": key(*first),
-                            "ConditionExpression": "attribute_exists(p)",
-                        }
-                    },
-                    *({"Delete": {"Key": key(*k)}} for k in rest),
-                    {
-                        "Update": {
-                            "Key": key(layout.COUNTERS, counter),
-                            "UpdateExpression": "ADD n :one",
-                            "ExpressionAttributeValues": {":one": {"N": "1"}},
-                        }
-                    },
-                ]
-            )
-        except Cancelled:
-            for k in rest:
-                self.table.delete(*k)
-            return 0
-        return 1
+        """Nothing: events and dead letters go by DynamoDB's TTL (each was written with
+        its time to go, see write_batch), at no cost in writes, and readers leave them
+        out from then on. So `pruned_events` is not counted here."""
+        return 0
 
     def prune_aggregates(self, before: str) -> None:
-        """Drop counts older than `before`: whole minutes and quarter hours before its
-        minute, days before its day, and trending's periods more than two hours behind
-        the newest (or before `before`, whichever keeps more)."""
+        """The counts go by TTL too; here only trending's periods more than two hours
+        behind the newest (or before `before`, whichever keeps more) are deleted, and
+        the oldest quarter hour kept moves to `before`, so reads start there."""
         first = self.first_quarter_hour()
         if first is None:
             return
         minute = before[:16] + "Z"
-        for day in _days(first[:10], before[:10]):
-            for p in (layout.minute_key(day)[0], layout.quarter_key(day)[0]):
-                for item in list(self.table.query(p, before=minute)):
-                    self.table.delete(item["p"], item["s"])
-            if day < before[:10]:
-                for p in (f"md#{day}", f"rd#{day}"):
-                    for item in list(self.table.query(p)):
-                        self.table.delete(item["p"], item["s"])
         newest = self.table.get(*layout.NEWEST)
         if newest is not None and "period" in newest:
             cutoff = recent_cutoff(str(newest["period"]), before)
@@ -609,7 +556,7 @@ def _counts(item: dict[str, object]) -> dict[str, int]:
     return {
         name: int(value)  # type: ignore[call-overload]
         for name, value in item.items()
-        if name not in ("p", "s", "g") and not name.startswith("h:")
+        if name not in ("p", "s", "g", TTL_ATTRIBUTE) and not name.startswith("h:")
     }
 
 

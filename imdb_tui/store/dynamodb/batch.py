@@ -33,7 +33,8 @@ with the same result. Its record, `B#<writer>/<number>`, says how far it went:
    the batch's order, are the new ones.
 3. **Plan.** What the new events add (`Aggregates`: counts by minute, quarter hour,
    movie and day, ratings, trending, a movie's minutes; the counters), the dead
-   letters, the positions and the health row are written as the attempt's plan
+   letters, the positions, the health row and the retention its items go by (TTL)
+   are written as the attempt's plan
    (`<number>#plan#<attempt>#<k>`), then the record moves to `applying` if it is
    still `pending` at this attempt (else it was aborted: back to step 1).
 4. **Apply.** Each count is added by one update (a hundred to a transaction: those
@@ -102,6 +103,7 @@ from imdb_tui.store.dynamodb.layout import (
     commit_items,
     event_item,
     event_of,
+    expiry,
     plan_of,
     time_item,
 )
@@ -192,8 +194,10 @@ class BatchWrites:
         positions: Sequence[SourcePosition],
         health: PipelineHealth | None,
         mark: BatchMark | None,
+        retention: float | None = None,
     ) -> list[Event]:
         once = mark is None
+        self._expire(retention)
         if mark is None:
             mark = BatchMark(f"once-{uuid.uuid4().hex}", 1, None)
         self.heard(mark.writer)
@@ -225,6 +229,7 @@ class BatchWrites:
                 positions=positions,
                 health=health_row(health) if health is not None else None,
             )
+            plan["retention"] = retention  # what finishes it stamps its items the same
             self._step("plan", mark)
             if not self._plan(attempt, plan):
                 continue  # aborted by another writer, which took us for dead
@@ -236,6 +241,10 @@ class BatchWrites:
             self._trim(mark, once)
             return new
         raise StoreError(f"batch {mark.number} aborted {ATTEMPTS} times by other writers")
+
+    def _expire(self, retention: float | None) -> None:
+        """What is written from now on goes `retention` after its time (None: never)."""
+        self.table.expiry = None if retention is None else expiry(retention, lambda: self.clock())
 
     def _step(self, step: str, mark: BatchMark) -> None:
         self.heard(mark.writer)
@@ -490,6 +499,7 @@ class BatchWrites:
         ]
 
     def _apply(self, attempt: Attempt, plan: dict[str, Any], new: Sequence[Event]) -> None:
+        self._expire(plan.get("retention"))  # as its writer would (this may finish another's)
         mark = f"h:{attempt.writer}"
 
         def add(count: list[Any]) -> dict[str, Any]:

@@ -11,14 +11,16 @@ TOP_SHARDS partitions so that no one index partition takes every movie's writes.
 
 from __future__ import annotations
 
+import re
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from imdb_tui.aggregates import Aggregates
-from imdb_tui.events import Event, Rejection
+from imdb_tui.events import Event, Rejection, seconds
 from imdb_tui.store import HEALTH_FIELDS, SourcePosition
-from imdb_tui.store.dynamodb.table import Item, wire_item
+from imdb_tui.store.dynamodb.table import Expiry, Item, wire_item
 
 TOP_SHARDS: Final = 8
 COUNTERS: Final = "counters"
@@ -32,6 +34,15 @@ CATALOG_SOURCE: Final = ("catalog_source", "-")
 MOVIE_PARTITIONS: Final = 16
 NEWEST: Final = ("newest", "-")
 """The newest minute and event time counted: set only ever later."""
+
+EXPIRING: Final = frozenset(
+    ("E", "T", "D", "epm", "epq", "md", "rd", "rv", "mvm", "UM", "upm", "ud", "MU", "muc")
+)
+"""The kinds of item (a partition key's part before `#`) that retention lets go: an
+event and its time index entry, dead letters, and every count of a minute or a day
+(who.py's too). The counters, positions, health, catalogue, each user's last time
+and the batches' records are kept for good."""
+_MOMENT: Final = re.compile(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2})?")
 
 Count = tuple[str, str, dict[str, int], dict[str, object]]
 """A counter item's partition and sort keys, what to add to it, and what to set."""
@@ -210,3 +221,26 @@ def commit_items(plan: dict[str, Any]) -> list[dict[str, Any]]:
     if plan["health"] is not None:
         items.append(health_item(plan["health"]))
     return [wire_item(item) for item in items]
+
+
+def expiry(retention: float, clock: Callable[[], float]) -> Expiry:
+    """When each item goes: `retention` seconds after its time (an event's own time,
+    else the end of the minute or day its keys name, the partition's first), or
+    after it is written if that is later (`clock`: now), so that history loaded
+    today is kept as long as today's events, and a clock behind deletes nothing
+    early."""
+
+    def expires(p: str, s: str, event_time: str | None) -> float | None:
+        if p.split("#", 1)[0] not in EXPIRING:
+            return None
+        if event_time is not None:
+            return max(seconds(event_time), clock()) + retention
+        found = _MOMENT.search(p) or _MOMENT.search(s)
+        if found is None:
+            return None
+        text = found.group()
+        span = 60 if found.group(1) else 86_400
+        start = datetime.fromisoformat(text if span == 60 else f"{text}T00:00")
+        return max(start.replace(tzinfo=UTC).timestamp() + span, clock()) + retention
+
+    return expires

@@ -11,7 +11,9 @@ all, then raised as a StoreError in one line; other failures are raised at once.
 
 from __future__ import annotations
 
+import copy
 import random
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
@@ -23,6 +25,10 @@ from imdb_tui.store import StoreError
 T = TypeVar("T")
 
 Item = dict[str, Any]
+
+Expiry = Callable[[str, str, "str | None"], "float | None"]
+"""When an item goes (epoch seconds), from its keys and its event time `t` if any;
+None: never."""
 
 TTL_ATTRIBUTE: Final = "x"
 """Epoch seconds after which an item is past its time (DynamoDB's TTL deletes it, up
@@ -98,12 +104,23 @@ def key(p: str, s: str) -> dict[str, Any]:
 class Table:
     """The store's table, through one boto3 client (safe to share between threads)."""
 
-    def __init__(self, client: Any, name: str, patience: float = 60.0) -> None:
+    def __init__(
+        self, client: Any, name: str, patience: float = 60.0, *, hides_expired: bool = True
+    ) -> None:
         self.client = client
         self.name = name
         self.patience = patience
         self.waiting: Callable[[str | None], None] = lambda reason: None
         """Told why calls wait (throttled, unreachable), and None when they go through."""
+        self.expiry: Expiry | None = None
+        """If set, what this table writes is given its time to go (TTL_ATTRIBUTE)."""
+        self.hides_expired = hides_expired
+        """Reads leave out items past their time (what figures read). Off for a batch's
+        writes, which reason about every item there is, gone or not."""
+
+    def twin(self, *, hides_expired: bool) -> Table:
+        """The same table through the same client, for another job."""
+        return Table(self.client, self.name, self.patience, hides_expired=hides_expired)
 
     # Calls, retried while the reason passes ---------------------------------------
 
@@ -112,6 +129,8 @@ class Table:
         reason; ConditionalCheckFailed raises Conflict, a cancelled transaction
         Cancelled, anything else a StoreError."""
         method = getattr(self.client, operation)
+        if self.expiry is not None and operation in _STAMPED:
+            arguments = _STAMPED[operation](copy.deepcopy(arguments), self.expiry)
         pause, started = 0.05, time.monotonic()
         while True:
             try:
@@ -146,7 +165,7 @@ class Table:
     def get(self, p: str, s: str) -> Item | None:
         answer = self.call("get_item", TableName=self.name, Key=key(p, s), ConsistentRead=True)
         item = answer.get("Item")
-        return plain_item(item) if item else None
+        return plain_item(item) if item and self._live(item) else None
 
     def get_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Item]:
         """The items of these keys that exist (consistent reads, 100 a call)."""
@@ -162,6 +181,8 @@ class Table:
             while pending:
                 answer = self.call("batch_get_item", RequestItems=pending)
                 for raw in answer.get("Responses", {}).get(self.name, []):
+                    if not self._live(raw):
+                        continue
                     item = plain_item(raw)
                     found[item["p"], item["s"]] = item
                 pending = answer.get("UnprocessedKeys") or {}
@@ -293,6 +314,8 @@ class Table:
                 arguments["Limit"] = limit - given
             answer = self.call("query", **arguments)
             for raw in answer.get("Items", []):
+                if not self._live(raw):
+                    continue
                 item = plain_item(raw)
                 yield item
                 given += 1
@@ -312,6 +335,12 @@ class Table:
             "Select": "COUNT",
             "ConsistentRead": True,
         }
+        if self.hides_expired:
+            arguments |= {
+                "FilterExpression": "attribute_not_exists(#x) OR #x > :now",
+                "ExpressionAttributeNames": {"#x": TTL_ATTRIBUTE},
+            }
+            arguments["ExpressionAttributeValues"][":now"] = wire(int(time.time()))
         total = 0
         while True:
             answer = self.call("query", **arguments)
@@ -320,6 +349,11 @@ class Table:
             if not last:
                 return total
             arguments["ExclusiveStartKey"] = last
+
+    def _live(self, raw: Mapping[str, Any]) -> bool:
+        """Whether an item read (typed) is to be seen: not past its time, if hidden."""
+        expires = raw.get(TTL_ATTRIBUTE)
+        return not (self.hides_expired and expires and float(expires["N"]) <= time.time())
 
     # The table itself ----------------------------------------------------------------
 
@@ -393,3 +427,63 @@ def _cancelled(error: BaseException) -> list[int] | None:
     if codes and all(code in ("None", "ConditionalCheckFailed") for code in codes):
         return [i for i, code in enumerate(codes) if code == "ConditionalCheckFailed"]
     return None
+
+
+# Each item written is given its time to go (Table.expiry) -------------------------
+
+_SET: Final = re.compile(r"\bSET\b")
+
+
+def _stamp_item(item: dict[str, Any], expiry: Expiry) -> dict[str, Any]:
+    event_time = item.get("t", {}).get("S")
+    expires = expiry(item["p"]["S"], item["s"]["S"], event_time)
+    if expires is not None:
+        item[TTL_ATTRIBUTE] = {"N": str(int(expires))}
+    return item
+
+
+def _stamp_update(update: dict[str, Any], expiry: Expiry) -> dict[str, Any]:
+    """An update that also sets the item's time to go (counts' items: their keys say)."""
+    expires = expiry(update["Key"]["p"]["S"], update["Key"]["s"]["S"], None)
+    if expires is None:
+        return update
+    expression = update["UpdateExpression"]
+    found = _SET.search(expression)
+    if found is None:
+        expression += " SET #xx = :xx"
+    else:
+        expression = f"{expression[: found.end()]} #xx = :xx,{expression[found.end() :]}"
+    update["UpdateExpression"] = expression
+    update.setdefault("ExpressionAttributeNames", {})["#xx"] = TTL_ATTRIBUTE
+    update.setdefault("ExpressionAttributeValues", {})[":xx"] = {"N": str(int(expires))}
+    return update
+
+
+def _stamp_put(arguments: dict[str, Any], expiry: Expiry) -> dict[str, Any]:
+    arguments["Item"] = _stamp_item(arguments["Item"], expiry)
+    return arguments
+
+
+def _stamp_transaction(arguments: dict[str, Any], expiry: Expiry) -> dict[str, Any]:
+    for action in arguments["TransactItems"]:
+        if "Put" in action:
+            _stamp_item(action["Put"]["Item"], expiry)
+        elif "Update" in action:
+            _stamp_update(action["Update"], expiry)
+    return arguments
+
+
+def _stamp_batch(arguments: dict[str, Any], expiry: Expiry) -> dict[str, Any]:
+    for requests in arguments["RequestItems"].values():
+        for request in requests:
+            if "PutRequest" in request:
+                _stamp_item(request["PutRequest"]["Item"], expiry)
+    return arguments
+
+
+_STAMPED: Final[dict[str, Callable[[dict[str, Any], Expiry], dict[str, Any]]]] = {
+    "put_item": _stamp_put,
+    "update_item": _stamp_update,
+    "transact_write_items": _stamp_transaction,
+    "batch_write_item": _stamp_batch,
+}
