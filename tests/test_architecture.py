@@ -62,14 +62,20 @@ def test_sql_lives_only_in_the_store_package() -> None:
 def test_a_reading_query_lives_in_one_place_for_every_sql_backend() -> None:
     """The jobs' methods are written once (store/sql.py); a backend defines only
     those whose work truly differs."""
-    from imdb_tui.store import CatalogueStore, HealthBoard, LeaseBoard, MetricsReader
+    from imdb_tui.store import (
+        CatalogueStore,
+        EventArchive,
+        HealthBoard,
+        LeaseBoard,
+        MetricsReader,
+    )
     from imdb_tui.store.postgres import PostgresStore
     from imdb_tui.store.sqlite import SqliteStore
 
     differs = {"size_bytes", "close", "catalog_weights"}
     jobs = {
         name
-        for job in (MetricsReader, CatalogueStore, HealthBoard, LeaseBoard)
+        for job in (MetricsReader, CatalogueStore, HealthBoard, LeaseBoard, EventArchive)
         for name in vars(job)
         if not name.startswith("_")
     }

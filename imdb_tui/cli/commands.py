@@ -1,4 +1,4 @@
-"""The `imdb-tui` commands: monitor (the default), run, watch, produce and report."""
+"""The `imdb-tui` commands: monitor (the default), run, watch, produce, report and export."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import signal
 import sys
 import time
 from datetime import date, tzinfo
+from pathlib import Path
 
 import click
 
@@ -47,6 +48,9 @@ from imdb_tui.cli.setup import open_store, pipeline_into, stdin_for_events
 from imdb_tui.clock import ManualClock, SystemClock, local_day
 from imdb_tui.display import literal, plural
 from imdb_tui.events import seconds
+from imdb_tui.export import TABLES as EXPORT_TABLES
+from imdb_tui.export import ExportError
+from imdb_tui.export import export as export_days
 from imdb_tui.imdb import write_title_basics
 from imdb_tui.metrics import not_kept, oldest_day, read_movie, read_snapshot
 from imdb_tui.pipeline import Pipeline, PipelineSettings, RunSummary
@@ -454,6 +458,71 @@ def report(
     finally:
         store.close()
     click.echo(output)
+
+
+@cli.command()
+@db_option
+@click.option(
+    "--to",
+    "to",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="The folder to write (made if missing): one folder a table in it, one a day in"
+    " each (dt=YYYY-MM-DD).",
+)
+@click.option("--since", metavar="YYYY-MM-DD", help="The first UTC day. Default: the oldest kept.")
+@click.option("--until", metavar="YYYY-MM-DD", help="The last UTC day. Default: the newest.")
+@click.option(
+    "--tables",
+    default=",".join(EXPORT_TABLES),
+    show_default=True,
+    metavar="NAMES",
+    help="Which tables, comma-separated: " + ", ".join(EXPORT_TABLES) + ".",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print what was done as one JSON object.")
+def export(
+    db: str,
+    pg_schema: str,
+    to: Path,
+    since: str | None,
+    until: str | None,
+    tables: str,
+    as_json: bool,
+) -> None:
+    """Write the stored events and their counts as Parquet, for BI tools.
+
+    Each table is a folder of UTC days, Hive-style (events/dt=2026-11-23/
+    part-00000.parquet), with typed columns: what Athena, Redshift Spectrum,
+    DuckDB and Spark read as they are. A day exported again replaces its folder
+    whole (written aside first), so running it again never duplicates rows. The
+    database is opened read-only.
+
+    \b
+    Examples:
+      imdb-tui export --to bi/
+      imdb-tui export --db postgresql://dash@db/engagement --to bi/ --since 2026-11-01
+    DuckDB, for one, reads them as read_parquet('bi/events/*/*.parquet',
+    hive_partitioning = true).
+    """
+    chosen = [name.strip() for name in tables.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in EXPORT_TABLES]
+    if unknown or not chosen:
+        known = ", ".join(EXPORT_TABLES)
+        raise Failure(f"--tables {literal(tables)!r}: name some of {known}")
+    store = open_store(db, read_only=True, pg_schema=pg_schema)
+    try:
+        done = export_days(store, to, since, until, chosen)
+    except (ExportError, StoreError) as error:
+        raise Failure(str(error)) from None
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(done.to_json()))
+        return
+    rows = ", ".join(f"{name} {done.rows[name]:,}" for name in chosen)
+    days = plural(len(done.days), "day")
+    click.echo(f"exported {days} to {to} in {done.seconds:.1f} s: {rows} rows")
 
 
 def _check_day(day: str, store: Store, moment: float, tz: tzinfo | None) -> None:

@@ -260,6 +260,15 @@ class HealthBoard(Protocol):
     def position(self, source: str) -> str | None: ...
 
 
+class EventArchive(Protocol):
+    """The stored events themselves, a span of time at a time (what `export` writes)."""
+
+    def events_between(self, start: str, stop: str, chunk: int) -> Iterator[list[Event]]:
+        """The events kept with start <= event_time < stop (canonical times), in time
+        order, `chunk` or so at a time: memory stays bounded however many there are."""
+        ...
+
+
 class LeaseBoard(Protocol):
     """Leases on a stream's shards, so that pipelines of one consumer group read each
     shard one at a time. Times are the pipelines' clocks (epoch seconds)."""
@@ -344,7 +353,9 @@ class Writer(Protocol):
     async def close(self) -> None: ...
 
 
-class Store(BatchWriter, MetricsReader, CatalogueStore, HealthBoard, LeaseBoard, Protocol):
+class Store(
+    BatchWriter, MetricsReader, CatalogueStore, HealthBoard, LeaseBoard, EventArchive, Protocol
+):
     """A connection to one backend, doing every job. Use it from one thread at a time."""
 
     name: str

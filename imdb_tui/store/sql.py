@@ -546,6 +546,31 @@ class SqlStore:
             )[0][0]
         )
 
+    def events_between(self, start: str, stop: str, chunk: int) -> Iterator[list[Event]]:
+        """Pages down the time index, each from the last one's last time; the events of
+        that time already given are left out by id (the page is made longer by as many,
+        so a time that more events share than a page holds is read whole)."""
+        columns = (
+            f"event_id, {self._out(Kind.INSTANT, 'event_time')}, user_id, session_id,"
+            " movie_id, event_type, rating"
+        )
+        since, given = start, set[str]()  # the ids at time `since` handed out
+        while True:
+            rows = self._query(
+                f"SELECT {columns} FROM events"  # noqa: S608
+                " WHERE event_time >= ? AND event_time < ? ORDER BY event_time LIMIT ?",
+                (since, stop, chunk + len(given)),
+            )
+            page = [Event(*row) for row in rows if row[0] not in given]
+            if page:
+                yield page
+            if len(rows) < chunk + len(given):
+                return
+            last = rows[-1][1]
+            if last != since:
+                since, given = last, set()
+            given |= {row[0] for row in rows if row[1] == last}
+
     def count_events(self) -> int:
         """Raw events stored now (after retention), by counting rows: slow on big stores."""
         return int(self._query("SELECT count(*) FROM events")[0][0])

@@ -493,6 +493,24 @@ class DynamoStore:
         later = sum(n for m, n in self.events_per_minute(minute) if m > minute)
         return min(limit, own + later)
 
+    def events_between(self, start: str, stop: str, chunk: int) -> Iterator[list[Event]]:
+        """The time index's minutes from `start`'s to `stop`'s, a Query each (the minutes
+        with events only, as the counts by minute say)."""
+        page: list[Event] = []
+        for minute, _ in self.events_per_minute(start[:16] + "Z"):
+            if f"{minute[:16]}:00.000Z" >= stop:  # the minute starts at the end or later
+                break
+            for item in self.table.query(layout.time_partition(minute), start=start):
+                event = layout.event_of_time_item(item)
+                if event.event_time >= stop:
+                    break
+                page.append(event)
+                if len(page) >= chunk:
+                    yield page
+                    page = []
+        if page:
+            yield page
+
     def count_events(self) -> int:
         """Raw events stored now, by counting the time index's items minute by minute
         (every item is read: slow on big stores, as counting rows is elsewhere)."""

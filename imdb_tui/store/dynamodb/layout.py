@@ -122,8 +122,17 @@ def time_item(event: Event) -> Item:
     return {
         "p": time_partition(event.event_time[:16] + "Z"),
         "s": f"{event.event_time}#{event.event_id}",
+        "ss": event.session_id,
         **_what(event),
     }
+
+
+def event_of_time_item(item: Item) -> Event:
+    """An event read back from its entry in the time index (all of it: `export`)."""
+    moment, event_id = item["s"].split("#", 1)
+    return Event(
+        event_id, moment, item["u"], item.get("ss", ""), item["m"], item["y"], item.get("r")
+    )
 
 
 def plan_of(

@@ -1,0 +1,226 @@
+"""`imdb-tui export`: the stored events and their counts as Parquet files a BI tool
+reads (Athena, QuickSight through Athena, Redshift Spectrum, DuckDB, Spark).
+
+One folder a table, one folder a UTC day in it, Hive-style (`events/dt=2026-11-23/
+part-00000.parquet`), typed columns (times in UTC, the event type dictionary-
+encoded), zstd-compressed. A day is written aside (`.dt=DAY.<id>.tmp`) and then
+put in place of the day's folder, so a day exported again replaces it whole and a
+reader never sees half of one: rerunning never duplicates rows. The events are
+read a chunk at a time through the store's EventArchive (every store, no SQL here),
+so memory stays bounded whatever the store holds.
+
+pyarrow is imported only here, when exporting (`pip install 'imdb-tui[export]'`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, Final
+
+from imdb_tui.events import EVENT_TYPES, Event
+from imdb_tui.store import Store
+
+TABLES: Final = ("events", "events_hourly", "events_daily")
+"""What can be exported: the events, and their counts by UTC hour and by UTC day
+and type."""
+CHUNK: Final = 65_536
+"""Events read and written at a time: one Parquet row group each."""
+
+
+class ExportError(Exception):
+    """What stops an export, said in one line (a destination that cannot be written,
+    no Parquet library, days the wrong way round)."""
+
+
+@dataclass
+class Exported:
+    """What an export did."""
+
+    days: list[str] = field(default_factory=list)
+    rows: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"days": self.days, "rows": self.rows, "seconds": round(self.seconds, 3)}
+
+
+def export(
+    store: Store,
+    to: Path,
+    since: str | None = None,
+    until: str | None = None,
+    tables: Sequence[str] = TABLES,
+    progress: Callable[[str, str, int], None] = lambda table, day, rows: None,
+) -> Exported:
+    """Write each UTC day from `since` to `until` (YYYY-MM-DD, both included; by
+    default every day the store keeps) of each of `tables` under `to`."""
+    pa, pq = _arrow()
+    started = time.perf_counter()
+    done = Exported(rows=dict.fromkeys(tables, 0))
+    for day in days_kept(store, since, until):
+        stop = f"{date.fromisoformat(day) + timedelta(days=1)}T00:00:00.000Z"
+        start = f"{day}T00:00:00.000Z"
+        wrote = False
+        for table in tables:
+            if table == "events":
+                chunks: Iterator[Any] = (
+                    _events_batch(pa, events) for events in store.events_between(start, stop, CHUNK)
+                )
+            else:
+                chunks = iter(_counts_batch(pa, store, day, hourly=table == "events_hourly"))
+            rows = _write_day(pa, pq, to / table, day, chunks, _SCHEMAS[table](pa))
+            done.rows[table] += rows
+            wrote = wrote or rows > 0
+            progress(table, day, rows)
+        if wrote:
+            done.days.append(day)
+    done.seconds = time.perf_counter() - started
+    return done
+
+
+def days_kept(store: Store, since: str | None, until: str | None) -> list[str]:
+    """The UTC days from the oldest counts kept (or `since`) to the newest event's
+    (or `until`)."""
+    for name, text in (("--since", since), ("--until", until)):
+        if text is not None:
+            try:
+                date.fromisoformat(text)
+            except ValueError:
+                raise ExportError(f"{name} {text!r}: a day, as YYYY-MM-DD") from None
+    if since is not None and until is not None and since > until:
+        raise ExportError(f"--since {since} is after --until {until}")
+    first, newest = store.first_quarter_hour(), store.newest_minute()
+    if first is None or newest is None:
+        return []
+    start = max(first[:10], since or first[:10])
+    end = min(newest[:10], until or newest[:10])
+    days = []
+    day = date.fromisoformat(start)
+    while day.isoformat() <= end:
+        days.append(day.isoformat())
+        day += timedelta(days=1)
+    return days
+
+
+# Writing -----------------------------------------------------------------------
+
+
+def _write_day(pa: Any, pq: Any, folder: Path, day: str, chunks: Iterator[Any], schema: Any) -> int:
+    """One day's folder of a table, written aside and then put in place of the old one
+    (none is made for a day with no rows; an old one is then removed). The rows."""
+    final = folder / f"dt={day}"
+    aside = folder / f".dt={day}.{uuid.uuid4().hex[:12]}"
+    try:
+        for stale in folder.glob(f".dt={day}.*"):  # left by an export that was stopped
+            shutil.rmtree(stale, ignore_errors=True)
+        rows = 0
+        writer = None
+        try:
+            for batch in chunks:
+                if not batch.num_rows:
+                    continue
+                if writer is None:
+                    aside.mkdir(parents=True)
+                    writer = pq.ParquetWriter(
+                        aside / "part-00000.parquet", schema, compression="zstd"
+                    )
+                writer.write_batch(batch)
+                rows += batch.num_rows
+        finally:
+            if writer is not None:
+                writer.close()
+        old = folder / f".dt={day}.{uuid.uuid4().hex[:12]}.old"
+        if final.exists():
+            final.rename(old)
+        if rows:
+            aside.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+        return rows
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(aside, ignore_errors=True)
+        raise ExportError(f"{folder}: {error.strerror or error}") from None
+
+
+def _arrow() -> tuple[Any, Any]:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ExportError(
+            "export writes Parquet with pyarrow: pip install 'imdb-tui[export]'"
+        ) from None
+    return pa, pq
+
+
+def _kind(pa: Any) -> Any:
+    return pa.dictionary(pa.int8(), pa.string())
+
+
+_SCHEMAS: Final[dict[str, Callable[[Any], Any]]] = {
+    "events": lambda pa: pa.schema(
+        [
+            ("event_id", pa.string()),
+            ("event_time", pa.timestamp("ms", tz="UTC")),
+            ("user_id", pa.string()),
+            ("session_id", pa.string()),
+            ("movie_id", pa.string()),
+            ("event_type", _kind(pa)),
+            ("rating", pa.int8()),
+        ]
+    ),
+    "events_hourly": lambda pa: pa.schema(
+        [("hour", pa.timestamp("ms", tz="UTC")), ("event_type", _kind(pa)), ("events", pa.int64())]
+    ),
+    "events_daily": lambda pa: pa.schema(
+        [("day", pa.date32()), ("event_type", _kind(pa)), ("events", pa.int64())]
+    ),
+}
+
+
+def _events_batch(pa: Any, events: list[Event]) -> Any:
+    columns = list(zip(*events, strict=True))
+    event_id, event_time, user_id, session_id, movie_id, event_type, rating = columns
+    schema = _SCHEMAS["events"](pa)
+    return pa.record_batch(
+        [
+            pa.array(event_id, pa.string()),
+            pa.array(event_time, pa.string()).cast(pa.timestamp("ms", tz="UTC")),
+            pa.array(user_id, pa.string()),
+            pa.array(session_id, pa.string()),
+            pa.array(movie_id, pa.string()),
+            pa.array(event_type, pa.string()).dictionary_encode().cast(_kind(pa)),
+            pa.array(rating, pa.int8()),
+        ],
+        schema=schema,
+    )
+
+
+def _counts_batch(pa: Any, store: Store, day: str, hourly: bool) -> list[Any]:
+    """A day's events by UTC hour (or by the whole day) and type, from the counts by
+    quarter hour that every store keeps."""
+    hours = [f"{day}T{hour:02d}:00Z" for hour in range(24)]
+    stop = f"{date.fromisoformat(day) + timedelta(days=1)}T00:00Z"
+    bounds = [*hours, stop] if hourly else [hours[0], stop]
+    counts = sorted(
+        (i, kind, n) for i, kind, n in store.events_per_period(bounds) if n and kind in EVENT_TYPES
+    )
+    if not counts:
+        return []
+    periods, kinds, numbers = zip(*counts, strict=True)
+    kind_column = pa.array(kinds, pa.string()).dictionary_encode().cast(_kind(pa))
+    if hourly:
+        first = pa.array([f"{hours[i][:13]}:00:00Z" for i in periods], pa.string())
+        key = first.cast(pa.timestamp("ms", tz="UTC"))
+        schema = _SCHEMAS["events_hourly"](pa)
+    else:
+        key = pa.array([date.fromisoformat(day)] * len(counts), pa.date32())
+        schema = _SCHEMAS["events_daily"](pa)
+    return [pa.record_batch([key, kind_column, pa.array(numbers, pa.int64())], schema=schema)]

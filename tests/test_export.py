@@ -1,0 +1,130 @@
+"""`imdb-tui export`: Parquet that DuckDB reads as a BI user would, with the same
+figures as `report`, from every store, and a day exported again replaced whole."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Database
+from tests.test_cli import imdb_tui
+
+DAYS = ("2026-11-19", "2026-11-20", "2026-11-21")
+
+
+def produced(count: int, seed: int, start: str) -> str:
+    made = imdb_tui("produce", "--count", str(count), "--seed", str(seed), "--start", start)
+    assert made.returncode == 0, made.stderr
+    return made.stdout
+
+
+def duckdb_rows(sql: str) -> list[tuple[object, ...]]:
+    duckdb = pytest.importorskip("duckdb")
+    rows: list[tuple[object, ...]] = duckdb.sql(sql).fetchall()
+    return rows
+
+
+def by_day_and_type(folder: Path) -> dict[str, dict[str, int]]:
+    """What DuckDB reads from the exported events: rows per day and type."""
+    found: dict[str, dict[str, int]] = {}
+    rows = duckdb_rows(
+        f"SELECT dt, event_type, count(*) FROM read_parquet('{folder}/events/*/*.parquet',"  # noqa: S608
+        " hive_partitioning = true) GROUP BY ALL"
+    )
+    for day, kind, n in rows:
+        found.setdefault(str(day), {})[str(kind)] = int(str(n))
+    return found
+
+
+def test_an_export_reads_in_duckdb_as_report_says_and_a_day_again_is_replaced(
+    database: Database, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    env = {**os.environ, "TZ": "UTC"}  # local days are the export's UTC days
+    if database.backend == "dynamodb":
+        env |= request.getfixturevalue("aws")
+    source = tmp_path / "events.jsonl"
+    source.write_text("".join(produced(150, n, f"{day}T10:00:00Z") for n, day in enumerate(DAYS)))
+    ran = imdb_tui("run", "--source", str(source), *database.args, env=env, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    folder = tmp_path / "bi"
+
+    def export(*args: str) -> dict[str, object]:
+        done = imdb_tui("export", *database.args, "--to", str(folder), "--json", *args, env=env)
+        assert done.returncode == 0, done.stderr
+        answer: dict[str, object] = json.loads(done.stdout)
+        return answer
+
+    def reported(day: str) -> dict[str, int]:
+        args = ("report", *database.args, "--json", "--as-of", "latest", "--day", day)
+        report = imdb_tui(*args, env=env)
+        assert report.returncode == 0, report.stderr
+        return {kind: n for kind, n in json.loads(report.stdout)["by_type"].items() if n}
+
+    first = export()
+    assert first["days"] == list(DAYS)
+    assert by_day_and_type(folder) == {day: reported(day) for day in DAYS}
+    hourly = duckdb_rows(
+        f"SELECT dt, sum(events) FROM read_parquet('{folder}/events_hourly/*/*.parquet',"  # noqa: S608
+        " hive_partitioning = true) GROUP BY ALL ORDER BY ALL"
+    )
+    assert [(str(day), int(str(n))) for day, n in hourly] == [(day, 150) for day in DAYS]
+    types = duckdb_rows(
+        f"SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM read_parquet("  # noqa: S608
+        f"'{folder}/events/*/*.parquet', hive_partitioning = true))"
+    )
+    assert dict(types) == {
+        "event_id": "VARCHAR",
+        "event_time": "TIMESTAMP WITH TIME ZONE",
+        "user_id": "VARCHAR",
+        "session_id": "VARCHAR",
+        "movie_id": "VARCHAR",
+        "event_type": "VARCHAR",
+        "rating": "TINYINT",
+        "dt": "DATE",
+    }
+
+    # Again, and after more events on the last day: no row twice, the day brought up to date.
+    assert export()["rows"] == first["rows"]
+    assert sum(map(sum, (kinds.values() for kinds in by_day_and_type(folder).values()))) == 450
+    more = tmp_path / "more.jsonl"
+    more.write_text(produced(60, 9, f"{DAYS[-1]}T20:00:00Z"))
+    ran = imdb_tui("run", "--source", str(more), *database.args, env=env, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    assert export("--since", DAYS[-1])["days"] == [DAYS[-1]]
+    assert by_day_and_type(folder) == {day: reported(day) for day in DAYS}
+    assert sum(by_day_and_type(folder)[DAYS[-1]].values()) == 210
+    assert not [p for p in folder.rglob(".*")]  # nothing left aside
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--since", "2026-11-21", "--until", "2026-11-20"], "is after --until"),
+        (["--since", "yesterday"], "a day, as YYYY-MM-DD"),
+        (["--tables", "events,moviez"], "--tables 'events,moviez': name some of events"),
+    ],
+)
+def test_bad_export_options_are_one_line(tmp_path: Path, args: list[str], said: str) -> None:
+    db = tmp_path / "e.db"
+    source = tmp_path / "events.jsonl"
+    source.write_text(produced(20, 1, "2026-11-20T10:00:00Z"))
+    assert imdb_tui("run", "--source", str(source), "--db", str(db)).returncode == 0
+    result = imdb_tui("export", "--db", str(db), "--to", str(tmp_path / "bi"), *args)
+    assert result.returncode == 2
+    assert len(result.stderr.splitlines()) == 1 and said in result.stderr, result.stderr
+
+
+def test_a_destination_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
+    db = tmp_path / "e.db"
+    source = tmp_path / "events.jsonl"
+    source.write_text(produced(20, 1, "2026-11-20T10:00:00Z"))
+    assert imdb_tui("run", "--source", str(source), "--db", str(db)).returncode == 0
+    blocked = tmp_path / "bi"
+    blocked.mkdir()
+    (blocked / "events").write_text("a file where the table's folder goes")
+    result = imdb_tui("export", "--db", str(db), "--to", str(blocked))
+    assert result.returncode == 2
+    assert len(result.stderr.splitlines()) == 1 and str(blocked / "events") in result.stderr
