@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any, Final
 
 from imdb_tui.events import EVENT_TYPES, Event
-from imdb_tui.store import Store
+from imdb_tui.store import MovieOfDay, Store
 
-TABLES: Final = ("events", "events_hourly", "events_daily")
-"""What can be exported: the events, and their counts by UTC hour and by UTC day
-and type."""
+TABLES: Final = ("events", "events_hourly", "events_daily", "movie_daily")
+"""What can be exported: the events, their counts by UTC hour and by UTC day and
+type, and each movie's figures by local day (as the store keeps days)."""
 CHUNK: Final = 65_536
 """Events read and written at a time: one Parquet row group each."""
 
@@ -73,6 +73,8 @@ def export(
                 chunks: Iterator[Any] = (
                     _events_batch(pa, events) for events in store.events_between(start, stop, CHUNK)
                 )
+            elif table == "movie_daily":
+                chunks = iter(_movies_batch(pa, day, store.movies_on(day)))
             else:
                 chunks = iter(_counts_batch(pa, store, day, hourly=table == "events_hourly"))
             rows = _write_day(pa, pq, to / table, day, chunks, _SCHEMAS[table](pa))
@@ -182,7 +184,39 @@ _SCHEMAS: Final[dict[str, Callable[[Any], Any]]] = {
     "events_daily": lambda pa: pa.schema(
         [("day", pa.date32()), ("event_type", _kind(pa)), ("events", pa.int64())]
     ),
+    "movie_daily": lambda pa: pa.schema(
+        [
+            ("day", pa.date32()),
+            ("movie_id", pa.string()),
+            ("title", pa.string()),
+            ("year", pa.int16()),
+            ("genres", pa.list_(pa.string())),
+            *((f"{kind}s", pa.int64()) for kind in EVENT_TYPES),
+            ("users", pa.int64()),
+            ("ratings", pa.int64()),
+            ("rating_sum", pa.int64()),
+        ]
+    ),
 }
+
+
+def _movies_batch(pa: Any, day: str, movies: list[MovieOfDay]) -> list[Any]:
+    """A local day's movies: events by type, distinct users, ratings (their count and
+    sum, so that averages over days come out right), with the catalogue's title."""
+    if not movies:
+        return []
+    columns: list[Any] = [
+        pa.array([date.fromisoformat(day)] * len(movies), pa.date32()),
+        pa.array([m.movie_id for m in movies], pa.string()),
+        pa.array([m.title for m in movies], pa.string()),
+        pa.array([m.year for m in movies], pa.int16()),
+        pa.array([list(m.genres) for m in movies], pa.list_(pa.string())),
+        *(pa.array([m.events.get(kind, 0) for m in movies], pa.int64()) for kind in EVENT_TYPES),
+        pa.array([m.users for m in movies], pa.int64()),
+        pa.array([sum(m.ratings.values()) for m in movies], pa.int64()),
+        pa.array([sum(r * n for r, n in m.ratings.items()) for m in movies], pa.int64()),
+    ]
+    return [pa.record_batch(columns, schema=_SCHEMAS["movie_daily"](pa))]
 
 
 def _events_batch(pa: Any, events: list[Event]) -> Any:

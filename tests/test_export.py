@@ -86,6 +86,24 @@ def test_an_export_reads_in_duckdb_as_report_says_and_a_day_again_is_replaced(
         "dt": "DATE",
     }
 
+    for day in DAYS:  # each movie's day as report says it
+        args = ("report", *database.args, "--json", "--as-of", "latest", "--day", day)
+        report = json.loads(imdb_tui(*args, env=env).stdout)
+        movies = {
+            movie: (views, clicks, users, ratings)
+            for movie, views, clicks, users, ratings in duckdb_rows(
+                "SELECT movie_id, views, clicks, users, ratings FROM read_parquet("  # noqa: S608
+                f"'{folder}/movie_daily/dt={day}/*.parquet')"
+            )
+        }
+        assert {m["movie_id"]: m["views"] for m in report["top_movies"]} == {
+            m["movie_id"]: movies[m["movie_id"]][0] for m in report["top_movies"]
+        }
+        assert sum(ratings for *_, ratings in movies.values()) == report["ratings"]["count"]
+        top = report["top_movies"][0]["movie_id"]
+        one = json.loads(imdb_tui(*args, "--movie", top, env=env).stdout)
+        assert movies[top][:3] == (one["views"], one["by_type"]["click"], one["users"])
+
     # Again, and after more events on the last day: no row twice, the day brought up to date.
     assert export()["rows"] == first["rows"]
     assert sum(map(sum, (kinds.values() for kinds in by_day_and_type(folder).values()))) == 450

@@ -260,8 +260,28 @@ class HealthBoard(Protocol):
     def position(self, source: str) -> str | None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class MovieOfDay:
+    """A movie's figures of one local day, with what the catalogue knows of it."""
+
+    movie_id: str
+    title: str | None
+    year: int | None
+    genres: tuple[str, ...]
+    events: dict[str, int]
+    """by event type"""
+    users: int
+    ratings: dict[int, int]
+    """rate events by rating (1 to 10)"""
+
+
 class EventArchive(Protocol):
-    """The stored events themselves, a span of time at a time (what `export` writes)."""
+    """The stored events themselves, a span of time at a time, and each day's figures
+    per movie (what `export` writes)."""
+
+    def movies_on(self, day: str) -> list[MovieOfDay]:
+        """Every movie with events on a local day (as the aggregates keep days)."""
+        ...
 
     def events_between(self, start: str, stop: str, chunk: int) -> Iterator[list[Event]]:
         """The events kept with start <= event_time < stop (canonical times), in time

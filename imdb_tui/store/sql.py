@@ -21,6 +21,7 @@ from imdb_tui.health import PipelineHealth
 from imdb_tui.store import (
     HEALTH_FIELDS,
     DeadLetter,
+    MovieOfDay,
     SourcePosition,
     TopMovie,
     health_from_rows,
@@ -545,6 +546,48 @@ class SqlStore:
                 (moment, limit),
             )[0][0]
         )
+
+    def movies_on(self, day: str) -> list[MovieOfDay]:
+        """Three reads of the day's rows: events by type (with the catalogue's titles),
+        users, ratings."""
+        if not self._has("movie_events_daily"):
+            return []
+        events: dict[str, dict[str, int]] = {}
+        about: dict[str, tuple[str | None, int | None, str | None]] = {}
+        for movie_id, title, year, genres, kind, n in self._query(
+            "SELECT e.movie_id, m.title, m.year, m.genres, e.event_type, e.events"
+            " FROM movie_events_daily AS e LEFT JOIN movies AS m ON m.movie_id = e.movie_id"
+            " WHERE e.day = ?",
+            (day,),
+        ):
+            events.setdefault(movie_id, {})[kind] = int(n)
+            about[movie_id] = (title, year, genres)
+        users: dict[str, int] = {}
+        if self._has("movie_user_counts"):
+            users = dict(
+                self._query(
+                    "SELECT movie_id, CAST(sum(users) AS BIGINT) FROM movie_user_counts"
+                    " WHERE day = ? GROUP BY movie_id",
+                    (day,),
+                )
+            )
+        ratings: dict[str, dict[int, int]] = {}
+        for movie_id, rating, n in self._query(
+            "SELECT movie_id, rating, ratings FROM movie_ratings_daily WHERE day = ?", (day,)
+        ):
+            ratings.setdefault(movie_id, {})[int(rating)] = int(n)
+        return [
+            MovieOfDay(
+                movie_id,
+                about[movie_id][0],
+                about[movie_id][1],
+                tuple(g for g in (about[movie_id][2] or "").split(",") if g),
+                by_type,
+                int(users.get(movie_id, 0)),
+                ratings.get(movie_id, {}),
+            )
+            for movie_id, by_type in sorted(events.items())
+        ]
 
     def events_between(self, start: str, stop: str, chunk: int) -> Iterator[list[Event]]:
         """Pages down the time index, each from the last one's last time; the events of

@@ -37,6 +37,7 @@ from imdb_tui.store import (
     HEALTH_FIELDS,
     BatchMark,
     DeadLetter,
+    MovieOfDay,
     SourcePosition,
     StoreError,
     TopMovie,
@@ -492,6 +493,34 @@ class DynamoStore:
                 return limit
         later = sum(n for m, n in self.events_per_minute(minute) if m > minute)
         return min(limit, own + later)
+
+    def movies_on(self, day: str) -> list[MovieOfDay]:
+        """The day's movie items (a Query), their users (a Query of each shard of the
+        day's counts) and the catalogue's items of them (100 a call)."""
+        items = {item["s"]: item for item in self.table.query(layout.movie_day_key(day, "")[0])}
+        users: dict[str, int] = {}
+        for shard in range(who.SHARDS):
+            p, _ = who.movie_users_key(shard, day, "")
+            for item in self.table.query(p):
+                users[item["s"]] = users.get(item["s"], 0) + int(item.get("n", 0))
+        known = self.table.get_many([layout.movie_key(movie_id) for movie_id in items])
+        catalogue = {movie["s"]: movie for movie in known.values()}
+        found = []
+        for movie_id, item in sorted(items.items()):
+            counts = _counts(item)
+            movie = catalogue.get(movie_id, {})
+            found.append(
+                MovieOfDay(
+                    movie_id,
+                    movie.get("title"),
+                    movie.get("year"),
+                    tuple(g for g in str(movie.get("genres", "")).split(",") if g),
+                    {k: n for k, n in counts.items() if not re.fullmatch(r"r\d+", k)},
+                    users.get(movie_id, 0),
+                    {int(k[1:]): n for k, n in counts.items() if re.fullmatch(r"r\d+", k)},
+                )
+            )
+        return found
 
     def events_between(self, start: str, stop: str, chunk: int) -> Iterator[list[Event]]:
         """The time index's minutes from `start`'s to `stop`'s, a Query each (the minutes
