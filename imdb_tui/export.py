@@ -9,12 +9,20 @@ reader never sees half of one: rerunning never duplicates rows. The events are
 read a chunk at a time through the store's EventArchive (every store, no SQL here),
 so memory stays bounded whatever the store holds.
 
+Without `since` and `until`, an export writes only the days that changed since the
+last export to the same folder: the day's events count differs from the one
+noted then (a new day, the day in progress, late events). What was exported is
+noted in the folder itself (STATE: underscored, so that readers of the tables
+leave it out), so each destination knows what it holds, and the store can be
+read with read-only rights.
+
 pyarrow is imported only here, when exporting (`pip install 'imdb-tui[export]'`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import time
 import uuid
@@ -27,6 +35,8 @@ from typing import Any, Final
 from imdb_tui.events import EVENT_TYPES, Event
 from imdb_tui.store import MovieOfDay, Store
 
+STATE: Final = "_imdb_tui_export.json"
+"""What an export wrote to a folder: each day's events count then, by table."""
 TABLES: Final = ("events", "events_hourly", "events_daily", "movie_daily")
 """What can be exported: the events, their counts by UTC hour and by UTC day and
 type, and each movie's figures by local day (as the store keeps days)."""
@@ -58,13 +68,26 @@ def export(
     until: str | None = None,
     tables: Sequence[str] = TABLES,
     progress: Callable[[str, str, int], None] = lambda table, day, rows: None,
+    stopping: Callable[[], bool] = lambda: False,
 ) -> Exported:
-    """Write each UTC day from `since` to `until` (YYYY-MM-DD, both included; by
-    default every day the store keeps) of each of `tables` under `to`."""
+    """Write each UTC day from `since` to `until` (YYYY-MM-DD, both included) of each
+    of `tables` under `to`; with neither, each day that changed since the last
+    export there. `stopping` is asked between days (the day begun is finished)."""
     pa, pq = _arrow()
     started = time.perf_counter()
     done = Exported(rows=dict.fromkeys(tables, 0))
-    for day in days_kept(store, since, until):
+    days = days_kept(store, since, until)
+    counts = _day_counts(store, days)
+    state = _read_state(to)
+    for day in days:
+        if stopping():
+            break
+        if (
+            since is None
+            and until is None
+            and all(state.get(table, {}).get(day) == counts[day] for table in tables)
+        ):
+            continue  # unchanged since it was exported
         stop = f"{date.fromisoformat(day) + timedelta(days=1)}T00:00:00.000Z"
         start = f"{day}T00:00:00.000Z"
         wrote = False
@@ -81,10 +104,43 @@ def export(
             done.rows[table] += rows
             wrote = wrote or rows > 0
             progress(table, day, rows)
+            state.setdefault(table, {})[day] = counts[day]
+        _write_state(to, state)
         if wrote:
             done.days.append(day)
     done.seconds = time.perf_counter() - started
     return done
+
+
+def _day_counts(store: Store, days: list[str]) -> dict[str, int]:
+    """Each UTC day's events, from the counts by quarter hour (one read for all)."""
+    if not days:
+        return {}
+    bounds = [f"{day}T00:00Z" for day in days]
+    bounds.append(f"{date.fromisoformat(days[-1]) + timedelta(days=1)}T00:00Z")
+    counts = dict.fromkeys(days, 0)
+    for i, _, n in store.events_per_period(bounds):
+        counts[days[i]] += n
+    return counts
+
+
+def _read_state(to: Path) -> dict[str, dict[str, int]]:
+    try:
+        state: dict[str, dict[str, int]] = json.loads((to / STATE).read_text())["tables"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}  # none yet (or not one of ours): every day is exported
+    return state
+
+
+def _write_state(to: Path, state: dict[str, dict[str, int]]) -> None:
+    """Written aside and put in place, so a stopped export leaves the last one whole."""
+    aside = to / f".{STATE}.{uuid.uuid4().hex[:12]}"
+    try:
+        to.mkdir(parents=True, exist_ok=True)
+        aside.write_text(json.dumps({"version": 1, "tables": state}, sort_keys=True))
+        aside.replace(to / STATE)
+    except OSError as error:
+        raise ExportError(f"{to}: {error.strerror or error}") from None
 
 
 def days_kept(store: Store, since: str | None, until: str | None) -> list[str]:

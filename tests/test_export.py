@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
 
 from tests.conftest import Database
-from tests.test_cli import imdb_tui
+from tests.test_cli import COMMAND, imdb_tui
 
 DAYS = ("2026-11-19", "2026-11-20", "2026-11-21")
 
@@ -105,16 +108,43 @@ def test_an_export_reads_in_duckdb_as_report_says_and_a_day_again_is_replaced(
         assert movies[top][:3] == (one["views"], one["by_type"]["click"], one["users"])
 
     # Again, and after more events on the last day: no row twice, the day brought up to date.
-    assert export()["rows"] == first["rows"]
+    assert export() == {"days": [], "rows": dict.fromkeys(first["rows"], 0), "seconds": ANY}
     assert sum(map(sum, (kinds.values() for kinds in by_day_and_type(folder).values()))) == 450
     more = tmp_path / "more.jsonl"
     more.write_text(produced(60, 9, f"{DAYS[-1]}T20:00:00Z"))
     ran = imdb_tui("run", "--source", str(more), *database.args, env=env, timeout=120)
     assert ran.returncode == 0, ran.stderr
-    assert export("--since", DAYS[-1])["days"] == [DAYS[-1]]
+    assert export()["days"] == [DAYS[-1]]  # what changed since, only
     assert by_day_and_type(folder) == {day: reported(day) for day in DAYS}
     assert sum(by_day_and_type(folder)[DAYS[-1]].values()) == 210
+    assert export("--since", DAYS[0], "--until", DAYS[0])["days"] == [DAYS[0]]  # asked for
+    assert by_day_and_type(folder) == {day: reported(day) for day in DAYS}
     assert not [p for p in folder.rglob(".*")]  # nothing left aside
+
+
+def test_every_keeps_exporting_beside_a_run_and_sigterm_ends_it_with_0(tmp_path: Path) -> None:
+    db, folder = tmp_path / "e.db", tmp_path / "bi"
+    first = tmp_path / "first.jsonl"
+    first.write_text(produced(100, 1, f"{DAYS[0]}T10:00:00Z"))
+    assert imdb_tui("run", "--source", str(first), "--db", str(db)).returncode == 0
+    command = [COMMAND, "export", "--db", str(db), "--to", str(folder), "--every", "0.2", "--json"]
+    exporting = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert exporting.stdout is not None
+        assert json.loads(exporting.stdout.readline())["days"] == [DAYS[0]]
+        later = tmp_path / "later.jsonl"
+        later.write_text(produced(80, 2, f"{DAYS[1]}T10:00:00Z"))
+        assert imdb_tui("run", "--source", str(later), "--db", str(db)).returncode == 0
+        while (line := json.loads(exporting.stdout.readline()))["days"] != [DAYS[1]]:
+            assert line["days"] == [], line  # nothing changed in between
+        exporting.send_signal(signal.SIGTERM)
+        assert exporting.wait(timeout=30) == 0, exporting.stderr.read()
+    finally:
+        exporting.kill()
+    assert {day: sum(kinds.values()) for day, kinds in by_day_and_type(folder).items()} == {
+        DAYS[0]: 100,
+        DAYS[1]: 80,
+    }
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from datetime import date, tzinfo
 from pathlib import Path
@@ -480,7 +481,19 @@ def report(
     metavar="NAMES",
     help="Which tables, comma-separated: " + ", ".join(EXPORT_TABLES) + ".",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print what was done as one JSON object.")
+@click.option(
+    "--every",
+    type=DurationParam("s"),
+    metavar="DURATION",
+    help="Keep exporting what changed every DURATION (30s, 5m) until Ctrl-C or SIGTERM,"
+    " which finish the day begun and exit 0.",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print what was done as one JSON object (a line a round).",
+)
 def export(
     db: str,
     pg_schema: str,
@@ -488,6 +501,7 @@ def export(
     since: str | None,
     until: str | None,
     tables: str,
+    every: float | None,
     as_json: bool,
 ) -> None:
     """Write the stored events and their counts as Parquet, for BI tools.
@@ -495,7 +509,9 @@ def export(
     Each table is a folder of UTC days, Hive-style (events/dt=2026-11-23/
     part-00000.parquet), with typed columns: what Athena, Redshift Spectrum,
     DuckDB and Spark read as they are. A day exported again replaces its folder
-    whole (written aside first), so running it again never duplicates rows. The
+    whole (written aside first), so running it again never duplicates rows.
+    Without --since and --until, only the days that changed since the last export
+    to the same folder are written (noted in DIR/_imdb_tui_export.json). The
     database is opened read-only.
 
     \b
@@ -511,18 +527,26 @@ def export(
         known = ", ".join(EXPORT_TABLES)
         raise Failure(f"--tables {literal(tables)!r}: name some of {known}")
     store = open_store(db, read_only=True, pg_schema=pg_schema)
+    stop = threading.Event()
+    if every is not None:  # the day begun is finished, then the command ends with 0
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, lambda *_: stop.set())
     try:
-        done = export_days(store, to, since, until, chosen)
+        while True:
+            done = export_days(store, to, since, until, chosen, stopping=stop.is_set)
+            if as_json:
+                click.echo(json.dumps(done.to_json()))
+            else:
+                rows = ", ".join(f"{name} {done.rows[name]:,}" for name in chosen)
+                days = plural(len(done.days), "day")
+                when = f"{time.strftime('%H:%M:%S')} " if every is not None else ""
+                click.echo(f"{when}exported {days} to {to} in {done.seconds:.1f} s: {rows} rows")
+            if every is None or stop.wait(every):
+                break
     except (ExportError, StoreError) as error:
         raise Failure(str(error)) from None
     finally:
         store.close()
-    if as_json:
-        click.echo(json.dumps(done.to_json()))
-        return
-    rows = ", ".join(f"{name} {done.rows[name]:,}" for name in chosen)
-    days = plural(len(done.days), "day")
-    click.echo(f"exported {days} to {to} in {done.seconds:.1f} s: {rows} rows")
 
 
 def _check_day(day: str, store: Store, moment: float, tz: tzinfo | None) -> None:
