@@ -176,3 +176,41 @@ def test_a_destination_that_cannot_be_written_is_one_line(tmp_path: Path) -> Non
     result = imdb_tui("export", "--db", str(db), "--to", str(blocked))
     assert result.returncode == 2
     assert len(result.stderr.splitlines()) == 1 and str(blocked / "events") in result.stderr
+
+
+def test_an_export_to_s3_puts_one_object_a_table_and_day(
+    aws: dict[str, str], tmp_path: Path
+) -> None:
+    """On moto's S3: the same layout as a folder, each day one object (replaced whole
+    by an upload); a bucket that is not there is one line."""
+    import io
+
+    import boto3
+    import pyarrow.parquet as pq
+
+    db = tmp_path / "e.db"
+    source = tmp_path / "events.jsonl"
+    source.write_text("".join(produced(100, n, f"{day}T10:00:00Z") for n, day in enumerate(DAYS)))
+    assert imdb_tui("run", "--source", str(source), "--db", str(db), env=aws).returncode == 0
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="lake")
+
+    def export(*args: str) -> subprocess.CompletedProcess[str]:
+        return imdb_tui("export", "--db", str(db), "--to", "s3://lake/imdb", *args, env=aws)
+
+    assert export().returncode == 0
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket="lake")["Contents"]}
+    tables = ("events", "events_hourly", "events_daily", "movie_daily")
+    days = {f"imdb/{t}/dt={day}/part-00000.parquet" for t in tables for day in DAYS}
+    assert keys == days | {"imdb/_imdb_tui_export.json"}
+    rows = 0
+    for day in DAYS:
+        body = s3.get_object(Bucket="lake", Key=f"imdb/events/dt={day}/part-00000.parquet")
+        rows += pq.read_table(io.BytesIO(body["Body"].read())).num_rows
+    assert rows == 300
+    again = export("--json")
+    assert json.loads(again.stdout)["days"] == []  # nothing changed: nothing written
+
+    missing = imdb_tui("export", "--db", str(db), "--to", "s3://no-such-bucket/x", env=aws)
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == "imdb-tui: s3://no-such-bucket/x: no such bucket"

@@ -12,7 +12,6 @@ import sys
 import threading
 import time
 from datetime import date, tzinfo
-from pathlib import Path
 
 import click
 
@@ -52,6 +51,8 @@ from imdb_tui.events import seconds
 from imdb_tui.export import TABLES as EXPORT_TABLES
 from imdb_tui.export import ExportError
 from imdb_tui.export import export as export_days
+from imdb_tui.export.destinations import DestinationError
+from imdb_tui.export.destinations import destination as export_to
 from imdb_tui.imdb import write_title_basics
 from imdb_tui.metrics import not_kept, oldest_day, read_movie, read_snapshot
 from imdb_tui.pipeline import Pipeline, PipelineSettings, RunSummary
@@ -467,10 +468,9 @@ def report(
     "--to",
     "to",
     required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    metavar="DIR",
-    help="The folder to write (made if missing): one folder a table in it, one a day in"
-    " each (dt=YYYY-MM-DD).",
+    metavar="DIR|s3://BUCKET/PREFIX",
+    help="Where to write: a folder (made if missing) or an S3 prefix (the standard AWS"
+    " configuration). One folder a table in it, one a day in each (dt=YYYY-MM-DD).",
 )
 @click.option("--since", metavar="YYYY-MM-DD", help="The first UTC day. Default: the oldest kept.")
 @click.option("--until", metavar="YYYY-MM-DD", help="The last UTC day. Default: the newest.")
@@ -497,7 +497,7 @@ def report(
 def export(
     db: str,
     pg_schema: str,
-    to: Path,
+    to: str,
     since: str | None,
     until: str | None,
     tables: str,
@@ -526,6 +526,10 @@ def export(
     if unknown or not chosen:
         known = ", ".join(EXPORT_TABLES)
         raise Failure(f"--tables {literal(tables)!r}: name some of {known}")
+    try:
+        where = export_to(to)
+    except DestinationError as error:
+        raise Failure(str(error)) from None
     store = open_store(db, read_only=True, pg_schema=pg_schema)
     stop = threading.Event()
     if every is not None:  # the day begun is finished, then the command ends with 0
@@ -533,7 +537,7 @@ def export(
             signal.signal(number, lambda *_: stop.set())
     try:
         while True:
-            done = export_days(store, to, since, until, chosen, stopping=stop.is_set)
+            done = export_days(store, where, since, until, chosen, stopping=stop.is_set)
             if as_json:
                 click.echo(json.dumps(done.to_json()))
             else:
@@ -543,7 +547,7 @@ def export(
                 click.echo(f"{when}exported {days} to {to} in {done.seconds:.1f} s: {rows} rows")
             if every is None or stop.wait(every):
                 break
-    except (ExportError, StoreError) as error:
+    except (ExportError, DestinationError, StoreError) as error:
         raise Failure(str(error)) from None
     finally:
         store.close()

@@ -21,11 +21,8 @@ pyarrow is imported only here, when exporting (`pip install 'imdb-tui[export]'`)
 
 from __future__ import annotations
 
-import contextlib
 import json
-import shutil
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -33,6 +30,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from imdb_tui.events import EVENT_TYPES, Event
+from imdb_tui.export.destinations import Destination
 from imdb_tui.store import MovieOfDay, Store
 
 STATE: Final = "_imdb_tui_export.json"
@@ -63,7 +61,7 @@ class Exported:
 
 def export(
     store: Store,
-    to: Path,
+    to: Destination,
     since: str | None = None,
     until: str | None = None,
     tables: Sequence[str] = TABLES,
@@ -100,7 +98,7 @@ def export(
                 chunks = iter(_movies_batch(pa, day, store.movies_on(day)))
             else:
                 chunks = iter(_counts_batch(pa, store, day, hourly=table == "events_hourly"))
-            rows = _write_day(pa, pq, to / table, day, chunks, _SCHEMAS[table](pa))
+            rows = to.put_day(table, day, _parquet(pq, chunks, _SCHEMAS[table](pa)))
             done.rows[table] += rows
             wrote = wrote or rows > 0
             progress(table, day, rows)
@@ -124,23 +122,16 @@ def _day_counts(store: Store, days: list[str]) -> dict[str, int]:
     return counts
 
 
-def _read_state(to: Path) -> dict[str, dict[str, int]]:
+def _read_state(to: Destination) -> dict[str, dict[str, int]]:
     try:
-        state: dict[str, dict[str, int]] = json.loads((to / STATE).read_text())["tables"]
-    except (OSError, ValueError, KeyError, TypeError):
+        state: dict[str, dict[str, int]] = json.loads(to.read_note(STATE) or "")["tables"]
+    except (ValueError, KeyError, TypeError):
         return {}  # none yet (or not one of ours): every day is exported
     return state
 
 
-def _write_state(to: Path, state: dict[str, dict[str, int]]) -> None:
-    """Written aside and put in place, so a stopped export leaves the last one whole."""
-    aside = to / f".{STATE}.{uuid.uuid4().hex[:12]}"
-    try:
-        to.mkdir(parents=True, exist_ok=True)
-        aside.write_text(json.dumps({"version": 1, "tables": state}, sort_keys=True))
-        aside.replace(to / STATE)
-    except OSError as error:
-        raise ExportError(f"{to}: {error.strerror or error}") from None
+def _write_state(to: Destination, state: dict[str, dict[str, int]]) -> None:
+    to.write_note(STATE, json.dumps({"version": 1, "tables": state}, sort_keys=True))
 
 
 def days_kept(store: Store, since: str | None, until: str | None) -> list[str]:
@@ -170,14 +161,11 @@ def days_kept(store: Store, since: str | None, until: str | None) -> list[str]:
 # Writing -----------------------------------------------------------------------
 
 
-def _write_day(pa: Any, pq: Any, folder: Path, day: str, chunks: Iterator[Any], schema: Any) -> int:
-    """One day's folder of a table, written aside and then put in place of the old one
-    (none is made for a day with no rows; an old one is then removed). The rows."""
-    final = folder / f"dt={day}"
-    aside = folder / f".dt={day}.{uuid.uuid4().hex[:12]}"
-    try:
-        for stale in folder.glob(f".dt={day}.*"):  # left by an export that was stopped
-            shutil.rmtree(stale, ignore_errors=True)
+def _parquet(pq: Any, chunks: Iterator[Any], schema: Any) -> Callable[[Path], int]:
+    """What writes a day's chunks to one Parquet file (a row group each), when given
+    where; the file is made only if there are rows."""
+
+    def write(path: Path) -> int:
         rows = 0
         writer = None
         try:
@@ -185,26 +173,15 @@ def _write_day(pa: Any, pq: Any, folder: Path, day: str, chunks: Iterator[Any], 
                 if not batch.num_rows:
                     continue
                 if writer is None:
-                    aside.mkdir(parents=True)
-                    writer = pq.ParquetWriter(
-                        aside / "part-00000.parquet", schema, compression="zstd"
-                    )
+                    writer = pq.ParquetWriter(path, schema, compression="zstd")
                 writer.write_batch(batch)
                 rows += batch.num_rows
         finally:
             if writer is not None:
                 writer.close()
-        old = folder / f".dt={day}.{uuid.uuid4().hex[:12]}.old"
-        if final.exists():
-            final.rename(old)
-        if rows:
-            aside.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
         return rows
-    except OSError as error:
-        with contextlib.suppress(OSError):
-            shutil.rmtree(aside, ignore_errors=True)
-        raise ExportError(f"{folder}: {error.strerror or error}") from None
+
+    return write
 
 
 def _arrow() -> tuple[Any, Any]:
