@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 from pathlib import Path
@@ -12,6 +13,7 @@ from unittest.mock import ANY
 
 import pytest
 
+from imdb_tui.export.destinations import FILE
 from tests.conftest import Database
 from tests.test_cli import COMMAND, imdb_tui
 
@@ -210,6 +212,19 @@ def test_an_export_to_s3_puts_one_object_a_table_and_day(
     assert rows == 300
     again = export("--json")
     assert json.loads(again.stdout)["days"] == []  # nothing changed: nothing written
+
+    # Athena's tables: the columns of the files, and the days where they are.
+    ddl = export("--athena-ddl").stdout
+    statements = ddl.split(";\n")[:-1]
+    assert len(statements) == len(tables)
+    for table, statement in zip(tables, statements, strict=True):
+        template = re.search(r"'storage.location.template' = '(.+)'", statement)
+        assert template is not None, statement
+        object_key = template[1].replace("${dt}", DAYS[0]).removeprefix("s3://lake/") + FILE
+        body = s3.get_object(Bucket="lake", Key=object_key)["Body"].read()
+        names = pq.read_schema(io.BytesIO(body)).names
+        assert re.findall(r"^  `(\w+)` ", statement, re.MULTILINE) == names, table
+        assert f"`imdb_{table}`" in statement and "PARTITIONED BY (`dt` string)" in statement
 
     missing = imdb_tui("export", "--db", str(db), "--to", "s3://no-such-bucket/x", env=aws)
     assert missing.returncode == 2

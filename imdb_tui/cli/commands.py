@@ -51,6 +51,7 @@ from imdb_tui.events import seconds
 from imdb_tui.export import TABLES as EXPORT_TABLES
 from imdb_tui.export import ExportError
 from imdb_tui.export import export as export_days
+from imdb_tui.export.athena import athena_ddl
 from imdb_tui.export.destinations import DestinationError
 from imdb_tui.export.destinations import destination as export_to
 from imdb_tui.imdb import write_title_basics
@@ -489,6 +490,13 @@ def report(
     " which finish the day begun and exit 0.",
 )
 @click.option(
+    "--athena-ddl",
+    "athena",
+    is_flag=True,
+    help="Print, instead of exporting, the CREATE EXTERNAL TABLE statements that let"
+    " Athena read the tables at --to (an s3:// prefix), with partition projection on dt.",
+)
+@click.option(
     "--json",
     "as_json",
     is_flag=True,
@@ -502,6 +510,7 @@ def export(
     until: str | None,
     tables: str,
     every: float | None,
+    athena: bool,
     as_json: bool,
 ) -> None:
     """Write the stored events and their counts as Parquet, for BI tools.
@@ -526,6 +535,16 @@ def export(
     if unknown or not chosen:
         known = ", ".join(EXPORT_TABLES)
         raise Failure(f"--tables {literal(tables)!r}: name some of {known}")
+    if athena:
+        if not to.startswith("s3://"):
+            raise Failure(
+                f"--athena-ddl: Athena reads S3: give --to as s3://BUCKET/PREFIX, not {to}"
+            )
+        try:
+            click.echo(athena_ddl(to, chosen), nl=False)
+        except ExportError as error:
+            raise Failure(str(error)) from None
+        return
     try:
         where = export_to(to)
     except DestinationError as error:

@@ -71,7 +71,7 @@ def export(
     """Write each UTC day from `since` to `until` (YYYY-MM-DD, both included) of each
     of `tables` under `to`; with neither, each day that changed since the last
     export there. `stopping` is asked between days (the day begun is finished)."""
-    pa, pq = _arrow()
+    pa, pq = arrow()
     started = time.perf_counter()
     done = Exported(rows=dict.fromkeys(tables, 0))
     days = days_kept(store, since, until)
@@ -184,7 +184,7 @@ def _parquet(pq: Any, chunks: Iterator[Any], schema: Any) -> Callable[[Path], in
     return write
 
 
-def _arrow() -> tuple[Any, Any]:
+def arrow() -> tuple[Any, Any]:
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -231,6 +231,12 @@ _SCHEMAS: Final[dict[str, Callable[[Any], Any]]] = {
         ]
     ),
 }
+
+
+def schema_of(table: str) -> Any:
+    """A table's Parquet schema (pyarrow)."""
+    pa, _ = arrow()
+    return _SCHEMAS[table](pa)
 
 
 def _movies_batch(pa: Any, day: str, movies: list[MovieOfDay]) -> list[Any]:
