@@ -200,11 +200,28 @@ def test_an_export_to_s3_puts_one_object_a_table_and_day(
     def export(*args: str) -> subprocess.CompletedProcess[str]:
         return imdb_tui("export", "--db", str(db), "--to", "s3://lake/imdb", *args, env=aws)
 
-    assert export().returncode == 0
+    assert export("--quicksight-manifest").returncode == 0
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket="lake")["Contents"]}
     tables = ("events", "events_hourly", "events_daily", "movie_daily")
     days = {f"imdb/{t}/dt={day}/part-00000.parquet" for t in tables for day in DAYS}
-    assert keys == days | {"imdb/_imdb_tui_export.json"}
+    counts = tables[1:]
+    csv = {f"imdb/quicksight/{t}/dt={day}.csv" for t in counts for day in DAYS}
+    manifests = {f"imdb/quicksight/{t}.manifest.json" for t in counts}
+    assert keys == days | csv | manifests | {"imdb/_imdb_tui_export.json"}
+    for table in counts:  # each manifest names the prefix of its table's CSV files
+        manifest = json.loads(
+            s3.get_object(Bucket="lake", Key=f"imdb/quicksight/{table}.manifest.json")[
+                "Body"
+            ].read()
+        )
+        (prefix,) = manifest["fileLocations"][0]["URIPrefixes"]
+        assert prefix == f"s3://lake/imdb/quicksight/{table}/"
+        assert manifest["globalUploadSettings"]["containsHeader"] == "true"
+    movies = s3.get_object(Bucket="lake", Key=f"imdb/quicksight/movie_daily/dt={DAYS[0]}.csv")
+    header, *lines = movies["Body"].read().decode().splitlines()
+    assert header.startswith('"day","movie_id","title","year","genres","views"')
+    parquet = s3.get_object(Bucket="lake", Key=f"imdb/movie_daily/dt={DAYS[0]}/part-00000.parquet")
+    assert len(lines) == pq.read_table(io.BytesIO(parquet["Body"].read())).num_rows
     rows = 0
     for day in DAYS:
         body = s3.get_object(Bucket="lake", Key=f"imdb/events/dt={day}/part-00000.parquet")

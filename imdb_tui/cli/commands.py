@@ -490,6 +490,13 @@ def report(
     " which finish the day begun and exit 0.",
 )
 @click.option(
+    "--quicksight-manifest",
+    "quicksight",
+    is_flag=True,
+    help="Also write the counts' tables as CSV (quicksight/TABLE/dt=DAY.csv) with a"
+    " manifest each (quicksight/TABLE.manifest.json): what QuickSight reads from S3.",
+)
+@click.option(
     "--athena-ddl",
     "athena",
     is_flag=True,
@@ -510,6 +517,7 @@ def export(
     until: str | None,
     tables: str,
     every: float | None,
+    quicksight: bool,
     athena: bool,
     as_json: bool,
 ) -> None:
@@ -556,7 +564,9 @@ def export(
             signal.signal(number, lambda *_: stop.set())
     try:
         while True:
-            done = export_days(store, where, since, until, chosen, stopping=stop.is_set)
+            done = export_days(
+                store, where, since, until, chosen, stopping=stop.is_set, quicksight=quicksight
+            )
             if as_json:
                 click.echo(json.dumps(done.to_json()))
             else:

@@ -67,10 +67,13 @@ def export(
     tables: Sequence[str] = TABLES,
     progress: Callable[[str, str, int], None] = lambda table, day, rows: None,
     stopping: Callable[[], bool] = lambda: False,
+    quicksight: bool = False,
 ) -> Exported:
     """Write each UTC day from `since` to `until` (YYYY-MM-DD, both included) of each
     of `tables` under `to`; with neither, each day that changed since the last
-    export there. `stopping` is asked between days (the day begun is finished)."""
+    export there. `stopping` is asked between days (the day begun is finished).
+    `quicksight`: the counts' tables also as CSV, a file a day, with a manifest
+    each (QuickSight reads S3 only so)."""
     pa, pq = arrow()
     started = time.perf_counter()
     done = Exported(rows=dict.fromkeys(tables, 0))
@@ -94,10 +97,16 @@ def export(
                 chunks: Iterator[Any] = (
                     _events_batch(pa, events) for events in store.events_between(start, stop, CHUNK)
                 )
-            elif table == "movie_daily":
-                chunks = iter(_movies_batch(pa, day, store.movies_on(day)))
             else:
-                chunks = iter(_counts_batch(pa, store, day, hourly=table == "events_hourly"))
+                if table == "movie_daily":
+                    batches = _movies_batch(pa, day, store.movies_on(day))
+                else:
+                    batches = _counts_batch(pa, store, day, hourly=table == "events_hourly")
+                chunks = iter(batches)
+                if quicksight:
+                    name = f"{QUICKSIGHT}/{table}/dt={day}.csv"
+                    to.put_file(name, _csv(pa, batches))
+                    to.write_note(f"{QUICKSIGHT}/{table}.manifest.json", _manifest(to, table))
             rows = to.put_day(table, day, _parquet(pq, chunks, _SCHEMAS[table](pa)))
             done.rows[table] += rows
             wrote = wrote or rows > 0
@@ -231,6 +240,48 @@ _SCHEMAS: Final[dict[str, Callable[[Any], Any]]] = {
         ]
     ),
 }
+
+
+QUICKSIGHT: Final = "quicksight"
+
+
+def _csv(pa: Any, batches: list[Any]) -> Callable[[Path], int]:
+    """What writes a day's counts as one CSV file with a header (lists joined by |)."""
+
+    def write(path: Path) -> int:
+        import pyarrow.csv
+
+        if not batches:
+            return 0
+        table = pa.Table.from_batches(batches)
+        columns = []
+        for column in table.columns:
+            if pa.types.is_list(column.type):
+                column = pa.array(["|".join(v or []) for v in column.to_pylist()], pa.string())
+            elif pa.types.is_dictionary(column.type):
+                column = column.cast(pa.string())
+            columns.append(column)
+        pyarrow.csv.write_csv(pa.table(columns, names=table.column_names), path)
+        return int(table.num_rows)
+
+    return write
+
+
+def _manifest(to: Destination, table: str) -> str:
+    """QuickSight's S3 manifest: every CSV file under the table's prefix."""
+    where = f"{to.name.rstrip('/')}/{QUICKSIGHT}/{table}/"
+    return json.dumps(
+        {
+            "fileLocations": [{"URIPrefixes": [where]}],
+            "globalUploadSettings": {
+                "format": "CSV",
+                "delimiter": ",",
+                "textqualifier": '"',
+                "containsHeader": "true",
+            },
+        },
+        indent=2,
+    )
 
 
 def schema_of(table: str) -> Any:

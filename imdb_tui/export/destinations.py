@@ -42,6 +42,10 @@ class Destination(Protocol):
         """A table's day, replaced whole by what `write` writes (removed if nothing)."""
         ...
 
+    def put_file(self, name: str, write: WriteFile) -> int:
+        """One file (a path under the destination), replaced whole (removed if empty)."""
+        ...
+
 
 def destination(to: str) -> Destination:
     if to.startswith("s3://"):
@@ -62,13 +66,30 @@ class Folder:
 
     def write_note(self, name: str, text: str) -> None:
         """Written aside and renamed into place: a stopped export leaves the last whole."""
-        aside = self.path / f".{name}.{uuid.uuid4().hex[:12]}"
+        final = self.path / name
+        aside = final.with_name(f".{final.name}.{uuid.uuid4().hex[:12]}")
         try:
-            self.path.mkdir(parents=True, exist_ok=True)
+            final.parent.mkdir(parents=True, exist_ok=True)
             aside.write_text(text)
-            aside.replace(self.path / name)
+            aside.replace(final)
         except OSError as error:
             raise DestinationError(f"{self.path}: {error.strerror or error}") from None
+
+    def put_file(self, name: str, write: WriteFile) -> int:
+        final = self.path / name
+        aside = final.with_name(f".{final.name}.{uuid.uuid4().hex[:12]}")
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            rows = write(aside)
+            if rows:
+                aside.replace(final)
+            else:
+                final.unlink(missing_ok=True)
+            return rows
+        except OSError as error:
+            raise DestinationError(f"{final.parent}: {error.strerror or error}") from None
+        finally:
+            aside.unlink(missing_ok=True)
 
     def put_day(self, table: str, day: str, write: WriteFile) -> int:
         folder = self.path / table
@@ -135,7 +156,10 @@ class S3Prefix:
         self._call("put_object", Bucket=self.bucket, Key=self._key(name), Body=text.encode())
 
     def put_day(self, table: str, day: str, write: WriteFile) -> int:
-        key = self._key(table, f"dt={day}", FILE)
+        return self.put_file(f"{table}/dt={day}/{FILE}", write)
+
+    def put_file(self, name: str, write: WriteFile) -> int:
+        key = self._key(name)
         with tempfile.TemporaryDirectory() as folder:
             local = Path(folder) / FILE
             rows = write(local)
