@@ -50,6 +50,7 @@ from imdb_tui.display import literal, plural
 from imdb_tui.events import seconds
 from imdb_tui.export import TABLES as EXPORT_TABLES
 from imdb_tui.export import ExportError
+from imdb_tui.export import Progress as ExportProgress
 from imdb_tui.export import export as export_days
 from imdb_tui.export.athena import athena_ddl
 from imdb_tui.export.destinations import DestinationError
@@ -565,8 +566,17 @@ def export(
     try:
         while True:
             done = export_days(
-                store, where, since, until, chosen, stopping=stop.is_set, quicksight=quicksight
+                store,
+                where,
+                since,
+                until,
+                chosen,
+                progress=_export_progress if sys.stderr.isatty() else lambda _: None,
+                stopping=stop.is_set,
+                quicksight=quicksight,
             )
+            if sys.stderr.isatty():
+                click.echo("\r\x1b[K", nl=False, err=True)  # the progress line goes
             if as_json:
                 click.echo(json.dumps(done.to_json()))
             else:
@@ -580,6 +590,19 @@ def export(
         raise Failure(str(error)) from None
     finally:
         store.close()
+
+
+def _export_progress(progress: ExportProgress) -> None:
+    """One line on a terminal, written over: days and events done, rate, time left."""
+    rate = progress.events / progress.seconds if progress.seconds > 0 else 0.0
+    left = (progress.events_total - progress.events) / rate if rate else 0.0
+    click.echo(
+        f"\r\x1b[K{progress.days:,} of {progress.days_total:,} days ·"
+        f" {progress.events:,} of {progress.events_total:,} events · {rate:,.0f} a second"
+        f" · {left:,.0f} s left",
+        nl=False,
+        err=True,
+    )
 
 
 def _check_day(day: str, store: Store, moment: float, tz: tzinfo | None) -> None:

@@ -47,6 +47,17 @@ class ExportError(Exception):
     no Parquet library, days the wrong way round)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """How far an export is: days and events written of those it will write."""
+
+    days: int
+    days_total: int
+    events: int
+    events_total: int
+    seconds: float
+
+
 @dataclass
 class Exported:
     """What an export did."""
@@ -65,7 +76,7 @@ def export(
     since: str | None = None,
     until: str | None = None,
     tables: Sequence[str] = TABLES,
-    progress: Callable[[str, str, int], None] = lambda table, day, rows: None,
+    progress: Callable[[Progress], None] = lambda progress: None,
     stopping: Callable[[], bool] = lambda: False,
     quicksight: bool = False,
 ) -> Exported:
@@ -80,15 +91,12 @@ def export(
     days = days_kept(store, since, until)
     counts = _day_counts(store, days)
     state = _read_state(to)
-    for day in days:
+    if since is None and until is None:  # those that changed since the last export
+        days = [d for d in days if any(state.get(t, {}).get(d) != counts[d] for t in tables)]
+    events_total, events = sum(counts[day] for day in days), 0
+    for number, day in enumerate(days):
         if stopping():
             break
-        if (
-            since is None
-            and until is None
-            and all(state.get(table, {}).get(day) == counts[day] for table in tables)
-        ):
-            continue  # unchanged since it was exported
         stop = f"{date.fromisoformat(day) + timedelta(days=1)}T00:00:00.000Z"
         start = f"{day}T00:00:00.000Z"
         wrote = False
@@ -110,8 +118,11 @@ def export(
             rows = to.put_day(table, day, _parquet(pq, chunks, _SCHEMAS[table](pa)))
             done.rows[table] += rows
             wrote = wrote or rows > 0
-            progress(table, day, rows)
             state.setdefault(table, {})[day] = counts[day]
+        events += counts[day]
+        progress(
+            Progress(number + 1, len(days), events, events_total, time.perf_counter() - started)
+        )
         _write_state(to, state)
         if wrote:
             done.days.append(day)
