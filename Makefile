@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/postgres.py
 	$(BIN)/python bench/kinesis.py
 	$(BIN)/python bench/dynamodb.py
+	$(BIN)/python bench/export.py
 	$(BIN)/python bench/serve.py
 
 clean:

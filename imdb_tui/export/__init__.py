@@ -3,20 +3,20 @@ reads (Athena, QuickSight through Athena, Redshift Spectrum, DuckDB, Spark).
 
 One folder a table, one folder a UTC day in it, Hive-style (`events/dt=2026-11-23/
 part-00000.parquet`), typed columns (times in UTC, the event type dictionary-
-encoded), zstd-compressed. A day is written aside (`.dt=DAY.<id>.tmp`) and then
-put in place of the day's folder, so a day exported again replaces it whole and a
-reader never sees half of one: rerunning never duplicates rows. The events are
-read a chunk at a time through the store's EventArchive (every store, no SQL here),
-so memory stays bounded whatever the store holds.
+encoded), zstd-compressed, in a folder or under an S3 prefix (destinations.py: a
+day is replaced whole, so rerunning never duplicates rows). The events are read a
+chunk at a time through the store's EventArchive (every store, no SQL here), so
+memory stays bounded whatever the store holds. athena.py prints the tables'
+DDL; `quicksight` adds CSV copies of the counts with QuickSight's manifests.
 
 Without `since` and `until`, an export writes only the days that changed since the
-last export to the same folder: the day's events count differs from the one
+last export to the same destination: the day's events count differs from the one
 noted then (a new day, the day in progress, late events). What was exported is
-noted in the folder itself (STATE: underscored, so that readers of the tables
-leave it out), so each destination knows what it holds, and the store can be
-read with read-only rights.
+noted in the destination itself (STATE: underscored, so that readers of the
+tables leave it out), so each destination knows what it holds, and the store can
+be read with read-only rights.
 
-pyarrow is imported only here, when exporting (`pip install 'imdb-tui[export]'`).
+pyarrow is imported only when exporting (`pip install 'imdb-tui[export]'`).
 """
 
 from __future__ import annotations
