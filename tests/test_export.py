@@ -246,3 +246,50 @@ def test_an_export_to_s3_puts_one_object_a_table_and_day(
     missing = imdb_tui("export", "--db", str(db), "--to", "s3://no-such-bucket/x", env=aws)
     assert missing.returncode == 2
     assert missing.stderr.strip() == "imdb-tui: s3://no-such-bucket/x: no such bucket"
+
+
+def test_a_failed_upload_leaves_the_day_as_it_was_and_the_next_export_completes_it(
+    aws: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second day's upload fails (the endpoint goes away): its old object stays,
+    whole, and the note of what was exported does not move past it, so the next
+    export writes that day (and only what changed)."""
+    import boto3
+
+    from imdb_tui.export import export
+    from imdb_tui.export.destinations import DestinationError, S3Prefix
+    from imdb_tui.store import open_store
+
+    db = tmp_path / "e.db"
+    source = tmp_path / "events.jsonl"
+    source.write_text("".join(produced(50, n, f"{day}T10:00:00Z") for n, day in enumerate(DAYS)))
+    assert imdb_tui("run", "--source", str(source), "--db", str(db), env=aws).returncode == 0
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="failing")
+    store = open_store(db, read_only=True)
+    try:
+        export(store, S3Prefix("s3://failing/bi"), tables=["events"])
+        key = f"bi/events/dt={DAYS[1]}/part-00000.parquet"
+        before = s3.get_object(Bucket="failing", Key=key)["Body"].read()
+        more = tmp_path / "more.jsonl"
+        more.write_text(
+            "".join(produced(20, 7 + n, f"{day}T20:00:00Z") for n, day in enumerate(DAYS))
+        )
+        assert imdb_tui("run", "--source", str(more), "--db", str(db), env=aws).returncode == 0
+
+        call = S3Prefix._call
+
+        def away(self: S3Prefix, operation: str, **arguments: object) -> object:
+            if operation == "upload_file" and arguments["Key"] == key:
+                raise DestinationError("s3://failing/bi: cannot reach the endpoint")
+            return call(self, operation, **arguments)
+
+        monkeypatch.setattr(S3Prefix, "_call", away)
+        with pytest.raises(DestinationError):
+            export(store, S3Prefix("s3://failing/bi"), tables=["events"])
+        assert s3.get_object(Bucket="failing", Key=key)["Body"].read() == before  # untouched
+        monkeypatch.setattr(S3Prefix, "_call", call)
+        done = export(store, S3Prefix("s3://failing/bi"), tables=["events"])
+        assert done.days == list(DAYS[1:]) and done.rows == {"events": 140}
+    finally:
+        store.close()
