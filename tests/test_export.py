@@ -293,3 +293,27 @@ def test_a_failed_upload_leaves_the_day_as_it_was_and_the_next_export_completes_
         assert done.days == list(DAYS[1:]) and done.rows == {"events": 140}
     finally:
         store.close()
+
+
+def test_csv_holds_the_same_rows_with_a_header(tmp_path: Path) -> None:
+    db = tmp_path / "e.db"
+    source = tmp_path / "events.jsonl"
+    source.write_text("".join(produced(60, n, f"{day}T10:00:00Z") for n, day in enumerate(DAYS)))
+    assert imdb_tui("run", "--source", str(source), "--db", str(db)).returncode == 0
+    for name, file_format in (("parquet", "parquet"), ("csv", "csv")):
+        args = ("--to", str(tmp_path / name), "--format", file_format)
+        assert imdb_tui("export", "--db", str(db), *args).returncode == 0
+    read = {"parquet": "read_parquet", "csv": "read_csv"}
+    for table in ("events", "movie_daily"):
+        counts = [
+            duckdb_rows(
+                f"SELECT dt, count(*) FROM {read[name]}('{tmp_path}/{name}/{table}/*/*.{name}',"  # noqa: S608
+                " hive_partitioning = true) GROUP BY ALL ORDER BY ALL"
+            )
+            for name in ("parquet", "csv")
+        ]
+        assert counts[0] == counts[1] and len(counts[0]) == 3, table
+    header = (
+        (tmp_path / "csv" / "movie_daily" / f"dt={DAYS[0]}" / "part-00000.csv").open().readline()
+    )
+    assert header.startswith('"day","movie_id","title","year","genres","views","clicks"')

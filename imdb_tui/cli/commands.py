@@ -491,6 +491,14 @@ def report(
     " which finish the day begun and exit 0.",
 )
 @click.option(
+    "--format",
+    "file_format",
+    type=click.Choice(["parquet", "csv"]),
+    default="parquet",
+    show_default=True,
+    help="The files' format: Parquet (typed, compressed), or CSV with a header.",
+)
+@click.option(
     "--quicksight-manifest",
     "quicksight",
     is_flag=True,
@@ -518,6 +526,7 @@ def export(
     until: str | None,
     tables: str,
     every: float | None,
+    file_format: str,
     quicksight: bool,
     athena: bool,
     as_json: bool,
@@ -574,6 +583,7 @@ def export(
                 progress=_export_progress if sys.stderr.isatty() else lambda _: None,
                 stopping=stop.is_set,
                 quicksight=quicksight,
+                file_format=file_format,
             )
             if sys.stderr.isatty():
                 click.echo("\r\x1b[K", nl=False, err=True)  # the progress line goes

@@ -79,12 +79,14 @@ def export(
     progress: Callable[[Progress], None] = lambda progress: None,
     stopping: Callable[[], bool] = lambda: False,
     quicksight: bool = False,
+    file_format: str = "parquet",
 ) -> Exported:
     """Write each UTC day from `since` to `until` (YYYY-MM-DD, both included) of each
     of `tables` under `to`; with neither, each day that changed since the last
     export there. `stopping` is asked between days (the day begun is finished).
     `quicksight`: the counts' tables also as CSV, a file a day, with a manifest
-    each (QuickSight reads S3 only so)."""
+    each (QuickSight reads S3 only so). `file_format`: parquet, or csv (with a
+    header; lists joined by |)."""
     pa, pq = arrow()
     started = time.perf_counter()
     done = Exported(rows=dict.fromkeys(tables, 0))
@@ -113,9 +115,12 @@ def export(
                 chunks = iter(batches)
                 if quicksight:
                     name = f"{QUICKSIGHT}/{table}/dt={day}.csv"
-                    to.put_file(name, _csv(pa, batches))
+                    to.put_file(name, _csv(pa, iter(batches)))
                     to.write_note(f"{QUICKSIGHT}/{table}.manifest.json", _manifest(to, table))
-            rows = to.put_day(table, day, _parquet(pq, chunks, _SCHEMAS[table](pa)))
+            if file_format == "csv":
+                rows = to.put_day(table, day, _csv(pa, chunks), "part-00000.csv")
+            else:
+                rows = to.put_day(table, day, _parquet(pq, chunks, _SCHEMAS[table](pa)))
             done.rows[table] += rows
             wrote = wrote or rows > 0
             state.setdefault(table, {})[day] = counts[day]
@@ -256,26 +261,42 @@ _SCHEMAS: Final[dict[str, Callable[[Any], Any]]] = {
 QUICKSIGHT: Final = "quicksight"
 
 
-def _csv(pa: Any, batches: list[Any]) -> Callable[[Path], int]:
-    """What writes a day's counts as one CSV file with a header (lists joined by |)."""
+def _csv(pa: Any, chunks: Iterator[Any]) -> Callable[[Path], int]:
+    """What writes a day's chunks as one CSV file with a header (lists joined by |,
+    times as ISO 8601); the file is made only if there are rows."""
 
     def write(path: Path) -> int:
         import pyarrow.csv
 
-        if not batches:
-            return 0
-        table = pa.Table.from_batches(batches)
-        columns = []
-        for column in table.columns:
-            if pa.types.is_list(column.type):
-                column = pa.array(["|".join(v or []) for v in column.to_pylist()], pa.string())
-            elif pa.types.is_dictionary(column.type):
-                column = column.cast(pa.string())
-            columns.append(column)
-        pyarrow.csv.write_csv(pa.table(columns, names=table.column_names), path)
-        return int(table.num_rows)
+        rows = 0
+        writer = None
+        try:
+            for batch in chunks:
+                if not batch.num_rows:
+                    continue
+                plain = pa.record_batch(
+                    [_plain_column(pa, column) for column in batch.columns],
+                    names=batch.schema.names,
+                )
+                if writer is None:
+                    writer = pyarrow.csv.CSVWriter(path, plain.schema)
+                writer.write_batch(plain)
+                rows += batch.num_rows
+        finally:
+            if writer is not None:
+                writer.close()
+        return rows
 
     return write
+
+
+def _plain_column(pa: Any, column: Any) -> Any:
+    """A column as CSV holds it: lists joined by |, dictionaries as their text."""
+    if pa.types.is_list(column.type):
+        return pa.array(["|".join(v or []) for v in column.to_pylist()], pa.string())
+    if pa.types.is_dictionary(column.type):
+        return column.cast(pa.string())
+    return column
 
 
 def _manifest(to: Destination, table: str) -> str:

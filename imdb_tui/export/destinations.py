@@ -20,6 +20,7 @@ from typing import Any, Final, Protocol
 from imdb_tui import aws
 
 FILE: Final = "part-00000.parquet"
+"""A day's file of a table (part-00000.csv with --format csv)."""
 
 WriteFile = Callable[[Path], int]
 """Writes a day's rows to a local file (made only if there are rows): how many."""
@@ -38,7 +39,7 @@ class Destination(Protocol):
 
     def write_note(self, name: str, text: str) -> None: ...
 
-    def put_day(self, table: str, day: str, write: WriteFile) -> int:
+    def put_day(self, table: str, day: str, write: WriteFile, file: str = FILE) -> int:
         """A table's day, replaced whole by what `write` writes (removed if nothing)."""
         ...
 
@@ -91,7 +92,7 @@ class Folder:
         finally:
             aside.unlink(missing_ok=True)
 
-    def put_day(self, table: str, day: str, write: WriteFile) -> int:
+    def put_day(self, table: str, day: str, write: WriteFile, file: str = FILE) -> int:
         folder = self.path / table
         final = folder / f"dt={day}"
         aside = folder / f".dt={day}.{uuid.uuid4().hex[:12]}"
@@ -99,7 +100,7 @@ class Folder:
             for stale in folder.glob(f".dt={day}.*"):  # left by an export that was stopped
                 shutil.rmtree(stale, ignore_errors=True)
             aside.mkdir(parents=True)
-            rows = write(aside / FILE)
+            rows = write(aside / file)
             old = folder / f".dt={day}.{uuid.uuid4().hex[:12]}.old"
             if final.exists():
                 final.rename(old)
@@ -155,8 +156,8 @@ class S3Prefix:
     def write_note(self, name: str, text: str) -> None:
         self._call("put_object", Bucket=self.bucket, Key=self._key(name), Body=text.encode())
 
-    def put_day(self, table: str, day: str, write: WriteFile) -> int:
-        return self.put_file(f"{table}/dt={day}/{FILE}", write)
+    def put_day(self, table: str, day: str, write: WriteFile, file: str = FILE) -> int:
+        return self.put_file(f"{table}/dt={day}/{file}", write)
 
     def put_file(self, name: str, write: WriteFile) -> int:
         key = self._key(name)
