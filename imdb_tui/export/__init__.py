@@ -187,8 +187,18 @@ def days_kept(store: Store, since: str | None, until: str | None) -> list[str]:
 
 
 def _parquet(pq: Any, chunks: Iterator[Any], schema: Any) -> Callable[[Path], int]:
-    """What writes a day's chunks to one Parquet file (a row group each), when given
-    where; the file is made only if there are rows."""
+    """What writes a day's chunks to one Parquet file (a row group each)."""
+    return _file(chunks, lambda path, _: pq.ParquetWriter(path, schema, compression="zstd"))
+
+
+def _file(
+    chunks: Iterator[Any],
+    opened: Callable[[Path, Any], Any],
+    shaped: Callable[[Any], Any] = lambda batch: batch,
+) -> Callable[[Path], int]:
+    """What writes a day's chunks, each `shaped`, with the writer `opened` on the path
+    for the first of them, when given where: the file is made only if there are rows.
+    Its rows."""
 
     def write(path: Path) -> int:
         rows = 0
@@ -197,8 +207,9 @@ def _parquet(pq: Any, chunks: Iterator[Any], schema: Any) -> Callable[[Path], in
             for batch in chunks:
                 if not batch.num_rows:
                     continue
+                batch = shaped(batch)
                 if writer is None:
-                    writer = pq.ParquetWriter(path, schema, compression="zstd")
+                    writer = opened(path, batch)
                 writer.write_batch(batch)
                 rows += batch.num_rows
         finally:
@@ -263,31 +274,14 @@ QUICKSIGHT: Final = "quicksight"
 
 def _csv(pa: Any, chunks: Iterator[Any]) -> Callable[[Path], int]:
     """What writes a day's chunks as one CSV file with a header (lists joined by |,
-    times as ISO 8601); the file is made only if there are rows."""
+    times as ISO 8601)."""
+    import pyarrow.csv
 
-    def write(path: Path) -> int:
-        import pyarrow.csv
+    def plain(batch: Any) -> Any:
+        columns = [_plain_column(pa, column) for column in batch.columns]
+        return pa.record_batch(columns, names=batch.schema.names)
 
-        rows = 0
-        writer = None
-        try:
-            for batch in chunks:
-                if not batch.num_rows:
-                    continue
-                plain = pa.record_batch(
-                    [_plain_column(pa, column) for column in batch.columns],
-                    names=batch.schema.names,
-                )
-                if writer is None:
-                    writer = pyarrow.csv.CSVWriter(path, plain.schema)
-                writer.write_batch(plain)
-                rows += batch.num_rows
-        finally:
-            if writer is not None:
-                writer.close()
-        return rows
-
-    return write
+    return _file(chunks, lambda path, batch: pyarrow.csv.CSVWriter(path, batch.schema), plain)
 
 
 def _plain_column(pa: Any, column: Any) -> Any:
