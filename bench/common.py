@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 COMMAND = str(Path(sys.executable).with_name("imdb-tui"))
+ROOT = Path(__file__).resolve().parent.parent
 _DONE = re.compile(r"done: ([\d,]+) events? stored.* in ([\d,.]+) s")
 
 
@@ -48,3 +50,33 @@ def point_aws_at(url: str) -> None:
         AWS_SECRET_ACCESS_KEY=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
         AWS_DEFAULT_REGION=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
     )
+
+
+@contextlib.contextmanager
+def aws_endpoint() -> Iterator[str]:
+    """AWS_ENDPOINT_URL if set (a service itself, or DynamoDB Local), else the tests'
+    moto server (tests/kinesis_server.py) in a process of its own on a free loopback
+    port, stopped at the end; this process's AWS settings point at it meanwhile."""
+    url = os.environ.get("AWS_ENDPOINT_URL")
+    server = None
+    if not url:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "tests.kinesis_server"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        if not line.startswith("AWS_ENDPOINT_URL="):
+            server.kill()
+            raise SystemExit("the test endpoint did not start: pip install 'moto[server]'")
+        url = line.strip().partition("=")[2]
+    point_aws_at(url)
+    try:
+        yield url
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -31,29 +30,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from common import COMMAND, point_aws_at, run_headless
+from common import COMMAND, ROOT, aws_endpoint, run_headless
 
-ROOT = Path(__file__).resolve().parent.parent
 START = "2026-11-20T00:00:00Z"
-
-
-def endpoint() -> tuple[str, subprocess.Popen[str] | None]:
-    given = os.environ.get("AWS_ENDPOINT_URL")
-    if given:
-        return given, None
-    server = subprocess.Popen(
-        [sys.executable, "-m", "tests.kinesis_server"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert server.stdout is not None
-    line = server.stdout.readline()
-    if not line.startswith("AWS_ENDPOINT_URL="):
-        server.kill()
-        raise SystemExit("the test endpoint did not start: pip install 'moto[server]'")
-    return line.strip().partition("=")[2], server
 
 
 def produce(path: Path, count: int, seed: int, start: str) -> None:
@@ -136,34 +115,27 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=5_000)
     parser.add_argument("--grow", type=int, default=2, help="the larger table: so many times")
     args = parser.parse_args()
-    url, server = endpoint()
-    point_aws_at(url)
-    try:
-        with tempfile.TemporaryDirectory() as folder:
-            first = Path(folder) / "events.jsonl"
-            produce(first, args.events, seed=3, start=START)
-            events, seconds = bare(first)
-            reference = events / seconds
-            print(f"bare boto3 BatchWriteItem : {reference:>9,.0f} events/s ({events:,})")
-            name = f"dynamodb://bench-{uuid.uuid4().hex[:8]}"
-            stored, seconds = run_headless("--source", str(first), "--db", name, "--create-tables")
-            ours = stored / seconds
-            print(f"imdb-tui run, stored      : {ours:>9,.0f} events/s ({stored:,})")
-            print(f"ratio to the bare writer  : {ours / reference:8.2f}x")
-            sizes = [snapshot_cost(name)]
-            more = Path(folder) / "more.jsonl"
-            produce(more, args.events * (args.grow - 1), seed=4, start="2026-11-20T01:00:00Z")
-            run_headless("--source", str(more), "--db", name)
-            sizes.append(snapshot_cost(name))
-            for total, requests, items, spent in sizes:
-                print(
-                    f"snapshot at {total:>9,} events: {requests:4} requests,"
-                    f" {items:6,} items read, {spent * 1000:6.0f} ms"
-                )
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
+    with aws_endpoint(), tempfile.TemporaryDirectory() as folder:
+        first = Path(folder) / "events.jsonl"
+        produce(first, args.events, seed=3, start=START)
+        events, seconds = bare(first)
+        reference = events / seconds
+        print(f"bare boto3 BatchWriteItem : {reference:>9,.0f} events/s ({events:,})")
+        name = f"dynamodb://bench-{uuid.uuid4().hex[:8]}"
+        stored, seconds = run_headless("--source", str(first), "--db", name, "--create-tables")
+        ours = stored / seconds
+        print(f"imdb-tui run, stored      : {ours:>9,.0f} events/s ({stored:,})")
+        print(f"ratio to the bare writer  : {ours / reference:8.2f}x")
+        sizes = [snapshot_cost(name)]
+        more = Path(folder) / "more.jsonl"
+        produce(more, args.events * (args.grow - 1), seed=4, start="2026-11-20T01:00:00Z")
+        run_headless("--source", str(more), "--db", name)
+        sizes.append(snapshot_cost(name))
+        for total, requests, items, spent in sizes:
+            print(
+                f"snapshot at {total:>9,} events: {requests:4} requests,"
+                f" {items:6,} items read, {spent * 1000:6.0f} ms"
+            )
 
 
 if __name__ == "__main__":

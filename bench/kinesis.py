@@ -16,51 +16,18 @@ The local endpoint is the bottleneck of both: the ratio is imdb-tui's overhead.
 from __future__ import annotations
 
 import argparse
-import os
 import signal
-import socket
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from common import COMMAND, point_aws_at
+from common import COMMAND, aws_endpoint
 
 STREAM = "bench-clicks"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def endpoint() -> tuple[str, subprocess.Popen[bytes] | None]:
-    given = os.environ.get("AWS_ENDPOINT_URL")
-    if given:
-        return given, None
-    port = free_port()
-    server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                server.kill()
-                raise SystemExit("moto_server did not start: pip install 'moto[server]'") from None
-            time.sleep(0.1)
-    return f"http://127.0.0.1:{port}", server
 
 
 def drain(shards: list[str]) -> tuple[int, float]:
@@ -134,9 +101,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--shards", type=int, default=4)
     args = parser.parse_args()
-    url, server = endpoint()
-    point_aws_at(url)
-    try:
+    with aws_endpoint():
         started = time.perf_counter()
         subprocess.run(
             [
@@ -174,10 +139,6 @@ def main() -> None:
         ours = events / seconds
         print(f"imdb-tui run, stored       : {ours:>9,.0f} events/s", flush=True)
         print(f"ratio to the bare drain    : {ours / reference:8.2f}x   (goal >= 0.8x)")
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
 
 
 if __name__ == "__main__":
