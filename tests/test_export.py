@@ -26,6 +26,19 @@ def produced(count: int, seed: int, start: str) -> str:
     return made.stdout
 
 
+def stored(
+    tmp_path: Path, per_day: int, days: tuple[str, ...] = DAYS, env: dict[str, str] | None = None
+) -> Path:
+    """An SQLite store (tmp_path/e.db) holding `per_day` produced events on each day."""
+    db, source = tmp_path / "e.db", tmp_path / "events.jsonl"
+    source.write_text(
+        "".join(produced(per_day, n, f"{day}T10:00:00Z") for n, day in enumerate(days))
+    )
+    ran = imdb_tui("run", "--source", str(source), "--db", str(db), env=env)
+    assert ran.returncode == 0, ran.stderr
+    return db
+
+
 def duckdb_rows(sql: str) -> list[tuple[object, ...]]:
     duckdb = pytest.importorskip("duckdb")
     rows: list[tuple[object, ...]] = duckdb.sql(sql).fetchall()
@@ -125,10 +138,7 @@ def test_an_export_reads_in_duckdb_as_report_says_and_a_day_again_is_replaced(
 
 
 def test_every_keeps_exporting_beside_a_run_and_sigterm_ends_it_with_0(tmp_path: Path) -> None:
-    db, folder = tmp_path / "e.db", tmp_path / "bi"
-    first = tmp_path / "first.jsonl"
-    first.write_text(produced(100, 1, f"{DAYS[0]}T10:00:00Z"))
-    assert imdb_tui("run", "--source", str(first), "--db", str(db)).returncode == 0
+    db, folder = stored(tmp_path, 100, DAYS[:1]), tmp_path / "bi"
     command = [COMMAND, "export", "--db", str(db), "--to", str(folder), "--every", "0.2", "--json"]
     exporting = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -158,20 +168,14 @@ def test_every_keeps_exporting_beside_a_run_and_sigterm_ends_it_with_0(tmp_path:
     ],
 )
 def test_bad_export_options_are_one_line(tmp_path: Path, args: list[str], said: str) -> None:
-    db = tmp_path / "e.db"
-    source = tmp_path / "events.jsonl"
-    source.write_text(produced(20, 1, "2026-11-20T10:00:00Z"))
-    assert imdb_tui("run", "--source", str(source), "--db", str(db)).returncode == 0
+    db = stored(tmp_path, 20, DAYS[:1])
     result = imdb_tui("export", "--db", str(db), "--to", str(tmp_path / "bi"), *args)
     assert result.returncode == 2
     assert len(result.stderr.splitlines()) == 1 and said in result.stderr, result.stderr
 
 
 def test_a_destination_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
-    db = tmp_path / "e.db"
-    source = tmp_path / "events.jsonl"
-    source.write_text(produced(20, 1, "2026-11-20T10:00:00Z"))
-    assert imdb_tui("run", "--source", str(source), "--db", str(db)).returncode == 0
+    db = stored(tmp_path, 20, DAYS[:1])
     blocked = tmp_path / "bi"
     blocked.mkdir()
     (blocked / "events").write_text("a file where the table's folder goes")
@@ -190,10 +194,7 @@ def test_an_export_to_s3_puts_one_object_a_table_and_day(
     import boto3
     import pyarrow.parquet as pq
 
-    db = tmp_path / "e.db"
-    source = tmp_path / "events.jsonl"
-    source.write_text("".join(produced(100, n, f"{day}T10:00:00Z") for n, day in enumerate(DAYS)))
-    assert imdb_tui("run", "--source", str(source), "--db", str(db), env=aws).returncode == 0
+    db = stored(tmp_path, 100, env=aws)
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="lake")
 
@@ -260,10 +261,7 @@ def test_a_failed_upload_leaves_the_day_as_it_was_and_the_next_export_completes_
     from imdb_tui.export.destinations import DestinationError, S3Prefix
     from imdb_tui.store import open_store
 
-    db = tmp_path / "e.db"
-    source = tmp_path / "events.jsonl"
-    source.write_text("".join(produced(50, n, f"{day}T10:00:00Z") for n, day in enumerate(DAYS)))
-    assert imdb_tui("run", "--source", str(source), "--db", str(db), env=aws).returncode == 0
+    db = stored(tmp_path, 50, env=aws)
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="failing")
     store = open_store(db, read_only=True)
@@ -296,10 +294,7 @@ def test_a_failed_upload_leaves_the_day_as_it_was_and_the_next_export_completes_
 
 
 def test_csv_holds_the_same_rows_with_a_header(tmp_path: Path) -> None:
-    db = tmp_path / "e.db"
-    source = tmp_path / "events.jsonl"
-    source.write_text("".join(produced(60, n, f"{day}T10:00:00Z") for n, day in enumerate(DAYS)))
-    assert imdb_tui("run", "--source", str(source), "--db", str(db)).returncode == 0
+    db = stored(tmp_path, 60)
     for name, file_format in (("parquet", "parquet"), ("csv", "csv")):
         args = ("--to", str(tmp_path / name), "--format", file_format)
         assert imdb_tui("export", "--db", str(db), *args).returncode == 0
