@@ -49,7 +49,7 @@ from imdb_tui.store import (
 )
 from imdb_tui.store.dynamodb import layout, who
 from imdb_tui.store.dynamodb.batch import BatchWrites
-from imdb_tui.store.dynamodb.table import TOP_INDEX, TTL_ATTRIBUTE, Conflict, Table
+from imdb_tui.store.dynamodb.table import TOP_INDEX, TTL_ATTRIBUTE, Conflict, Item, Table
 from imdb_tui.store.writer import ProcessWriter, ThreadWriter
 from imdb_tui.tail import TAIL_SCAN, EventMatch, Tail, TailEvent
 
@@ -296,12 +296,14 @@ class DynamoStore:
         newest = self.newest_minute()
         if newest is None or newest < since:
             return []
-        found: list[tuple[str, int]] = []
-        for day in _days(since[:10], newest[:10]):
+        return [(item["s"], sum(_counts(item).values())) for item in self._minutes(since, newest)]
+
+    def _minutes(self, since: str, last: str) -> Iterator[Item]:
+        """The counts' items of the minutes from `since` to `last`'s day, in order (a
+        Query of each UTC day, made as the minutes are asked for)."""
+        for day in _days(since[:10], last[:10]):
             p, _ = layout.minute_key(day)
-            for item in self.table.query(p, start=since if day == since[:10] else None):
-                found.append((item["s"], sum(_counts(item).values())))
-        return found
+            yield from self.table.query(p, start=since if day == since[:10] else None)
 
     def newest_minute(self) -> str | None:
         item = self.table.get(*layout.NEWEST)
@@ -526,7 +528,8 @@ class DynamoStore:
         """The time index's minutes from `start`'s to `stop`'s, a Query each (the minutes
         with events only, as the counts by minute say)."""
         page: list[Event] = []
-        for minute, _ in self.events_per_minute(start[:16] + "Z"):
+        for counted in self._minutes(start[:16] + "Z", stop):
+            minute = counted["s"]
             if f"{minute[:16]}:00.000Z" >= stop:  # the minute starts at the end or later
                 break
             for item in self.table.query(layout.time_partition(minute), start=start):
