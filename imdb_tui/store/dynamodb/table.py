@@ -11,7 +11,6 @@ all, then raised as a StoreError in one line; other failures are raised at once.
 
 from __future__ import annotations
 
-import copy
 import random
 import re
 import time
@@ -130,7 +129,7 @@ class Table:
         Cancelled, anything else a StoreError."""
         method = getattr(self.client, operation)
         if self.expiry is not None and operation in _STAMPED:
-            arguments = _STAMPED[operation](copy.deepcopy(arguments), self.expiry)
+            arguments = _STAMPED[operation](arguments, self.expiry)  # in place, once
         pause, started = 0.05, time.monotonic()
         while True:
             try:
@@ -443,11 +442,12 @@ def _stamp_item(item: dict[str, Any], expiry: Expiry) -> dict[str, Any]:
 
 
 def _stamp_update(update: dict[str, Any], expiry: Expiry) -> dict[str, Any]:
-    """An update that also sets the item's time to go (counts' items: their keys say)."""
+    """An update that also sets the item's time to go (counts' items: their keys say);
+    one stamped already (an action made again) is left as it is."""
     expires = expiry(update["Key"]["p"]["S"], update["Key"]["s"]["S"], None)
-    if expires is None:
-        return update
     expression = update["UpdateExpression"]
+    if expires is None or "#xx = :xx" in expression:
+        return update
     found = _SET.search(expression)
     if found is None:
         expression += " SET #xx = :xx"
