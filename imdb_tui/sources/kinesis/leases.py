@@ -69,9 +69,9 @@ def share_on(
     shards: list[Seen],
     held: frozenset[str],
 ) -> Shares:
-    """The shards to read are those not read to their end (a checkpoint says so)
-    whose parents are: a resharded stream's children wait for their parents, and
-    are not leased before then. A shard this pipeline has read to its end keeps
+    """The shards to read are those not read to their end (a stored checkpoint says
+    so) whose parents are: a resharded stream's children wait for their parents'
+    checkpoints, and are not leased before then. A shard this pipeline has read to its end keeps
     its lease, outside its share, until the checkpoint saying so is committed; a
     shard over its share, or read out by another, is not read any more and its
     lease kept until its own positions are (a later round lets it go)."""
@@ -80,7 +80,11 @@ def share_on(
     every = {key_of(seen.shard_id): seen for seen in shards}
     read_out = {s.shard_id for s in shards if read_to_end(board.position(key_of(s.shard_id)))}
     done = {seen.shard_id for seen in shards if seen.drained and seen.shard_id in held} - read_out
-    through = read_out | done  # children may be read
+    # Children may be read once the checkpoint saying their parent is read out is
+    # committed, not as soon as its reader has drained it: should that reader's lease
+    # run out first, another reads the parent again from its stored checkpoint, and
+    # would then do so after its children.
+    through = read_out
     keys = {
         key: seen.shard_id
         for key, seen in every.items()
