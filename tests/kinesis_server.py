@@ -63,6 +63,7 @@ def _copy_tables_once() -> None:
         TransactionCanceledException,
         TransactWriteSingleOpException,
     )
+    from moto.dynamodb.models.dynamo_type import DynamoType
     from moto.dynamodb.responses import DynamoHandler
 
     if getattr(models, "_patched_for_tests", False):
@@ -172,20 +173,86 @@ def _copy_tables_once() -> None:
 
     def query_one_partition(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
         index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
-        partition.key = hash_key if index_name is None else None
+        conditions = kwargs.get("hash_key_conditions") or []
+        if index_name is None:
+            partition.key, partition.items = hash_key, None
+        elif len(conditions) == 1:  # a global index's partition: its items as kept
+            name, value = conditions[0]
+            partition.key, partition.items = None, list(_gsi(self).get((name, value), {}).values())
         try:
             return query(self, hash_key, *args, **kwargs)
         finally:
-            partition.key = None
+            partition.key = partition.items = None
 
     def items_of_the_partition(self: Any) -> list[Any]:
+        if getattr(partition, "items", None) is not None:
+            return partition.items  # type: ignore[no-any-return]
         key = getattr(partition, "key", None)
         if key is None or not self.range_key_attr:
             return all_items(self)  # type: ignore[no-any-return]
         return sorted(self.items.get(key, {}).values(), key=lambda item: item.range_key)
 
+    # The items of each global index's partition are kept as they are written (moto
+    # finds them by reading the whole table, for each query: the monitor's top movies
+    # cost as much as the table held). Items enter and leave the table by put_item and
+    # delete_item; an update changes an item in place, so its key is looked at again.
+    def _gsi(table: Any) -> dict[tuple[str, Any], dict[tuple[Any, Any], Any]]:
+        if not hasattr(table, "_gsi_partitions"):
+            table._gsi_partitions, table._gsi_placed = {}, {}
+            for item in all_items(table):
+                _place(table, item.hash_key, item.range_key)
+        return table._gsi_partitions  # type: ignore[no-any-return]
+
+    def _place(table: Any, hash_key: Any, range_key: Any) -> None:
+        partitions, placed = table._gsi_partitions, table._gsi_placed
+        key = (hash_key, range_key)
+        for where in placed.pop(key, ()):
+            partitions[where].pop(key, None)
+        item = table.items.get(hash_key, {}).get(range_key) if range_key else None
+        if item is None:
+            return
+        names = [
+            entry["AttributeName"]
+            for index in table.global_indexes or []
+            for entry in index.schema
+            if entry["KeyType"] == "HASH"
+        ]
+        wheres = [(name, item.attrs[name]) for name in names if name in item.attrs]
+        for where in wheres:
+            partitions.setdefault(where, {})[key] = item
+        placed[key] = wheres
+
+    put_item, delete_item = Table.put_item, Table.delete_item
+    update_item = models.DynamoDBBackend.update_item
+
+    def put_placed(self: Any, *args: Any, **kwargs: Any) -> Any:
+        item = put_item(self, *args, **kwargs)
+        if hasattr(self, "_gsi_partitions"):
+            _place(self, item.hash_key, item.range_key)
+        return item
+
+    def delete_placed(self: Any, hash_key: Any, range_key: Any) -> Any:
+        item = delete_item(self, hash_key, range_key)
+        if hasattr(self, "_gsi_partitions"):
+            _place(self, hash_key, range_key)
+        return item
+
+    def update_placed(self: Any, table_name: str, key: dict[str, Any], *a: Any, **k: Any) -> Any:
+        answer = update_item(self, table_name, key, *a, **k)
+        table = self.get_table(table_name)
+        if hasattr(table, "_gsi_partitions") and table.range_key_attr:
+            _place(
+                table,
+                DynamoType(key[table.hash_key_attr]),
+                DynamoType(key[table.range_key_attr]),
+            )
+        return answer
+
     Table.query = query_one_partition  # type: ignore[method-assign]
     Table.all_items = items_of_the_partition  # type: ignore[method-assign]
+    Table.put_item = put_placed  # type: ignore[method-assign]
+    Table.delete_item = delete_placed  # type: ignore[method-assign]
+    models.DynamoDBBackend.update_item = update_placed  # type: ignore[method-assign]
     models.DynamoDBBackend.transact_write_items = transact  # type: ignore[method-assign,assignment]
     models._patched_for_tests = True  # type: ignore[attr-defined]
 
