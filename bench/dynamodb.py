@@ -129,7 +129,8 @@ def main() -> None:
         sizes = [snapshot_cost(name)]
         more = Path(folder) / "more.jsonl"
         produce(more, args.events * (args.grow - 1), seed=4, start="2026-11-20T01:00:00Z")
-        run_headless("--source", str(more), "--db", name)
+        grown, seconds = run_headless("--source", str(more), "--db", name)
+        print(f"imdb-tui run, the next    : {grown / seconds:>9,.0f} events/s ({grown:,})")
         sizes.append(snapshot_cost(name))
         for total, requests, items, spent in sizes:
             print(

@@ -101,11 +101,19 @@ class Located(bytes):
     number), said beside the reason if the record is rejected."""
 
     origin: str
+    problem: str | None = None
+    """Why the source could not read it (a broken aggregate, a gzip bomb): rejected so."""
 
     @classmethod
     def at(cls, data: bytes, origin: str) -> Located:
         record = cls(data)
         record.origin = origin
+        return record
+
+    @classmethod
+    def unreadable(cls, data: bytes, origin: str, problem: str) -> Located:
+        record = cls.at(data, origin)
+        record.problem = problem
         return record
 
 
@@ -168,6 +176,8 @@ def latest_time(now: float) -> str:
 
 
 def _validate(raw: RawRecord) -> Event | Rejection:
+    if type(raw) is Located and raw.problem:
+        return _reject(raw, raw.problem)
     try:
         record = raw if isinstance(raw, Mapping) else _parse_line(raw)
         return _event(record)
@@ -233,7 +243,7 @@ def _new_day(day: str) -> bool:
 def _quick_any(raw: RawRecord) -> Event | None:
     """The fast path for a mapping (the simulator's) or a JSON line (a file's)."""
     if isinstance(raw, bytes):
-        if len(raw) > MAX_LINE_BYTES:
+        if len(raw) > MAX_LINE_BYTES or (type(raw) is Located and raw.problem):
             return None
         try:
             # bytes in (a Located record as a view: orjson takes no subclass), UTF-8 checked

@@ -297,6 +297,21 @@ async def _run_headless(pipeline: Pipeline, duration: float | None) -> RunSummar
     help="With --to kinesis://STREAM: create the stream with N shards if it does not"
     " exist, and wait until it is active.",
 )
+@click.option(
+    "--aggregate",
+    is_flag=True,
+    help="With --to kinesis://STREAM: pack the events bound for each shard into KPL"
+    " aggregates (up to 1 MiB a record), as the Kinesis Producer Library does: a shard"
+    " takes 1,000 records a second, so many more events. Each user's events keep their"
+    " shard and order. The Kinesis Client Library and imdb-tui unpack them.",
+)
+@click.option(
+    "--compress",
+    type=click.Choice(["gzip"]),
+    default=None,
+    help="With --to kinesis://STREAM: gzip each event's JSON (with --aggregate, each"
+    " user record of the aggregates).",
+)
 @seed_option
 @users_option
 @titles_option
@@ -307,6 +322,8 @@ def produce(
     catalog_out: str | None,
     to: str,
     create_shards: int | None,
+    aggregate: bool,
+    compress: str | None,
     seed: int,
     users: int,
     titles: int,
@@ -321,6 +338,7 @@ def produce(
       imdb-tui produce --count 1e5 --seed 3 --start 2026-11-20T00:00:00Z \\
           --catalog-out titles.tsv.gz > day.jsonl            # reproducible, with names
       imdb-tui produce --to kinesis://clicks --create-shards 4 --count 20000
+      imdb-tui produce --to kinesis://clicks --aggregate --rate 20000   # KPL aggregates
     """
     inputs = Inputs(seed=seed, users=users, titles=titles)
     catalog = build_catalog(seed, titles)
@@ -336,9 +354,12 @@ def produce(
             raise Failure(f"--to {to}: stdout (-) or kinesis://STREAM")
         if start is not None:
             raise Failure("--start writes a reproducible file: it goes with stdout, not --to")
-        kinesis = KinesisOut(to, create_shards)
-    elif create_shards is not None:
-        raise Failure("--create-shards goes with --to kinesis://STREAM")
+        kinesis = KinesisOut(to, create_shards, aggregate, compress is not None)
+    else:
+        for given, option in ((create_shards, "--create-shards"), (aggregate, "--aggregate"),
+                              (compress, "--compress")):  # fmt: skip
+            if given:
+                raise Failure(f"{option} goes with --to kinesis://STREAM")
     if start is not None:
         clock = ManualClock(start)
         events = simulator(inputs, catalog, clock)
@@ -353,11 +374,13 @@ def produce(
 class KinesisOut:
     """produce's events into a stream, said in one line each at the end."""
 
-    def __init__(self, url: str, create_shards: int | None) -> None:
+    def __init__(
+        self, url: str, create_shards: int | None, aggregate: bool, compress: bool
+    ) -> None:
         from imdb_tui.sources.kinesis import KinesisSink
 
         try:
-            self._sink = KinesisSink(url, create_shards)
+            self._sink = KinesisSink(url, create_shards, aggregate=aggregate, compress=compress)
         except SourceError as error:
             raise Failure(str(error)) from None
         self._url = url
@@ -369,8 +392,10 @@ class KinesisOut:
             raise Failure(str(error)) from None
 
     def close(self) -> None:
+        sink = self._sink
+        packed = f"{plural(sink.events, 'event')} in " if sink.events != sink.put else ""
         click.echo(
-            f"put {plural(self._sink.put, 'record')} into {self._url}"
+            f"put {packed}{plural(sink.put, 'record')} into {self._url}"
             f" ({self._sink.retries:,} sent again after the service turned them down)",
             err=True,
         )

@@ -13,6 +13,22 @@ from dataclasses import dataclass
 from imdb_tui.store import LeaseBoard
 
 
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """Where reading a shard got to: the record at `sequence`, all of it, or, if its
+    parts (an aggregate's user records, an array's elements) were not all handed out,
+    those up to `subsequence` (the KCL's extended sequence number)."""
+
+    sequence: str
+    subsequence: int | None = None
+
+    def after(self) -> dict[str, object]:
+        """As a stored position says it."""
+        if self.subsequence is None:
+            return {"sequence": self.sequence}
+        return {"sequence": self.sequence, "subsequence": self.subsequence}
+
+
 @dataclass(frozen=True)
 class Seen:
     """A shard as a lease round sees it."""
@@ -35,19 +51,22 @@ class Shares:
 
     held: frozenset[str]
     ended: frozenset[str]
-    checkpoints: dict[str, str | None]
+    checkpoints: dict[str, Checkpoint | None]
     leaving: frozenset[str] = frozenset()
 
 
-def checkpoint_sequence(position: str | None) -> str | None:
-    """The sequence number of a stored checkpoint (None: none, or not one of ours)."""
+def stored_checkpoint(position: str | None) -> Checkpoint | None:
+    """The checkpoint a stored position holds (None: none, or not one of ours)."""
     if position is None:
         return None
     try:
-        sequence = json.loads(position)["sequence"]
-    except (ValueError, KeyError, TypeError):
+        stored = json.loads(position)
+        sequence, subsequence = stored["sequence"], stored.get("subsequence")
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
-    return None if sequence is None else str(sequence)
+    if sequence is None:
+        return None
+    return Checkpoint(str(sequence), subsequence if type(subsequence) is int else None)
 
 
 def read_to_end(position: str | None) -> bool:
@@ -110,12 +129,12 @@ def share_on(
         board.release_leases(group, owner, letting_go)
     taken = {keys[key] for key in mine if key not in over}
     leaving = {every[key].shard_id for key in over if key not in letting_go}
-    checkpoints: dict[str, str | None] = {}
+    checkpoints: dict[str, Checkpoint | None] = {}
     for key in to_read:
         if len(reading) >= share:
             break
         if key not in holders and board.take_lease(group, key, owner, until, now):
             reading.append(key)
             taken.add(keys[key])
-            checkpoints[keys[key]] = checkpoint_sequence(board.position(key))
+            checkpoints[keys[key]] = stored_checkpoint(board.position(key))
     return Shares(frozenset(taken), frozenset(read_out), checkpoints, frozenset(leaving))

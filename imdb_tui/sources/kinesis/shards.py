@@ -20,12 +20,14 @@ from imdb_tui.events import Located, RawRecord
 from imdb_tui.sources import KINESIS, Lookup, SourceError, SourceSpec
 from imdb_tui.sources.kinesis.client import client, describe, error_code, is_passing
 from imdb_tui.sources.kinesis.leases import (
+    Checkpoint,
     Seen,
     Shares,
-    checkpoint_sequence,
     read_to_end,
     share_on,
+    stored_checkpoint,
 )
+from imdb_tui.sources.kinesis.records import unpack
 from imdb_tui.store import LeaseBoard, SourcePosition, StoreError
 
 CALL_INTERVAL: Final = 0.2
@@ -48,13 +50,16 @@ class _Shard:
     shard_id: str
     parents: tuple[str, ...]
     iterator: str | None = None
-    checkpoint: str | None = None
-    """The sequence number of the last record fetched (handed out or waiting to be)."""
+    checkpoint: Checkpoint | None = None
+    """After the last record fetched (handed out or waiting to be)."""
+    skip: Checkpoint | None = None
+    """Reading again from inside a record: its parts up to here are stored."""
     finished: bool = False
     """Closed by a resharding and read to its end."""
     next_call: float = 0.0
     behind_ms: int | None = None
-    fetched: deque[tuple[bytes, str]] = field(default_factory=deque)
+    fetched: deque[tuple[Located, Checkpoint]] = field(default_factory=deque)
+    """The parts fetched, each with the checkpoint after it."""
 
 
 class KinesisSource:
@@ -89,7 +94,7 @@ class KinesisSource:
         self._timestamp = _moment(start_from)
         self._kinesis = kinesis if kinesis is not None else client()
         self._shards: dict[str, _Shard] = {}
-        self._handed: dict[str, str] = {}  # shard -> sequence number of the last handed out
+        self._handed: dict[str, Checkpoint] = {}  # shard -> after the last part handed out
         self._said: dict[str, str] = {}  # shard -> its position as last given to the pipeline
         self._unsaved: dict[str, str] = {}  # shard -> that position, until committed
         self._listed = 0.0
@@ -115,7 +120,7 @@ class KinesisSource:
             position = stored(self.key(shard.shard_id))
             if position is None:
                 continue
-            shard.checkpoint = checkpoint_sequence(position)
+            shard.checkpoint = stored_checkpoint(position)
             shard.finished = read_to_end(position)
             if shard.checkpoint is not None:
                 self._handed[shard.shard_id] = shard.checkpoint
@@ -264,17 +269,17 @@ class KinesisSource:
         far behind the stream's tip its last read was (MillisBehindLatest: `report
         --json` shows it under `sources`), and whether the shard is read to its end
         (closed by a resharding, and all of it handed out)."""
-        handed: dict[str, str | None] = dict(self._handed)
+        handed: dict[str, Checkpoint | None] = dict(self._handed)
         for shard in self._shards.values():
             ended = shard.finished and not shard.fetched
             if ended and (self._leases is None or shard.shard_id in self._held):
                 handed[shard.shard_id] = shard.checkpoint
         moved = []
-        for shard_id, sequence in sorted(handed.items()):
+        for shard_id, checkpoint in sorted(handed.items()):
             shard = self._shards[shard_id]
             position = json.dumps(
                 {
-                    "sequence": sequence,
+                    **(checkpoint.after() if checkpoint else {"sequence": None}),
                     "millis_behind_latest": shard.behind_ms,
                     "ended": shard.finished and not shard.fetched,
                 }
@@ -325,9 +330,9 @@ class KinesisSource:
         records: list[RawRecord] = []
         for shard in self._shards.values():
             while shard.fetched and len(records) < limit:
-                data, sequence = shard.fetched.popleft()
-                records.append(Located.at(data, f"{shard.shard_id}, sequence {sequence}"))
-                self._handed[shard.shard_id] = sequence
+                part, after = shard.fetched.popleft()
+                records.append(part)
+                self._handed[shard.shard_id] = after
             if len(records) >= limit:
                 break
         return records
@@ -374,8 +379,17 @@ class KinesisSource:
             return
         self.trouble = None
         for record in answer.get("Records", ()):
-            shard.fetched.append((record["Data"], record["SequenceNumber"]))
-            shard.checkpoint = record["SequenceNumber"]
+            sequence = record["SequenceNumber"]
+            parts = unpack(record["Data"], f"{shard.shard_id}, sequence {sequence}")
+            last = len(parts) - 1
+            first = 0
+            if shard.skip is not None and shard.skip.sequence == sequence:
+                first = (shard.skip.subsequence or 0) + 1  # those stored before
+            shard.skip = None
+            for number in range(first, last + 1):
+                after = Checkpoint(sequence, number if number < last else None)
+                shard.fetched.append((parts[number], after))
+            shard.checkpoint = Checkpoint(sequence)
         shard.iterator = answer.get("NextShardIterator")
         shard.behind_ms = answer.get("MillisBehindLatest")
         if shard.iterator is None:
@@ -383,10 +397,13 @@ class KinesisSource:
 
     def _iterator(self, shard: _Shard) -> str:
         options: dict[str, Any] = {"StreamName": self._stream, "ShardId": shard.shard_id}
-        if shard.checkpoint is not None:
+        checkpoint = shard.checkpoint
+        if checkpoint is not None:
+            inside = checkpoint.subsequence is not None  # the rest of a record's parts
+            shard.skip = checkpoint if inside else None
             options |= {
-                "ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
-                "StartingSequenceNumber": shard.checkpoint,
+                "ShardIteratorType": "AT_SEQUENCE_NUMBER" if inside else "AFTER_SEQUENCE_NUMBER",
+                "StartingSequenceNumber": checkpoint.sequence,
             }
         elif shard.parents and any(p in self._shards for p in shard.parents):
             options["ShardIteratorType"] = "TRIM_HORIZON"  # a child: all of it, after its parents
