@@ -1,6 +1,6 @@
 """Reading a Kinesis stream: imdb-tui against a bare boto3 loop that only drains it.
 
-    python bench/kinesis.py [--events 100000] [--shards 4]
+    python bench/kinesis.py [--events 100000] [--shards 4] [--aggregate 100]
 
 Both in this run, against the same stream on a local endpoint (moto's server, a
 process of its own on a free loopback port, or AWS_ENDPOINT_URL if set):
@@ -11,11 +11,17 @@ process of its own on a free loopback port, or AWS_ENDPOINT_URL if set):
   validation, dedupe, aggregates and checkpoints included.
 Each rate is counted from the first record to the last, so start-up is left out.
 The local endpoint is the bottleneck of both: the ratio is imdb-tui's overhead.
+
+With --aggregate N the stream holds KPL aggregates of N events each, made by the
+reference library (aws-kinesis-agg), and the bare loop de-aggregates what it reads
+with that library's de-aggregator, counting user records. Then `produce --aggregate`
+is timed against plain `produce`, each into a fresh stream of its own.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sqlite3
 import subprocess
@@ -30,9 +36,11 @@ from common import COMMAND, aws_endpoint
 STREAM = "bench-clicks"
 
 
-def drain(shards: list[str]) -> tuple[int, float]:
-    """The bare loop: (records, seconds from the first record to the last)."""
+def drain(shards: list[str], aggregated: bool) -> tuple[int, float]:
+    """The bare loop: (records, or user records if aggregated, and seconds from the
+    first record to the last)."""
     import boto3
+    from aws_kinesis_agg.deaggregator import iter_deaggregate_records
 
     kinesis = boto3.client("kinesis")
     lock = threading.Lock()
@@ -48,11 +56,15 @@ def drain(shards: list[str]) -> tuple[int, float]:
             records = answer["Records"]
             if not records:
                 return
+            if aggregated:
+                count = sum(1 for _ in iter_deaggregate_records(records, data_format="Boto3"))
+            else:
+                count = len(records)
             with lock:
                 now = time.monotonic()
                 seen["first"] = seen["first"] or now
                 seen["last"] = now
-                seen["count"] += len(records)
+                seen["count"] += count
             iterator = answer.get("NextShardIterator")
             time.sleep(max(0.0, called + 0.2 - time.monotonic()))
 
@@ -96,31 +108,70 @@ def imdb_tui(count: int, folder: Path) -> tuple[int, float]:
     return count - first, done - first_at
 
 
+def produce(stream: str, shards: int, events: int, *extra: str) -> float:
+    """`imdb-tui produce --to kinesis://STREAM`: seconds taken."""
+    started = time.perf_counter()
+    subprocess.run(
+        [
+            COMMAND,
+            "produce",
+            "--to",
+            f"kinesis://{stream}",
+            "--create-shards",
+            str(shards),
+            "--count",
+            str(events),
+            "--seed",
+            "1",
+            *extra,
+        ],
+        check=True,
+        stderr=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - started
+
+
+def put_aggregates(events: int, shards: int, per_record: int) -> None:
+    """The stream filled with KPL aggregates of `per_record` produced events each, made
+    by the reference library, each put with its first event's user as partition key."""
+    import boto3
+    from aws_kinesis_agg.aggregator import RecordAggregator
+
+    kinesis = boto3.client("kinesis")
+    kinesis.create_stream(StreamName=STREAM, ShardCount=shards)
+    kinesis.get_waiter("stream_exists").wait(StreamName=STREAM, WaiterConfig={"Delay": 1})
+    lines = subprocess.run(
+        [COMMAND, "produce", "--count", str(events), "--seed", "1"],
+        check=True,
+        capture_output=True,
+    ).stdout.splitlines()
+    entries = []
+    for start in range(0, len(lines), per_record):
+        aggregator = RecordAggregator()
+        for line in lines[start : start + per_record]:
+            aggregator.add_user_record(json.loads(line)["user_id"], line)
+        key, _, data = aggregator.clear_and_get().get_contents()
+        entries.append({"Data": bytes(data), "PartitionKey": key})
+    for start in range(0, len(entries), 100):
+        kinesis.put_records(StreamName=STREAM, Records=entries[start : start + 100])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--shards", type=int, default=4)
+    parser.add_argument("--aggregate", type=int, default=0, metavar="N", help="events a record")
     args = parser.parse_args()
     with aws_endpoint():
         started = time.perf_counter()
-        subprocess.run(
-            [
-                COMMAND,
-                "produce",
-                "--to",
-                f"kinesis://{STREAM}",
-                "--create-shards",
-                str(args.shards),
-                "--count",
-                str(args.events),
-                "--seed",
-                "1",
-            ],
-            check=True,
-            stderr=subprocess.DEVNULL,
-        )
+        if args.aggregate:
+            put_aggregates(args.events, args.shards, args.aggregate)
+            what = f"in aggregates of {args.aggregate}"
+        else:
+            produce(STREAM, args.shards, args.events)
+            what = "one a record"
         print(
-            f"produced {args.events:,} events into {args.shards} shards"
+            f"put {args.events:,} events ({what}) into {args.shards} shards"
             f" in {time.perf_counter() - started:.1f} s",
             flush=True,
         )
@@ -129,16 +180,22 @@ def main() -> None:
         shards = [
             s["ShardId"] for s in boto3.client("kinesis").list_shards(StreamName=STREAM)["Shards"]
         ]
-        records, seconds = drain(shards)
+        records, seconds = drain(shards, aggregated=args.aggregate > 0)
         reference = records / seconds
-        print(
-            f"bare boto3 drain           : {reference:>9,.0f} records/s ({records:,})", flush=True
-        )
+        kind = "de-aggregated" if args.aggregate else "records"
+        print(f"bare boto3 drain, {kind:13}: {reference:>9,.0f} events/s ({records:,})", flush=True)
         with tempfile.TemporaryDirectory() as folder:
             events, seconds = imdb_tui(args.events, Path(folder))
         ours = events / seconds
-        print(f"imdb-tui run, stored       : {ours:>9,.0f} events/s", flush=True)
-        print(f"ratio to the bare drain    : {ours / reference:8.2f}x   (goal >= 0.8x)")
+        print(f"imdb-tui run, stored         : {ours:>9,.0f} events/s", flush=True)
+        print(f"ratio to the bare drain      : {ours / reference:8.2f}x   (goal >= 0.8x)")
+        if args.aggregate:
+            plain = args.events / produce("bench-plain", args.shards, args.events)
+            packed = args.events / produce("bench-packed", args.shards, args.events, "--aggregate")
+            print(f"produce                      : {plain:>9,.0f} events/s")
+            print(
+                f"produce --aggregate          : {packed:>9,.0f} events/s ({packed / plain:.1f}x)"
+            )
 
 
 if __name__ == "__main__":
