@@ -75,8 +75,11 @@ def _events(data: bytes, origin: str) -> list[Located]:
         if isinstance(unzipped, str):
             return [Located.unreadable(data, origin, unzipped)]
         data = unzipped
-    start = data.lstrip()[:1]
-    if start == b"[" or (start == b"{" and b"\n" in data.rstrip()):
+    start = data[:1]
+    if start.isspace():
+        start = data.lstrip()[:1]
+    newline = data.find(b"\n")
+    if start == b"[" or (start == b"{" and newline >= 0 and data[newline:].strip()):
         try:
             whole = orjson.loads(data)
         except orjson.JSONDecodeError:
