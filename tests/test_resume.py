@@ -155,3 +155,30 @@ def test_gzip_files_resume_too(tmp_path: Path) -> None:
     path.write_bytes(gzip.compress((first + more).encode()))  # rewritten, longer
     again = imdb_tui("run", "--source", str(path), "--db", str(db))
     assert done(again.stdout) == (30, 0) and "resumed" in again.stdout
+
+
+def test_a_followed_file_says_at_once_that_it_resumes(tmp_path: Path) -> None:
+    """`run --follow` runs until stopped: where it resumed from is said as it starts,
+    not only in the summary after Ctrl-C."""
+    db, path = tmp_path / "events.db", tmp_path / "e.jsonl"
+    path.write_text(imdb_tui("produce", "--count", "100", "--seed", "2").stdout)
+    assert done(imdb_tui("run", "--source", str(path), "--db", str(db)).stdout) == (100, 0)
+    process = subprocess.Popen(
+        [COMMAND, "run", "--source", str(path), "--db", str(db), "--follow"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        seen = []
+        for line in process.stdout:  # status lines come each second: never waits long
+            seen.append(line)
+            if line.startswith("resuming: "):
+                break
+        assert "e.jsonl from byte" in seen[-1] and "--from-start reads it all" in seen[-1], seen
+        process.send_signal(signal.SIGINT)
+        rest = process.communicate(timeout=60)[0]
+    finally:
+        process.kill()
+    assert done(rest) == (0, 0)

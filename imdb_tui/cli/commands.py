@@ -234,8 +234,15 @@ async def _run_headless(pipeline: Pipeline, duration: float | None) -> RunSummar
     if duration is not None:
         loop.call_later(duration, pipeline.stop)
     running = asyncio.create_task(pipeline.run())
+    said_where = False
     while not running.done():
         await asyncio.wait([running], timeout=1.0)
+        if not said_where and pipeline.resumed is not None:  # at once, not only at the end
+            said_where = True
+            click.echo(
+                f"resuming: {literal(pipeline.source.name)} from {pipeline.resumed}, where the"
+                " last run into this database stopped (--from-start reads it all)"
+            )
         if not running.done():
             try:
                 click.echo(status_line(await pipeline.snapshot(), pipeline.tz))
