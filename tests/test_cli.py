@@ -50,6 +50,10 @@ def test_help_explains_the_commands_and_the_default_database() -> None:
     for option in ("--rate", "--duration", "--count", "--seed", "--db", "--window", "--retention"):
         assert option in run_help
     assert "events.db" in run_help
+    # Only the commands that write make the PostgreSQL schema.
+    for command in ("run", "monitor", "watch", "report", "export"):
+        made = "(created if missing)" in " ".join(imdb_tui(command, "--help").stdout.split())
+        assert made == (command in ("run", "monitor")), command
 
 
 def test_version() -> None:

@@ -514,6 +514,10 @@ async def test_watching_lists_only_the_view_keys(db_path: Path) -> None:
             await pilot.press("question_mark")
             shown = "\n".join(str(part.render()) for part in app.screen.query(Static))
             assert "p / space" not in shown and "w " in shown
+            lines = [" ".join(line.split()) for line in shown.splitlines()]
+            for row in ("v top movies", "enter the movie", "t live tail", "< / > the daily"):
+                assert any(line.startswith(row) for line in lines), row
+            assert "q / ctrl+c quit" in lines and "queue" not in shown  # it has none
             await pilot.press("escape", "p", "plus")  # nothing to drive: nothing happens
             await pilot.press("less_than_sign")  # a day back, read from the database
             await until(pilot, lambda: shows(app, "2026-11-22"))

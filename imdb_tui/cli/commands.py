@@ -192,7 +192,8 @@ def run(options: Options, duration: float | None, count: int | None) -> None:
 def watch(db: str, pg_schema: str, window: int, refresh: float) -> None:
     """Watch a database another process is writing: the monitor, read-only.
 
-    The same panels and view keys (w window, [ ] refresh, f freeze, d dead
+    The same panels and view keys (w window, [ ] refresh, f freeze, v top or
+    trending, enter a movie's day, t live tail, < > a day back or on, d dead
     letters, ? help, q quit), no pipeline controls. The Pipeline panel shows
     the writing pipeline's health, or says that no pipeline is writing; a
     pipeline that starts later is picked up. Nothing in the database changes.

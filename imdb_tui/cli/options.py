@@ -166,8 +166,10 @@ DB_HELP = (
 )
 
 
-def db_option(f: F, help: str = DB_HELP) -> F:
-    """--db, and --pg-schema for a PostgreSQL one."""
+def db_option(f: F, help: str = DB_HELP, writes: bool = False) -> F:
+    """--db, and --pg-schema for a PostgreSQL one; `writes`: a command that writes
+    to it (and so makes the schema), not one that only reads."""
+    made = " (created if missing)" if writes else ""
     f = click.option(
         "--pg-schema",
         "pg_schema",
@@ -176,8 +178,8 @@ def db_option(f: F, help: str = DB_HELP) -> F:
         metavar="NAME",
         envvar="IMDB_TUI_PG_SCHEMA",
         show_envvar=True,
-        help="With a PostgreSQL --db: the schema holding imdb-tui's tables (created if"
-        " missing), so that several setups can share one database.",
+        help=f"With a PostgreSQL --db: the schema holding imdb-tui's tables{made}, so"
+        " that several setups can share one database.",
     )(f)
     return click.option(
         "--db",
@@ -189,6 +191,10 @@ def db_option(f: F, help: str = DB_HELP) -> F:
         metavar="PATH|URL",
         help=help,
     )(f)
+
+
+def writing_db_option(f: F) -> F:
+    return db_option(f, writes=True)
 
 
 def window_option(f: F) -> F:
@@ -315,7 +321,7 @@ def pipeline_options(f: F) -> F:
             " (auto: 200 from the simulator, max from a file).",
         ),
         seed_option,
-        db_option,
+        writing_db_option,
         window_option,
         click.option(
             "--writer",

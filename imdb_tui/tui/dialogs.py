@@ -34,6 +34,7 @@ KEYS = (
     ("ctrl+p", "palette: these actions, themes, a screenshot"),
     ("q / ctrl+c", "quit: the queue is drained and committed first"),
 )
+WATCHING_QUIT = ("q / ctrl+c", "quit")
 
 
 class HelpScreen(ModalScreen[None]):
@@ -45,6 +46,8 @@ class HelpScreen(ModalScreen[None]):
         """`watching`: no pipeline to drive, so no pipeline keys."""
         super().__init__()
         self.keys = [row for row in KEYS if not (watching and row in PIPELINE_KEYS)]
+        if watching:  # no queue: nothing to drain
+            self.keys[-1] = WATCHING_QUIT
 
     def compose(self) -> ComposeResult:
         text = Text()
