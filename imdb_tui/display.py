@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import tzinfo
 
 from imdb_tui.clock import local_datetime
@@ -18,6 +19,36 @@ def literal(text: str) -> str:
     `\\x1b[31m` arrives as the four characters `\\x1b` and `[31m`, never as a colour.
     """
     return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text.replace("\t", " "))
+
+
+def cells(text: str) -> int:
+    """How many terminal cells text takes: two for a wide character (七), none for
+    a combining one."""
+    return sum(_cells(char) for char in text)
+
+
+def _cells(char: str) -> int:
+    if char < "\u0300":  # Latin and the like: one each, the common case, quickly
+        return 1
+    if unicodedata.combining(char):
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+
+
+def fit(text: str, width: int) -> str:
+    """Text in exactly `width` terminal cells: padded, or cut with an ellipsis."""
+    taken = cells(text)
+    if taken <= width:
+        return text + " " * (width - taken)
+    kept: list[str] = []
+    used = 0
+    for char in text:
+        size = _cells(char)
+        if used + size > width - 1:
+            break
+        kept.append(char)
+        used += size
+    return "".join(kept) + "…" + " " * (width - 1 - used)
 
 
 def sparkline(values: list[int]) -> str:

@@ -46,6 +46,11 @@ _TYPES: Final = frozenset(EVENT_TYPES)
 _KNOWN: Final = frozenset(FIELDS)
 
 
+def is_movie_id(text: str) -> bool:
+    """Whether text is an IMDb title id as events carry them: tt and 7 to 10 digits."""
+    return _MOVIE_ID.fullmatch(text) is not None
+
+
 class Event(NamedTuple):
     """One valid engagement event.
 

@@ -182,7 +182,9 @@ def test_run_count_then_report(tmp_path: Path) -> None:
     ratings = data["ratings"]
     assert f"ratings today {ratings['count']:,}, average {ratings['average']:.2f}" in text.stdout
     lines = text.stdout.splitlines()
-    first = lines[lines.index("trending: views in the last 15 min against the hour before") + 1]
+    heading = lines.index("trending: views in the last 15 min against the hour before")
+    assert lines[heading + 1].split() == ["15", "min", "before", "change"]  # the columns
+    first = lines[heading + 2]
     shown = "new" if movement is None else "=" if movement == 0 else f"▲{movement}"  # first: up
     assert first.split()[:2] == ["1", shown] and top["title"] in first
     assert first.split()[-3:] == [f"{top['views']:,}", "0", f"+{top['views']:,}"]
@@ -201,7 +203,7 @@ def test_run_count_then_report(tmp_path: Path) -> None:
     assert f"views         {top['views']:,}" in text and f"users         {users:,}" in text
     unknown = imdb_tui("report", "--db", str(db), "--movie", "tt9999999")
     assert unknown.returncode == 2 and unknown.stderr.startswith(
-        "imdb-tui: no movie 'tt9999999' that day: the catalogue does not know it"
+        "imdb-tui: no movie tt9999999 today: the catalogue does not know it"
     )
 
 
@@ -549,6 +551,22 @@ def test_history_is_replayed_and_reported_at_its_own_time(tmp_path: Path) -> Non
     assert json.loads(now.stdout)["events_today"] == 0  # the present has none
     then = json.loads(imdb_tui("report", "--db", str(db), "--json", "--as-of", "latest").stdout)
     assert then["events_today"] == 25 and then["active_users"]["count"] == 3
+    # Today has nothing: the text says where the history is, and how to read it.
+    hint = (
+        "the newest stored events are of 2024-03-01 (--as-of latest reads there, --day 2024-03-01)"
+    )
+    assert f"nothing today: {hint}" in imdb_tui("report", "--db", str(db)).stdout
+    movie = imdb_tui("report", "--db", str(db), "--movie", "tt0111161")
+    assert movie.returncode == 2 and hint in movie.stderr, movie.stderr
+    assert movie.stderr.startswith("imdb-tui: no movie tt0111161 today")
+    assert (
+        json.loads(
+            imdb_tui(
+                "report", "--db", str(db), "--movie", "tt0111161", "--day", "2024-03-01", "--json"
+            ).stdout
+        )["views"]
+        == 25
+    )
     assert query(db, "SELECT count(*) FROM events") == [(25,)]  # not pruned as old
 
 
@@ -558,6 +576,12 @@ def test_history_is_replayed_and_reported_at_its_own_time(tmp_path: Path) -> Non
         (["run", "--replay-speed", "10"], "--replay-speed replays a --source file"),
         (["run", "--replay-speed", "-1"], "--replay-speed"),
         (["report", "--as-of", "yesterday"], "'yesterday' is not one of 'now', 'latest'"),
+        (["report", "--movie", "foo"], "--movie 'foo' is not a movie id: tt and 7 to 10 digits"),
+        (
+            ["report", "--dead-letters", "--movie", "tt0111161"],
+            "--dead-letters lists the newest of every movie and day: leave out --movie",
+        ),
+        (["report", "--dead-letters", "--day", "2026-01-01"], "leave out --day"),
     ],
 )
 def test_replay_and_as_of_mistakes_are_one_line(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from imdb_tui.display import clock_text, left_cut, millis_text
+from imdb_tui.display import cells, clock_text, fit, left_cut, millis_text
 from imdb_tui.pipeline.stats import RATE_SPAN, Stats
 from imdb_tui.tui.pipeline_panel import _lag
 
@@ -53,3 +53,14 @@ def test_a_long_path_is_cut_from_the_left_keeping_the_file_name() -> None:
     assert left_cut(path, 26) == "…/share/imdb-tui/events.db"
     assert left_cut(path, 15) == "…/events.db"  # never a word cut in the middle
     assert len(left_cut(path, 15)) <= 15 and left_cut("x" * 30, 8) == "…" + "x" * 7
+
+
+def test_titles_fit_their_columns_in_terminal_cells_and_a_cut_one_ends_in_an_ellipsis() -> None:
+    """As `report`'s text tables show them: a wide-character title takes two cells a
+    character (padding by characters pushed the columns four cells right), and a
+    title too long for its column ends in … (it lost its year with no sign)."""
+    assert cells("七人の侍 (1954)") == 15 and cells("Amélie") == 6 and cells("e\u0301") == 1
+    assert fit("七人の侍 (1954)", 20) == "七人の侍 (1954)     " and cells(fit("七人の侍", 20)) == 20
+    long = "The Lord of the Rings: The Return of the King and More (2003)"
+    assert fit(long, 20) == "The Lord of the Rin…" and fit("七人の侍", 6) == "七人… "
+    assert all(cells(fit(text, 9)) == 9 for text in (long, "七人の侍 (1954)", "", "x" * 9))

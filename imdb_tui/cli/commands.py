@@ -47,7 +47,7 @@ from imdb_tui.cli.output import (
 from imdb_tui.cli.setup import open_store, pipeline_into, stdin_for_events
 from imdb_tui.clock import ManualClock, SystemClock, local_day
 from imdb_tui.display import literal, plural
-from imdb_tui.events import seconds
+from imdb_tui.events import is_movie_id, seconds
 from imdb_tui.export import TABLES as EXPORT_TABLES
 from imdb_tui.export import ExportError
 from imdb_tui.export import Progress as ExportProgress
@@ -467,6 +467,13 @@ def report(
     pipelines' health rows (`pipelines`, with a `live` flag) and the sources'
     stored positions (`sources`).
     """
+    if dead_letters and (movie_id is not None or day is not None):
+        given = "--movie" if movie_id is not None else "--day"
+        raise Failure(f"--dead-letters lists the newest of every movie and day: leave out {given}")
+    if movie_id is not None and not is_movie_id(movie_id):
+        raise Failure(
+            f"--movie {literal(movie_id)!r} is not a movie id: tt and 7 to 10 digits, as tt0111161"
+        )
     store = open_store(db, read_only=True, pg_schema=pg_schema)
     clock = SystemClock()
     try:
@@ -476,20 +483,26 @@ def report(
         moment = _moment(as_of, store, clock)
         if day is not None:
             _check_day(day, store, moment, clock.tz)
+        older = None if day is not None else _older_history(store, moment, clock.tz)
         if movie_id is not None:
             movie = read_movie(store, movie_id, moment, clock.tz, day)
-            if movie.title == movie_id and not any(movie.by_type.values()):
+            quiet = not any(movie.by_type.values())
+            if movie.title == movie_id and quiet:
                 raise Failure(
-                    f"no movie {literal(movie_id)!r} that day: the catalogue does not know it,"
-                    " and it has no events that day"
+                    f"no movie {movie_id} {'today' if day is None else f'on {day}'}: the"
+                    " catalogue does not know it, and it has no events that day"
+                    + (f"; {older}" if older else "")
                 )
-            click.echo(json.dumps(movie.to_json()) if as_json else movie_text(movie))
+            hint = f"\n\nnothing today: {older}" if older and quiet else ""
+            click.echo(json.dumps(movie.to_json()) if as_json else movie_text(movie) + hint)
             return
         snapshot = read_snapshot(store, moment, clock.tz, window, day=day)
         if as_json:
             output = report_json(snapshot, store.pipelines(clock.now()), store.positions())
         else:
             output = report_text(snapshot, store.name)
+            if older and not snapshot.events_today:
+                output += f"\n\nnothing today: {older}"
     except StoreError as error:
         raise Failure(str(error)) from None
     finally:
@@ -662,6 +675,18 @@ def _check_day(day: str, store: Store, moment: float, tz: tzinfo | None) -> None
     reason = not_kept(day, oldest_day(store, tz))
     if reason is not None:
         raise Failure(reason)
+
+
+def _older_history(store: Store, moment: float, tz: tzinfo | None) -> str | None:
+    """Where to look when the day read has nothing and every stored event is older
+    (history loaded from a file): said for a person, or None."""
+    newest = store.newest_event_time()
+    if newest is None:
+        return None
+    last = local_day(seconds(newest), tz)
+    if last >= local_day(moment, tz):
+        return None
+    return f"the newest stored events are of {last} (--as-of latest reads there, --day {last})"
 
 
 def _moment(as_of: str, store: Store, clock: SystemClock) -> float:

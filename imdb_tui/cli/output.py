@@ -10,7 +10,15 @@ from datetime import tzinfo
 import click
 
 from imdb_tui.cli.options import Failure, InputFailure
-from imdb_tui.display import clock_text, literal, plural, rate_text, size_text, sparkline
+from imdb_tui.display import (
+    clock_text,
+    fit,
+    literal,
+    plural,
+    rate_text,
+    size_text,
+    sparkline,
+)
 from imdb_tui.health import PipelineHealth
 from imdb_tui.metrics import MetricsSnapshot, MovieDay, Ratings
 from imdb_tui.pipeline import RunSummary
@@ -151,16 +159,18 @@ def report_text(s: MetricsSnapshot, db: str) -> str:
     for rank, movie in enumerate(s.top_movies, 1):
         year = f" ({movie.year})" if movie.year else ""
         title = literal(movie.title + year)
-        lines.append(f"  {rank:>2}  {title[:50]:<50} {movie.views:>9,} views {movie.share:>6.1%}")
+        lines.append(f"  {rank:>2}  {fit(title, 50)} {movie.views:>9,} views {movie.share:>6.1%}")
     lines += ["", f"ratings {when} " + _ratings_text(s.ratings)]
     lines += ["", "trending: views in the last 15 min against the hour before"]
     if not s.trending:
         lines.append("  (nothing viewed more than in the hour before)")
+    else:
+        lines.append(f"  {'':>2}  {'':>4}  {'':<42} {'15 min':>7} {'before':>7} {'change':>8}")
     for rank, trend in enumerate(s.trending, 1):
         year = f" ({trend.year})" if trend.year else ""
         title = literal(trend.title + year)
         lines.append(
-            f"  {rank:>2}  {_movement(trend.movement):>4}  {title[:42]:<42}"
+            f"  {rank:>2}  {_movement(trend.movement):>4}  {fit(title, 42)}"
             f" {trend.views_recent:>7,} {trend.views_before:>7,} {f'+{trend.change:,.0f}':>8}"
         )
     minutes = [m.events for m in s.last_hour]
