@@ -21,7 +21,7 @@ from textual.widgets._toast import Toast
 
 from imdb_tui.catalog import Catalog, Movie, build_catalog
 from imdb_tui.clock import ManualClock
-from imdb_tui.pipeline import Pipeline, PipelineSettings
+from imdb_tui.pipeline import MAX_RATE, Pipeline, PipelineSettings
 from imdb_tui.simulator import Simulator, SimulatorSettings
 from imdb_tui.sources.jsonlines import JsonLinesSource
 from imdb_tui.sources.simulated import SimulatedSource
@@ -234,12 +234,27 @@ async def test_the_rate_keys_change_the_target(app: MonitorApp) -> None:
         assert pipeline.target_rate is None and "target max" in status(app)
         await pilot.pause()
         assert "Paced" in footer(app)
-        await pilot.press("plus")  # no doubling of "unthrottled"
+        await pilot.press("plus")  # no doubling of "unthrottled": it says so
         assert pipeline.target_rate is None
+        assert any("Already at max" in str(n.message) for n in app._notifications)
         await pilot.press("m")
         assert pipeline.target_rate == 5
         await pilot.press(*["minus"] * 4)
         assert pipeline.target_rate == 1  # 1 ev/s is the floor
+
+
+async def test_minus_at_max_halves_the_measured_rate(app: MonitorApp) -> None:
+    pipeline = app.control.pipeline
+    async with app.run_test() as pilot:
+        await pilot.press("m")
+        await until(pilot, lambda: pipeline.health().stored > 20_000)
+        await app.refresh_now()
+        await pilot.press("f")  # the figures held: the rate the key reads is this one
+        assert app.snapshot is not None and app.snapshot.health is not None
+        measured = app.snapshot.health.ingest_rate
+        assert measured > 1_000  # max, far above the last target set (20/s)
+        await pilot.press("minus")
+        assert pipeline.target_rate == min(measured / 2, MAX_RATE)  # not 10/s
 
 
 async def test_r_asks_for_an_exact_rate(app: MonitorApp) -> None:

@@ -375,11 +375,19 @@ class MonitorApp(App[RunSummary | None]):
         self.show_status()
 
     def action_faster(self) -> None:
-        if not self.unthrottled:
+        if self.unthrottled:
+            self.notify("Already at max: - halves the measured rate, m paces it again.")
+        else:
             self._set_rate(self._last_rate * 2)
 
     def action_slower(self) -> None:
-        self._set_rate(self._last_rate / 2)
+        """Half the target; at max, half the rate measured now (not of the last target
+        set, which may be far below what max was doing)."""
+        rate = self._last_rate
+        health = self.snapshot.health if self.snapshot is not None else None
+        if self.unthrottled and health is not None and health.ingest_rate > 0:
+            rate = health.ingest_rate
+        self._set_rate(rate / 2)
 
     def action_unthrottle(self) -> None:
         self._set_rate(None)
