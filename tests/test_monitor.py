@@ -502,13 +502,15 @@ async def test_the_palette_names_each_command_once_and_saves_screenshots_somewhe
     app: MonitorApp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/Downloads there
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     monkeypatch.chdir(tmp_path)
     async with app.run_test(size=(120, 40), notifications=True) as pilot:
         titles = [command.title for command in app.get_system_commands(app.screen)]
         assert len(titles) == len(set(titles)) and "Help" in titles
         app.action_save_screenshot()
         await pilot.pause()
-        (saved,) = tmp_path.glob("*.svg")
+        assert not list(tmp_path.glob("*.svg"))  # not in the working folder
+        (saved,) = (tmp_path / "data" / "imdb-tui" / "screenshots").glob("*.svg")
         assert "imdb-tui" in saved.read_text()
         toast = str(app.screen.query_one(Toast).render())
         assert "Screenshot saved" in toast or str(saved) in toast

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
+import platformdirs
 from rich.text import Text
 from textual import events
 from textual.app import App, ComposeResult, SystemCommand
@@ -568,13 +569,18 @@ class MonitorApp(App[RunSummary | None]):
         yield SystemCommand("Help", "Every key and what it does (?)", self.action_help)
 
     def action_save_screenshot(self) -> None:
-        """An SVG of the screen in ~/Downloads if there is one, else in the working
-        folder; the notification says where it went."""
+        """An SVG of the screen in ~/Downloads if there is one, else in imdb-tui's own
+        folder of screenshots (beside the default database, as k9s keeps its screen
+        dumps), never the working folder (a repository's root, say); the
+        notification says where it went."""
         if self.is_web:
             return
         downloads = Path.home() / "Downloads"
-        folder = downloads if downloads.is_dir() else Path.cwd()
+        folder = downloads
         try:
+            if not downloads.is_dir():
+                folder = Path(platformdirs.user_data_dir("imdb-tui")) / "screenshots"
+                folder.mkdir(parents=True, exist_ok=True)
             saved = self.save_screenshot(path=str(folder))
         except OSError as error:
             self.notify(f"cannot save a screenshot in {folder}: {error.strerror}", severity="error")
