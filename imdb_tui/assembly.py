@@ -33,6 +33,7 @@ class Inputs:
     titles: int = 1_000
     catalog: str | None = None
     ratings: str | None = None
+    include_adult: bool = False
     follow: bool = False
     events: BinaryIO | None = None
     """Stdin's data, when the terminal's keys were moved off it (the monitor)."""
@@ -47,6 +48,8 @@ class Inputs:
             raise SetupError("--follow needs a --source file to follow")
         if self.ratings and not self.catalog:
             raise SetupError("--ratings goes with --catalog (IMDb's title.basics.tsv.gz)")
+        if self.include_adult and not self.catalog:
+            raise SetupError("--include-adult goes with --catalog (IMDb's title.basics.tsv.gz)")
 
 
 def simulator(inputs: Inputs, catalog: Catalog, clock: Clock) -> Simulator:

@@ -71,6 +71,8 @@ class LoadedCatalog:
     """Malformed rows left out (of either file)."""
     rated: int
     """Movies that had a numVotes (the others weigh as little as the least voted)."""
+    adult: int = 0
+    """Adult movies left out."""
 
 
 class TconstIds(Sequence[str]):
@@ -120,21 +122,26 @@ def load_imdb_catalog(
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
     keep: MovieSink | None = None,
+    include_adult: bool = False,
 ) -> LoadedCatalog:
     """The movies of title.basics, with popularity from numVotes if `ratings` is given
     (otherwise a long tail over a seeded shuffle). Movies go to `keep` in batches as
     they are read, then their weights; only ids and weights stay in memory.
-    `progress(done, total)` is called with the compressed bytes read so far, now and then."""
+    `progress(done, total)` is called with the compressed bytes read so far, now and then.
+    Adult titles (isAdult 1) are left out unless `include_adult`."""
     keys = array("q")
-    rows = skipped = 0
+    rows = skipped = adult = 0
     batch: list[Movie] = []
     for fields in _rows(basics, BASICS_HEADER, progress):
         rows += 1
         if fields is None:
             skipped += 1
             continue
-        tconst, title_type, title, _, _, start_year, _, _, genres = fields
+        tconst, title_type, title, _, is_adult, start_year, _, _, genres = fields
         if title_type != "movie":
+            continue
+        if is_adult == "1" and not include_adult:
+            adult += 1
             continue
         key = TconstIds.key(tconst)
         if key is None or not title or title == NULL:
@@ -168,7 +175,7 @@ def load_imdb_catalog(
         rated = 0
     if keep is not None:
         keep.weigh_catalog_movies(zip(ids, weights, strict=True))
-    return LoadedCatalog(Catalog(ids, weights), rows, skipped, rated)
+    return LoadedCatalog(Catalog(ids, weights), rows, skipped, rated, adult)
 
 
 def kept_imdb_catalog(weights: Iterable[tuple[str, float]]) -> Catalog:

@@ -527,6 +527,28 @@ def test_the_imdb_catalogue_names_the_movies(tmp_path: Path) -> None:
     assert len(bad.stderr.splitlines()) == 1
 
 
+def test_adult_titles_are_left_out_of_the_catalogue_unless_asked_for(tmp_path: Path) -> None:
+    from tests.test_imdb import BASICS, write
+
+    adult = "tt0000009\tmovie\tAn Adult Title\tx\t1\t2001\t\\N\t90\tAdult"
+    basics = write(tmp_path / "title.basics.tsv.gz", [*BASICS, adult])
+    db = tmp_path / "events.db"
+    args = ["run", "--count", "300", "--rate", "max", "--catalog", str(basics), "--db", str(db)]
+    result = imdb_tui(*args)
+    assert (
+        "catalogue: 3 movies (3 malformed rows skipped,"
+        " 1 adult left out: --include-adult keeps them)" in result.stderr
+    )
+    assert query(db, "SELECT count(*) FROM movies WHERE movie_id = 'tt0000009'") == [(0,)]
+    kept = imdb_tui(*args, "--include-adult")  # another catalogue: read again
+    assert "catalogue: 4 movies (3 malformed rows skipped)" in kept.stderr, kept.stderr
+    assert query(db, "SELECT title FROM movies WHERE movie_id = 'tt0000009'") == [
+        ("An Adult Title",)
+    ]
+    alone = imdb_tui("run", "--count", "1", "--include-adult", "--db", str(db))
+    assert alone.returncode == 2 and "--include-adult goes with --catalog" in alone.stderr
+
+
 def test_history_is_replayed_and_reported_at_its_own_time(tmp_path: Path) -> None:
     db = tmp_path / "events.db"
     history = tmp_path / "march.jsonl"

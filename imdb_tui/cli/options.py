@@ -292,6 +292,11 @@ def pipeline_options(f: F) -> F:
             help="IMDb's title.ratings.tsv.gz, with --catalog: popularity follows numVotes.",
         ),
         click.option(
+            "--include-adult",
+            is_flag=True,
+            help="With --catalog: keep its adult titles (left out by default).",
+        ),
+        click.option(
             "--follow",
             is_flag=True,
             help="Keep reading the --source file as it grows, like tail -F (a rotated or"
@@ -380,6 +385,7 @@ class Options:
     lease_seconds: float
     catalog: str | None
     ratings: str | None
+    include_adult: bool
     follow: bool
     from_start: bool
     replay_speed: float
@@ -431,6 +437,7 @@ class Options:
             self.titles,
             self.catalog,
             self.ratings,
+            self.include_adult,
             self.follow,
             events,
             self.start_from,

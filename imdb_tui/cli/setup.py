@@ -37,6 +37,7 @@ def load_catalog(inputs: Inputs, store: Store) -> Catalog | None:
     if inputs.catalog is None:
         return None
     files = ";".join(_fingerprint(path) for path in (inputs.catalog, inputs.ratings) if path)
+    files += ";adult" if inputs.include_adult else ""  # another catalogue: read again
     try:
         if store.kept_catalog(files) is not None:
             catalog = kept_imdb_catalog(store.catalog_weights())
@@ -52,15 +53,21 @@ def load_catalog(inputs: Inputs, store: Store) -> Catalog | None:
                 bar.update(done - bar.pos)
 
             loaded = load_imdb_catalog(
-                inputs.catalog, inputs.ratings, inputs.seed, advance, keep=store
+                inputs.catalog,
+                inputs.ratings,
+                inputs.seed,
+                advance,
+                keep=store,
+                include_adult=inputs.include_adult,
             )
         store.keep_catalog(files, loaded.skipped, loaded.rated)
     except (CatalogError, StoreError) as error:
         raise Failure(str(error)) from None
     votes = f", {loaded.rated:,} with votes" if inputs.ratings else ""
+    adult = f", {loaded.adult:,} adult left out: --include-adult keeps them" if loaded.adult else ""
     click.echo(
         f"catalogue: {len(loaded.catalog):,} movies{votes}"
-        f" ({loaded.skipped:,} malformed rows skipped)",
+        f" ({loaded.skipped:,} malformed rows skipped{adult})",
         err=True,
     )
     return loaded.catalog
