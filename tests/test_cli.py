@@ -707,6 +707,7 @@ def test_report_day_prints_a_past_days_figures(tmp_path: Path) -> None:
     assert report["events_total"] == 1_500  # all time, whatever the day
     text = imdb_tui("report", "--db", str(db), "--day", day, env=env).stdout
     assert f"{len(of_day):,} on {day}" in text and f"top movies on {day}" in text
+    assert f"ratings on {day} none\n" in text  # no rate events; not "none yet" for a past day
     movie = json.loads(
         imdb_tui(
             "report", "--db", str(db), "--day", day, "--movie", "tt0000001", "--json", env=env

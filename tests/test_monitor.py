@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from rich.text import Text
 from textual.pilot import Pilot
+from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Static
 from textual.widgets._footer import FooterKey
 from textual.widgets._toast import Toast
@@ -241,6 +242,21 @@ async def test_the_rate_keys_change_the_target(app: MonitorApp) -> None:
         assert pipeline.target_rate == 5
         await pilot.press(*["minus"] * 4)
         assert pipeline.target_rate == 1  # 1 ev/s is the floor
+
+
+async def test_keys_do_nothing_behind_the_terminal_too_small_note(app: MonitorApp) -> None:
+    """Only the note shows: p (pause), + and the others would act unseen; q quits."""
+    pipeline = app.control.pipeline
+    async with app.run_test(size=(60, 15)) as pilot:
+        await pilot.press("p", "plus", "m", "f", "d", "question_mark")
+        assert not pipeline.paused and pipeline.target_rate == 20 and not app.frozen
+        assert not isinstance(app.screen, ModalScreen)
+        await pilot.resize_terminal(80, 24)
+        await pilot.press("p")  # whole again: the keys act
+        assert pipeline.paused
+        await pilot.resize_terminal(60, 15)
+        await pilot.press("q")  # quits even so
+        await until(pilot, lambda: not app.is_running)
 
 
 async def test_minus_at_max_halves_the_measured_rate(app: MonitorApp) -> None:
@@ -539,6 +555,7 @@ async def test_watching_lists_only_the_view_keys(db_path: Path) -> None:
             await pilot.press("less_than_sign")  # a day back, read from the database
             await until(pilot, lambda: shows(app, "2026-11-22"))
             assert app.snapshot is not None and app.snapshot.events_today == 1
+            assert "no ratings on 2026-11-22" in str(app.query_one("#ratings").render())
             await pilot.press("q")
         assert app.return_value is None
     finally:

@@ -97,10 +97,10 @@ def report_json(
     return json.dumps(report)
 
 
-def _ratings_text(ratings: Ratings) -> str:
+def _ratings_text(ratings: Ratings, past: bool = False) -> str:
     average = ratings.average
     if average is None:
-        return "none yet"
+        return "none" if past else "none yet"
     counts = " ".join(f"{r}:{n:,}" for r, n in enumerate(ratings.histogram, 1))
     return f"{ratings.count:,}, average {average:.2f}  ({counts})"
 
@@ -160,7 +160,7 @@ def report_text(s: MetricsSnapshot, db: str) -> str:
         year = f" ({movie.year})" if movie.year else ""
         title = literal(movie.title + year)
         lines.append(f"  {rank:>2}  {fit(title, 50)} {movie.views:>9,} views {movie.share:>6.1%}")
-    lines += ["", f"ratings {when} " + _ratings_text(s.ratings)]
+    lines += ["", f"ratings {when} " + _ratings_text(s.ratings, s.past)]
     lines += ["", "trending: views in the last 15 min against the hour before"]
     if not s.trending:
         lines.append("  (nothing viewed more than in the hour before)")

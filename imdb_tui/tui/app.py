@@ -332,6 +332,9 @@ class MonitorApp(App[RunSummary | None]):
     # Keys ----------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        columns, rows = self.size
+        if (columns < MIN_SIZE[0] or rows < MIN_SIZE[1]) and action != "quit":
+            return False  # only the note shows: no key acts unseen (p would pause)
         if isinstance(self.screen, ModalScreen) and action != "quit":
             return False  # a dialog is open: its keys, not the dashboard's (nor p in its input)
         if isinstance(self.focused, Input) and action != "quit":

@@ -24,7 +24,8 @@ class RatingsPanel(Panel):
         if snapshot is None:
             return Text(self.WAITING)
         style = self.get_component_rich_style("ratings--bar")
-        return ratings_text(snapshot.ratings, self.content_size, style, "no ratings yet today")
+        none = f"no ratings on {snapshot.day}" if snapshot.past else "no ratings yet today"
+        return ratings_text(snapshot.ratings, self.content_size, style, none)
 
 
 def ratings_text(ratings: Ratings, size: Size, bar_style: Style, none: str) -> Text:
