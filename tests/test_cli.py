@@ -56,6 +56,16 @@ def test_help_explains_the_commands_and_the_default_database() -> None:
         assert made == (command in ("run", "monitor")), command
 
 
+def test_help_never_cuts_a_word_at_its_hyphen() -> None:
+    """The default database's path and imdb-tui's name stay whole at any width (click
+    broke them as 'imdb-' and 'tui/events.db')."""
+    for columns in ("60", "80", "100"):
+        env = {**os.environ, "COLUMNS": columns}
+        for command in ([], ["run"], ["report"]):
+            shown = imdb_tui(*command, "--help", env=env).stdout
+            assert not [line for line in shown.splitlines() if line.endswith("imdb-")], shown
+
+
 def test_version() -> None:
     result = imdb_tui("--version")
     assert result.returncode == 0 and "imdb-tui" in result.stdout

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Final, TypeVar
 
 import click
+import click._textwrap as click_textwrap
 import platformdirs
 
 from imdb_tui.assembly import Inputs
@@ -23,6 +24,18 @@ from imdb_tui.pipeline import MAX_RATE
 from imdb_tui.sources import SIMULATOR, SourceKind, SourceSpec
 
 DEFAULT_DB = Path(platformdirs.user_data_dir("imdb-tui")) / "events.db"
+
+
+class _Wrapper(click_textwrap.TextWrapper):
+    """Help text wrapped at spaces only: click breaks words at hyphens, and the
+    default database's path came out as '.../imdb-' and 'tui/events.db'."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["break_on_hyphens"] = False
+        super().__init__(*args, **kwargs)
+
+
+click_textwrap.TextWrapper = _Wrapper  # type: ignore[misc]  # what click's wrap_text takes
 F = TypeVar("F", bound=Callable[..., Any])
 
 
