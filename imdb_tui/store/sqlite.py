@@ -96,6 +96,10 @@ _ADD_DAY_USERS: Final = (
 )
 
 
+WAL_KEPT: Final = 64 * 1024 * 1024
+"""The most of the WAL file kept once a checkpoint has emptied it."""
+
+
 class SqliteStore(SqlStore):
     """One connection to an SQLite database. Use it from one thread at a time."""
 
@@ -220,6 +224,11 @@ class SqliteStore(SqlStore):
         # WAL with synchronous=NORMAL: a crashed program loses nothing committed;
         # a power cut may lose the last few commits but never corrupts the file.
         db.execute("PRAGMA synchronous = NORMAL")
+        # A reader holding a read transaction (the sqlite3 shell, a BI tool) keeps every
+        # checkpoint from getting past it, so the WAL grows while it reads (hundreds of
+        # MB at max rate); once it ends, the next checkpoint lets the WAL start again,
+        # cut back to this size, instead of staying at its peak until the writer exits.
+        db.execute(f"PRAGMA journal_size_limit = {WAL_KEPT}")
         # Taking the write lock now also fails a read-only file here, not at the first batch.
         _retry_busy(lambda: db.execute("BEGIN IMMEDIATE"))
         try:
