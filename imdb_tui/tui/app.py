@@ -30,7 +30,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 from textual.worker import Worker, WorkerCancelled, WorkerFailed
 
 from imdb_tui.clock import day_after
-from imdb_tui.display import clock_text, literal, rate_text
+from imdb_tui.display import clock_text, literal, rate_text, size_text
 from imdb_tui.health import ENDED_STATES
 from imdb_tui.metrics import WINDOW_CHOICES, MetricsSnapshot, not_kept
 from imdb_tui.pipeline import MAX_RATE, MIN_RATE, PipelineSettings, RunSummary
@@ -129,6 +129,7 @@ class MonitorApp(App[RunSummary | None]):
         self.unthrottled = control is not None and rate is None
         self._last_rate = rate or DEFAULT_RATE
         self._quitting = False
+        self._told_size = False
         self._shown_state = ""
         self._interval_changed = asyncio.Event()
         self._read_error: str | None = None
@@ -263,6 +264,23 @@ class MonitorApp(App[RunSummary | None]):
     def watch_snapshot(self, snapshot: MetricsSnapshot | None) -> None:
         self._title_day(None if snapshot is None else snapshot.past_day)
         self.show_status()  # the panels redraw themselves: their snapshot is bound
+        if snapshot is not None and not self._told_size:
+            self._told_size = True
+            self._tell_size(snapshot)
+
+    def _tell_size(self, snapshot: MetricsSnapshot) -> None:
+        """Once, at start: what the database already holds, and how to empty it (the
+        default one grows across every run)."""
+        earlier = snapshot.events_total - (snapshot.health.stored if snapshot.health else 0)
+        if self.control is None or earlier <= 0:
+            return
+        self.notify(
+            f"{earlier:,} events from earlier runs, {size_text(snapshot.database_bytes)}."
+            " imdb-tui prune --keep 7d deletes the older ones; --all empties it.",
+            title=literal(Path(self.reader.database).name or self.reader.database),
+            markup=False,
+            timeout=8,
+        )
 
     def _title_day(self, past_day: str | None) -> None:
         """Date the daily panels' titles (None: today's)."""
