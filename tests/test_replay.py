@@ -185,3 +185,40 @@ class GatedSource(ListSource):
 
 def query_count(pipeline: Pipeline) -> int:
     return pipeline.store.count_events()
+
+
+async def test_figures_are_read_at_the_newest_event_stored_not_the_newest_on_its_way(
+    clock: ManualClock, tmp_path: Path
+) -> None:
+    """A fast replay's newest minute showed 0 ("this minute 0"): the figures were read
+    at the newest event validated, whose batch was still on its way to the store."""
+    import threading
+
+    records = history(10, spacing=1.0)  # 08:00:00 to 08:00:09
+    records += [event(100 + n, event_time=utc_iso(MARCH_1 + 300 + n)) for n in range(10)]
+    settings = PipelineSettings(
+        rate=None, stream_time=True, writer_process=False, chunk_size=10, batch_size=10
+    )
+    store = open_store(tmp_path / "events.db")  # read on a connection of its own
+    pipeline = Pipeline(ListSource(records), store, clock, settings)
+    held, calls = threading.Event(), []
+    write_batch = store.write_batch
+
+    def second_held(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 2:
+            held.wait(30)  # the batch of 08:05 on its way, not stored yet
+        return write_batch(*args, **kwargs)  # type: ignore[arg-type]
+
+    store.write_batch = second_held  # type: ignore[method-assign]
+    running = asyncio.create_task(pipeline.run())
+    async with asyncio.timeout(30):
+        while len(calls) < 2 or pipeline.health().stored < 10:
+            await asyncio.sleep(0.01)
+    snapshot = await pipeline.snapshot(window_minutes=5)
+    assert snapshot.as_of == MARCH_1 + 9  # the newest stored, not 08:05:09
+    assert snapshot.last_hour[-1].events == 10  # "this minute": its events, not 0
+    held.set()
+    await running
+    assert (await pipeline.snapshot(window_minutes=5)).as_of == MARCH_1 + 309
+    store.close()

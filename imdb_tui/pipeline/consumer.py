@@ -33,7 +33,7 @@ _EVENT_TIME: Final = itemgetter(Event._fields.index("event_time"))
 class Batch:
     """What is being gathered for one commit."""
 
-    __slots__ = ("events", "number", "opened", "positions", "queued", "rejections")
+    __slots__ = ("events", "newest", "number", "opened", "positions", "queued", "rejections")
 
     def __init__(self) -> None:
         self.number = 0  # the writer's number for it, in commit order
@@ -42,6 +42,7 @@ class Batch:
         self.opened: float | None = None  # when it got its first record
         self.queued: list[float] = []  # when each of its chunks was queued
         self.positions: dict[str, SourcePosition] = {}  # the newest per source
+        self.newest = ""  # its newest event time, at stream time
 
 
 class Consumer:
@@ -68,6 +69,8 @@ class Consumer:
         self._numbered = 0  # batches given a number so far
         self.newest = ""
         """The newest event time validated (canonical, so it sorts)."""
+        self.newest_stored = ""
+        """The newest event time committed (see Pipeline.read_time)."""
         self.stopping = False
 
     async def run(self, writer: Writer) -> None:
@@ -115,7 +118,8 @@ class Consumer:
         valid, invalid, blank = validate_many(chunk.records)
         self._stats.blank += blank
         if valid and self._settings.stream_time:
-            self.newest = max(self.newest, max(map(_EVENT_TIME, valid)))
+            batch.newest = max(batch.newest, max(map(_EVENT_TIME, valid)))
+            self.newest = max(self.newest, batch.newest)
         batch.events += valid
         batch.rejections += invalid
         for position in chunk.positions:
@@ -191,6 +195,7 @@ class Consumer:
             await asyncio.shield(before)  # counted in order
         self._on_error(None)
         self._source.committed(positions)
+        self.newest_stored = max(self.newest_stored, batch.newest)
         stats = self._stats
         committed = self._clock.monotonic()
         stats.committed(committed, done.stored, done.duplicates, done.rejected)

@@ -119,12 +119,19 @@ class Pipeline:
         self._producer.stop()
 
     def now(self) -> float:
-        """The metrics' clock: the present, or at stream time the newest event time
+        """The pipeline's clock: the present, or at stream time the newest event time
         seen (the present until an event comes)."""
         newest = self._consumer.newest
         if not self.settings.stream_time or not newest:
             return self._clock.now()
         return seconds(newest)
+
+    def read_time(self) -> float:
+        """When the figures are read: `now`, but at stream time the newest event time
+        stored once one is (read at the newest seen, a fast replay's newest minute
+        showed 0: its events were still on their way to the store)."""
+        stored = self._consumer.newest_stored
+        return seconds(stored) if self.settings.stream_time and stored else self.now()
 
     @property
     def error(self) -> str | None:
@@ -333,14 +340,14 @@ class Pipeline:
         """The metrics as committed so far (the daily ones of `day`, a past local day,
         if given), read off the event loop's thread."""
         window = window_minutes or self.window_minutes
-        now, tz = self.now(), self._clock.tz
+        now, tz = self.read_time(), self._clock.tz
         health = self.health()
         return await self._read(read_snapshot, now, tz, window, health, self._trends, day)
 
     async def movie(self, movie_id: str, day: str | None = None) -> MovieDay:
         """A movie's figures today (or a past `day`), as committed so far, read off the
         event loop's thread."""
-        return await self._read(read_movie, movie_id, self.now(), self._clock.tz, day)
+        return await self._read(read_movie, movie_id, self.read_time(), self._clock.tz, day)
 
     async def tail(self, match: EventMatch, after: int, limit: int) -> Tail:
         """The newest stored events that match, read off the event loop's thread."""
