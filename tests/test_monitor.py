@@ -31,7 +31,7 @@ from imdb_tui.store.sqlite import MEMORY, SqliteStore
 from imdb_tui.tui.app import MonitorApp
 from imdb_tui.tui.dead_letters import DeadLettersScreen
 from imdb_tui.tui.dialogs import KEYS, HelpScreen, RateDialog
-from imdb_tui.tui.movie import MovieHeading, MovieScreen, MovieToday
+from imdb_tui.tui.movie import MovieHeading, MovieMinutes, MovieScreen, MovieToday
 from imdb_tui.tui.panel import Panel
 from imdb_tui.tui.ratings import RatingsPanel
 from imdb_tui.tui.top_movies import TopMovies
@@ -632,6 +632,11 @@ async def test_angle_brackets_step_the_daily_panels_through_past_days(db_path: P
             assert screen.movie is not None
             assert (screen.movie.day, screen.movie.views) == ("2026-11-21", 40)
             assert screen.query_one(MovieToday).border_title == "2026-11-21"
+            await pilot.pause()
+            minutes = screen.query_one(MovieMinutes)  # not today's last hour under that day
+            assert minutes.border_title == "Views per minute · 2026-11-21"
+            note = str(minutes.query_one(Static).render())
+            assert note == "kept for the last two hours only: none for 2026-11-21"
             await pilot.press("escape", "greater_than_sign")
             await until(pilot, lambda: shows(app, "2026-11-22"))
             await pilot.press("greater_than_sign")

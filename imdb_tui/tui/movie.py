@@ -81,11 +81,13 @@ class MovieRatings(MoviePart):
         if movie is None:
             return Text("")
         style = self.get_component_rich_style("ratings--bar")
-        return ratings_text(movie.ratings, self.content_size, style, "not rated today")
+        none = f"not rated on {self.past_day}" if self.past_day else "not rated today"
+        return ratings_text(movie.ratings, self.content_size, style, none)
 
 
 class MovieMinutes(MoviePart):
     TITLE = "Views per minute · last 60 min"
+    PAST_TITLE = "Views per minute · {day}"
 
     def compose(self) -> ComposeResult:
         yield Sparkline([0] * 60)
@@ -93,6 +95,11 @@ class MovieMinutes(MoviePart):
 
     def watch_movie(self, movie: MovieDay | None) -> None:
         if movie is None:
+            return
+        if self.past_day:  # not today's last hour beside a past day's figures
+            self.query_one(Sparkline).data = [0] * len(movie.per_minute)
+            note = f"kept for the last two hours only: none for {self.past_day}"
+            self.query_one(Static).update(Text(note, no_wrap=True), layout=False)
             return
         views = [m.events for m in movie.per_minute]
         self.query_one(Sparkline).data = views

@@ -14,12 +14,15 @@ class DayTitled(Widget):
     TITLE = ""
     PAST_TITLE = ""
     """The title while a past day is shown, with {day}: a daily box has one."""
+    past_day: str | None = None
+    """The past day shown (None: today)."""
 
     def on_mount(self) -> None:
         self.border_title = self.TITLE
 
     def show_day(self, past_day: str | None) -> None:
         """Title the box for a past day's figures (None: today's)."""
+        self.past_day = past_day
         if self.PAST_TITLE:
             self.border_title = self.PAST_TITLE.format(day=past_day) if past_day else self.TITLE
 
