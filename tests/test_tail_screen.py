@@ -43,6 +43,9 @@ async def test_t_shows_the_newest_events_newest_first_sampled_at_a_readable_pace
             table = screen.query_one(DataTable)
             seqs = [int(str(key.value)) for key in table.rows]
             assert seqs == sorted(seqs, reverse=True) and len(seqs) > 30  # full, newest on top
+            # No scrollbar at the rows' end: its thumb, over this many rows, was a sliver
+            # drawn as two bar glyphs, taken for another screen's chart showing through.
+            assert table.scrollbar_size_vertical == 0 and table.size.width == 120
             with sqlite3.connect(db_path) as db:
                 stored = db.execute(
                     "SELECT event_type, title, user_id FROM events JOIN movies USING (movie_id)"
