@@ -537,6 +537,7 @@ async def test_the_palette_names_each_command_once_and_saves_screenshots_somewhe
     async with app.run_test(size=(120, 40), notifications=True) as pilot:
         titles = [command.title for command in app.get_system_commands(app.screen)]
         assert len(titles) == len(set(titles)) and "Help" in titles
+        assert "Keys" not in titles  # Textual's: a table's cursor keys, squeezing the panels
         app.action_save_screenshot()
         await pilot.pause()
         assert not list(tmp_path.glob("*.svg"))  # not in the working folder

@@ -555,12 +555,15 @@ class MonitorApp(App[RunSummary | None]):
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         for command in super().get_system_commands(screen):
-            if command.title != "Screenshot":  # Textual's fails when ~/Downloads is missing
+            # Textual's screenshot fails when ~/Downloads is missing; its "Keys" docks a
+            # panel of the focused table's cursor keys that squeezed the dashboard at
+            # 80x24, beside "Help" (every key of imdb-tui).
+            if command.title not in ("Screenshot", "Keys"):
                 yield command
         if not self.is_web:  # a served viewer writes no file on the server
             yield SystemCommand(
                 "Screenshot",
-                "Save an SVG picture of the screen (to ~/Downloads, or this folder)",
+                "Save an SVG picture of the screen (to ~/Downloads, or imdb-tui's folder)",
                 lambda: self.set_timer(0.1, self.action_save_screenshot),
             )
         if self.control is not None:
