@@ -51,6 +51,26 @@ def fit(text: str, width: int) -> str:
     return "".join(kept) + "…" + " " * (width - 1 - used)
 
 
+def short_count(count: float) -> str:
+    """A count in at most six characters, for where the whole number does not fit:
+    9,999, 12.3k, 883k, 1.2M, 45.0M."""
+    for size, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(count) >= size and (unit != "k" or abs(count) >= 10_000):
+            scaled = count / size
+            return f"{scaled:.1f}{unit}" if abs(scaled) < 100 else f"{scaled:.0f}{unit}"
+    return f"{count:,.0f}"
+
+
+def first_fitting(texts: list[str], width: int) -> str:
+    """The first of these texts (longest and fullest first) that fits `width`, else
+    the last one cut with an ellipsis: a figure is written shorter, never cut silently."""
+    for text in texts:
+        if len(text) <= width:
+            return text
+    last = texts[-1]
+    return last[: max(width - 1, 0)] + "…" if width > 0 else ""
+
+
 def sparkline(values: list[int]) -> str:
     top = max(values, default=0)
     if top <= 0:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gzip
 import json
+import re
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC
@@ -36,7 +37,7 @@ from imdb_tui.tui.panel import Panel
 from imdb_tui.tui.ratings import RatingsPanel
 from imdb_tui.tui.top_movies import TopMovies
 from imdb_tui.tui.trending import TrendingPanel
-from imdb_tui.tui.trends import TodayByHour
+from imdb_tui.tui.trends import PerMinute, TodayByHour
 from imdb_tui.viewer import StoreWatcher, in_process
 
 from .conftest import NOW, event
@@ -271,6 +272,18 @@ async def test_keys_do_nothing_behind_the_terminal_too_small_note(app: MonitorAp
         await pilot.resize_terminal(60, 15)
         await pilot.press("q")  # quits even so
         await until(pilot, lambda: not app.is_running)
+
+
+async def test_big_figures_are_written_shorter_at_80x24_not_cut(app: MonitorApp) -> None:
+    """At 80x24 the chart's note had no room for the peak's number, and lost it."""
+    pipeline = app.control.pipeline
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("m")
+        await until(pilot, lambda: pipeline.health().stored > 120_000, seconds=60)
+        await app.refresh_now()
+        await pilot.pause()
+        note = str(app.query_one(PerMinute).query_one(Static).render())
+        assert re.fullmatch(r".*this minute [\d.,]+k? · peak [\d.,]+k", note), note
 
 
 async def test_minus_at_max_halves_the_measured_rate(app: MonitorApp) -> None:

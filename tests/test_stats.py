@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from imdb_tui.display import cells, clock_text, fit, left_cut, millis_text
+from imdb_tui.display import (
+    cells,
+    clock_text,
+    first_fitting,
+    fit,
+    left_cut,
+    millis_text,
+    short_count,
+)
 from imdb_tui.pipeline.stats import RATE_SPAN, Stats
 from imdb_tui.tui.pipeline_panel import _lag
 
@@ -64,3 +72,13 @@ def test_titles_fit_their_columns_in_terminal_cells_and_a_cut_one_ends_in_an_ell
     long = "The Lord of the Rings: The Return of the King and More (2003)"
     assert fit(long, 20) == "The Lord of the Rin…" and fit("七人の侍", 6) == "七人… "
     assert all(cells(fit(text, 9)) == 9 for text in (long, "七人の侍 (1954)", "", "x" * 9))
+
+
+def test_a_figure_that_does_not_fit_is_written_shorter_never_cut_silently() -> None:
+    assert [short_count(n) for n in (0, 9_999, 12_345, 882_688, 1_234_567, 45_000_000)] == [
+        "0", "9,999", "12.3k", "883k", "1.2M", "45.0M",
+    ]  # fmt: skip
+    notes = ["this minute 882,688 · peak 882,688", "this minute 883k · peak 883k", "now 883k"]
+    assert first_fitting(notes, 46) == notes[0]
+    assert first_fitting(notes, 30) == notes[1]  # the 80x24 chart: the peak's number kept
+    assert first_fitting(notes, 8) == "now 883k" and first_fitting(notes, 6) == "now 8…"

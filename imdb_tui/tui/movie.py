@@ -18,7 +18,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Header, Sparkline, Static
 
-from imdb_tui.display import literal
+from imdb_tui.display import first_fitting, literal, short_count
 from imdb_tui.metrics import MovieDay
 from imdb_tui.store import StoreError
 from imdb_tui.tui.panel import DayTitled
@@ -103,7 +103,16 @@ class MovieMinutes(MoviePart):
             return
         views = [m.events for m in movie.per_minute]
         self.query_one(Sparkline).data = views
-        note = f"this minute {views[-1]:,} · peak {max(views):,} · last hour {sum(views):,}"
+        now, peak, hour = views[-1], max(views), sum(views)
+        note = first_fitting(
+            [
+                f"this minute {now:,} · peak {peak:,} · last hour {hour:,}",
+                f"this minute {short_count(now)} · peak {short_count(peak)}"
+                f" · last hour {short_count(hour)}",
+                f"now {short_count(now)} · peak {short_count(peak)} · hour {short_count(hour)}",
+            ],
+            self.content_size.width,
+        )
         self.query_one(Static).update(Text(note, no_wrap=True), layout=False)
 
 

@@ -6,6 +6,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.widgets import Sparkline, Static
 
+from imdb_tui.display import first_fitting, short_count
 from imdb_tui.metrics import MetricsSnapshot
 from imdb_tui.tui.panel import Panel
 
@@ -25,13 +26,14 @@ class Chart(Panel):
     def watch_snapshot(self, snapshot: MetricsSnapshot | None) -> None:
         if snapshot is None:
             return
-        values, note = self.chart(snapshot)
+        values, notes = self.chart(snapshot)
+        note = first_fitting(notes, self.content_size.width)
         self.query_one(Sparkline).data = values
         # The note's height is set in app.tcss, so no layout pass is needed.
         self.query_one(Static).update(Text(note, no_wrap=True, overflow="ellipsis"), layout=False)
 
-    def chart(self, snapshot: MetricsSnapshot) -> tuple[list[int], str]:
-        """The values to draw and the note to show."""
+    def chart(self, snapshot: MetricsSnapshot) -> tuple[list[int], list[str]]:
+        """The values to draw, and the note to show in its forms, fullest first."""
         raise NotImplementedError
 
 
@@ -42,13 +44,18 @@ class PerMinute(Chart):
     TITLE = "Events per minute"
     POINTS = 60
 
-    def chart(self, snapshot: MetricsSnapshot) -> tuple[list[int], str]:
+    def chart(self, snapshot: MetricsSnapshot) -> tuple[list[int], list[str]]:
         shown = max(self.content_size.width, 1)
         counts = [minute.events for minute in snapshot.per_minute[-shown:]]
         this_minute = counts[-1] if counts else 0
         peak = max(counts, default=0)
-        note = f"last {len(counts)} min · this minute {this_minute:,} · peak {peak:,}"
-        return counts, note
+        now, top = short_count(this_minute), short_count(peak)
+        return counts, [
+            f"last {len(counts)} min · this minute {this_minute:,} · peak {peak:,}",
+            f"last {len(counts)} min · this minute {now} · peak {top}",
+            f"this minute {now} · peak {top}",
+            f"now {now} · peak {top}",
+        ]
 
 
 class TodayByHour(Chart):
@@ -56,9 +63,9 @@ class TodayByHour(Chart):
     PAST_TITLE = "{day} by hour"
     POINTS = 24
 
-    def chart(self, snapshot: MetricsSnapshot) -> tuple[list[int], str]:
+    def chart(self, snapshot: MetricsSnapshot) -> tuple[list[int], list[str]]:
         hours = list(snapshot.per_hour)
-        note = f"{snapshot.events_today:,} {'that day' if snapshot.past else 'today'}"
-        if any(hours):
-            note += f" · peak {max(range(24), key=hours.__getitem__):02d}h"
-        return hours, note
+        when = "that day" if snapshot.past else "today"
+        peak = f" · peak {max(range(24), key=hours.__getitem__):02d}h" if any(hours) else ""
+        total = snapshot.events_today
+        return hours, [f"{total:,} {when}{peak}", f"{short_count(total)} {when}{peak}"]
