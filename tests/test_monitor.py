@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gzip
 import json
 import re
@@ -32,6 +33,7 @@ from imdb_tui.store.sqlite import MEMORY, SqliteStore
 from imdb_tui.tui.app import MonitorApp
 from imdb_tui.tui.dead_letters import DeadLettersScreen
 from imdb_tui.tui.dialogs import KEYS, HelpScreen, RateDialog
+from imdb_tui.tui.events_by_type import EventsByType
 from imdb_tui.tui.movie import MovieHeading, MovieMinutes, MovieScreen, MovieToday
 from imdb_tui.tui.panel import Panel
 from imdb_tui.tui.ratings import RatingsPanel
@@ -284,6 +286,13 @@ async def test_big_figures_are_written_shorter_at_80x24_not_cut(app: MonitorApp)
         await pilot.pause()
         note = str(app.query_one(PerMinute).query_one(Static).render())
         assert re.fullmatch(r".*this minute [\d.,]+k? · peak [\d.,]+k", note), note
+        await pilot.press("f")  # held: the figures below stay shown
+        assert app.snapshot is not None
+        big = {"view": 9_123_456, "click": 2_345_678, "rate": 1_100_000, "watchlist_add": 1_000_001}
+        app.snapshot = dataclasses.replace(app.snapshot, by_type=big)
+        await pilot.pause()
+        shown = str(app.query_one(EventsByType).render())
+        assert "watchlist_add  1.0M" in shown and "total         13.6M" in shown, shown
 
 
 async def test_minus_at_max_halves_the_measured_rate(app: MonitorApp) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 from rich.text import Text
 
+from imdb_tui.display import short_count
 from imdb_tui.tui.panel import Panel
 
 KIND_WIDTH = 13  # "watchlist_add"
@@ -23,8 +25,12 @@ class EventsByType(Panel):
         if snapshot is None:
             return Text(self.WAITING)
         total = sum(snapshot.by_type.values())
-        counts = {kind: f"{count:,}" for kind, count in snapshot.by_type.items()}
-        count_width = max(map(len, counts.values()), default=1)
+        number: Callable[[float], str] = "{:,}".format
+        counts = {kind: number(count) for kind, count in snapshot.by_type.items()}
+        if self.content_size.width - max(map(len, counts.values()), default=1) - 1 < KIND_WIDTH:
+            number = short_count  # 1.2M, not a label cut to "watchlist_…"
+            counts = {kind: number(count) for kind, count in snapshot.by_type.items()}
+        count_width = max(len(number(total)), *map(len, counts.values()))
         # Narrow panels drop the bars first, then the shares, and only then cut names.
         room = self.content_size.width - count_width - 1
         with_share = room >= KIND_WIDTH + SHARE_WIDTH
@@ -47,5 +53,5 @@ class EventsByType(Panel):
             if bar_room >= MIN_BAR:
                 lines.append(" " + "█" * round(share * bar_room), style=bar_style)
             lines.append("\n")
-        lines.append(f"{'total':<{kind_width}} {total:>{count_width},}", style="dim")
+        lines.append(f"{'total':<{kind_width}} {number(total):>{count_width}}", style="dim")
         return lines
