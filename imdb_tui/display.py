@@ -61,6 +61,17 @@ def short_count(count: float) -> str:
     return f"{count:,.0f}"
 
 
+def count_in(count: float, width: int, sign: str = "") -> str:
+    """A count with its thousands separated if that fits `width`, else shorter (1.2M)."""
+    whole = f"{sign}{count:,.0f}"
+    return whole if len(whole) <= width else f"{sign}{short_count(count)}"
+
+
+def share_text(share: float) -> str:
+    """A share in five characters at most: 12.3%, 100%."""
+    return "100%" if share >= 0.9995 else f"{share:5.1%}"
+
+
 def first_fitting(texts: list[str], width: int) -> str:
     """The first of these texts (longest and fullest first) that fits `width`, else
     the last one cut with an ellipsis: a figure is written shorter, never cut silently."""

@@ -293,6 +293,12 @@ async def test_big_figures_are_written_shorter_at_80x24_not_cut(app: MonitorApp)
         await pilot.pause()
         shown = str(app.query_one(EventsByType).render())
         assert "watchlist_add  1.0M" in shown and "total         13.6M" in shown, shown
+        first = dataclasses.replace(app.snapshot.top_movies[0], views=1_234_567, share=1.0)
+        app.snapshot = dataclasses.replace(app.snapshot, top_movies=(first,))
+        await pilot.pause()
+        table = app.query_one(TopMovies).query_one(DataTable)
+        cells = [str(table.get_cell("1", column)) for column in ("Views", "Share")]
+        assert cells[0] == "1.2M" and cells[1].endswith("100%"), cells  # not "1,234,5", "100.0"
 
 
 async def test_minus_at_max_halves_the_measured_rate(app: MonitorApp) -> None:

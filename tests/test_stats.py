@@ -7,10 +7,12 @@ import pytest
 from imdb_tui.display import (
     cells,
     clock_text,
+    count_in,
     first_fitting,
     fit,
     left_cut,
     millis_text,
+    share_text,
     short_count,
 )
 from imdb_tui.pipeline.stats import RATE_SPAN, Stats
@@ -82,3 +84,11 @@ def test_a_figure_that_does_not_fit_is_written_shorter_never_cut_silently() -> N
     assert first_fitting(notes, 46) == notes[0]
     assert first_fitting(notes, 30) == notes[1]  # the 80x24 chart: the peak's number kept
     assert first_fitting(notes, 8) == "now 883k" and first_fitting(notes, 6) == "now 8…"
+
+
+def test_counts_and_shares_fit_their_columns() -> None:
+    assert count_in(102_815, 7) == "102,815" and count_in(1_234_567, 7) == "1.2M"
+    assert count_in(103_559, 7, "+") == "+104k" and count_in(99_999, 7, "+") == "+99,999"
+    assert (
+        share_text(1.0) == "100%" and share_text(0.054) == " 5.4%" and share_text(0.9994) == "99.9%"
+    )

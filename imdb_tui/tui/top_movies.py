@@ -7,7 +7,7 @@ from textual import events
 from textual.app import ComposeResult
 from textual.widgets import DataTable
 
-from imdb_tui.display import literal
+from imdb_tui.display import count_in, literal, share_text
 from imdb_tui.metrics import TOP_MOVIES, MetricsSnapshot, MovieRank
 from imdb_tui.tui.panel import Panel
 
@@ -76,7 +76,7 @@ class TopMovies(Panel):
 
 
 def _movie_cells(movie: MovieRank, bar: int) -> tuple[Text, ...]:
-    share = f"{movie.share:5.1%}"
+    share = share_text(movie.share)
     if bar:
         filled = round(movie.share * bar)
         share = f"{'█' * filled}{'░' * (bar - filled)} {share}"
@@ -84,7 +84,7 @@ def _movie_cells(movie: MovieRank, bar: int) -> tuple[Text, ...]:
         # Data is shown as text, never as markup; long titles end in an ellipsis.
         Text(literal(movie.title), no_wrap=True, overflow="ellipsis"),
         Text("" if movie.year is None else str(movie.year)),
-        Text(f"{movie.views:,}", justify="right"),
+        Text(count_in(movie.views, _FIXED["Views"]), justify="right"),  # 1.2M, never cut
         # Its average rating today (none yet: a dash).
         Text("–" if movie.avg_rating is None else f"{movie.avg_rating:.1f}", justify="right"),
         Text(share),

@@ -8,7 +8,7 @@ from textual import events
 from textual.app import ComposeResult
 from textual.widgets import DataTable
 
-from imdb_tui.display import literal
+from imdb_tui.display import count_in, literal
 from imdb_tui.metrics import TRENDING, MetricsSnapshot, Trend
 from imdb_tui.tui.panel import Panel
 
@@ -95,7 +95,8 @@ def _trend_cells(trend: Trend) -> dict[str, Text]:
         "Move": movement_text(trend.movement),
         # Data is shown as text, never as markup; long titles end in an ellipsis.
         "Title": Text(literal(trend.title), no_wrap=True, overflow="ellipsis"),
-        "Views": Text(f"{trend.views_recent:,}", justify="right"),
-        "Before": Text(f"{trend.views_before:,}", justify="right"),
-        "Change": Text(f"+{trend.change:,.0f}", justify="right"),
+        # Numbers too wide for their column are written shorter (+104k), never cut.
+        "Views": Text(count_in(trend.views_recent, _FIXED["Views"]), justify="right"),
+        "Before": Text(count_in(trend.views_before, _FIXED["Before"]), justify="right"),
+        "Change": Text(count_in(trend.change, _FIXED["Change"], "+"), justify="right"),
     }
