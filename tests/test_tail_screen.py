@@ -94,7 +94,7 @@ async def test_slash_filters_literally_and_escape_clears_then_leaves(db_path: Pa
             assert all(row[2] == "[bold]Boom[/] \\x1b[31m100%_" for row in rows(screen))
             title = screen.query_one(DataTable).get_row_at(0)[2]
             assert isinstance(title, Text) and not title.spans and title.style == ""
-            assert "filter: boom[/] 100%_ (escape clears)" in note(screen)
+            assert "filter: boom[/] 100%_ (esc clears)" in note(screen)
             await pilot.press("escape")  # clears the filter
             assert screen.match == EventMatch() and isinstance(app.screen, TailScreen)
             await until(pilot, lambda: {row[2] for row in rows(screen)} >= {"Calm"})

@@ -193,7 +193,7 @@ class TailScreen(Screen[None]):
         if not self.match.everything:
             note.append("filter: ", style="bold")
             note.append(literal(self.match.describe()))
-            note.append(" (escape clears) · ")
+            note.append(" (esc clears) · ")
         if self._problem is not None:
             note.append(literal(self._problem), style="bold red")
         elif held is not None:
