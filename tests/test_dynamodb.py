@@ -527,3 +527,26 @@ def test_a_table_refusing_every_call_shows_waiting_then_carries_on(
             run.kill()
             run.wait()
     assert stored(table) == (400, 400, 0)
+
+
+def test_the_top_ten_reads_the_best_of_each_index_shard_not_every_movie_of_the_day(
+    store: DynamoStore,
+) -> None:
+    """A snapshot's cost must not grow with the day's movies: 400 movies viewed, the
+    top ten read from each shard's first page of its best (ties with the tenth too)."""
+    movies = [n % 400 for n in range(400)] + [m for m in range(20) for _ in range(20 - m)]
+    records = [event(n, movie_id=f"tt{2_000_000 + m:07d}") for n, m in enumerate(movies)]
+    write(store, validate_many(records)[0])
+    read: list[int] = []
+    call = store.table.call
+
+    def counting(operation: str, **arguments: object) -> dict[str, object]:
+        answer: dict[str, object] = call(operation, **arguments)
+        read.append(len(answer.get("Items", ())))  # type: ignore[arg-type]
+        return answer
+
+    store.table.call = counting  # type: ignore[method-assign]
+    top = store.top_movies("2026-11-23", 10)
+    assert [m.views for m in top] == [21 - m for m in range(10)]
+    assert [m.movie_id for m in top] == [f"tt{2_000_000 + m:07d}" for m in range(10)]
+    assert sum(read) < 100  # not the 400 movies

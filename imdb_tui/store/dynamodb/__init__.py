@@ -310,19 +310,30 @@ class DynamoStore:
         return None if item is None or "minute" not in item else str(item["minute"])
 
     def top_movies(self, day: str, limit: int) -> list[TopMovie]:
-        """The day's most viewed: from each index partition its first `limit` and their
-        ties, merged (ties ordered by movie id, as the SQL stores order them)."""
-        best: list[tuple[int, str]] = []
-        for shard in range(layout.TOP_SHARDS):
-            taken: list[tuple[int, str]] = []
-            for item in self.table.query(
-                f"top#{day}#{shard}", index=TOP_INDEX, index_key=("g", "view"), newest_first=True
-            ):
-                views = int(item["view"])
-                if len(taken) >= limit and views < taken[-1][0]:
-                    break
-                taken.append((views, item["s"]))
-            best += taken
+        """The day's most viewed: the first `limit` and one more of each index partition
+        (one small page each), then, only from a partition whose page ends no lower than
+        the tenth best of them all, the rest down to it (its ties): not every movie of
+        the day. Ties ordered by movie id, as the SQL stores order them."""
+        pages = [
+            self.table.query(
+                f"top#{day}#{shard}",
+                index=TOP_INDEX,
+                index_key=("g", "view"),
+                newest_first=True,
+                page=limit + 1,
+            )
+            for shard in range(layout.TOP_SHARDS)
+        ]
+        firsts = [list(itertools.islice(page, limit + 1)) for page in pages]
+        best = [(int(item["view"]), str(item["s"])) for first in firsts for item in first]
+        best.sort(key=lambda pair: (-pair[0], pair[1]))
+        least = best[limit - 1][0] if len(best) >= limit else 0
+        for page, first in zip(pages, firsts, strict=True):
+            if len(first) > limit and int(first[-1]["view"]) >= least:
+                for item in page:  # the next pages of this partition, down to `least`
+                    if int(item["view"]) < least:
+                        break
+                    best.append((int(item["view"]), str(item["s"])))
         best.sort(key=lambda pair: (-pair[0], pair[1]))
         titles = self.titles([movie for _, movie in best[:limit]])
         top = []

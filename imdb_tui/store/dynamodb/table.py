@@ -274,12 +274,14 @@ class Table:
         prefix: str | None = None,
         newest_first: bool = False,
         limit: int | None = None,
+        page: int | None = None,
         index: str | None = None,
         index_key: tuple[str, str] = ("p", "s"),
     ) -> Iterator[Item]:
         """The items of partition `p` in sort-key order: sort keys > `after`, >= `start`,
         < `before`, or starting with `prefix` (one of them); at most `limit`, read page
-        by page."""
+        by page, `page` items a call if given (a caller that stops early reads no more:
+        a top ten, not every movie of the day)."""
         hash_name, range_name = index_key
         condition = "#h = :p"
         values: dict[str, object] = {":p": p}
@@ -309,8 +311,9 @@ class Table:
             arguments["IndexName"] = index
         given = 0
         while True:
-            if limit is not None:
-                arguments["Limit"] = limit - given
+            sizes = [n for n in (page, None if limit is None else limit - given) if n is not None]
+            if sizes:
+                arguments["Limit"] = min(sizes)
             answer = self.call("query", **arguments)
             for raw in answer.get("Items", []):
                 if not self._live(raw):
