@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/kinesis.py
 	$(BIN)/python bench/dynamodb.py
 	$(BIN)/python bench/export.py
+	$(BIN)/python bench/wal.py
 	$(BIN)/python bench/serve.py
 
 clean:
