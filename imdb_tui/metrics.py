@@ -280,12 +280,15 @@ def read_snapshot(
     health: PipelineHealth | None = None,
     trends: Trending | None = None,
     day: str | None = None,
+    clock: float | None = None,
 ) -> MetricsSnapshot:
     """The metrics as stored, at time `now`; reads only the small aggregate tables.
 
     `trends`: a reader's own Trending, which keeps what does not change from one
     refresh to the next (None: trending read whole). `day`: a past local day
-    (YYYY-MM-DD) whose daily figures to read instead of today's."""
+    (YYYY-MM-DD) whose daily figures to read instead of today's. `clock`: the time
+    stored events count as ahead of, if not `now` (a pipeline at stream time reads
+    at its newest event stored, while a batch of later ones may be half applied)."""
     counters = store.counters()
     today = day_start(now, tz)
     day, past = _day_shown(day, now, tz)
@@ -331,7 +334,7 @@ def read_snapshot(
         day=day,
         past=past,
         oldest_day=oldest_day(store, tz),
-        ahead=_ahead(store, now),
+        ahead=_ahead(store, now if clock is None else clock),
     )
 
 

@@ -218,6 +218,7 @@ async def test_figures_are_read_at_the_newest_event_stored_not_the_newest_on_its
     snapshot = await pipeline.snapshot(window_minutes=5)
     assert snapshot.as_of == MARCH_1 + 9  # the newest stored, not 08:05:09
     assert snapshot.last_hour[-1].events == 10  # "this minute": its events, not 0
+    assert snapshot.ahead is None  # a later batch on its way is not "ahead of the clock"
     held.set()
     await running
     assert (await pipeline.snapshot(window_minutes=5)).as_of == MARCH_1 + 309

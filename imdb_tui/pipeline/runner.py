@@ -342,7 +342,9 @@ class Pipeline:
         window = window_minutes or self.window_minutes
         now, tz = self.read_time(), self._clock.tz
         health = self.health()
-        return await self._read(read_snapshot, now, tz, window, health, self._trends, day)
+        return await self._read(
+            read_snapshot, now, tz, window, health, self._trends, day, max(now, self.now())
+        )
 
     async def movie(self, movie_id: str, day: str | None = None) -> MovieDay:
         """A movie's figures today (or a past `day`), as committed so far, read off the
