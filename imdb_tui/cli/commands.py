@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 import time
-from datetime import date, tzinfo
+from datetime import tzinfo
 
 import click
 
@@ -28,6 +28,7 @@ from imdb_tui.cli.options import (
     Number,
     Options,
     RateParam,
+    check_day,
     db_option,
     pipeline_options,
     refresh_option,
@@ -663,12 +664,7 @@ def _export_progress(progress: ExportProgress) -> None:
 
 def _check_day(day: str, store: Store, moment: float, tz: tzinfo | None) -> None:
     """--day names a local day from the oldest kept to today, else a one-line Failure."""
-    try:
-        valid = date.fromisoformat(day).isoformat() == day
-    except ValueError:
-        valid = False
-    if not valid:
-        raise Failure(f"--day {literal(day)!r} is not a day: give it as YYYY-MM-DD")
+    check_day("--day", day)
     today = local_day(moment, tz)
     if day > today:
         raise Failure(f"--day {day} is after today ({today})")

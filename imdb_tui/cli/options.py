@@ -10,7 +10,7 @@ import dataclasses
 import functools
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Final, TypeVar
 
@@ -20,6 +20,7 @@ import platformdirs
 
 from imdb_tui.assembly import Inputs
 from imdb_tui.clock import parse_duration
+from imdb_tui.display import literal
 from imdb_tui.pipeline import MAX_RATE
 from imdb_tui.sources import SIMULATOR, SourceKind, SourceSpec
 
@@ -204,6 +205,17 @@ def db_option(f: F, help: str = DB_HELP, writes: bool = False) -> F:
         metavar="PATH|URL",
         help=help,
     )(f)
+
+
+def check_day(option: str, text: str) -> str:
+    """A YYYY-MM-DD day as an option gives it, else a one-line Failure naming it."""
+    try:
+        valid = date.fromisoformat(text).isoformat() == text
+    except ValueError:
+        valid = False
+    if not valid:
+        raise Failure(f"{option} {literal(text)!r} is not a day: give it as YYYY-MM-DD")
+    return text
 
 
 def writing_db_option(f: F) -> F:

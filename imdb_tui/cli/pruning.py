@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import sys
 import time
-from datetime import date
 from pathlib import Path
 
 import click
 
 from imdb_tui.cli.commands import cli
-from imdb_tui.cli.options import DurationParam, Failure, db_option
+from imdb_tui.cli.options import DurationParam, Failure, check_day, db_option
 from imdb_tui.cli.setup import open_store
 from imdb_tui.clock import SystemClock, date_start, utc_iso
-from imdb_tui.display import literal, plural, size_text
+from imdb_tui.display import plural, size_text
 from imdb_tui.store import Store, StoreError
 from imdb_tui.store.dynamodb import is_dynamodb
 from imdb_tui.store.postgres import is_postgres
@@ -75,13 +74,7 @@ def prune(
         _empty(db, yes, clock)
         return
     if before is not None:
-        try:
-            valid = date.fromisoformat(before).isoformat() == before
-        except ValueError:
-            valid = False
-        if not valid:
-            raise Failure(f"--before {literal(before)!r} is not a day: give it as YYYY-MM-DD")
-        cutoff = date_start(before, clock.tz)
+        cutoff = date_start(check_day("--before", before), clock.tz)
         said = f"the days before {before}"
     else:
         assert keep is not None
