@@ -75,3 +75,34 @@ def finish(process: subprocess.Popen[str]) -> str:
 def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
     with contextlib.closing(sqlite3.connect(db)) as connection:
         return connection.execute(sql).fetchall()
+
+
+def one_shard_stream() -> tuple[str, Any]:
+    """A new stream of one shard, made and active: its name and a Kinesis client."""
+    import boto3
+
+    name = stream()
+    kinesis = boto3.client("kinesis")
+    kinesis.create_stream(StreamName=name, ShardCount=1)
+    kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 1})
+    return name, kinesis
+
+
+def until_dead_letters(db: Path, count: int) -> None:
+    """Wait until `count` dead letters are stored."""
+    deadline = time.monotonic() + 60
+    while query(db, "SELECT count(*) FROM dead_letters") != [(count,)]:
+        assert time.monotonic() < deadline, query(db, "SELECT reason FROM dead_letters")
+        time.sleep(0.1)
+
+
+def report(env: dict[str, str], db: Path, *args: str) -> str:
+    """What `imdb-tui report --db DB ARGS` prints."""
+    result = subprocess.run(
+        [COMMAND, "report", "--db", str(db), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    return result.stdout

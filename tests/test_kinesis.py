@@ -19,7 +19,18 @@ import pytest
 
 from imdb_tui.store import Store, StoreError
 from tests.conftest import NOW, Database, event, scaled
-from tests.streams import COMMAND, consume, finish, produce, query, stored, stream, until_stored
+from tests.streams import (
+    COMMAND,
+    consume,
+    finish,
+    produce,
+    query,
+    report,
+    stored,
+    stream,
+    until_dead_letters,
+    until_stored,
+)
 
 T = TypeVar("T")
 
@@ -50,10 +61,7 @@ def test_a_produced_stream_is_stored_exactly_once(aws: dict[str, str], tmp_path:
     assert f"source: kinesis://{name} (Kinesis stream)" in output
     assert query(db, "SELECT count(*), count(DISTINCT event_id) FROM events") == [(20_000, 20_000)]
     assert_aggregates_match_a_recount(db)
-    report = subprocess.run(
-        [COMMAND, "report", "--db", str(db), "--json"], capture_output=True, text=True, env=aws
-    )
-    data = json.loads(report.stdout)
+    data = json.loads(report(aws, db, "--json"))
     (pipeline,) = data["pipelines"]  # how far behind the stream's tip it read, last
     assert pipeline["source_behind_ms"] is not None and pipeline["source_behind_ms"] >= 0
     assert all(s["position"]["millis_behind_latest"] is not None for s in data["sources"])
@@ -106,19 +114,9 @@ def test_hostile_records_in_the_stream_are_dead_letters_shown_literally(
     db = tmp_path / "k.db"
     consumer = consume(aws, name, db)
     until_stored(db, 100, consumer)
-    deadline = time.monotonic() + 60
-    while query(db, "SELECT count(*) FROM dead_letters") != [(4,)]:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    until_dead_letters(db, 4)
     finish(consumer)
-    report = subprocess.run(
-        [COMMAND, "report", "--db", str(db), "--dead-letters", "--json"],
-        capture_output=True,
-        text=True,
-        env=aws,
-        check=True,
-    )
-    letters = json.loads(report.stdout)
+    letters = json.loads(report(aws, db, "--dead-letters", "--json"))
     raws = sorted(letter["raw"] for letter in letters)
     expected = sorted(d.decode("utf-8", errors="backslashreplace") for d in hostile)
     assert raws == expected

@@ -19,7 +19,19 @@ import pytest
 from imdb_tui.events import validate
 from imdb_tui.sources.kinesis.records import KPL_MAGIC, MAX_UNZIPPED, unpack
 from tests.conftest import event
-from tests.streams import COMMAND, consume, finish, produce, query, stored, stream, until_stored
+from tests.streams import (
+    COMMAND,
+    consume,
+    finish,
+    one_shard_stream,
+    produce,
+    query,
+    report,
+    stored,
+    stream,
+    until_dead_letters,
+    until_stored,
+)
 
 
 def aggregate(*datas: bytes, key: str = "k") -> bytes:
@@ -193,12 +205,7 @@ async def test_a_checkpoint_inside_an_aggregate_resumes_at_its_next_user_record(
 def test_a_stream_of_every_form_is_stored_once_each_bad_part_a_dead_letter_with_its_place(
     aws: dict[str, str], tmp_path: Path
 ) -> None:
-    import boto3
-
-    name = stream()
-    kinesis = boto3.client("kinesis")
-    kinesis.create_stream(StreamName=name, ShardCount=1)
-    kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 1})
+    name, kinesis = one_shard_stream()
     numbers = iter(range(100_000))
 
     def lines(count: int) -> list[bytes]:
@@ -223,20 +230,11 @@ def test_a_stream_of_every_form_is_stored_once_each_bad_part_a_dead_letter_with_
     db = tmp_path / "k.db"
     consumer = consume(aws, name, db)
     until_stored(db, valid, consumer)
-    deadline = time.monotonic() + 60
-    while query(db, "SELECT count(*) FROM dead_letters") != [(5,)]:
-        assert time.monotonic() < deadline, query(db, "SELECT reason FROM dead_letters")
-        time.sleep(0.1)
+    until_dead_letters(db, 5)
     finish(consumer)
     assert query(db, "SELECT count(*), count(DISTINCT event_id) FROM events") == [(valid, valid)]
-    report = subprocess.run(
-        [COMMAND, "report", "--db", str(db), "--dead-letters", "--json"],
-        capture_output=True,
-        text=True,
-        env=aws,
-        check=True,
-    )
-    reasons = sorted(letter["reason"] for letter in json.loads(report.stdout))
+    letters = json.loads(report(aws, db, "--dead-letters", "--json"))
+    reasons = sorted(letter["reason"] for letter in letters)
     places = [reason.partition("(shardId-000000000000, sequence ")[2] for reason in reasons]
     assert [reason.partition(" (")[0] for reason in reasons] == [
         "JSON is a string, not an object",
@@ -247,13 +245,7 @@ def test_a_stream_of_every_form_is_stored_once_each_bad_part_a_dead_letter_with_
     ]
     assert places[0].endswith(", element 1)") and places[4].endswith(", sub-sequence 1)")
     # The text report shows binary and control bytes escaped: one line a letter.
-    text = subprocess.run(
-        [COMMAND, "report", "--db", str(db), "--dead-letters"],
-        capture_output=True,
-        text=True,
-        env=aws,
-        check=True,
-    ).stdout
+    text = report(aws, db, "--dead-letters")
     assert "\x1b" not in text and "\x00" not in text
     assert "\\x1b[2J" in text
 
@@ -269,12 +261,7 @@ def partial_position(db: Path) -> dict[str, Any] | None:
 def test_a_consumer_killed_inside_an_aggregate_stores_exactly_the_rest_on_restart(
     aws: dict[str, str], tmp_path: Path
 ) -> None:
-    import boto3
-
-    name = stream()
-    kinesis = boto3.client("kinesis")
-    kinesis.create_stream(StreamName=name, ShardCount=1)
-    kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 1})
+    name, kinesis = one_shard_stream()
     numbers = iter(range(100_000))
     for _ in range(20):  # 10,000 events, 500 to an aggregate
         data = aggregate(*(line(next(numbers)) for _ in range(500)))
