@@ -484,7 +484,8 @@ def report(
         moment = _moment(as_of, store, clock)
         if day is not None:
             _check_day(day, store, moment, clock.tz)
-        older = None if day is not None else _older_history(store, moment, clock.tz)
+        # At --as-of latest the day read is the newest stored: nothing older to point at.
+        older = None if day or as_of == "latest" else _older_history(store, moment, clock.tz)
         if movie_id is not None:
             movie = read_movie(store, movie_id, moment, clock.tz, day)
             quiet = not any(movie.by_type.values())

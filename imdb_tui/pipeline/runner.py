@@ -342,8 +342,9 @@ class Pipeline:
         window = window_minutes or self.window_minutes
         now, tz = self.read_time(), self._clock.tz
         health = self.health()
+        # Ahead of the newest seen (read_time is never later): not of the newest stored.
         return await self._read(
-            read_snapshot, now, tz, window, health, self._trends, day, max(now, self.now())
+            read_snapshot, now, tz, window, health, self._trends, day, self.now()
         )
 
     async def movie(self, movie_id: str, day: str | None = None) -> MovieDay:
