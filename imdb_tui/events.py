@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, SupportsIndex, overload
 
 import orjson
 
@@ -122,6 +122,38 @@ class Located(bytes):
         return record
 
 
+class Placed(list[RawRecord]):
+    """Lines of a file or stdin with where each starts, said beside the reason of any
+    that is rejected (worked out only then: the list is made and read as any list)."""
+
+    def __init__(
+        self,
+        lines: Iterable[RawRecord],
+        name: str,
+        starts: Sequence[int],
+        numbers: Sequence[int | None],
+    ) -> None:
+        super().__init__(lines)
+        self.name = name
+        self.starts = starts
+        self.numbers = numbers
+
+    def origin(self, index: int) -> str:
+        number = self.numbers[index]
+        line = "" if number is None else f" line {number:,},"
+        return f"{self.name}{line} byte {self.starts[index]:,}"
+
+    @overload
+    def __getitem__(self, key: SupportsIndex) -> RawRecord: ...
+    @overload
+    def __getitem__(self, key: slice) -> list[RawRecord]: ...
+    def __getitem__(self, key: SupportsIndex | slice) -> RawRecord | list[RawRecord]:
+        if not isinstance(key, slice):
+            return super().__getitem__(key)
+        lines = super().__getitem__(key)
+        return Placed(lines, self.name, self.starts[key], self.numbers[key])
+
+
 class _Invalid(Exception):
     """Raised inside validation with the reason; never escapes `validate`."""
 
@@ -143,6 +175,8 @@ def validate_many(records: list[RawRecord]) -> tuple[list[Event], list[Rejection
     events: list[Event] = []
     rejections: list[Rejection] = []
     blank = 0
+    placed = records if type(records) is Placed else None
+    at = 0  # where the last rejected record of `placed` was
     quick, add_event = _quick_any, events.append
     for raw in records:
         event = quick(raw)
@@ -155,8 +189,13 @@ def validate_many(records: list[RawRecord]) -> tuple[list[Event], list[Rejection
         result = _validate(raw)
         if type(result) is Event:
             add_event(result)
-        else:
+        elif placed is None:
             rejections.append(result)  # type: ignore[arg-type]
+        else:  # found by identity, in order: equal lines may share one object
+            while placed[at] is not raw:
+                at += 1
+            rejections.append(_placed(result, placed.origin(at)))  # type: ignore[arg-type]
+            at += 1
     return events, rejections, blank
 
 
@@ -267,6 +306,10 @@ def _reject(raw: RawRecord, reason: str) -> Rejection:
         reason = f"{reason} ({raw.origin})"
     text = raw_text(raw)
     return Rejection(reason, text[:MAX_RAW_CHARS].replace("\x00", "\\x00"), len(text))
+
+
+def _placed(rejection: Rejection, origin: str) -> Rejection:
+    return Rejection(f"{rejection.reason} ({origin})", rejection.raw, rejection.raw_size)
 
 
 def raw_text(raw: RawRecord) -> str:

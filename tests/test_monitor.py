@@ -31,7 +31,7 @@ from imdb_tui.sources.simulated import SimulatedSource
 from imdb_tui.store import Store, StoreError, open_store
 from imdb_tui.store.sqlite import MEMORY, SqliteStore
 from imdb_tui.tui.app import MonitorApp
-from imdb_tui.tui.dead_letters import DeadLettersScreen
+from imdb_tui.tui.dead_letters import DeadLetterScreen, DeadLettersScreen
 from imdb_tui.tui.dialogs import KEYS, HelpScreen, RateDialog
 from imdb_tui.tui.events_by_type import EventsByType
 from imdb_tui.tui.movie import MovieHeading, MovieMinutes, MovieScreen, MovieToday
@@ -537,6 +537,15 @@ async def test_d_lists_the_dead_letters_literally(tmp_path: Path, db_path: Path)
         rows = [[str(cell) for cell in table.get_row_at(n)] for n in range(table.row_count)]
         assert [row[2] for row in rows] == ["[bold]not json[/]", '{"event_id": "\\x1b[31mred"}']
         assert all(row[1] for row in rows)
+        await pilot.press("down", "enter")  # the older one, whole
+        assert isinstance(app.screen, DeadLetterScreen)
+        shown = " ".join(str(s.render()) for s in app.screen.query(Static))
+        assert f"({tmp_path / 'in.jsonl'} line 1, byte 0)" in shown
+        assert '{"event_id": "\\x1b[31mred"}' in shown  # literal
+        await pilot.press("c")
+        assert app.clipboard == '{"event_id": "\x1b[31mred"}'  # as received
+        await pilot.press("escape")
+        assert isinstance(app.screen, DeadLettersScreen)
         await pilot.press("escape")
         assert not isinstance(app.screen, DeadLettersScreen)
 

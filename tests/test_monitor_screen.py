@@ -18,7 +18,7 @@ from textual.pilot import Pilot
 
 from imdb_tui.catalog import build_catalog
 from imdb_tui.clock import ManualClock
-from imdb_tui.events import RawRecord
+from imdb_tui.events import Placed, RawRecord
 from imdb_tui.pipeline import Pipeline, PipelineSettings
 from imdb_tui.simulator import Simulator, SimulatorSettings
 from imdb_tui.sources import Lookup
@@ -66,9 +66,12 @@ class HeldSource:
         self._stopped.set()
 
 
-def monitor_of(days: int, monkeypatch: pytest.MonkeyPatch) -> Iterator[MonitorApp]:
+def monitor_of(
+    days: int, monkeypatch: pytest.MonkeyPatch, bad: Sequence[bytes] = ()
+) -> Iterator[MonitorApp]:
     """The monitor over RECORDS of the simulator's records, made at NOW, and as many
-    again for each of the `days` days before."""
+    again for each of the `days` days before; then the `bad` lines, as if from lines
+    1000, 1001... of events.jsonl."""
     # How many pages the tables take depends on where batches were cut, which
     # depends on timing: the picture shows a fixed size instead.
     monkeypatch.setattr(SqliteStore, "size_bytes", lambda self: 900_000)
@@ -79,6 +82,10 @@ def monitor_of(days: int, monkeypatch: pytest.MonkeyPatch) -> Iterator[MonitorAp
     for _ in range(days):
         clock.advance(86400)
         records += simulator.records(RECORDS)
+    if bad:
+        starts = [150_000 + 200 * n for n in range(len(records) + len(bad))]
+        numbers = list(range(1, len(starts) + 1))
+        records = Placed([*records, *bad], "events.jsonl", starts, numbers)
     store = open_store(MEMORY)
     settings = PipelineSettings(rate=None, commit_interval=0.01)
     pipeline = Pipeline(HeldSource(records), store, clock, settings, catalog)
@@ -92,6 +99,16 @@ def app(monkeypatch: pytest.MonkeyPatch) -> Iterator[MonitorApp]:
 
 
 @pytest.fixture
+def app_with_dead_letters(monkeypatch: pytest.MonkeyPatch) -> Iterator[MonitorApp]:
+    bad = [
+        b'{"event_id": "e1", "event_type": "like", "note": "' + b"long text " * 40 + b'"}',
+        b"\x1b[31mred\x1b[0m [bold]markup[/] and a tab\there",
+        b'{"event_id": "e2", "event_time": "yesterday"}',
+    ]
+    yield from monitor_of(0, monkeypatch, bad)
+
+
+@pytest.fixture
 def app_with_yesterday(monkeypatch: pytest.MonkeyPatch) -> Iterator[MonitorApp]:
     yield from monitor_of(1, monkeypatch)
 
@@ -102,8 +119,9 @@ async def all_shown(pilot: Pilot[Any]) -> None:
     source = app.control.pipeline.source
     assert isinstance(source, HeldSource)
     async with asyncio.timeout(30):
-        while app.control.pipeline.health().stored < source.count:
-            await pilot.pause(0.01)
+        stats = app.control.pipeline._stats  # stored and rejected, each counted once committed
+    while stats.stored + stats.rejected < source.count:
+        await pilot.pause(0.01)
     await app.refresh_now()
     await pilot.pause()
 
@@ -163,3 +181,22 @@ def test_a_past_day(
         await pilot.pause()
 
     assert snap_compare(app_with_yesterday, terminal_size=size, run_before=yesterday)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_the_dead_letters(
+    app_with_dead_letters: MonitorApp, size: tuple[int, int], snap_compare: Callable[..., bool]
+) -> None:
+    """d: the newest first, each column fitted to the terminal, the text literal."""
+    app = app_with_dead_letters
+    assert snap_compare(app, terminal_size=size, run_before=all_shown, press=["d"])
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_one_dead_letter_whole(
+    app_with_dead_letters: MonitorApp, size: tuple[int, int], snap_compare: Callable[..., bool]
+) -> None:
+    """d, down, down, enter: the oldest of three whole, its place in its file said."""
+    app = app_with_dead_letters
+    press = ["d", "down", "down", "enter"]
+    assert snap_compare(app, terminal_size=size, run_before=all_shown, press=press)

@@ -94,10 +94,12 @@ def test_a_stopped_run_carries_on_where_it_was(
     again = imdb_tui("run", "--source", str(big), "--db", str(db), timeout=120)
     assert again.returncode == 0, again.stderr
     resumed = re.search(
-        r"resumed: .*big\.jsonl from byte ([\d,]+).* ([\d,]+) records read", again.stdout
+        r"resumed: .*big\.jsonl from line ([\d,]+) \(byte ([\d,]+)\).* ([\d,]+) records read",
+        again.stdout,
     )
     assert resumed, again.stdout
-    read = int(resumed[2].replace(",", ""))
+    line, byte, read = (int(resumed[k].replace(",", "")) for k in (1, 2, 3))
+    assert big.read_bytes()[:byte].count(b"\n") == line - 1  # the line where it goes on
     new, duplicates = done(again.stdout)
     assert duplicates <= BATCH, again.stdout  # at most the batch in flight, not the file
     assert read == new + duplicates < 300_000, again.stdout  # only the remainder was read
@@ -109,6 +111,7 @@ def test_a_stopped_run_carries_on_where_it_was(
     (source,) = report["sources"]
     assert source["source"] == f"file:{big.resolve()}"
     assert source["position"]["offset"] == big.stat().st_size
+    assert source["position"]["line"] == 300_000
 
 
 def test_the_same_file_again_reads_nothing_and_from_start_reads_it_all(tmp_path: Path) -> None:
@@ -176,7 +179,8 @@ def test_a_followed_file_says_at_once_that_it_resumes(tmp_path: Path) -> None:
             seen.append(line)
             if line.startswith("resuming: "):
                 break
-        assert "e.jsonl from byte" in seen[-1] and "--from-start reads it all" in seen[-1], seen
+        said = seen[-1]
+        assert "e.jsonl from line 101 (byte" in said and "--from-start reads it all" in said, seen
         process.send_signal(signal.SIGINT)
         rest = process.communicate(timeout=60)[0]
     finally:

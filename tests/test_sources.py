@@ -36,10 +36,17 @@ def test_lines_come_out_whole_however_the_bytes_are_cut(
     stream = b"".join(line + b"\n" for line in lines)
     cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=8)))
     splitter, out, start = LineSplitter(), [], 0
+    starts: list[int] = []
+    numbers: list[int | None] = []
     for cut in [*cuts, len(stream)]:
         out += splitter.feed(stream[start:cut])
+        starts += splitter.starts
+        numbers += splitter.numbers
         start = cut
     assert out + splitter.end() == lines
+    # Each line's place, as a dead letter says it: its first byte and its number.
+    assert [stream[at : at + len(line)] for at, line in zip(starts, lines, strict=True)] == lines
+    assert numbers == [stream[:at].count(b"\n") + 1 for at in starts]
 
 
 def test_a_last_line_without_a_newline_is_still_a_line() -> None:
@@ -56,6 +63,17 @@ def test_an_overlong_line_is_cut_and_the_next_one_is_whole() -> None:
     out += splitter.feed(b"x" * MAX_LINE_BYTES + b"\nnext\n")
     assert [len(line) for line in out] == [MAX_LINE_BYTES + 1, 4]
     assert out[1] == b"next"
+    assert splitter.starts == [3 * MAX_LINE_BYTES // 2 + MAX_LINE_BYTES + 1]
+    assert splitter.numbers == [2]  # the cut line's newline is counted though skipped
+
+
+def test_a_resumed_splitter_numbers_lines_from_where_it_was_or_not_at_all() -> None:
+    resumed = LineSplitter(offset=1000, newlines=41)
+    assert resumed.feed(b"a\nb\n") == [b"a", b"b"]
+    assert (resumed.starts, resumed.numbers) == ([1000, 1002], [42, 43])
+    unknown = LineSplitter(offset=1000, newlines=None)  # a position stored without it
+    unknown.feed(b"a\n")
+    assert (unknown.starts, unknown.numbers) == ([1000], [None])
 
 
 async def read_all(source: JsonLinesSource, limit: int = 3) -> list[object]:
@@ -125,8 +143,13 @@ async def test_every_valid_line_is_stored_and_every_other_is_a_dead_letter(
     assert summary.stored == len(valid) == query(db_path, "SELECT count(*) FROM events")[0][0]
     hostile = len(mixed) - len(valid)
     assert summary.rejected == hostile
-    reasons = query(db_path, "SELECT reason, raw FROM dead_letters")
+    reasons = query(db_path, "SELECT reason, raw FROM dead_letters ORDER BY id")
     assert len(reasons) == hostile and all(reason for reason, _ in reasons)
+    offsets = [sum(len(line) + 1 for line in mixed[:n]) for n in range(len(mixed))]
+    bad = [n for n, line in enumerate(mixed) if line not in lines]
+    assert [reason[reason.rindex(" (") :] for reason, _ in reasons] == [
+        f" ({tmp_path / 'mixed.jsonl'} line {n + 1}, byte {offsets[n]:,})" for n in bad
+    ]  # where each is in the file, to open it there
     assert any("1 MiB" in reason for reason, _ in reasons)
     assert any("\x1b[31m" in raw for _, raw in reasons)  # kept as received (shown literally)
 
@@ -330,5 +353,5 @@ async def test_a_stopped_file_keeps_no_partial_line_and_resumes_at_a_line_start(
     assert json.loads(position.position)["offset"] == len(first)
     path.write_bytes(first + half + b"\n")
     again = JsonLinesSource(str(path))
-    assert await again.start(lambda key: position.position) == f"byte {len(first):,}"
+    assert await again.start(lambda key: position.position) == f"line 2 (byte {len(first):,})"
     assert await again.read(10) == [half]

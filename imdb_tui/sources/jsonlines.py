@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from imdb_tui.events import MAX_LINE_BYTES, RawRecord
+from imdb_tui.events import MAX_LINE_BYTES, Placed, RawRecord
 from imdb_tui.sources import STDIN, Lookup, SourceError
 from imdb_tui.store import SourcePosition
 
@@ -44,13 +44,19 @@ class LineSplitter:
     payload) and the rest of it is skipped up to its newline.
     """
 
-    def __init__(self, offset: int = 0) -> None:
+    def __init__(self, offset: int = 0, newlines: int | None = 0) -> None:
         self._partial = bytearray()
         self._skipping = False
         self._fed = offset  # bytes of the stream fed so far
+        self._newlines = newlines  # newlines fed so far (None: not known, resumed)
         self.ends: list[int] = []
         """The stream offset just past each line handed out by the last feed or end
         (a cut line's is its start: read again from there, it is rejected again)."""
+        self.starts: list[int] = []
+        """The stream offset where each line handed out by the last feed or end starts."""
+        self.numbers: list[int | None] = []
+        """Their line numbers, from 1 (None: not known, in a file resumed from a
+        position stored without its line)."""
 
     def feed(self, data: bytes) -> list[bytes]:
         *ended, tail = data.split(b"\n")
@@ -59,24 +65,45 @@ class LineSplitter:
         ends = list(
             itertools.accumulate((len(p) + 1 for p in ended), initial=self._fed - len(data))
         )
-        lines: list[bytes] = []
+        newlines = self._newlines
         self.ends = kept = []
-        for at, piece in enumerate(ended):
+        self.starts = starts = []
+        self.numbers = numbers = []
+        if not ended:
+            lines: list[bytes] = []
+        else:  # only the first piece can end a pending line, or a cut one being skipped
+            first = newlines if newlines is None else newlines + 1
             if self._skipping:
                 self._skipping = False
+                lines = []
             elif self._partial:
-                lines.append(bytes(self._partial) + piece)
-                kept.append(ends[at + 1])
+                lines = [bytes(self._partial) + ended[0]]
+                kept.append(ends[1])
+                starts.append(base)
+                numbers.append(first)
                 self._partial.clear()
             else:
-                lines.append(piece)
-                kept.append(ends[at + 1])
+                lines = [ended[0]]
+                kept.append(ends[1])
+                starts.append(ends[0])
+                numbers.append(first)
+            lines += ended[1:]
+            kept += ends[2:]
+            starts += ends[1:-1]
+            if newlines is None:
+                numbers += [None] * (len(ended) - 1)
+            else:
+                numbers += range(newlines + 2, newlines + len(ended) + 1)
+        if newlines is not None:
+            self._newlines = newlines + len(ended)
         if not self._skipping:
             start = ends[-1] if ended else base
             self._partial += tail
             if len(self._partial) > MAX_LINE_BYTES:
                 lines.append(bytes(self._partial[: MAX_LINE_BYTES + 1]))
                 kept.append(start)
+                starts.append(start)
+                numbers.append(self._number())
                 self._partial.clear()
                 self._skipping = True
         return lines
@@ -85,8 +112,22 @@ class LineSplitter:
         """At the end of the input, a last line without its newline is still a line."""
         last = [] if self._skipping or not self._partial else [bytes(self._partial)]
         self.ends = [self._fed] if last else []
+        self.starts = [self._fed - len(self._partial)] if last else []
+        self.numbers = [self._number()] if last else []
         self._partial.clear()
         return last
+
+    def _number(self) -> int | None:
+        """The number of the line after the last newline fed."""
+        return None if self._newlines is None else self._newlines + 1
+
+
+def newlines_to(line: bytes, start: int, number: int | None, end: int) -> int | None:
+    """The newlines before `end`, a line's end offset as handed out: past its newline,
+    or at its start (a cut line) or its end (a last line without one)."""
+    if number is None:
+        return None
+    return number if end == start + len(line) + 1 else number - 1
 
 
 class JsonLinesSource:
@@ -121,10 +162,13 @@ class JsonLinesSource:
         self.key = f"file:{Path(path).resolve()}" if regular else None
         self._lines = LineSplitter()
         self._ready: list[bytes] = []
-        self._ends: list[int] = []
+        self._ends: list[int] = []  # in step with _ready, as the splitter's lists
+        self._starts: list[int] = []
+        self._numbers: list[int | None] = []
         self._head = bytearray()  # the stream's first bytes, for its fingerprint
         self._head_fixed = False  # read from the file when resuming
         self._handed = 0  # the stream offset just past the last line handed out
+        self._handed_lines: int | None = 0  # the newlines before it
         self._failure: SourceError | None = None
         self._ended = False
         self._stopped: asyncio.Event | None = None
@@ -140,13 +184,16 @@ class JsonLinesSource:
         try:
             saved = json.loads(position)
             offset, fingerprint = int(saved["offset"]), str(saved["fingerprint"])
-        except (ValueError, KeyError, TypeError):
+            newlines = saved.get("line")
+            newlines = newlines if type(newlines) is int and newlines >= 0 else None
+        except (ValueError, KeyError, TypeError, AttributeError):
             return None  # not one of ours: read it all (dedupe keeps that safe)
         if offset <= 0 or not await asyncio.to_thread(self._skip_to, offset, fingerprint):
             return None
-        self._handed = offset
-        self._lines = LineSplitter(offset)
-        return f"byte {offset:,}"
+        self._handed, self._handed_lines = offset, newlines
+        self._lines = LineSplitter(offset, newlines)
+        where = f"byte {offset:,}"
+        return where if newlines is None else f"line {newlines + 1:,} ({where})"
 
     def _skip_to(self, offset: int, fingerprint: str) -> bool:
         """Read the head and move to `offset` if the file is the one positioned;
@@ -174,8 +221,7 @@ class JsonLinesSource:
     async def read(self, limit: int) -> list[RawRecord]:
         while not self._ready and not self._ended:
             if self._follow and self._rewritten():  # copytruncate, even while behind
-                self._ready = self._from_the_top()
-                self._ends = self._lines.ends
+                self._take(self._from_the_top())
                 continue
             try:
                 data = await self._next_bytes()
@@ -185,34 +231,50 @@ class JsonLinesSource:
             if data:
                 if len(self._head) < HEAD_BYTES and not self._head_fixed:
                     self._head += data[: HEAD_BYTES - len(self._head)]
-                self._ready = self._lines.feed(data)
-                self._ends = self._lines.ends
+                self._take(self._lines.feed(data))
             elif self._follow and not self._stopping() and self._failure is None:
-                self._ready = await self._wait_for_more()
-                self._ends = self._lines.ends
+                self._take(await self._wait_for_more())
             else:
                 self._ended = True
                 if self._stopping() and self.key is not None:
                     # Stopped, not ended: a partial last line is read whole next time,
                     # from the position of the line before it.
-                    self._ready, self._ends = [], []
+                    self._take([])
                 else:
-                    self._ready = self._lines.end()
-                    self._ends = self._lines.ends
+                    self._take(self._lines.end())
                 self._close()
         if not self._ready and self._failure is not None:
             failure, self._failure = self._failure, None
             raise failure
         chunk, self._ready = self._ready[:limit], self._ready[limit:]
-        if chunk:
-            self._handed = self._ends[len(chunk) - 1]
-            self._ends = self._ends[len(chunk) :]
-        return list(chunk)
+        if not chunk:
+            return []
+        n = len(chunk)
+        starts, self._starts = self._starts[:n], self._starts[n:]
+        numbers, self._numbers = self._numbers[:n], self._numbers[n:]
+        self._handed = self._ends[n - 1]
+        self._ends = self._ends[n:]
+        self._handed_lines = (
+            newlines_to(chunk[-1], starts[-1], numbers[-1], self._handed) if self._handed else 0
+        )
+        return Placed(chunk, self.name, starts, numbers)
+
+    def _take(self, lines: list[bytes]) -> None:
+        """Lines from the splitter, with where they are."""
+        self._ready = lines
+        self._ends = self._lines.ends
+        self._starts = self._lines.starts
+        self._numbers = self._lines.numbers
 
     def positions(self) -> Sequence[SourcePosition]:
         if self.key is None or self._handed <= 0:
             return ()
-        where = {"offset": self._handed, "fingerprint": _fingerprint(bytes(self._head))}
+        where: dict[str, int | str] = {
+            "offset": self._handed,
+            "fingerprint": _fingerprint(bytes(self._head)),
+        }
+        if self._handed_lines is not None:
+            where["line"] = self._handed_lines
         return (SourcePosition(self.key, json.dumps(where)),)
 
     def committed(self, positions: Sequence[SourcePosition]) -> None:
@@ -240,8 +302,10 @@ class JsonLinesSource:
         current = os.fstat(self._file.fileno())
         if (now.st_ino, now.st_dev) != (current.st_ino, current.st_dev):
             lines = self._lines.feed(self._file.read())  # what came just before the rename
-            ends = self._lines.ends
+            ends, starts, numbers = self._lines.ends, self._lines.starts, self._lines.numbers
             lines += self._lines.end()
+            starts += self._lines.starts
+            numbers += self._lines.numbers
             self._close()
             self._file = _open(self._path)
             self._read_bytes = self._reader(self._file)
@@ -249,6 +313,7 @@ class JsonLinesSource:
             # The old file's last lines are positioned at the start of the new one:
             # they are stored before any of it, and the new file has no offset yet.
             self._lines.ends = [0] * (len(ends) + len(self._lines.ends))
+            self._lines.starts, self._lines.numbers = starts, numbers  # in the old file
             return lines
         if self._rewritten():
             return self._from_the_top()
@@ -272,8 +337,10 @@ class JsonLinesSource:
         what came before is handed on (to be rejected rather than lost)."""
         self._file.seek(0)
         lines = self._lines.end()
+        starts, numbers = self._lines.starts, self._lines.numbers
         self._new_stream()
         self._lines.ends = [0] * len(lines)
+        self._lines.starts, self._lines.numbers = starts, numbers  # before the truncation
         log.warning("%s was truncated: reading it from its start", self.name)
         return lines
 
@@ -282,7 +349,7 @@ class JsonLinesSource:
         self._lines = LineSplitter()
         self._head.clear()
         self._head_fixed = False
-        self._handed = 0
+        self._handed, self._handed_lines = 0, 0
 
     async def _next_bytes(self) -> bytes:
         """The next bytes of input, or b"" at its end or once stopped."""

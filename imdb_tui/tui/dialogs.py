@@ -29,7 +29,7 @@ KEYS = (
     ("enter", "the movie on the row: its day, live"),
     ("t", "live tail of the events; / filters it"),
     ("< / >", "the daily panels: a day back, a day on"),
-    ("d", "dead letters: the newest rejected records"),
+    ("d", "dead letters: enter shows one whole, c copies"),
     ("? / F1", "this help"),
     ("ctrl+p", "palette: these actions, themes, a screenshot"),
     ("q / ctrl+c", "quit: the queue is drained and committed first"),
