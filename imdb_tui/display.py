@@ -142,10 +142,12 @@ def clock_text(as_of: float | None, tz: tzinfo | None, replay_speed: float | Non
 
 
 def millis_text(ms: float) -> str:
-    """A duration in milliseconds, short: 128 ms, 2.3 s, 10 s, 7,265 s (so that a
-    lag of seconds, p50 and p99, fits the Pipeline panel at 80 columns)."""
+    """A duration in milliseconds, short: 128 ms, 2.3 s, 10 s, 43 min, 2.5 h (so that
+    a lag, p50 and p99, fits the Pipeline panel at 80 columns)."""
     if ms < 1_000:
         return f"{ms:,.0f} ms"
+    if ms >= 90_000:
+        return span_text(ms / 1000)
     return f"{ms / 1000:.1f} s" if ms < 10_000 else f"{ms / 1000:,.0f} s"
 
 

@@ -9,6 +9,7 @@ and look at the SVGs (in tests/__snapshots__/) before committing them.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC
 from typing import Any
@@ -67,18 +68,22 @@ class HeldSource:
 
 
 def monitor_of(
-    days: int, monkeypatch: pytest.MonkeyPatch, bad: Sequence[bytes] = ()
+    days: int, monkeypatch: pytest.MonkeyPatch, bad: Sequence[bytes] = (), minutes: int = 0
 ) -> Iterator[MonitorApp]:
     """The monitor over RECORDS of the simulator's records, made at NOW, and as many
     again for each of the `days` days before; then the `bad` lines, as if from lines
-    1000, 1001... of events.jsonl."""
+    1000, 1001... of events.jsonl. With `minutes`, today's records are spread over
+    that many minutes before NOW instead, a wave of traffic."""
     # How many pages the tables take depends on where batches were cut, which
     # depends on timing: the picture shows a fixed size instead.
     monkeypatch.setattr(SqliteStore, "size_bytes", lambda self: 900_000)
-    clock = ManualClock(NOW - days * 86400, tz=UTC)
+    clock = ManualClock(NOW - days * 86400 - minutes * 60, tz=UTC)
     catalog = build_catalog(7, 200)
     simulator = Simulator(catalog, SimulatorSettings(seed=7, users=2_000), clock)
-    records = simulator.records(RECORDS)
+    records = simulator.records(RECORDS) if not minutes else []
+    for minute in range(minutes):  # evening traffic: a slow swell and a ripple
+        records += simulator.records(round(120 + 60 * math.sin(minute / 9) + minute * 2))
+        clock.advance(60)
     for _ in range(days):
         clock.advance(86400)
         records += simulator.records(RECORDS)
@@ -96,6 +101,11 @@ def monitor_of(
 @pytest.fixture
 def app(monkeypatch: pytest.MonkeyPatch) -> Iterator[MonitorApp]:
     yield from monitor_of(0, monkeypatch)
+
+
+@pytest.fixture
+def app_over_hours(monkeypatch: pytest.MonkeyPatch) -> Iterator[MonitorApp]:
+    yield from monitor_of(0, monkeypatch, minutes=150)
 
 
 @pytest.fixture
@@ -135,6 +145,14 @@ def test_the_dashboard(
     app: MonitorApp, size: tuple[int, int], snap_compare: Callable[..., bool]
 ) -> None:
     assert snap_compare(app, terminal_size=size, run_before=all_shown)
+
+
+def test_the_readme_screenshot(
+    app_over_hours: MonitorApp, snap_compare: Callable[..., bool]
+) -> None:
+    """The README shows this picture (tests/__snapshots__/.../test_the_readme_screenshot.svg):
+    two and a half hours of traffic at 120x40."""
+    assert snap_compare(app_over_hours, terminal_size=(120, 40), run_before=all_shown)
 
 
 def test_the_help_screen(app: MonitorApp, snap_compare: Callable[..., bool]) -> None:

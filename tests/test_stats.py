@@ -46,7 +46,9 @@ def test_the_rate_falls_to_zero_when_nothing_is_stored_and_counts_from_the_start
 def test_lag_figures_carry_their_own_units() -> None:
     assert _lag(128, 10_000) == "128 ms / 10 s"  # was "0 / 10 s"
     assert _lag(128, 253) == "128 / 253 ms"  # one unit, said once
-    assert _lag(12_000, 7_265_000) == "12 / 7,265 s"
+    assert _lag(12_000, 89_000) == "12 / 89 s"
+    assert _lag(2_580_000, 8_820_000) == "43 min / 2.5 h"  # not "2,580 / 8,820 s"
+    assert _lag(2_580_000, 8_820_000, room=13) == "43m / 2.5h"  # never wrapped
     assert millis_text(999) == "999 ms" and millis_text(9_949) == "9.9 s"
     assert _lag(2_282, 3_472) == "2.3 / 3.5 s"  # fits the panel at 80 columns
     assert _lag(None, None) == "-"

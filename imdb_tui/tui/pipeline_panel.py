@@ -51,7 +51,7 @@ class PipelinePanel(Panel):
                 ("measured", f"{health.ingest_rate:,.0f}/s" if live else "–"),
                 *rows,
                 ("queue", f"{health.queue_depth:,}"),
-                ("lag p50/p99", _lag(health.lag_p50_ms, health.lag_p99_ms)),
+                ("lag p50/p99", _lag(health.lag_p50_ms, health.lag_p99_ms, room)),
             ]
         rows += [("dead letters", dead), ("duplicates", f"{snapshot.duplicates:,}")]
         if health is not None:
@@ -72,12 +72,15 @@ class PipelinePanel(Panel):
         return text
 
 
-def _lag(p50: float | None, p99: float | None) -> str:
+def _lag(p50: float | None, p99: float | None, room: int = 80) -> str:
     """128 / 253 ms, or each figure with its own unit where they differ: 128 ms / 10 s
-    (replayed files lag by hours)."""
+    (replayed files lag by hours); units run on (43m / 2.5h) where that does not fit."""
     if p50 is None or p99 is None:
         return "-"
     low, high = millis_text(p50), millis_text(p99)
     if low.split()[-1] == high.split()[-1]:  # one unit, said once: it fits 80 columns
         return f"{low.split()[0]} / {high}"
-    return f"{low} / {high}"
+    text = f"{low} / {high}"
+    if len(text) <= room:
+        return text
+    return " / ".join(figure.replace(" min", "m").replace(" ", "") for figure in (low, high))
