@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from imdb_tui.tui.app import MonitorApp
 from imdb_tui.tui.dialogs import KEYS
+from tests.postgres_server import _binaries
 from tests.test_cli import imdb_tui
 
 README = Path(__file__).parents[1] / "README.md"
@@ -60,3 +65,55 @@ def test_the_readme_lists_every_table_and_view_in_one_line_each() -> None:
     # movie_user_counts and movie_users_pending go with movie_users_daily's line.
     assert listed | {"movie_user_counts", "movie_users_pending"} == names
     assert names <= mentioned
+
+
+PRELUDE = """set -euo pipefail
+imdb-tui() { "$README_PYTHON" -m tests.readme_runner imdb-tui "$@"; }
+make() { "$README_PYTHON" -m tests.readme_runner make "$@"; }
+pip() { "$README_PYTHON" -m tests.readme_runner pip "$@"; }
+"""
+
+
+def test_every_shell_block_of_the_readme_runs_as_written(
+    tmp_path: Path, postgres_url: str, aws: dict[str, str]
+) -> None:
+    """Each ```sh block, in order, in one folder, as a newcomer would run them: with a
+    home of its own (the default database starts empty), PostgreSQL's libpq settings
+    and AWS's endpoint pointing at the tests' servers, and the bucket the README
+    names made beforehand, as a user's would be. What runs until stopped is stopped
+    after a few seconds (tests/readme_runner.py) and must end cleanly."""
+    import boto3
+
+    blocks = re.findall(r"^```sh\n(.*?)^```", README.read_text(), flags=re.M | re.S)
+    assert len(blocks) >= 8, blocks
+    server = urlsplit(postgres_url)
+    work, home = tmp_path / "work", tmp_path / "home"
+    work.mkdir()
+    home.mkdir()
+    env = {key: value for key, value in aws.items() if not key.startswith("XDG_")}
+    env.update(
+        HOME=str(home),
+        PGHOST=server.hostname or "127.0.0.1",
+        PGPORT=str(server.port or 5432),
+        PGUSER=server.username or "postgres",
+        PYTHONPATH=str(README.parent),
+        README_PYTHON=sys.executable,
+        PATH=os.pathsep.join(
+            [str(Path(sys.executable).parent), str(_binaries() or ""), env["PATH"]]
+        ),
+        TZ="UTC",
+    )
+    boto3.client("s3").create_bucket(Bucket="lake")
+    for block in blocks:
+        done = subprocess.run(
+            ["bash", "-c", PRELUDE + block],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, (
+            f"this README block failed (status {done.returncode}):\n{block}\n"
+            f"--- stdout\n{done.stdout[-4000:]}\n--- stderr\n{done.stderr[-4000:]}"
+        )

@@ -3,91 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
-import pty
-import re
-import select
 import sqlite3
-import struct
 import subprocess
-import termios
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pyte
 import pytest
 
+from tests.terminal import Terminal, terminal
 from tests.test_cli import COMMAND, imdb_tui
-
-
-class Terminal:
-    """A program on a pseudo-terminal of its own, and the screen it draws (pyte)."""
-
-    def __init__(self, args: list[str], columns: int = 120, rows: int = 40) -> None:
-        self._screen_fd, terminal = pty.openpty()
-        fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
-        self.process = subprocess.Popen(
-            [COMMAND, *args],
-            stdin=terminal,
-            stdout=terminal,
-            stderr=terminal,
-            env={**os.environ, "TERM": "xterm-256color"},
-            start_new_session=True,
-            preexec_fn=lambda: fcntl.ioctl(2, termios.TIOCSCTTY, 0),
-        )
-        os.close(terminal)
-        self.screen = pyte.Screen(columns, rows)
-        self._stream = pyte.ByteStream(self.screen)
-
-    def text(self) -> str:
-        return "\n".join(self.screen.display)
-
-    def wait_for(self, pattern: str, timeout: float = 30.0) -> re.Match[str]:
-        """Read what is drawn until the screen shows `pattern`."""
-        deadline = time.monotonic() + timeout
-        while not (found := re.search(pattern, self.text())):
-            left = deadline - time.monotonic()
-            assert left > 0, f"never shown: {pattern!r}\n{self.text()}"
-            if select.select([self._screen_fd], [], [], min(left, 0.2))[0]:
-                with contextlib.suppress(OSError):
-                    self._stream.feed(os.read(self._screen_fd, 1 << 16))
-        return found
-
-    def exit_status(self, timeout: float = 30.0) -> int:
-        """Wait for the program to end, reading what it draws (a full terminal blocks it)."""
-        deadline = time.monotonic() + timeout
-        while self.process.poll() is None:
-            assert time.monotonic() < deadline, f"still running\n{self.text()}"
-            if select.select([self._screen_fd], [], [], 0.1)[0]:
-                with contextlib.suppress(OSError):
-                    self._stream.feed(os.read(self._screen_fd, 1 << 16))
-        return self.process.returncode
-
-    def press(self, key: bytes) -> None:
-        os.write(self._screen_fd, key)
-
-    def hang_up(self) -> None:
-        """Close the terminal, as closing its window does: the kernel sends SIGHUP."""
-        os.close(self._screen_fd)
-        self._screen_fd = -1
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(timeout=30)
-        if self._screen_fd >= 0:
-            os.close(self._screen_fd)
-
-
-@contextlib.contextmanager
-def terminal(args: list[str]) -> Iterator[Terminal]:
-    shown = Terminal(args)
-    try:
-        yield shown
-    finally:
-        shown.close()
 
 
 def data_version_and_rows(db: Path) -> tuple[int, list[tuple[object, ...]]]:
