@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import tzinfo
+from typing import Final
 
 from imdb_tui.clock import local_datetime
 from imdb_tui.events import seconds
@@ -109,6 +110,19 @@ def size_text(size: float) -> str:
         if size >= scale:
             return f"{size / scale:.3g} {unit}"
     return f"{size:,.0f} B"
+
+
+_SIZE_UNITS: Final = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12} | {
+    f"{unit}i": 1 << (10 * n) for n, unit in enumerate("kmgt", 1)
+}
+
+
+def parse_size(text: str) -> int:
+    """Bytes in a size such as 500MB, 2GB, 1.5G, 750MiB, or a plain number of bytes."""
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt]i?)?b?\s*", text.lower())
+    if match is None:
+        raise ValueError(f"{text!r} is not a size like 500MB or 2GB")
+    return int(float(match[1]) * _SIZE_UNITS[match[2] or ""])
 
 
 def plural(count: int, noun: str) -> str:

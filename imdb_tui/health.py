@@ -52,6 +52,8 @@ class PipelineHealth:
     source_behind_ms: float | None = None
     """How far behind the newest data its source reads, where the source knows (a
     stream's MillisBehindLatest, the most of its shards')."""
+    alerts: str | None = None
+    """Its alert rules' state, firing and recent (JSON: alerts.AlertState), if it has rules."""
 
     def to_json(self) -> dict[str, Any]:
         """The `pipelines` entries of `report --json`."""

@@ -187,6 +187,11 @@ class MetricsSnapshot:
     ahead: Ahead | None = None
     """Stored events ahead of the reader's clock, if there are any."""
 
+    @classmethod
+    def of_health(cls, health: PipelineHealth) -> MetricsSnapshot:
+        """A pipeline's health alone, no figures of the store (for what needs only it)."""
+        return cls(health.as_of or 0.0, 0, 0, ActiveUsers(0, 0), None, (), {}, (), (), 0, 0, health)
+
     @property
     def past_day(self) -> str | None:
         """The past day the daily figures are of (None: today's)."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Protocol
 
+from imdb_tui.alerts import AlertChange
 from imdb_tui.clock import Clock
 from imdb_tui.health import PipelineHealth
 from imdb_tui.metrics import MetricsSnapshot, MovieDay, Trending, read_movie, read_snapshot
@@ -84,6 +85,10 @@ class Control(Protocol):
         """Stop producing; `run` returns once what was read is stored."""
         ...
 
+    def listen_to_alerts(self, listener: Callable[[AlertChange], None]) -> None:
+        """Tell `listener` each alert of the pipeline's rules that fires or clears."""
+        ...
+
     async def run(self) -> RunSummary: ...
 
 
@@ -136,6 +141,9 @@ class LocalPipeline:
 
     def pause(self) -> None:
         self.pipeline.pause()
+
+    def listen_to_alerts(self, listener: Callable[[AlertChange], None]) -> None:
+        self.pipeline.on_alert.append(listener)
 
     def resume(self) -> None:
         self.pipeline.resume()

@@ -22,6 +22,7 @@ from textual.widgets import DataTable, Input, Static
 from textual.widgets._footer import FooterKey
 from textual.widgets._toast import Toast
 
+from imdb_tui.alerts import Alerts, parse_rule
 from imdb_tui.catalog import Catalog, Movie, build_catalog
 from imdb_tui.clock import ManualClock
 from imdb_tui.pipeline import MAX_RATE, Pipeline, PipelineSettings
@@ -30,6 +31,7 @@ from imdb_tui.sources.jsonlines import JsonLinesSource
 from imdb_tui.sources.simulated import SimulatedSource
 from imdb_tui.store import Store, StoreError, open_store
 from imdb_tui.store.sqlite import MEMORY, SqliteStore
+from imdb_tui.tui.alerts import AlertsScreen
 from imdb_tui.tui.app import MonitorApp
 from imdb_tui.tui.dead_letters import DeadLetterScreen, DeadLettersScreen
 from imdb_tui.tui.dialogs import KEYS, HelpScreen, RateDialog
@@ -685,3 +687,29 @@ async def test_angle_brackets_step_the_daily_panels_through_past_days(db_path: P
             await until(pilot, lambda: app.snapshot.events_today > shown)  # live again
     finally:
         app.control.pipeline.store.close()
+
+
+async def test_an_alert_firing_rings_shows_and_is_listed_under_a(
+    app: MonitorApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rule of the pipeline fires: a toast, the bell, `1 firing (a)` first on the status
+    line; `a` lists it; pausing lets the rule clear, and the toast says so."""
+    rings: list[bool] = []
+    monkeypatch.setattr(app, "bell", lambda: rings.append(True))
+    app.control.pipeline.alerts = Alerts([parse_rule("ingest_rate > 1", name="busy")])
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await until(pilot, lambda: "1 firing (a)" in status(app))
+        assert status(app).startswith("RUNNING · 1 firing (a)") and rings == [True]
+        await until(pilot, lambda: bool(app.screen.query(Toast)))
+        toasts = [str(toast.render()) for toast in app.screen.query(Toast)]
+        assert any("Alert firing" in toast and "busy: " in toast for toast in toasts), toasts
+        await pilot.press("a")
+        assert isinstance(app.screen, AlertsScreen)
+        table = app.screen.query_one(DataTable)
+        row = [str(cell) for cell in table.get_row_at(0)]
+        assert row[:2] == ["FIRING", "busy"] and table.row_count == 1
+        await pilot.press("escape", "p")  # paused: nothing is stored, the rate falls to 0
+        await until(pilot, lambda: "firing" not in status(app), seconds=30)
+        assert rings == [True]  # a clearing does not ring
+        await pilot.press("q")
+        await until(pilot, lambda: app.summary is not None)

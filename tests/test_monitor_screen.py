@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
+from imdb_tui.alerts import AlertChange, AlertState
 from imdb_tui.catalog import build_catalog
 from imdb_tui.clock import ManualClock
 from imdb_tui.events import Placed, RawRecord
@@ -25,6 +26,7 @@ from imdb_tui.simulator import Simulator, SimulatorSettings
 from imdb_tui.sources import Lookup
 from imdb_tui.store import SourcePosition, open_store
 from imdb_tui.store.sqlite import MEMORY, SqliteStore
+from imdb_tui.tui.alerts import AlertsScreen
 from imdb_tui.tui.app import MonitorApp
 from imdb_tui.tui.movie import MovieScreen
 from imdb_tui.viewer import in_process
@@ -218,3 +220,37 @@ def test_one_dead_letter_whole(
     app = app_with_dead_letters
     press = ["d", "down", "down", "enter"]
     assert snap_compare(app, terminal_size=size, run_before=all_shown, press=press)
+
+
+ALERTS = AlertState(
+    firing=(
+        AlertChange(
+            "slow commits", "lag_p99 > 5s for 1m clear 3s", "critical", "firing", "7.2 s",
+            "2026-11-23T09:58:30.000Z", "2026-11-23T09:58:30.000Z",
+        ),
+    ),
+    recent=(
+        AlertChange(
+            "slow commits", "lag_p99 > 5s for 1m clear 3s", "critical", "firing", "7.2 s",
+            "2026-11-23T09:58:30.000Z", "2026-11-23T09:58:30.000Z",
+        ),
+        AlertChange(
+            "dead_letters_per_minute > 0", "dead_letters_per_minute > 0", "warning",
+            "cleared", "0", "2026-11-23T09:41:02.000Z", "2026-11-23T09:37:55.000Z",
+        ),
+    ),
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_the_alerts(
+    app: MonitorApp, size: tuple[int, int], snap_compare: Callable[..., bool]
+) -> None:
+    """a: what fires, in red, for how long; then what cleared, once each."""
+
+    async def opened(pilot: Pilot[Any]) -> None:
+        await all_shown(pilot)
+        await pilot.app.push_screen(AlertsScreen(ALERTS, True, now=NOW))
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=opened)

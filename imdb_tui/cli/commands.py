@@ -16,18 +16,22 @@ from datetime import tzinfo
 import click
 
 from imdb_tui import __version__
+from imdb_tui.alert_actions import AlertActions
+from imdb_tui.alerts import stored_alerts
 from imdb_tui.assembly import Inputs, simulator
 from imdb_tui.catalog import build_catalog
 from imdb_tui.cli.options import (
     DEFAULT_DB,
     NO_TERMINAL,
     START_RATE,
+    AlertOptions,
     DurationParam,
     Failure,
     MomentParam,
     Number,
     Options,
     RateParam,
+    alert_options,
     check_day,
     db_option,
     pipeline_options,
@@ -38,6 +42,7 @@ from imdb_tui.cli.options import (
     window_option,
 )
 from imdb_tui.cli.output import (
+    alert_line,
     dead_letters_text,
     movie_text,
     print_summary,
@@ -71,9 +76,10 @@ from imdb_tui.store import Store, StoreError
 )
 @click.version_option(__version__, "-V", "--version", prog_name="imdb-tui")
 @pipeline_options
+@alert_options
 @refresh_option
 @click.pass_context
-def cli(ctx: click.Context, /, options: Options, refresh: float) -> None:
+def cli(ctx: click.Context, /, options: Options, alerting: AlertOptions, refresh: float) -> None:
     """Real-time analytics for IMDb-style user engagement, in the terminal.
 
     A stream of views, clicks, ratings and watchlist adds (simulated, or JSON
@@ -96,24 +102,26 @@ def cli(ctx: click.Context, /, options: Options, refresh: float) -> None:
       imdb-tui --source march.jsonl.gz --replay-speed 60        # history, an hour a minute
     """
     if ctx.invoked_subcommand is None:
-        _monitor(options, refresh)
+        _monitor(options, alerting, refresh)
 
 
 @cli.command()
 @pipeline_options
+@alert_options
 @refresh_option
-def monitor(options: Options, refresh: float) -> None:
+def monitor(options: Options, alerting: AlertOptions, refresh: float) -> None:
     """Open the full-screen monitor (the default when no command is given).
 
     Keys: p pause/resume, + - rate, m max, r exact rate, w window, [ ] refresh,
     f freeze, v top movies or trending, enter a movie's day, t live tail (/
-    filters), < > past days, d dead letters, ? help, ctrl+p palette, q quit
-    (the queue is drained and committed first).
+    filters), < > past days, d dead letters, a alerts, ? help, ctrl+p palette, q
+    quit (the queue is drained and committed first).
     """
-    _monitor(options, refresh)
+    _monitor(options, alerting, refresh)
 
 
-def _monitor(options: Options, refresh: float) -> None:
+def _monitor(options: Options, alerting: AlertOptions, refresh: float) -> None:
+    alerts = alerting.alerts()
     events = None
     if (
         options.spec.kind is SourceKind.STDIN
@@ -132,9 +140,14 @@ def _monitor(options: Options, refresh: float) -> None:
         max_size=options.max_size,
     )
     pipeline = pipeline_into(store, settings, options.inputs(events))
+    pipeline.alerts = alerts
     logging.getLogger().handlers.clear()  # nothing may write over the screen
+    app = MonitorApp(*in_process(pipeline, store.name), refresh, bell=alerting.bell)
+    actions = alerting.actions(app.alert_action_failed)
+    if actions is not None:
+        pipeline.on_alert.append(actions)
     try:
-        outcome = MonitorApp(*in_process(pipeline, store.name), refresh).run()
+        outcome = app.run()
     finally:
         store.close()
     if outcome is not None:
@@ -143,6 +156,12 @@ def _monitor(options: Options, refresh: float) -> None:
 
 @cli.command()
 @pipeline_options
+@alert_options
+@click.option(
+    "--fail-on-alert",
+    is_flag=True,
+    help="Exit with status 3 at the end if any alert fired (for CI and cron).",
+)
 @click.option(
     "--duration",
     type=DurationParam("s"),
@@ -157,11 +176,21 @@ def _monitor(options: Options, refresh: float) -> None:
     metavar="N",
     help="Stop after this many events (1000, 1e6).",
 )
-def run(options: Options, duration: float | None, count: int | None) -> None:
+def run(
+    options: Options,
+    alerting: AlertOptions,
+    fail_on_alert: bool,
+    duration: float | None,
+    count: int | None,
+) -> None:
     """Run the pipeline headless: one status line a second, then a summary.
 
     Ctrl-C, SIGTERM or SIGHUP stops it cleanly: the queue is drained and committed first.
+    An alert that fires or clears is a line of its own (ALERT firing ...).
     """
+    alerts = alerting.alerts()
+    if fail_on_alert and alerts is None:
+        raise Failure("--fail-on-alert needs alert rules: --alert or --alerts")
     settings = PipelineSettings(count=count, **options.settings())
     store = open_store(
         options.db,
@@ -170,9 +199,15 @@ def run(options: Options, duration: float | None, count: int | None) -> None:
         max_size=options.max_size,
     )
     pipeline = pipeline_into(store, settings, options.inputs())
+    pipeline.alerts = alerts
+    actions = alerting.actions(lambda problem: click.echo(f"alert action: {problem}", err=True))
+    if alerts is not None:
+        pipeline.on_alert.append(lambda change: click.echo(alert_line(change)))
+    if actions is not None:
+        pipeline.on_alert.append(actions)
     describe_inputs(store, pipeline, options)
     try:
-        outcome = asyncio.run(_run_headless(pipeline, duration))
+        outcome = asyncio.run(_run_headless(pipeline, duration, actions))
         final = read_snapshot(store, time.time(), None, options.window)
     except StoreError as error:
         raise Failure(str(error)) from None
@@ -180,6 +215,10 @@ def run(options: Options, duration: float | None, count: int | None) -> None:
         store.close()
     held = f"now holds {plural(final.events_total, 'event')} in all"
     print_summary(outcome, f"database: {store.name} {held}", pipeline.source.name)
+    if alerts is not None and alerts.fired:
+        click.echo(f"alerts: {plural(alerts.fired, 'alert')} fired")
+        if fail_on_alert:
+            sys.exit(3)
 
 
 @cli.command()
@@ -189,16 +228,20 @@ def run(options: Options, duration: float | None, count: int | None) -> None:
     " PostgreSQL URL.",
 )
 @window_option
+@alert_options
 @refresh_option
-def watch(db: str, pg_schema: str, window: int, refresh: float) -> None:
+def watch(db: str, pg_schema: str, window: int, alerting: AlertOptions, refresh: float) -> None:
     """Watch a database another process is writing: the monitor, read-only.
 
     The same panels and view keys (w window, [ ] refresh, f freeze, v top or
     trending, enter a movie's day, t live tail, < > a day back or on, d dead
-    letters, ? help, q quit), no pipeline controls. The Pipeline panel shows
-    the writing pipeline's health, or says that no pipeline is writing; a
-    pipeline that starts later is picked up. Nothing in the database changes.
+    letters, a alerts, ? help, q quit), no pipeline controls. The Pipeline
+    panel shows the writing pipeline's health, or says that no pipeline is
+    writing; a pipeline that starts later is picked up. Nothing in the database
+    changes. --alert rules are evaluated here, at each refresh, beside the
+    alerts of the writing pipeline.
     """
+    alerts = alerting.alerts()
     in_browser = "TEXTUAL_DRIVER" in os.environ  # a viewer of `imdb-tui serve`
     if not (in_browser or (sys.stdin.isatty() and sys.stderr.isatty())):
         raise Failure("watch needs a terminal; without one, use `imdb-tui report`")
@@ -208,8 +251,12 @@ def watch(db: str, pg_schema: str, window: int, refresh: float) -> None:
 
     watcher = StoreWatcher(store, SystemClock(), window)
     logging.getLogger().handlers.clear()  # nothing may write over the screen
+    app = MonitorApp(watcher, None, refresh, bell=alerting.bell, alerts=alerts)
+    actions = alerting.actions(app.alert_action_failed)
+    if actions is not None:
+        app.on_alert.append(actions)
     try:
-        MonitorApp(watcher, None, refresh).run()
+        app.run()
     finally:
         watcher.close()
 
@@ -229,7 +276,9 @@ def describe_inputs(store: Store, pipeline: Pipeline, options: Options) -> None:
         click.echo(f"source: {pipeline.source.name} ({shown})")
 
 
-async def _run_headless(pipeline: Pipeline, duration: float | None) -> RunSummary:
+async def _run_headless(
+    pipeline: Pipeline, duration: float | None, actions: AlertActions | None = None
+) -> RunSummary:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(signum, pipeline.stop)
@@ -251,6 +300,8 @@ async def _run_headless(pipeline: Pipeline, duration: float | None) -> RunSummar
             except StoreError as error:  # the pipeline retries; say so, and go on
                 health = pipeline.health()
                 click.echo(f"{time.strftime('%H:%M:%S')} {health.state:<8} {error}")
+    if actions is not None:
+        await actions.close()
     return running.result()
 
 
@@ -502,7 +553,7 @@ def report(
         if as_json:
             output = report_json(snapshot, store.pipelines(clock.now()), store.positions())
         else:
-            output = report_text(snapshot, store.name)
+            output = report_text(snapshot, store.name, stored_alerts(store.pipelines(clock.now())))
             if older and not snapshot.events_today:
                 output += f"\n\nnothing today: {older}"
     except StoreError as error:

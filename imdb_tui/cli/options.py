@@ -8,19 +8,20 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, BinaryIO, Final, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import click
 import click._textwrap as click_textwrap
 import platformdirs
 
+from imdb_tui.alert_actions import EXEC_TIMEOUT, AlertActions, check_webhook
+from imdb_tui.alerts import Alerts, RuleError, known_figures, load_rules, parse_rule
 from imdb_tui.assembly import Inputs
 from imdb_tui.clock import parse_duration
-from imdb_tui.display import literal
+from imdb_tui.display import literal, parse_size
 from imdb_tui.pipeline import MAX_RATE
 from imdb_tui.sources import SIMULATOR, SourceKind, SourceSpec
 
@@ -135,11 +136,6 @@ class MomentParam(click.ParamType):  # type: ignore[type-arg]
         return moment.timestamp()
 
 
-_SIZE_UNITS: Final = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12} | {
-    f"{unit}i": 1 << (10 * n) for n, unit in enumerate("kmgt", 1)
-}
-
-
 class SizeParam(click.ParamType):  # type: ignore[type-arg]
     """A size in bytes: 500MB, 2GB, 1.5G, 750MiB, or a plain number of bytes."""
 
@@ -148,10 +144,10 @@ class SizeParam(click.ParamType):  # type: ignore[type-arg]
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if value is None or isinstance(value, int):
             return value
-        match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt]i?)?b?\s*", str(value).lower())
-        if match is None:
-            self.fail(f"{value!r} is not a size like 500MB or 2GB", param, ctx)
-        size = int(float(match[1]) * _SIZE_UNITS[match[2] or ""])
+        try:
+            size = parse_size(str(value))
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
         if size < 10**6:
             self.fail(f"{value!r} is less than 1MB", param, ctx)
         return size
@@ -390,10 +386,16 @@ def pipeline_options(f: F) -> F:
         titles_option,
     ]
 
+    return _gathered(f, options, Options, "options")
+
+
+def _gathered(f: F, options: list[Callable[[Any], Any]], into: type[Any], keyword: str) -> F:
+    """`f` with `options`, their values handed to it as one `into` dataclass, by `keyword`."""
+
     @functools.wraps(f)
     def collect(*args: Any, **values: Any) -> Any:
-        fields = {field.name: values.pop(field.name) for field in dataclasses.fields(Options)}
-        return f(*args, options=Options(**fields), **values)
+        fields = {field.name: values.pop(field.name) for field in dataclasses.fields(into)}
+        return f(*args, **{keyword: into(**fields)}, **values)
 
     for option in reversed(options):
         collect = option(collect)
@@ -480,3 +482,93 @@ def refresh_option(f: F) -> F:
         metavar="SECONDS",
         help="How often the monitor redraws its panels ([ and ] change it while running).",
     )(f)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AlertOptions:
+    """The values of `alert_options`."""
+
+    alert: tuple[str, ...]
+    alerts_file: str | None
+    alert_exec: str | None
+    alert_webhook: str | None
+    bell: bool
+
+    def alerts(self) -> Alerts | None:
+        """The rules given, or None; a rule that does not parse is a Failure."""
+        try:
+            rules = [parse_rule(text) for text in self.alert]
+            if self.alerts_file is not None:
+                rules += load_rules(Path(self.alerts_file))
+        except RuleError as error:
+            raise Failure(str(error)) from None
+        names = [rule.name for rule in rules]
+        if len(set(names)) < len(names):
+            twice = next(name for name in names if names.count(name) > 1)
+            raise Failure(f"two alert rules named {twice!r}: give each its own name")
+        if not rules:
+            if self.alert_exec or self.alert_webhook:
+                raise Failure("--alert-exec and --alert-webhook act on --alert or --alerts rules")
+            return None
+        if self.alert_webhook is not None:
+            try:
+                check_webhook(self.alert_webhook)
+            except ValueError as error:
+                raise Failure(str(error)) from None
+        return Alerts(rules)
+
+    def actions(self, said: Callable[[str], None]) -> AlertActions | None:
+        if self.alert_exec is None and self.alert_webhook is None:
+            return None
+        return AlertActions(self.alert_exec, self.alert_webhook, said)
+
+
+def alert_options(f: F) -> F:
+    """The options of the commands that evaluate alert rules (run, the monitor, watch)."""
+    options = [
+        click.option(
+            "--alert",
+            "alert",
+            multiple=True,
+            metavar="RULE",
+            help="An alert rule, repeatable: 'lag_p99 > 5s for 1m', 'events_per_minute <"
+            " 1000 for 2m clear 1500', 'dead_letters_per_minute > 0', 'behind > 30s',"
+            f" 'database_bytes > 2GB'. Figures: {known_figures()}.",
+        ),
+        click.option(
+            "--alerts",
+            "alerts_file",
+            type=click.Path(dir_okay=False),
+            default=None,
+            metavar="FILE",
+            help="Alert rules from a TOML file: [[alert]] tables with expression, and"
+            " optionally name, for, clear and severity (warning or critical).",
+        ),
+        click.option(
+            "--alert-exec",
+            "alert_exec",
+            default=None,
+            metavar="PROGRAM",
+            help="Run PROGRAM when an alert fires or clears: its arguments are the state,"
+            " the rule's name and the value, the alert as JSON on its stdin (no shell;"
+            f" killed after {EXEC_TIMEOUT:g} s; a failure is shown, never fatal).",
+        ),
+        click.option(
+            "--alert-webhook",
+            "alert_webhook",
+            default=None,
+            metavar="URL",
+            help="POST the alert as JSON to URL when one fires or clears (tried again with"
+            " backoff; the URL is shown by its host only).",
+        ),
+        click.option(
+            "--no-bell",
+            "bell",
+            is_flag=True,
+            default=True,
+            flag_value=False,
+            help="The monitor does not ring the terminal's bell when an alert fires.",
+        ),
+    ]
+
+    return _gathered(f, options, AlertOptions, "alerting")

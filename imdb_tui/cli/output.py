@@ -9,6 +9,7 @@ from datetime import tzinfo
 
 import click
 
+from imdb_tui.alerts import AlertChange, AlertState, figure_values, stored_alerts
 from imdb_tui.cli.options import Failure, InputFailure
 from imdb_tui.display import (
     clock_text,
@@ -89,6 +90,10 @@ def report_json(
 ) -> str:
     """The report as one JSON object: the metrics, the pipelines and the sources."""
     report = snapshot.to_json()
+    live = [pipeline for pipeline in pipelines if pipeline.live]
+    with_health = dataclasses.replace(snapshot, health=live[0]) if live else snapshot
+    report["figures"] = figure_values(with_health)  # a live pipeline's lag, rate, queue
+    report["alerts"] = stored_alerts(pipelines).to_json()
     report["pipelines"] = [pipeline.to_json() for pipeline in pipelines]
     report["sources"] = [
         {"source": p.source, "position": _json_or_text(p.position), "updated_at": p.updated_at}
@@ -136,7 +141,31 @@ def _json_or_text(text: str) -> object:
         return text
 
 
-def report_text(s: MetricsSnapshot, db: str) -> str:
+def alert_line(change: AlertChange) -> str:
+    """`run`'s line when an alert fires or clears."""
+    severity = "" if change.severity == "warning" else f" [{change.severity}]"
+    return (
+        f"{time.strftime('%H:%M:%S')} ALERT {change.state} {literal(change.name)}{severity}:"
+        f" {change.value}"
+        + (f" (firing since {change.since[11:19]} UTC)" if change.state == "cleared" else "")
+    )
+
+
+def alerts_text(state: AlertState) -> list[str]:
+    """The report's alerts: what is firing, then the recent changes."""
+    if not state.firing and not state.recent:
+        return []
+    lines = ["", f"alerts        {plural(len(state.firing), 'rule')} firing"]
+    for alert in state.firing:
+        lines.append(
+            f"  firing  {literal(alert.name)}: {alert.value}, since {alert.since[:19]} UTC"
+        )
+    for alert in state.recent[:5]:
+        lines.append(f"  {alert.at[:19]}  {alert.state:<8} {literal(alert.name)}: {alert.value}")
+    return lines
+
+
+def report_text(s: MetricsSnapshot, db: str, alerts: AlertState | None = None) -> str:
     """The stored metrics; a past day's (`report --day`) say "on DAY" for "today"."""
     today_total = max(s.events_today, 1)
     when = f"on {s.day}" if s.past else "today"
@@ -179,4 +208,6 @@ def report_text(s: MetricsSnapshot, db: str) -> str:
         f"per minute    {sparkline(minutes)}  (last 60 min, peak {max(minutes):,}/min)",
         f"per hour      {sparkline(list(s.per_hour))}  ({when} 00-23, peak {max(s.per_hour):,}/h)",
     ]
+    if alerts is not None:
+        lines += alerts_text(alerts)
     return "\n".join(lines)

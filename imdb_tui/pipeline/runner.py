@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import tzinfo
 from typing import Final, TypeVar
 
+from imdb_tui.alerts import AlertChange, Alerts
 from imdb_tui.catalog import Catalog
 from imdb_tui.clock import Clock, utc_iso
 from imdb_tui.display import size_text
@@ -38,6 +39,8 @@ from imdb_tui.tail import EventMatch, Tail
 log = logging.getLogger(__name__)
 
 WRITER_SWITCH_INTERVAL: Final = 0.001
+ALERT_SECONDS: Final = 1.0
+"""Seconds between evaluations of the alert rules, on the pipeline's clock."""
 HEALTH_WITH_COMMITS: Final = 1.0
 """Seconds between health rows written with commits, at most one each."""
 T = TypeVar("T")
@@ -52,8 +55,13 @@ class Pipeline:
         settings: PipelineSettings,
         catalog: Catalog | None = None,
         on_error: Callable[[str], None] | None = None,
+        alerts: Alerts | None = None,
     ) -> None:
         self.source = source
+        self.alerts = alerts
+        """Alert rules, evaluated every ALERT_SECONDS of the pipeline's clock."""
+        self.on_alert: list[Callable[[AlertChange], None]] = []
+        """Told each rule that fires or clears, as it does."""
         self.store = store
         self.settings = settings
         self.window_minutes = settings.window_minutes
@@ -187,7 +195,11 @@ class Pipeline:
                 tasks.create_task(self._producer.run())
                 consumer = tasks.create_task(self._consumer.run(writer))
                 chores = [tasks.create_task(self._retain()), tasks.create_task(self._beat())]
+                if self.alerts is not None:
+                    chores.append(tasks.create_task(self._watch_alerts(self.alerts)))
                 consumer.add_done_callback(lambda _: [chore.cancel() for chore in chores])
+            if self.alerts is not None:  # a run shorter than a look still gets one
+                await self.check_alerts(self.alerts)
             self._finished = True
             await self._put_health()  # the last word: stopped, finished or failed
         finally:
@@ -277,6 +289,28 @@ class Pipeline:
                 wait = HEARTBEAT_SECONDS
             await asyncio.sleep(wait)
 
+    async def _watch_alerts(self, alerts: Alerts) -> None:
+        """Evaluate the alert rules every ALERT_SECONDS, on the pipeline's clock."""
+        while True:
+            await self._clock.sleep(ALERT_SECONDS)
+            await self.check_alerts(alerts)
+
+    async def check_alerts(self, alerts: Alerts) -> list[AlertChange]:
+        """Evaluate the rules now (against the store's figures if a rule names one,
+        else the health alone) and tell the listeners what changed."""
+        if alerts.needs_store:
+            try:
+                snapshot = await self.snapshot()
+            except StoreError:
+                return []  # the store is away: said already, evaluated again next time
+        else:
+            snapshot = MetricsSnapshot.of_health(self.health())
+        changes = alerts.observe(snapshot, self._clock.monotonic(), utc_iso(self._clock.now()))
+        for change in changes:
+            for listener in self.on_alert:
+                listener(change)
+        return changes
+
     async def _put_health(self) -> None:
         assert self._writer is not None
         self._health_written = asyncio.get_running_loop().time()
@@ -322,6 +356,7 @@ class Pipeline:
             emitted=stats.emitted,
             stored=stats.stored,
             source_behind_ms=self.source.behind_ms,
+            alerts=None if self.alerts is None else self.alerts.state_json(),
             error=self.error,
             stream_time=self.settings.stream_time,
             replay_speed=self.replay_speed,

@@ -452,6 +452,7 @@ HEALTH_FIELDS: Final = (
     ("started_at", "started_at"),
     ("last_seen", "last_seen"),
     ("source_behind_ms", "source_behind_ms"),
+    ("alerts", "alerts"),
 )
 
 

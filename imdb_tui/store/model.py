@@ -264,6 +264,7 @@ TABLES: Final = (
             _c("started_at", _I),
             _c("last_seen", _I),
             _c("source_behind_ms", Kind.REAL, "a stream's MillisBehindLatest", null=True, since=6),
+            _c("alerts", _T, "its alert rules: firing and recent (JSON)", null=True, since=15),
         ),
         key=("id",),
         change=Change.REPLACE,
@@ -489,6 +490,7 @@ MIGRATIONS: Final = (
         "one schema version for every backend; times and days typed (PostgreSQL)", retype=True
     ),
     Migration("views for people who query the store"),
+    Migration("alerts in pipelines' health"),
 )
 VERSION: Final = len(MIGRATIONS)
 TIMES_TYPED: Final = 13

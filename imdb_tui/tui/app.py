@@ -14,7 +14,7 @@ import signal
 import stat
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,7 +29,8 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 from textual.worker import Worker, WorkerCancelled, WorkerFailed
 
-from imdb_tui.clock import day_after
+from imdb_tui.alerts import AlertChange, Alerts, AlertState, stored_alerts
+from imdb_tui.clock import day_after, utc_iso
 from imdb_tui.display import clock_text, literal, rate_text, size_text
 from imdb_tui.health import ENDED_STATES
 from imdb_tui.metrics import WINDOW_CHOICES, MetricsSnapshot, not_kept
@@ -37,6 +38,7 @@ from imdb_tui.pipeline import MAX_RATE, MIN_RATE, PipelineSettings, RunSummary
 from imdb_tui.store import StoreError
 from imdb_tui.tail import EventMatch
 from imdb_tui.tui.active_users import ActiveUsers
+from imdb_tui.tui.alerts import AlertsScreen
 from imdb_tui.tui.dead_letters import SHOWN, DeadLettersScreen
 from imdb_tui.tui.dialogs import HelpScreen, RateDialog
 from imdb_tui.tui.events_by_type import EventsByType
@@ -74,7 +76,7 @@ DEFAULT_RATE = 200.0
 CONTROLS = frozenset({"pause", "resume", "faster", "slower", "unthrottle", "throttle", "ask_rate"})
 """The actions that drive the pipeline: none while watching or once the run is over."""
 DASHBOARD_ONLY = frozenset(
-    {"cycle_window", "toggle_trending", "dead_letters", "previous_day", "next_day"}
+    {"cycle_window", "toggle_trending", "dead_letters", "alerts", "previous_day", "next_day"}
 )
 """The actions that change only what the dashboard shows: not on a movie's screen."""
 
@@ -107,6 +109,7 @@ class MonitorApp(App[RunSummary | None]):
         Binding("greater_than_sign", "next_day", "Day+", show=False),
         Binding("t", "tail", "Tail", show=False),
         Binding("d", "dead_letters", "Dead", show=False),
+        Binding("a", "alerts", "Alerts", show=False),
         Binding("question_mark,f1", "help", "Help"),
         Binding("q", "quit", "Quit"),
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
@@ -117,11 +120,22 @@ class MonitorApp(App[RunSummary | None]):
     unthrottled = reactive(False, bindings=True)
 
     def __init__(
-        self, reader: Reader, control: Control | None = None, refresh_interval: float = 1.0
+        self,
+        reader: Reader,
+        control: Control | None = None,
+        refresh_interval: float = 1.0,
+        bell: bool = True,
+        alerts: Alerts | None = None,
     ) -> None:
-        """`control`: the pipeline this app runs and drives; None only watches."""
+        """`control`: the pipeline this app runs and drives; None only watches.
+        `alerts`: rules this app evaluates itself, at each refresh (watching; a
+        pipeline it runs evaluates its own)."""
         super().__init__()
         self.reader = reader
+        self.bell_on_alert = bell
+        self.alerts = alerts
+        self.on_alert: list[Callable[[AlertChange], None]] = []
+        """Told each change of this app's own rules (their actions)."""
         self.control = control
         self.refresh_interval = refresh_interval
         self.window_minutes = reader.window_minutes
@@ -180,6 +194,8 @@ class MonitorApp(App[RunSummary | None]):
                 self.control.run(), name="pipeline", exit_on_error=False
             )
         self.run_worker(self._refresh(), name="refresh", exit_on_error=False)
+        if self.control is not None:
+            self.control.listen_to_alerts(self._alert_changed)
         self.show_status()
         # SIGTERM (kill, systemd) and SIGHUP (the terminal closed) end it as q does: the
         # queue drained and committed, the health row marked, the terminal restored.
@@ -255,6 +271,11 @@ class MonitorApp(App[RunSummary | None]):
             self._unreachable_since = None
             self._show_unreachable()
             self.notify("the database answers again: the figures are current", title="Reconnected")
+        if self.alerts is not None:  # this app's own rules, on its own clock
+            for change in self.alerts.observe(snapshot, time.monotonic(), utc_iso(time.time())):
+                self._alert_changed(change)
+                for listener in self.on_alert:
+                    listener(change)
         if not snapshot.past:
             self.day = None  # today's figures, live (the day asked for may have become today)
         if not self.frozen or even_frozen:
@@ -298,7 +319,8 @@ class MonitorApp(App[RunSummary | None]):
         if self._unreachable_since is not None and self.control is None:
             state = "UNREACHABLE"  # the writer's last state is no news of it now
         head = state if self.control is not None else f"WATCHING · {state}"
-        self.sub_title = head
+        firing = len(self.alert_state().firing)
+        self.sub_title = head + (f" · {firing} firing" if firing else "")
         parts = []
         if self._titled_day is not None:
             parts.append(f"viewing {self._titled_day} (> for the next day)")
@@ -315,6 +337,8 @@ class MonitorApp(App[RunSummary | None]):
         # The error right after the state: at 80 columns, and under a notification at
         # the right, the line's end is not seen.
         status = Text(head)
+        if firing:  # first: at 80 columns the line's end is not seen
+            status.append(f" · {firing} firing (a)", style="bold red")
         unreachable = self.unreachable_text()
         if unreachable is not None:
             status.append(f" · {unreachable}", style="bold red")
@@ -526,6 +550,55 @@ class MonitorApp(App[RunSummary | None]):
     def action_help(self) -> None:
         self.push_screen(HelpScreen(watching=self.control is None))
 
+    # Alerts ----------------------------------------------------------------------
+
+    def alert_state(self) -> AlertState:
+        """The alerts to show: those the pipelines' health holds (the one this app
+        runs, or every one writing the watched store), then this app's own rules'."""
+        snapshot = self.snapshot
+        stored = AlertState()
+        if snapshot is not None:
+            rows = snapshot.pipelines or ((snapshot.health,) if snapshot.health else ())
+            stored = stored_alerts(rows)
+        if self.alerts is None:
+            return stored
+        own = self.alerts.state()
+        recent = sorted(own.recent + stored.recent, key=lambda a: a.at, reverse=True)
+        return AlertState(own.firing + stored.firing, tuple(recent))
+
+    def _alert_changed(self, change: AlertChange) -> None:
+        """Told by the pipeline's task: shown from the app's own message loop."""
+        self.call_later(self._show_alert, change)
+
+    def _show_alert(self, change: AlertChange) -> None:
+        firing = change.state == "firing"
+        self.notify(
+            f"{change.name}: {change.value}",
+            title="Alert firing" if firing else "Alert cleared",
+            severity=("error" if change.severity == "critical" else "warning")
+            if firing
+            else "information",
+            markup=False,
+            timeout=8,
+        )
+        if firing and self.bell_on_alert:
+            self.bell()
+        self.show_status()
+
+    def alert_action_failed(self, problem: str) -> None:
+        """An alert's program or webhook failed: said, never fatal."""
+        self.call_later(self.notify, problem, title="Alert action", severity="error", markup=False)
+
+    def action_alerts(self) -> None:
+        self.push_screen(AlertsScreen(self.alert_state(), self._has_rules()))
+
+    def _has_rules(self) -> bool:
+        if self.alerts is not None:
+            return True
+        snapshot = self.snapshot
+        rows = () if snapshot is None else snapshot.pipelines or (snapshot.health,)
+        return any(health is not None and health.alerts for health in rows)
+
     async def action_dead_letters(self) -> None:
         try:
             letters = await self.reader.dead_letters(SHOWN)
@@ -590,6 +663,7 @@ class MonitorApp(App[RunSummary | None]):
         yield SystemCommand(
             "Dead letters", "The newest rejected records (d)", self.action_dead_letters
         )
+        yield SystemCommand("Alerts", "Firing and recent alerts (a)", self.action_alerts)
         yield SystemCommand("Help", "Every key and what it does (?)", self.action_help)
 
     def action_save_screenshot(self) -> None:

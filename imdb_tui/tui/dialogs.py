@@ -30,6 +30,7 @@ KEYS = (
     ("t", "live tail of the events; / filters it"),
     ("< / >", "the daily panels: a day back, a day on"),
     ("d", "dead letters: enter shows one whole, c copies"),
+    ("a", "alerts: the rules firing, and recent changes"),
     ("? / F1", "this help"),
     ("ctrl+p", "palette: these actions, themes, a screenshot"),
     ("q / ctrl+c", "quit: the queue is drained and committed first"),

@@ -1,0 +1,79 @@
+"""The Alerts screen (a): the rules firing now, then the recent firings and clearings."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Footer, Static
+
+from imdb_tui.alerts import AlertChange, AlertState
+from imdb_tui.display import literal, span_text
+
+NO_RULES = "no alert rules: --alert 'lag_p99 > 5s for 1m' (or --alerts FILE) adds them"
+
+
+def _seconds(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def _lasted(alert: AlertChange, now: float) -> str:
+    """How long it fired: until now, or until it cleared."""
+    try:
+        end = now if alert.state == "firing" else _seconds(alert.at)
+        return span_text(max(end - _seconds(alert.since), 0.0))
+    except ValueError:
+        return "–"
+
+
+class AlertsScreen(ModalScreen[None]):
+    """Read once, when it opens (a opens it again for the news)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,a,q", "dismiss", "Close")]
+
+    def __init__(self, state: AlertState, has_rules: bool, now: float | None = None) -> None:
+        super().__init__()
+        self.state = state
+        self.has_rules = has_rules
+        self.now = now
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="alerts"):
+            yield DataTable(cursor_type="row", zebra_stripes=True)
+            yield Static(self._note(), id="alerts-note")
+        yield Footer(compact=True)
+
+    def _note(self) -> Text:
+        if not self.has_rules:
+            return Text(NO_RULES, style="dim")
+        firing = len(self.state.firing)
+        said = f"{firing} firing" if firing else "nothing firing"
+        return Text(f"{said} · times in UTC · report --json lists them (alerts)")
+
+    def on_mount(self) -> None:
+        self.query_one("#alerts").border_title = "Alerts"
+        now = self.now if self.now is not None else datetime.now(UTC).timestamp()
+        table = self.query_one(DataTable)
+        table.add_columns("State", "Rule", "Value", "At", "For")
+        firing = {(alert.name, alert.since) for alert in self.state.firing}
+        rows = [*self.state.firing]
+        rows += [  # a firing's start is among the recent changes too: once is enough
+            alert
+            for alert in self.state.recent
+            if alert.state != "firing" or (alert.name, alert.since) not in firing
+        ]
+        for alert in rows:
+            style = "bold red" if alert.state == "firing" else ""
+            when = alert.since if alert.state == "firing" else alert.at
+            table.add_row(
+                Text(alert.state.upper() if alert.state == "firing" else alert.state, style),
+                Text(literal(alert.name), no_wrap=True, overflow="ellipsis"),
+                Text(alert.value),
+                Text(when[11:19]),
+                Text(_lasted(alert, now)),
+            )
