@@ -18,10 +18,11 @@ from datetime import tzinfo
 from typing import Protocol
 
 from imdb_tui.alerts import AlertChange
-from imdb_tui.clock import Clock
+from imdb_tui.clock import Clock, local_day
 from imdb_tui.health import PipelineHealth
 from imdb_tui.metrics import MetricsSnapshot, MovieDay, Trending, read_movie, read_snapshot
 from imdb_tui.pipeline import Pipeline, RunSummary
+from imdb_tui.search import TitleIndex, read_index
 from imdb_tui.store import DeadLetter, Store
 from imdb_tui.tail import EventMatch, Tail
 
@@ -65,6 +66,10 @@ class Reader(Protocol):
 
     async def tail(self, match: EventMatch, after: int, limit: int) -> Tail:
         """The newest stored events that match, after seq `after`, newest first."""
+        ...
+
+    async def titles(self, day: str | None = None) -> TitleIndex:
+        """Every movie to find by name, with its views today (or on a past `day`)."""
         ...
 
 
@@ -130,6 +135,9 @@ class LocalPipeline:
 
     async def tail(self, match: EventMatch, after: int, limit: int) -> Tail:
         return await self.pipeline.tail(match, after, limit)
+
+    async def titles(self, day: str | None = None) -> TitleIndex:
+        return await self.pipeline.titles(day)
 
     @property
     def paused(self) -> bool:
@@ -217,6 +225,11 @@ class StoreWatcher:
         return await loop.run_in_executor(
             self._thread, self.store.newest_events, match, after, limit
         )
+
+    async def titles(self, day: str | None = None) -> TitleIndex:
+        loop = asyncio.get_running_loop()
+        when = day or local_day(self._as_of(self._clock.now()), self.tz)
+        return await loop.run_in_executor(self._thread, read_index, self.store, when)
 
     def _read_movie(self, movie_id: str, day: str | None) -> MovieDay:
         return read_movie(self.store, movie_id, self._as_of(self._clock.now()), self.tz, day)

@@ -29,6 +29,7 @@ from imdb_tui.store.sqlite import MEMORY, SqliteStore
 from imdb_tui.tui.alerts import AlertsScreen
 from imdb_tui.tui.app import MonitorApp
 from imdb_tui.tui.movie import MovieScreen
+from imdb_tui.tui.search import SearchScreen
 from imdb_tui.viewer import in_process
 
 from .conftest import NOW
@@ -254,3 +255,23 @@ def test_the_alerts(
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=size, run_before=opened)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_finding_a_movie(
+    app: MonitorApp, size: tuple[int, int], snap_compare: Callable[..., bool]
+) -> None:
+    """s, then words of a title: the matches as typed, the most viewed first."""
+
+    async def typed(pilot: Pilot[Any]) -> None:
+        await all_shown(pilot)
+        await pilot.press("s")
+        screen = pilot.app.screen
+        assert isinstance(screen, SearchScreen)
+        async with asyncio.timeout(30):
+            while screen.index is None:
+                await pilot.pause(0.01)
+        await pilot.press(*"the last")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=typed)

@@ -190,7 +190,7 @@ def test_a_killed_writer_is_rerun_and_stores_exactly_the_rest(
     rerun = run(postgres_database, "--source", str(events))
     output = rerun.communicate(timeout=120)[0]
     assert rerun.returncode == 0, output
-    assert f"resumed: {events} from byte" in output
+    assert f"resumed: {events} from line " in output and " (byte " in output
     store = postgres_database.open(read_only=True)
     counters = store.counters()
     assert counters["events_total"] == 4000 == store.count_events()

@@ -65,6 +65,7 @@ from imdb_tui.imdb import write_title_basics
 from imdb_tui.metrics import not_kept, oldest_day, read_movie, read_snapshot
 from imdb_tui.pipeline import Pipeline, PipelineSettings, RunSummary
 from imdb_tui.produce import Lines, produce_live, produce_stamped
+from imdb_tui.search import read_index
 from imdb_tui.sources import SourceError, SourceKind, SourceSpec
 from imdb_tui.store import Store, StoreError
 
@@ -305,6 +306,24 @@ async def _run_headless(
     return running.result()
 
 
+def _movie_named(store: Store, text: str, day: str) -> str:
+    """The id of the one movie a title names (one whose title is exactly it, or the
+    only match); a Failure listing the candidates when there are more."""
+    index = read_index(store, day)
+    found = index.find(text, limit=len(index))
+    exact = index.exact(text)
+    if len(exact) == 1 or len(found) == 1:
+        return (exact or found)[0].movie_id
+    if not found:
+        raise Failure(f"--movie {literal(text)!r}: no movie's title matches it")
+    shown = "; ".join(f"{m.movie_id} {literal(m.label)}" for m in (exact or found)[:10])
+    more = f" and {len(found) - 10:,} more" if len(found) > 10 and not exact else ""
+    raise Failure(
+        f"--movie {literal(text)!r} matches {len(exact or found):,} movies: {shown}{more};"
+        " give its id, or more words of its title or its year"
+    )
+
+
 @cli.command()
 @click.option(
     "--count",
@@ -482,9 +501,11 @@ class KinesisOut:
 @click.option(
     "--movie",
     "movie_id",
-    metavar="MOVIE_ID",
+    metavar="MOVIE_ID|TITLE",
     help="One movie's day instead: views, events by type, users, its views per minute"
-    " over the last hour, and its ratings (the monitor's Enter on a movie).",
+    " over the last hour, and its ratings (the monitor's Enter on a movie). A title"
+    " (words of it, a year) does too when one movie matches; else the candidates are"
+    " listed.",
 )
 @click.option(
     "--day",
@@ -522,10 +543,8 @@ def report(
     if dead_letters and (movie_id is not None or day is not None):
         given = "--movie" if movie_id is not None else "--day"
         raise Failure(f"--dead-letters lists the newest of every movie and day: leave out {given}")
-    if movie_id is not None and not is_movie_id(movie_id):
-        raise Failure(
-            f"--movie {literal(movie_id)!r} is not a movie id: tt and 7 to 10 digits, as tt0111161"
-        )
+    if movie_id is not None and not movie_id.strip():
+        raise Failure("--movie needs a movie id (tt0111161) or words of a title")
     store = open_store(db, read_only=True, pg_schema=pg_schema)
     clock = SystemClock()
     try:
@@ -538,6 +557,8 @@ def report(
         # At --as-of latest the day read is the newest stored: nothing older to point at.
         older = None if day or as_of == "latest" else _older_history(store, moment, clock.tz)
         if movie_id is not None:
+            if not is_movie_id(movie_id):
+                movie_id = _movie_named(store, movie_id, day or local_day(moment, clock.tz))
             movie = read_movie(store, movie_id, moment, clock.tz, day)
             quiet = not any(movie.by_type.values())
             if movie.title == movie_id and quiet:

@@ -23,7 +23,7 @@ from typing import Final, TypeVar
 
 from imdb_tui.alerts import AlertChange, Alerts
 from imdb_tui.catalog import Catalog
-from imdb_tui.clock import Clock, utc_iso
+from imdb_tui.clock import Clock, local_day, utc_iso
 from imdb_tui.display import size_text
 from imdb_tui.events import seconds
 from imdb_tui.health import HEARTBEAT_SECONDS, PipelineHealth
@@ -32,6 +32,7 @@ from imdb_tui.pipeline.consumer import Consumer
 from imdb_tui.pipeline.producer import Chunk, Producer
 from imdb_tui.pipeline.settings import PipelineSettings, RunSummary
 from imdb_tui.pipeline.stats import Stats
+from imdb_tui.search import TitleIndex, read_index
 from imdb_tui.sources import Source
 from imdb_tui.store import DeadLetter, Store, StoreError, Writer
 from imdb_tui.tail import EventMatch, Tail
@@ -386,6 +387,11 @@ class Pipeline:
         """A movie's figures today (or a past `day`), as committed so far, read off the
         event loop's thread."""
         return await self._read(read_movie, movie_id, self.read_time(), self._clock.tz, day)
+
+    async def titles(self, day: str | None = None) -> TitleIndex:
+        """Every movie to find by name, with its views today (or on a past `day`)."""
+        when = day or local_day(self.read_time(), self._clock.tz)
+        return await self._read(read_index, when)
 
     async def tail(self, match: EventMatch, after: int, limit: int) -> Tail:
         """The newest stored events that match, read off the event loop's thread."""

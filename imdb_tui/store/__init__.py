@@ -247,6 +247,10 @@ class CatalogueStore(Protocol):
 
     def catalog_weights(self) -> Iterator[tuple[str, float]]: ...
 
+    def catalogue_titles(self) -> Iterator[tuple[str, str, int | None]]:
+        """Every movie of the catalogue: its id, title and year (finding one by name)."""
+        ...
+
 
 class HealthBoard(Protocol):
     def pipelines(self, now: float) -> list[PipelineHealth]:

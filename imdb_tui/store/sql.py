@@ -354,6 +354,9 @@ class SqlStore:
             " ORDER BY length(movie_id), movie_id"
         )
 
+    def catalogue_titles(self) -> Iterator[tuple[str, str, int | None]]:
+        yield from self._stream("SELECT movie_id, title, year FROM movies")
+
     def _stream(self, sql: str) -> Iterator[Any]:
         """A query's rows, read as they come where the backend can (else all at once)."""
         yield from self._query(sql)

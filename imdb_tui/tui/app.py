@@ -35,6 +35,7 @@ from imdb_tui.display import clock_text, literal, rate_text, size_text
 from imdb_tui.health import ENDED_STATES
 from imdb_tui.metrics import WINDOW_CHOICES, MetricsSnapshot, not_kept
 from imdb_tui.pipeline import MAX_RATE, MIN_RATE, PipelineSettings, RunSummary
+from imdb_tui.search import Found
 from imdb_tui.store import StoreError
 from imdb_tui.tail import EventMatch
 from imdb_tui.tui.active_users import ActiveUsers
@@ -46,6 +47,7 @@ from imdb_tui.tui.movie import MovieScreen
 from imdb_tui.tui.panel import Panel
 from imdb_tui.tui.pipeline_panel import PipelinePanel
 from imdb_tui.tui.ratings import RatingsPanel
+from imdb_tui.tui.search import SearchScreen
 from imdb_tui.tui.tail import TailScreen
 from imdb_tui.tui.top_movies import TopMovies
 from imdb_tui.tui.trending import TrendingPanel
@@ -76,7 +78,15 @@ DEFAULT_RATE = 200.0
 CONTROLS = frozenset({"pause", "resume", "faster", "slower", "unthrottle", "throttle", "ask_rate"})
 """The actions that drive the pipeline: none while watching or once the run is over."""
 DASHBOARD_ONLY = frozenset(
-    {"cycle_window", "toggle_trending", "dead_letters", "alerts", "previous_day", "next_day"}
+    {
+        "cycle_window",
+        "toggle_trending",
+        "dead_letters",
+        "alerts",
+        "search",
+        "previous_day",
+        "next_day",
+    }
 )
 """The actions that change only what the dashboard shows: not on a movie's screen."""
 
@@ -110,6 +120,7 @@ class MonitorApp(App[RunSummary | None]):
         Binding("t", "tail", "Tail", show=False),
         Binding("d", "dead_letters", "Dead", show=False),
         Binding("a", "alerts", "Alerts", show=False),
+        Binding("s", "search", "Find", show=False),
         Binding("question_mark,f1", "help", "Help"),
         Binding("q", "quit", "Quit"),
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
@@ -547,6 +558,15 @@ class MonitorApp(App[RunSummary | None]):
         screen.show(movie_id, title, self.refresh_interval, day)
         await self.push_screen(screen)
 
+    def action_search(self) -> None:
+        day = self.day
+
+        async def chosen(found: Found | None) -> None:
+            if found is not None:
+                await self.open_movie(found.movie_id, found.title or found.movie_id, day)
+
+        self.push_screen(SearchScreen(self.reader, day), chosen)
+
     def action_help(self) -> None:
         self.push_screen(HelpScreen(watching=self.control is None))
 
@@ -664,6 +684,7 @@ class MonitorApp(App[RunSummary | None]):
             "Dead letters", "The newest rejected records (d)", self.action_dead_letters
         )
         yield SystemCommand("Alerts", "Firing and recent alerts (a)", self.action_alerts)
+        yield SystemCommand("Find a movie", "By title, year or id (s)", self.action_search)
         yield SystemCommand("Help", "Every key and what it does (?)", self.action_help)
 
     def action_save_screenshot(self) -> None:

@@ -31,6 +31,7 @@ KEYS = (
     ("< / >", "the daily panels: a day back, a day on"),
     ("d", "dead letters: enter shows one whole, c copies"),
     ("a", "alerts: the rules firing, and recent changes"),
+    ("s", "find any movie by title, year or id"),
     ("? / F1", "this help"),
     ("ctrl+p", "palette: these actions, themes, a screenshot"),
     ("q / ctrl+c", "quit: the queue is drained and committed first"),

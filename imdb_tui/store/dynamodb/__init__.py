@@ -285,6 +285,11 @@ class DynamoStore:
         found.sort(key=lambda pair: (len(pair[0]), pair[0]))
         yield from found
 
+    def catalogue_titles(self) -> Iterator[tuple[str, str, int | None]]:
+        for partition in range(layout.MOVIE_PARTITIONS):
+            for item in self.table.query(f"M#{partition}"):
+                yield item["s"], item["title"], item.get("year")
+
     # Reading -----------------------------------------------------------------------
 
     def counters(self) -> dict[str, int]:
