@@ -1,6 +1,6 @@
 """The monitor under load: its stored rate against headless, refresh lateness, key latency.
 
-    python bench/monitor.py [--seconds 20] [--rounds 2] [--presses 30]
+    python bench/monitor.py [--seconds 20] [--rounds 2] [--presses 30] [--rules 20]
 
 Each round, in turn:
 1. headless: `imdb-tui run --rate max --duration S --seed 1 --users 5000` (the real
@@ -40,6 +40,7 @@ from pathlib import Path
 
 from common import fresh, run_headless
 
+from imdb_tui.alerts import FIGURES, Alerts, parse_rule
 from imdb_tui.store import open_store
 
 SEED, USERS = 1, 5_000
@@ -116,8 +117,21 @@ def fill_yesterday(db: Path, count: int = 50_000) -> None:
     store.close()
 
 
-def run_monitor(db: Path, seconds: float, presses: int) -> Round:
-    """A round of the monitor at max rate (times in seconds)."""
+def alert_rules(count: int) -> Alerts | None:
+    """`count` rules over every figure, none of which fires (each is evaluated in full)."""
+    if not count:
+        return None
+    names = list(FIGURES)
+    return Alerts(
+        [
+            parse_rule(f"{names[n % len(names)]} > 1e12 for 1m", name=f"rule {n}")
+            for n in range(count)
+        ]
+    )
+
+
+def run_monitor(db: Path, seconds: float, presses: int, rules: int = 0) -> Round:
+    """A round of the monitor at max rate (times in seconds), with `rules` alert rules."""
     from imdb_tui.assembly import Inputs, build_pipeline
     from imdb_tui.tui.app import MonitorApp, monitor_settings
     from imdb_tui.viewer import in_process
@@ -125,6 +139,7 @@ def run_monitor(db: Path, seconds: float, presses: int) -> Round:
     fill_yesterday(db)
     store = open_store(db)
     pipeline = build_pipeline(store, monitor_settings(rate=None), Inputs(seed=SEED, users=USERS))
+    pipeline.alerts = alert_rules(rules)
     app = MonitorApp(*in_process(pipeline, str(db)))
     terminal = Terminal(120, 40)
     latencies: list[float] = []
@@ -247,6 +262,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--presses", type=int, default=30)
+    parser.add_argument(
+        "--rules",
+        type=int,
+        default=0,
+        help="Also run the monitor with this many alert rules, each round, and compare",
+    )
     args = parser.parse_args()
     latencies: list[float] = []
     lateness: list[float] = []
@@ -284,6 +305,20 @@ def main() -> None:
             day_keys += result.day_keys
             day_filled += result.day_filled
             rate = result.rate
+            if args.rules:
+                ruled = run_monitor(
+                    fresh(Path(tmp) / "ruled.db"), args.seconds, args.presses, args.rules
+                )
+                plain_ms = [value * 1000 for value in result.keys]
+                ruled_ms = [value * 1000 for value in ruled.keys]
+                print(
+                    f"round {round_}: with {args.rules} alert rules {ruled.rate:,.0f}/s,"
+                    f" {ruled.rate / rate:.2f}x the monitor without; key p: p50"
+                    f" {statistics.median(ruled_ms):.1f} ms p99 {percentile(ruled_ms, 0.99):.1f} ms"
+                    f" against p50 {statistics.median(plain_ms):.1f} ms"
+                    f" p99 {percentile(plain_ms, 0.99):.1f} ms without",
+                    flush=True,
+                )
             print(
                 f"round {round_}: headless {headless:,.0f}/s   monitor {rate:,.0f}/s"
                 f"   ratio {rate / headless:.2f}x (target >= 0.75x)"

@@ -608,7 +608,7 @@ def test_history_is_replayed_and_reported_at_its_own_time(tmp_path: Path) -> Non
         (["run", "--replay-speed", "10"], "--replay-speed replays a --source file"),
         (["run", "--replay-speed", "-1"], "--replay-speed"),
         (["report", "--as-of", "yesterday"], "'yesterday' is not one of 'now', 'latest'"),
-        (["report", "--movie", "foo"], "--movie 'foo' is not a movie id: tt and 7 to 10 digits"),
+        (["report", "--movie", "zzqx"], "--movie 'zzqx': no movie's title matches it"),
         (
             ["report", "--dead-letters", "--movie", "tt0111161"],
             "--dead-letters lists the newest of every movie and day: leave out --movie",

@@ -462,7 +462,7 @@ def figures(database: str, env: dict[str, str]) -> dict[str, object]:
     result = imdb_tui("report", "--db", database, "--json", "--as-of", "latest", env=env)
     assert result.returncode == 0, result.stderr
     report: dict[str, object] = json.loads(result.stdout)
-    for about_the_run in ("pipelines", "sources", "database_bytes"):
+    for about_the_run in ("pipelines", "sources", "database_bytes", "figures"):
         report.pop(about_the_run)
     return report
 

@@ -254,6 +254,7 @@ def test_the_same_events_give_the_same_report_on_both_backends(
         )
         data = json.loads(report.stdout)
         data.pop("database_bytes")  # each backend's own way of storing
+        data.pop("figures")  # the same counts as the rest, with that size
         data["sources"] = [source["position"] for source in data["sources"]]
         data["pipelines"] = [(p["state"], p["stored"]) for p in data["pipelines"]]
         reports.append(data)

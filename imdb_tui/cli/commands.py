@@ -115,8 +115,8 @@ def monitor(options: Options, alerting: AlertOptions, refresh: float) -> None:
 
     Keys: p pause/resume, + - rate, m max, r exact rate, w window, [ ] refresh,
     f freeze, v top movies or trending, enter a movie's day, t live tail (/
-    filters), < > past days, d dead letters, a alerts, ? help, ctrl+p palette, q
-    quit (the queue is drained and committed first).
+    filters), < > past days, d dead letters, a alerts, s find a movie, ? help,
+    ctrl+p palette, q quit (the queue is drained and committed first).
     """
     _monitor(options, alerting, refresh)
 
@@ -236,7 +236,7 @@ def watch(db: str, pg_schema: str, window: int, alerting: AlertOptions, refresh:
 
     The same panels and view keys (w window, [ ] refresh, f freeze, v top or
     trending, enter a movie's day, t live tail, < > a day back or on, d dead
-    letters, a alerts, ? help, q quit), no pipeline controls. The Pipeline
+    letters, a alerts, s find a movie, ? help, q quit), no pipeline controls. The Pipeline
     panel shows the writing pipeline's health, or says that no pipeline is
     writing; a pipeline that starts later is picked up. Nothing in the database
     changes. --alert rules are evaluated here, at each refresh, beside the
