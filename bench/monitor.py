@@ -40,7 +40,7 @@ from pathlib import Path
 
 from common import fresh, run_headless
 
-from imdb_tui.alerts import FIGURES, Alerts, parse_rule
+from imdb_tui.alerts import FIGURES, Alerts, Unit, parse_rule
 from imdb_tui.store import open_store
 
 SEED, USERS = 1, 5_000
@@ -124,8 +124,11 @@ def alert_rules(count: int) -> Alerts | None:
     names = list(FIGURES)
     return Alerts(
         [
-            parse_rule(f"{names[n % len(names)]} > 1e12 for 1m", name=f"rule {n}")
-            for n in range(count)
+            parse_rule(
+                f"{name} > {'900TB' if FIGURES[name].unit is Unit.BYTES else '1e12'} for 1m",
+                name=f"rule {n}",
+            )
+            for n, name in ((n, names[n % len(names)]) for n in range(count))
         ]
     )
 
