@@ -7,6 +7,7 @@ views that day. It is read once and then searched as the user types.
 
 from __future__ import annotations
 
+import heapq
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -41,6 +42,10 @@ class Found:
         return (self.title or self.movie_id) + year
 
 
+_Row = tuple[str, str | None, int | None, str]
+"""id, title, year, and the title as compared"""
+
+
 class TitleIndex:
     def __init__(
         self, titles: Iterable[tuple[str, str | None, int | None]], views: dict[str, int]
@@ -49,7 +54,7 @@ class TitleIndex:
         rows = {movie_id: (title, year) for movie_id, title, year in titles}
         for movie_id in views:  # viewed, unknown to the catalogue: found by its id
             rows.setdefault(movie_id, (None, None))
-        self._rows = [
+        self._rows: list[_Row] = [
             (movie_id, title, year, folded(title) if title else "")
             for movie_id, (title, year) in rows.items()
         ]
@@ -59,31 +64,50 @@ class TitleIndex:
 
     def find(self, text: str, limit: int = SHOWN) -> list[Found]:
         """The movies matching every word: a year its year, an id its id (or the start
-        of it), any other word in its title. The closest titles first, then the most
-        viewed."""
+        of it), any other word in its title. The closest titles first (the title
+        itself, then titles starting with the words), then the most viewed.
+
+        Cut down a word at a time, longest first, and ranked a tier at a time: a
+        word in most of a million titles ("a") costs tens of milliseconds."""
         words = folded(text).split()
         if not words:
             return []
         years = {int(w) for w in words if _YEAR.fullmatch(w)}
         ids = [w for w in words if _ID.fullmatch(w)]
         rest = [w for w in words if not _YEAR.fullmatch(w) and not _ID.fullmatch(w)]
+        candidates = self._rows
+        for word in sorted(rest, key=len, reverse=True):
+            candidates = [row for row in candidates if word in row[3]]
+        for word in ids:
+            candidates = [row for row in candidates if row[0].startswith(word)]
+        if len(years) == 1:  # "2001: A Space Odyssey" is found by its title too
+            (year,) = years
+            named = str(year)
+            candidates = [row for row in candidates if row[2] == year or named in row[3]]
+        elif years:
+            names = [str(y) for y in years]
+            candidates = [
+                row for row in candidates if row[2] in years or any(y in row[3] for y in names)
+            ]
         phrase = " ".join(rest)
-        matched = []
-        for movie_id, title, year, key in self._rows:
-            in_title = title is not None and any(str(y) in key for y in years)
-            if years and year not in years and not in_title:  # "2001: A Space ..." too
-                continue
-            if any(not movie_id.startswith(w) for w in ids):
-                continue
-            if any(w not in key for w in rest):
-                continue
-            closeness = 0 if key == phrase else 1 if key.startswith(phrase) else 2
-            matched.append((closeness, -self.views.get(movie_id, 0), key, movie_id, title, year))
-        matched.sort()
+        exact = [row for row in candidates if row[3] == phrase]
+        starting = [row for row in candidates if row[3] != phrase and row[3].startswith(phrase)]
+        chosen = self._best(exact, limit) + self._best(starting, limit - len(exact))
+        if len(chosen) < limit:
+            others = [row for row in candidates if not row[3].startswith(phrase)]
+            chosen += self._best(others, limit - len(chosen))
+        views = self.views
         return [
-            Found(movie_id, title, year, self.views.get(movie_id, 0))
-            for _, _, _, movie_id, title, year in matched[:limit]
+            Found(movie_id, title, year, views.get(movie_id, 0))
+            for movie_id, title, year, _ in chosen[:limit]
         ]
+
+    def _best(self, rows: list[_Row], limit: int) -> list[_Row]:
+        """The `limit` most viewed of rows, then by title."""
+        if limit <= 0:
+            return []
+        views = self.views
+        return heapq.nsmallest(limit, rows, key=lambda row: (-views.get(row[0], 0), row[3]))
 
     def exact(self, text: str) -> list[Found]:
         """The movies whose title is the text (accents and case aside)."""
