@@ -285,3 +285,33 @@ def test_a_shard_is_leased_to_one_owner_at_a_time(database: Database) -> None:
     assert first.take_lease("g", key, "a", until=NOW + 32, now=NOW + 22)  # at once
     first.close()
     second.close()
+
+
+def test_a_tail_read_while_a_batch_commits_reads_each_event_once(
+    sql_database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tail's newest seq and its rows come from two queries: a batch committed
+    between them must not come back again at the next read (the tail's rows are keyed
+    by seq: a second row of one crashed the monitor's tail)."""
+    writer, reader = sql_database.open(), sql_database.open()
+    write(writer, events(range(0, 5)))
+    queries = 0
+    plain = reader._query  # type: ignore[attr-defined]
+
+    def committing_between(*args: object) -> object:
+        nonlocal queries
+        queries += 1
+        rows = plain(*args)
+        if queries == 1:  # after the newest seq was read, before the rows are
+            write(writer, events(range(5, 8)))
+        return rows
+
+    monkeypatch.setattr(reader, "_query", committing_between)
+    first = reader.newest_events(EventMatch(), 0, 50)
+    monkeypatch.setattr(reader, "_query", plain)
+    assert all(event.seq <= first.newest for event in first.events)
+    second = reader.newest_events(EventMatch(), first.newest, 50)
+    seqs = [e.seq for e in first.events + second.events]
+    assert len(seqs) == len(set(seqs)) == 8
+    writer.close()
+    reader.close()

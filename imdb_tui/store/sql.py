@@ -472,7 +472,7 @@ class SqlStore:
             f"SELECT e.seq, {self._out(Kind.INSTANT, 'e.event_time')}, e.event_type,"  # noqa: S608
             " e.movie_id, m.title, e.user_id, e.rating"
             " FROM events AS e LEFT JOIN movies AS m ON m.movie_id = e.movie_id"
-            " WHERE e.seq > ?"
+            " WHERE e.seq > ? AND e.seq <= ?"  # none past the newest read: next time
             " AND (CAST(? AS TEXT) IS NULL OR e.event_type = ?)"
             " AND (CAST(? AS TEXT) IS NULL OR e.movie_id = ?)"
             " AND (CAST(? AS TEXT) IS NULL OR e.user_id = ?)"
@@ -480,6 +480,7 @@ class SqlStore:
             " ORDER BY e.seq DESC LIMIT ?",
             (
                 max(after, newest - TAIL_SCAN),
+                newest,
                 *(match.event_type, match.event_type),
                 *(match.movie_id, match.movie_id),
                 *(match.user_id, match.user_id),
