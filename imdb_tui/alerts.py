@@ -341,10 +341,13 @@ class Alerts:
         """How many times any rule has fired."""
         self.needs_store = any(rule.figure.of_store for rule in self.rules)
         """Whether a rule names a figure of the store (else the health alone will do)."""
+        self.listeners: list[Callable[[AlertChange], None]] = []
+        """Told each change as `observe` finds it (what shows it, what acts on it)."""
 
     def observe(self, snapshot: MetricsSnapshot, now: float, stamp: str) -> list[AlertChange]:
         """Evaluate every rule at `now` (monotonic seconds; `stamp`: the same moment as
-        UTC ISO-8601) and return the changes: rules that fired or cleared."""
+        UTC ISO-8601), tell the listeners the changes (rules that fired or cleared) and
+        return them."""
         rates = self._rates(snapshot, now)
         changes = []
         for rule in self.rules:
@@ -375,6 +378,9 @@ class Alerts:
                 continue
             self._recent.appendleft(change)
             changes.append(change)
+        for change in changes:
+            for listener in self.listeners:
+                listener(change)
         return changes
 
     def _rates(self, snapshot: MetricsSnapshot, now: float) -> dict[str, float]:

@@ -109,12 +109,11 @@ class TitleIndex:
         views = self.views
         return heapq.nsmallest(limit, rows, key=lambda row: (-views.get(row[0], 0), row[3]))
 
-    def exact(self, text: str) -> list[Found]:
-        """The movies whose title is the text (accents and case aside)."""
-        key = folded(text).strip()
-        return [
-            found for found in self.find(text, limit=len(self)) if folded(found.title or "") == key
-        ]
+
+def titled(found: list[Found], text: str) -> list[Found]:
+    """Those of the movies found whose title is the text (accents and case aside)."""
+    key = folded(text).strip()
+    return [movie for movie in found if folded(movie.title or "") == key]
 
 
 def read_index(store: Store, day: str) -> TitleIndex:

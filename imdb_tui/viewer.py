@@ -151,7 +151,8 @@ class LocalPipeline:
         self.pipeline.pause()
 
     def listen_to_alerts(self, listener: Callable[[AlertChange], None]) -> None:
-        self.pipeline.on_alert.append(listener)
+        if self.pipeline.alerts is not None:
+            self.pipeline.alerts.listeners.append(listener)
 
     def resume(self) -> None:
         self.pipeline.resume()

@@ -65,7 +65,7 @@ from imdb_tui.imdb import write_title_basics
 from imdb_tui.metrics import not_kept, oldest_day, read_movie, read_snapshot
 from imdb_tui.pipeline import Pipeline, PipelineSettings, RunSummary
 from imdb_tui.produce import Lines, produce_live, produce_stamped
-from imdb_tui.search import read_index
+from imdb_tui.search import read_index, titled
 from imdb_tui.sources import SourceError, SourceKind, SourceSpec
 from imdb_tui.store import Store, StoreError
 
@@ -144,9 +144,7 @@ def _monitor(options: Options, alerting: AlertOptions, refresh: float) -> None:
     pipeline.alerts = alerts
     logging.getLogger().handlers.clear()  # nothing may write over the screen
     app = MonitorApp(*in_process(pipeline, store.name), refresh, bell=alerting.bell)
-    actions = alerting.actions(app.alert_action_failed)
-    if actions is not None:
-        pipeline.on_alert.append(actions)
+    alerting.act_on(alerts, app.alert_action_failed)
     try:
         outcome = app.run()
     finally:
@@ -201,11 +199,11 @@ def run(
     )
     pipeline = pipeline_into(store, settings, options.inputs())
     pipeline.alerts = alerts
-    actions = alerting.actions(lambda problem: click.echo(f"alert action: {problem}", err=True))
     if alerts is not None:
-        pipeline.on_alert.append(lambda change: click.echo(alert_line(change)))
-    if actions is not None:
-        pipeline.on_alert.append(actions)
+        alerts.listeners.append(lambda change: click.echo(alert_line(change)))
+    actions = alerting.act_on(
+        alerts, lambda problem: click.echo(f"alert action: {problem}", err=True)
+    )
     describe_inputs(store, pipeline, options)
     try:
         outcome = asyncio.run(_run_headless(pipeline, duration, actions))
@@ -253,9 +251,7 @@ def watch(db: str, pg_schema: str, window: int, alerting: AlertOptions, refresh:
     watcher = StoreWatcher(store, SystemClock(), window)
     logging.getLogger().handlers.clear()  # nothing may write over the screen
     app = MonitorApp(watcher, None, refresh, bell=alerting.bell, alerts=alerts)
-    actions = alerting.actions(app.alert_action_failed)
-    if actions is not None:
-        app.on_alert.append(actions)
+    alerting.act_on(alerts, app.alert_action_failed)
     try:
         app.run()
     finally:
@@ -311,7 +307,7 @@ def _movie_named(store: Store, text: str, day: str) -> str:
     only match); a Failure listing the candidates when there are more."""
     index = read_index(store, day)
     found = index.find(text, limit=len(index))
-    exact = index.exact(text)
+    exact = titled(found, text)
     if len(exact) == 1 or len(found) == 1:
         return (exact or found)[0].movie_id
     if not found:

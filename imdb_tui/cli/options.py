@@ -517,10 +517,13 @@ class AlertOptions:
                 raise Failure(str(error)) from None
         return Alerts(rules)
 
-    def actions(self, said: Callable[[str], None]) -> AlertActions | None:
-        if self.alert_exec is None and self.alert_webhook is None:
+    def act_on(self, alerts: Alerts | None, said: Callable[[str], None]) -> AlertActions | None:
+        """The actions given, told each change of `alerts` (None: no actions given)."""
+        if alerts is None or (self.alert_exec is None and self.alert_webhook is None):
             return None
-        return AlertActions(self.alert_exec, self.alert_webhook, said)
+        actions = AlertActions(self.alert_exec, self.alert_webhook, said)
+        alerts.listeners.append(actions)
+        return actions
 
 
 def alert_options(f: F) -> F:

@@ -56,13 +56,10 @@ class Pipeline:
         settings: PipelineSettings,
         catalog: Catalog | None = None,
         on_error: Callable[[str], None] | None = None,
-        alerts: Alerts | None = None,
     ) -> None:
         self.source = source
-        self.alerts = alerts
+        self.alerts: Alerts | None = None
         """Alert rules, evaluated every ALERT_SECONDS of the pipeline's clock."""
-        self.on_alert: list[Callable[[AlertChange], None]] = []
-        """Told each rule that fires or clears, as it does."""
         self.store = store
         self.settings = settings
         self.window_minutes = settings.window_minutes
@@ -298,7 +295,7 @@ class Pipeline:
 
     async def check_alerts(self, alerts: Alerts) -> list[AlertChange]:
         """Evaluate the rules now (against the store's figures if a rule names one,
-        else the health alone) and tell the listeners what changed."""
+        else the health alone); their listeners are told what changed."""
         if alerts.needs_store:
             try:
                 snapshot = await self.snapshot()
@@ -306,11 +303,7 @@ class Pipeline:
                 return []  # the store is away: said already, evaluated again next time
         else:
             snapshot = MetricsSnapshot.of_health(self.health())
-        changes = alerts.observe(snapshot, self._clock.monotonic(), utc_iso(self._clock.now()))
-        for change in changes:
-            for listener in self.on_alert:
-                listener(change)
-        return changes
+        return alerts.observe(snapshot, self._clock.monotonic(), utc_iso(self._clock.now()))
 
     async def _put_health(self) -> None:
         assert self._writer is not None

@@ -239,7 +239,7 @@ class JsonLinesSource:
                 if self._stopping() and self.key is not None:
                     # Stopped, not ended: a partial last line is read whole next time,
                     # from the position of the line before it.
-                    self._take([])
+                    self._ready, self._ends, self._starts, self._numbers = [], [], [], []
                 else:
                     self._take(self._lines.end())
                 self._close()

@@ -14,7 +14,7 @@ import signal
 import stat
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -32,7 +32,7 @@ from textual.worker import Worker, WorkerCancelled, WorkerFailed
 from imdb_tui.alerts import AlertChange, Alerts, AlertState, stored_alerts
 from imdb_tui.clock import day_after, utc_iso
 from imdb_tui.display import clock_text, literal, rate_text, size_text
-from imdb_tui.health import ENDED_STATES
+from imdb_tui.health import ENDED_STATES, PipelineHealth
 from imdb_tui.metrics import WINDOW_CHOICES, MetricsSnapshot, not_kept
 from imdb_tui.pipeline import MAX_RATE, MIN_RATE, PipelineSettings, RunSummary
 from imdb_tui.search import Found
@@ -145,8 +145,8 @@ class MonitorApp(App[RunSummary | None]):
         self.reader = reader
         self.bell_on_alert = bell
         self.alerts = alerts
-        self.on_alert: list[Callable[[AlertChange], None]] = []
-        """Told each change of this app's own rules (their actions)."""
+        if alerts is not None:
+            alerts.listeners.append(self._alert_changed)
         self.control = control
         self.refresh_interval = refresh_interval
         self.window_minutes = reader.window_minutes
@@ -283,10 +283,7 @@ class MonitorApp(App[RunSummary | None]):
             self._show_unreachable()
             self.notify("the database answers again: the figures are current", title="Reconnected")
         if self.alerts is not None:  # this app's own rules, on its own clock
-            for change in self.alerts.observe(snapshot, time.monotonic(), utc_iso(time.time())):
-                self._alert_changed(change)
-                for listener in self.on_alert:
-                    listener(change)
+            self.alerts.observe(snapshot, time.monotonic(), utc_iso(time.time()))
         if not snapshot.past:
             self.day = None  # today's figures, live (the day asked for may have become today)
         if not self.frozen or even_frozen:
@@ -575,11 +572,7 @@ class MonitorApp(App[RunSummary | None]):
     def alert_state(self) -> AlertState:
         """The alerts to show: those the pipelines' health holds (the one this app
         runs, or every one writing the watched store), then this app's own rules'."""
-        snapshot = self.snapshot
-        stored = AlertState()
-        if snapshot is not None:
-            rows = snapshot.pipelines or ((snapshot.health,) if snapshot.health else ())
-            stored = stored_alerts(rows)
+        stored = stored_alerts(self._health_rows())
         if self.alerts is None:
             return stored
         own = self.alerts.state()
@@ -613,11 +606,15 @@ class MonitorApp(App[RunSummary | None]):
         self.push_screen(AlertsScreen(self.alert_state(), self._has_rules()))
 
     def _has_rules(self) -> bool:
-        if self.alerts is not None:
-            return True
+        return self.alerts is not None or any(health.alerts for health in self._health_rows())
+
+    def _health_rows(self) -> tuple[PipelineHealth, ...]:
+        """The health rows shown: every pipeline's of a watched store, else the one this
+        app runs."""
         snapshot = self.snapshot
-        rows = () if snapshot is None else snapshot.pipelines or (snapshot.health,)
-        return any(health is not None and health.alerts for health in rows)
+        if snapshot is None:
+            return ()
+        return snapshot.pipelines or ((snapshot.health,) if snapshot.health else ())
 
     async def action_dead_letters(self) -> None:
         try:
