@@ -330,3 +330,23 @@ def test_run_runs_the_alert_program_and_goes_on_when_it_fails(db: Path, tmp_path
     assert f"alert action: --alert-exec {program}: exited with status 1" in done.stderr
     assert "done: 200 events stored" in done.stdout
     assert done.stdout.count("ALERT firing") == 1
+
+
+async def test_a_firing_whose_pipeline_has_gone_is_listed_as_fired_not_firing() -> None:
+    """The Alerts screen: what fires now in red with its time so far; a firing kept
+    among the recent changes of a pipeline that stopped before it cleared, as fired."""
+    from textual.app import App
+    from textual.widgets import DataTable
+
+    from imdb_tui.tui.alerts import AlertsScreen
+
+    now_firing = dataclasses.replace(change(), name="now", since=stamp(30), at=stamp(30))
+    state = AlertState(firing=(now_firing,), recent=(now_firing, change()))
+    app: App[None] = App()
+    async with app.run_test() as pilot:
+        await app.push_screen(AlertsScreen(state, True, now=1796637660.0))
+        await pilot.pause()
+        table = app.screen.query_one(DataTable)
+        rows = [[str(cell) for cell in table.get_row_at(n)] for n in range(table.row_count)]
+    assert [row[:2] for row in rows] == [["FIRING", "now"], ["fired", "slow"]]
+    assert rows[1][3:] == ["10:00:01", "–"]  # when it fired; how long, not known

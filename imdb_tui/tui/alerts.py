@@ -61,19 +61,27 @@ class AlertsScreen(ModalScreen[None]):
         table = self.query_one(DataTable)
         table.add_columns("State", "Rule", "Value", "At", "For")
         firing = {(alert.name, alert.since) for alert in self.state.firing}
-        rows = [*self.state.firing]
-        rows += [  # a firing's start is among the recent changes too: once is enough
-            alert
-            for alert in self.state.recent
-            if alert.state != "firing" or (alert.name, alert.since) not in firing
-        ]
-        for alert in rows:
-            style = "bold red" if alert.state == "firing" else ""
-            when = alert.since if alert.state == "firing" else alert.at
+        for alert in self.state.firing:  # firing now: since when, and for how long
             table.add_row(
-                Text(alert.state.upper() if alert.state == "firing" else alert.state, style),
-                Text(literal(alert.name), no_wrap=True, overflow="ellipsis"),
-                Text(alert.value),
-                Text(when[11:19]),
+                Text("FIRING", "bold red"),
+                *self._cells(alert, alert.since),
                 Text(_lasted(alert, now)),
             )
+        for alert in self.state.recent:
+            if alert.state == "firing":
+                if (alert.name, alert.since) in firing:
+                    continue  # the start of one firing now: listed above
+                # It fired, in a pipeline gone since or before it cleared: no end known.
+                table.add_row(Text("fired"), *self._cells(alert, alert.at), Text("–"))
+            else:
+                table.add_row(
+                    Text(alert.state), *self._cells(alert, alert.at), Text(_lasted(alert, now))
+                )
+
+    @staticmethod
+    def _cells(alert: AlertChange, when: str) -> tuple[Text, Text, Text]:
+        return (
+            Text(literal(alert.name), no_wrap=True, overflow="ellipsis"),
+            Text(alert.value),
+            Text(when[11:19]),
+        )
