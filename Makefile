@@ -31,8 +31,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Four workers, on 2 cores too: most tests wait on subprocesses and servers.
+# `make test WORKERS=0` runs them one at a time, in this process.
+WORKERS ?= 4
 test: lint typecheck
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(WORKERS)
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]' -c .ci/constraints.txt

@@ -15,8 +15,55 @@ from tests.postgres_server import GIVEN, throwaway_server
 
 pytest_plugins = ["tests.kinesis_server"]  # its fixtures: kinesis_env, aws
 
+# pytest-xdist's workers export COLUMNS=80 and LINES=24, which a program on a
+# pseudo-terminal of a test's would take over the terminal's own size (as
+# shutil.get_terminal_size does): the programs the tests start see no such variables,
+# as under a person's shell.
+for _variable in ("COLUMNS", "LINES"):
+    os.environ.pop(_variable, None)
+
 # 2026-11-23 10:00:00 UTC: a fixed "now" for tests that need one.
 NOW = 1795428000.0
+
+
+# The modules whose tests take tens of seconds each (subprocesses, live streams,
+# moto's endpoint): started first, so that the parallel workers (pytest-xdist) are
+# not left waiting on one of them at the end.
+SLOW_FIRST = ("test_readme", "test_kinesis", "test_crashes", "test_dynamodb", "test_export")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        module = item.path.stem
+        return SLOW_FIRST.index(module) if module in SLOW_FIRST else len(SLOW_FIRST)
+
+    items.sort(key=rank)  # stable: each module's own order kept
+
+
+@pytest.fixture(autouse=True)
+def quick_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pilot's keys at a person's pace, not a second or two each. After each key,
+    Textual waits until the process uses no CPU for 20 ms, for up to a second, twice: a
+    monitor whose pipeline runs on threads of its own never looks idle, so each key
+    took 2 s (typing `amelie 2001` took 22). Here a key is followed by what a person's
+    next key finds done: the app, its screen and every widget of it have handled all
+    that was sent to them (Pilot's own wait for the screen), then a short idle wait."""
+    import textual._wait
+    import textual.app
+    import textual.pilot
+    from textual._context import active_app
+
+    async def wait_for_idle(min_sleep: float = 0.0, max_sleep: float = 1.0) -> None:
+        try:
+            app = active_app.get()
+        except LookupError:
+            app = None
+        if app is not None and app.is_running:
+            await textual.pilot.Pilot(app)._wait_for_screen()
+        await textual._wait.wait_for_idle(min_sleep, min(max_sleep, 0.05))
+
+    monkeypatch.setattr(textual.app, "wait_for_idle", wait_for_idle)
+    monkeypatch.setattr(textual.pilot, "wait_for_idle", wait_for_idle)
 
 
 @pytest.fixture

@@ -42,25 +42,35 @@ class Terminal:
     def text(self) -> str:
         return "\n".join(self.screen.display)
 
+    def _read(self, timeout: float) -> None:
+        """Feed the screen what the program drew, waiting up to `timeout` for some."""
+        if select.select([self._screen_fd], [], [], timeout)[0]:
+            with contextlib.suppress(OSError):
+                self._stream.feed(os.read(self._screen_fd, 1 << 16))
+
     def wait_for(self, pattern: str, timeout: float = 30.0) -> re.Match[str]:
         """Read what is drawn until the screen shows `pattern`."""
         deadline = time.monotonic() + timeout
         while not (found := re.search(pattern, self.text())):
             left = deadline - time.monotonic()
             assert left > 0, f"never shown: {pattern!r}\n{self.text()}"
-            if select.select([self._screen_fd], [], [], min(left, 0.2))[0]:
-                with contextlib.suppress(OSError):
-                    self._stream.feed(os.read(self._screen_fd, 1 << 16))
+            self._read(min(left, 0.2))
         return found
+
+    def wait_gone(self, pattern: str, timeout: float = 30.0) -> None:
+        """Read what is drawn until the screen no longer shows `pattern`."""
+        deadline = time.monotonic() + timeout
+        while re.search(pattern, self.text()):
+            left = deadline - time.monotonic()
+            assert left > 0, f"still shown: {pattern!r}\n{self.text()}"
+            self._read(min(left, 0.2))
 
     def exit_status(self, timeout: float = 30.0) -> int:
         """Wait for the program to end, reading what it draws (a full terminal blocks it)."""
         deadline = time.monotonic() + timeout
         while self.process.poll() is None:
             assert time.monotonic() < deadline, f"still running\n{self.text()}"
-            if select.select([self._screen_fd], [], [], 0.1)[0]:
-                with contextlib.suppress(OSError):
-                    self._stream.feed(os.read(self._screen_fd, 1 << 16))
+            self._read(0.1)
         return self.process.returncode
 
     def press(self, key: bytes) -> None:

@@ -91,6 +91,8 @@ def assert_exact(database: Database, source: Path, valid: int, garbage: int) -> 
 def assert_no_hole(database: Database, source: Path) -> None:
     """What is stored is exactly the lines before the stored position: nothing past it,
     nothing missing before it."""
+    if database.backend == "sqlite" and not Path(database.name).exists():
+        return  # killed before it made the database (a loaded machine starts slowly)
     store = database.open(read_only=True)
     try:
         valid, garbage = stored_prefix(store, source)

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pytest
+
 from imdb_tui.tui.app import MonitorApp
 from imdb_tui.tui.dialogs import KEYS
 from tests.postgres_server import _binaries
@@ -74,6 +76,7 @@ pip() { "$README_PYTHON" -m tests.readme_runner pip "$@"; }
 """
 
 
+@pytest.mark.timeout(600)  # a minute alone; several beside the other workers' tests
 def test_every_shell_block_of_the_readme_runs_as_written(
     tmp_path: Path, postgres_url: str, aws: dict[str, str]
 ) -> None:

@@ -7,6 +7,7 @@ emulator (pyte); and by a real headless Chromium opening the page."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import os
@@ -106,8 +107,10 @@ class Tab:
         self.session = session
         self.url = f"{base}/ws?width={width}&height={height}"
         self.origin = base
-        self.screen = pyte.Screen(width, height)
-        self._stream = pyte.ByteStream(self.screen)
+        self._screen = pyte.Screen(width, height)
+        self._stream = pyte.ByteStream(self._screen)
+        self._unread: collections.deque[bytes] = collections.deque()
+        self._feeding = threading.Lock()
         self._drawn = asyncio.Event()
         self.closed = asyncio.Event()
 
@@ -119,7 +122,9 @@ class Tab:
     async def _read(self) -> None:
         async for message in self.websocket:
             if message.type == aiohttp.WSMsgType.BINARY:  # what the terminal shows
-                self._stream.feed(message.data)
+                # Drawn when looked at: reading stays quick, and the server's pings
+                # are answered at once, as a browser does, however busy the machine.
+                self._unread.append(message.data)
                 self._drawn.set()
         self.closed.set()
 
@@ -127,18 +132,32 @@ class Tab:
         await self.websocket.close()
         await self._reading
 
+    def _feed(self) -> None:
+        with self._feeding:  # what has come so far (more comes while pyte draws)
+            for _ in range(len(self._unread)):
+                self._stream.feed(self._unread.popleft())
+
+    @property
+    def screen(self) -> pyte.Screen:
+        self._feed()
+        return self._screen
+
     def text(self) -> str:
         return "\n".join(self.screen.display)
 
     async def wait_for(self, pattern: str, timeout: float = 60) -> re.Match[str]:
         """Read what is drawn until the screen shows `pattern`."""
         deadline = time.monotonic() + timeout
-        while not (found := re.search(pattern, self.text())):
-            assert time.monotonic() < deadline, f"never shown: {pattern!r}\n{self.text()}"
+        while True:
             self._drawn.clear()
+            # pyte draws a 400x150 screen slowly: on a thread, so that the event loop
+            # stays free to answer the server's pings (it closes a silent socket)
+            await asyncio.to_thread(self._feed)
+            if found := re.search(pattern, self.text()):
+                return found
+            assert time.monotonic() < deadline, f"never shown: {pattern!r}\n{self.text()}"
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._drawn.wait(), max(0.0, deadline - time.monotonic()))
-        return found
 
     async def stored(self) -> int:
         return int((await self.wait_for(r"stored +([\d,]+)"))[1].replace(",", ""))
@@ -477,18 +496,19 @@ async def test_viewers_are_capped_in_number_and_size(tmp_path: Path) -> None:
         async with browser_session() as session:
             # A tab asking for a screen far too big is drawn at 400 x 150 at most.
             async with Tab(session, served.base, 450, 160) as big, Tab(session, served.base):
+                # (on a thread: the tabs go on reading, and answering the server's pings)
+                await asyncio.to_thread(served.wait_for, r"viewers: 2")
+                async with session.get(served.base + "/") as full:
+                    assert full.status == 503, served.output()
+                    assert "2 viewers are open" in await full.text()
+                with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                    await session.ws_connect(f"{served.base}/ws", headers={"Origin": served.base})
+                assert refused.value.status == 503
                 await big.wait_for(r"stored +300\b")
                 await big.wait_for(r"Quit")
                 drawn = [n for n, line in enumerate(big.screen.display) if line.strip()]
                 assert max(drawn) == 149, big.text()
                 assert max(len(line.rstrip()) for line in big.screen.display) == 400
-                served.wait_for(r"viewers: 2")
-                async with session.get(served.base + "/") as full:
-                    assert full.status == 503
-                    assert "2 viewers are open" in await full.text()
-                with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-                    await session.ws_connect(f"{served.base}/ws", headers={"Origin": served.base})
-                assert refused.value.status == 503
             served.wait_for(r"viewers: 0")
             async with session.get(served.base + "/") as page:
                 assert page.status == 200  # room again
