@@ -13,11 +13,14 @@ import struct
 import subprocess
 import termios
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import pyte
 
 from tests.test_cli import COMMAND
+
+T = TypeVar("T")
 
 
 class Terminal:
@@ -48,29 +51,32 @@ class Terminal:
             with contextlib.suppress(OSError):
                 self._stream.feed(os.read(self._screen_fd, 1 << 16))
 
+    def _until(self, done: Callable[[], T], what: str, timeout: float) -> T:
+        """Read what is drawn until `done()` is true; its value."""
+        deadline = time.monotonic() + timeout
+        while not (result := done()):
+            left = deadline - time.monotonic()
+            assert left > 0, f"{what}\n{self.text()}"
+            self._read(min(left, 0.2))
+        return result
+
     def wait_for(self, pattern: str, timeout: float = 30.0) -> re.Match[str]:
         """Read what is drawn until the screen shows `pattern`."""
-        deadline = time.monotonic() + timeout
-        while not (found := re.search(pattern, self.text())):
-            left = deadline - time.monotonic()
-            assert left > 0, f"never shown: {pattern!r}\n{self.text()}"
-            self._read(min(left, 0.2))
+        found = self._until(
+            lambda: re.search(pattern, self.text()), f"never shown: {pattern!r}", timeout
+        )
+        assert found is not None
         return found
 
     def wait_gone(self, pattern: str, timeout: float = 30.0) -> None:
         """Read what is drawn until the screen no longer shows `pattern`."""
-        deadline = time.monotonic() + timeout
-        while re.search(pattern, self.text()):
-            left = deadline - time.monotonic()
-            assert left > 0, f"still shown: {pattern!r}\n{self.text()}"
-            self._read(min(left, 0.2))
+        self._until(
+            lambda: re.search(pattern, self.text()) is None, f"still shown: {pattern!r}", timeout
+        )
 
     def exit_status(self, timeout: float = 30.0) -> int:
         """Wait for the program to end, reading what it draws (a full terminal blocks it)."""
-        deadline = time.monotonic() + timeout
-        while self.process.poll() is None:
-            assert time.monotonic() < deadline, f"still running\n{self.text()}"
-            self._read(0.1)
+        self._until(lambda: self.process.poll() is not None, "still running", timeout)
         return self.process.returncode
 
     def press(self, key: bytes) -> None:
