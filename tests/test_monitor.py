@@ -174,13 +174,15 @@ async def test_enter_on_a_movie_opens_its_screen_live_and_escape_returns(
     app.control.pipeline.set_rate(2_000)
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: app.snapshot is not None and len(app.snapshot.top_movies) > 2)
+        await pilot.press("f")  # the lists hold still between the key and the check
+        listed = app.snapshot
         await pilot.press("down", "enter")  # the second of Top movies
         await until(pilot, lambda: isinstance(app.screen, MovieScreen))
         screen = app.screen
         assert isinstance(screen, MovieScreen)
         await until(pilot, lambda: screen.movie is not None)  # read once drawn
         assert screen.movie is not None
-        second = app.snapshot.top_movies[1]
+        second = listed.top_movies[1]
         assert screen.movie.movie_id == second.movie_id
         heading = screen.query_one(MovieHeading)
         assert heading.border_title == f"{second.title} ({second.year})"
@@ -188,16 +190,19 @@ async def test_enter_on_a_movie_opens_its_screen_live_and_escape_returns(
         today = str(screen.query_one(MovieToday).render())
         assert "views" in today and "users" in today
         shown = screen.movie
+        await pilot.press("f")  # unfrozen, on the movie's screen
         await until(pilot, lambda: screen.movie is not shown)  # it reads again, live
         assert screen.movie.by_type["view"] >= shown.by_type["view"]
         await pilot.press("escape")
         assert not isinstance(app.screen, MovieScreen)
-        await pilot.press("v", "enter")  # the first of Trending
+        await pilot.press("f", "v")
+        listed = app.snapshot
+        await pilot.press("enter")  # the first of Trending
         await until(pilot, lambda: isinstance(app.screen, MovieScreen))
         assert screen is app.screen  # made once, kept
         await until(pilot, lambda: screen.movie is not None)
         assert screen.movie is not None
-        assert screen.movie.movie_id == app.snapshot.trending[0].movie_id
+        assert screen.movie.movie_id == listed.trending[0].movie_id
         await pilot.press("escape")
 
 
@@ -376,14 +381,18 @@ async def test_a_dialog_shows_only_its_own_keys_and_its_input_gets_them(app: Mon
         assert {"Faster", "Slower", "Pause", "Window"} <= set(footer(app))
         for dialog in ("question_mark", "r"):
             await pilot.press(dialog)
-            await pilot.pause()
-            assert not {"Faster", "Slower", "Pause", "Max", "Window"} & set(footer(app))
+            await until(  # its own footer drawn, the dashboard's keys gone from beneath
+                pilot,
+                lambda: (
+                    any(app.screen.query(FooterKey))
+                    and not {"Faster", "Slower", "Pause", "Max", "Window"} & set(footer(app))
+                ),
+            )
             own = {key.description for key in app.screen.query(FooterKey)}
             assert own & {"Close", "Cancel"} and "Quit" not in own  # q closes, not quits
             assert app.check_action("faster", ()) is False
             await pilot.press("escape")
-            await pilot.pause()
-        assert {"Faster", "Slower", "Pause"} <= set(footer(app))
+        await until(pilot, lambda: {"Faster", "Slower", "Pause"} <= set(footer(app)))
 
 
 async def test_f_freezes_the_display_while_the_pipeline_runs(app: MonitorApp) -> None:
@@ -536,6 +545,7 @@ async def test_d_lists_the_dead_letters_literally(tmp_path: Path, db_path: Path)
         await pilot.press("d")
         assert isinstance(app.screen, DeadLettersScreen)
         table = app.screen.query_one(DataTable)
+        await until(pilot, lambda: table.row_count == 2)  # read from the store in a worker
         rows = [[str(cell) for cell in table.get_row_at(n)] for n in range(table.row_count)]
         assert [row[2] for row in rows] == ["[bold]not json[/]", '{"event_id": "\\x1b[31mred"}']
         assert all(row[1] for row in rows)

@@ -351,11 +351,11 @@ def test_watch_says_when_the_database_is_away_and_when_it_is_back(
         shown.wait_for(r"stored +500\b")
         shown.wait_for(r"measured +–")  # the run ended: no rate as if it were live
         own_server.stop()
-        found = shown.wait_for(r"cannot reach the database since (\d\d:\d\d:\d\d)", timeout=3)
+        found = shown.wait_for(r"cannot reach the database since (\d\d:\d\d:\d\d)")
         assert "WATCHING · UNREACHABLE" in shown.text()
-        shown.wait_for(f"database away +│\n.*│ since {found[1]} ", timeout=3)  # the panel
+        shown.wait_for(f"database away +│\n.*│ since {found[1]} ")  # the panel
         own_server.resume()
-        shown.wait_for(r"the database answers again", timeout=15)
+        shown.wait_for(r"the database answers again", timeout=60)
         assert f"since {found[1]}" not in shown.text()  # neither line says it any more
         shown.press(b"q")
         assert shown.exit_status() == 0
