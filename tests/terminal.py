@@ -23,6 +23,12 @@ from tests.test_cli import COMMAND
 T = TypeVar("T")
 
 
+def stored_in(text: str) -> int:
+    """The Pipeline panel's stored figure on a drawn screen (0 before it is drawn)."""
+    found = re.search(r"stored +([\d,]+)", text)
+    return 0 if found is None else int(found[1].replace(",", ""))
+
+
 class Terminal:
     """A program on a pseudo-terminal of its own, and the screen it draws (pyte)."""
 
@@ -51,7 +57,7 @@ class Terminal:
             with contextlib.suppress(OSError):
                 self._stream.feed(os.read(self._screen_fd, 1 << 16))
 
-    def _until(self, done: Callable[[], T], what: str, timeout: float) -> T:
+    def until(self, done: Callable[[], T], what: str, timeout: float = 60.0) -> T:
         """Read what is drawn until `done()` is true; its value."""
         deadline = time.monotonic() + timeout
         while not (result := done()):
@@ -60,23 +66,23 @@ class Terminal:
             self._read(min(left, 0.2))
         return result
 
-    def wait_for(self, pattern: str, timeout: float = 30.0) -> re.Match[str]:
+    def wait_for(self, pattern: str, timeout: float = 60.0) -> re.Match[str]:
         """Read what is drawn until the screen shows `pattern`."""
-        found = self._until(
+        found = self.until(
             lambda: re.search(pattern, self.text()), f"never shown: {pattern!r}", timeout
         )
         assert found is not None
         return found
 
-    def wait_gone(self, pattern: str, timeout: float = 30.0) -> None:
+    def wait_gone(self, pattern: str, timeout: float = 60.0) -> None:
         """Read what is drawn until the screen no longer shows `pattern`."""
-        self._until(
+        self.until(
             lambda: re.search(pattern, self.text()) is None, f"still shown: {pattern!r}", timeout
         )
 
-    def exit_status(self, timeout: float = 30.0) -> int:
+    def exit_status(self, timeout: float = 60.0) -> int:
         """Wait for the program to end, reading what it draws (a full terminal blocks it)."""
-        self._until(lambda: self.process.poll() is not None, "still running", timeout)
+        self.until(lambda: self.process.poll() is not None, "still running", timeout)
         return self.process.returncode
 
     def press(self, key: bytes) -> None:

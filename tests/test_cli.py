@@ -492,7 +492,7 @@ def test_run_follow_stores_lines_appended_later_and_stops_on_ctrl_c(tmp_path: Pa
             return 0
 
     def until_stored(count: int) -> None:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while stored() != count:
             assert time.monotonic() < deadline, f"{count} events never arrived"
             time.sleep(0.05)

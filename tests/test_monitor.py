@@ -88,7 +88,7 @@ def app(db_path: Path) -> Iterator[MonitorApp]:
     app.control.pipeline.store.close()
 
 
-async def until(pilot: Pilot[object], condition: Callable[[], bool], seconds: float = 20.0) -> None:
+async def until(pilot: Pilot[object], condition: Callable[[], bool], seconds: float = 60.0) -> None:
     """Let the app run until `condition` holds (the stream moves on its own)."""
     async with asyncio.timeout(seconds):
         while not condition():
