@@ -35,6 +35,9 @@ typecheck: $(STAMP)
 # `make test WORKERS=0` runs them one at a time, in this process.
 WORKERS ?= 4
 test: lint typecheck
+	@# The hundreds of imdb-tui processes the tests start read compiled modules, even
+	@# where PYTHONDONTWRITEBYTECODE is set: a fifth of a second less CPU for each.
+	$(BIN)/python -m compileall -q imdb_tui tests
 	$(BIN)/python -m pytest -q -n $(WORKERS)
 
 bench: $(STAMP)
@@ -55,3 +58,4 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	find imdb_tui tests bench -name __pycache__ -prune -exec rm -rf {} +

@@ -22,6 +22,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import time
 import tomllib
 from importlib import metadata
 from pathlib import Path
@@ -78,8 +79,28 @@ def imdb_tui(args: list[str]) -> int:
         print(f"readme_runner: {shlex.join(args)} ended by itself", file=sys.stderr)
         return 1  # it was to run until stopped
     except subprocess.TimeoutExpired:
+        stoppable(process)
         process.send_signal(signal.SIGTERM)
         return process.wait(timeout=60)
+
+
+def stoppable(process: subprocess.Popen[bytes]) -> None:
+    """Wait until the process handles SIGTERM, as a person's Ctrl-C or `kill` finds it
+    once it has started: on a loaded machine, starting can take more than a few seconds,
+    and a SIGTERM before then ends any program (status -15) before it has done a thing."""
+    status = Path(f"/proc/{process.pid}/status")
+    for _ in range(600):
+        caught = next(
+            (
+                line.split()[1]
+                for line in status.read_text().splitlines()
+                if line.startswith("SigCgt:")
+            ),
+            "0",
+        )
+        if int(caught, 16) & (1 << (signal.SIGTERM - 1)) or process.poll() is not None:
+            return
+        time.sleep(0.1)
 
 
 def make(args: list[str]) -> int:

@@ -179,9 +179,14 @@ def test_a_crash_at_any_step_of_a_write_loses_and_doubles_nothing(
 
 
 def burn(seconds: float) -> subprocess.Popen[bytes]:
-    """A process keeping a core busy, so that the machine is loaded."""
+    """A process keeping a core busy, so that the machine is loaded: at the lowest
+    priority, so that it takes a core only from idleness, not from the other tests
+    running beside it."""
     return subprocess.Popen(
         [
+            "nice",
+            "-n",
+            "19",
             sys.executable,
             "-c",
             f"import time\nend = time.time() + {seconds}\nwhile time.time() < end: pass",
