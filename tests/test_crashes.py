@@ -136,7 +136,7 @@ def faults() -> Iterator[object]:
 @pytest.fixture(scope="module")
 def few_lines(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, int]:
     path = tmp_path_factory.mktemp("crash") / "events.jsonl"
-    valid, garbage = produce(path, 1_500, seed=12)
+    valid, garbage = produce(path, 600, seed=12)
     return path, valid, garbage
 
 
