@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import pytest
 
 from imdb_tui.store import Store, StoreError
-from tests.conftest import NOW, Database, event, scaled
+from tests.conftest import NOW, Database, event
 from tests.streams import (
     COMMAND,
     consume,
@@ -467,7 +467,9 @@ def test_two_consumers_share_the_shards_and_one_carries_on_when_the_other_dies(
 ) -> None:
     """On SQLite (processes of one machine), on PostgreSQL and DynamoDB (of many)."""
     name = stream()
-    total = scaled(database, 20_000)
+    # On DynamoDB a tenth: moto's endpoint takes a few hundred calls a second, and a
+    # batch is dozens of them; a kill and a hand-over still land mid-stream.
+    total = 2_000 if database.backend == "dynamodb" else 20_000
     # First in KPL aggregates (a shard handed over inside one goes on at its next
     # event), then plain records.
     produce(aws, name, total // 2, "--create-shards", "4", "--seed", "7", "--aggregate")
