@@ -57,7 +57,7 @@ def run(
         [COMMAND, "run", "--source", str(source), *database.args],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=240,  # a hang guard: on DynamoDB's test endpoint, on 2 loaded cores, a minute
         env={**os.environ, **(env or {})},
     )
 
@@ -140,6 +140,7 @@ def few_lines(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, int]
     return path, valid, garbage
 
 
+@pytest.mark.timeout(600)  # two runs
 @pytest.mark.parametrize(("backend", "fault"), list(faults()))
 def test_a_crash_at_any_step_of_a_write_loses_and_doubles_nothing(
     request: pytest.FixtureRequest,
@@ -194,6 +195,7 @@ def burn(seconds: float) -> subprocess.Popen[bytes]:
     )
 
 
+@pytest.mark.timeout(600)  # 21 runs: two minutes beside the other workers' tests
 def test_a_storm_of_kills_with_resume_ends_exact(tmp_path: Path) -> None:
     """20 rounds of kill -9 at seeded moments (the child, the parent or both), each
     followed by the same command, on a loaded machine: exact at the end."""
