@@ -38,7 +38,7 @@ test: lint typecheck
 	@# The hundreds of imdb-tui processes the tests start read compiled modules, even
 	@# where PYTHONDONTWRITEBYTECODE is set: a fifth of a second less CPU for each.
 	$(BIN)/python -m compileall -q imdb_tui tests
-	$(BIN)/python -m pytest -q -n $(WORKERS)
+	$(BIN)/python -m pytest -q -n $(WORKERS) --durations=10
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]' -c .ci/constraints.txt
