@@ -23,9 +23,13 @@ from tests.test_cli import COMMAND
 T = TypeVar("T")
 
 
+STORED = r"stored +([\d,]+)"
+"""The Pipeline panel's stored figure, as drawn."""
+
+
 def stored_in(text: str) -> int:
     """The Pipeline panel's stored figure on a drawn screen (0 before it is drawn)."""
-    found = re.search(r"stored +([\d,]+)", text)
+    found = re.search(STORED, text)
     return 0 if found is None else int(found[1].replace(",", ""))
 
 

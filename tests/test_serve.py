@@ -27,7 +27,7 @@ import pyte
 import pytest
 
 from tests.postgres_server import unavailable
-from tests.terminal import T, stored_in
+from tests.terminal import STORED, T, stored_in
 from tests.test_cli import COMMAND, imdb_tui
 
 SIZES = [(120, 40), (80, 24), (100, 30)]
@@ -169,13 +169,11 @@ class Tab:
         return found
 
     async def stored(self) -> int:
-        return int((await self.wait_for(r"stored +([\d,]+)"))[1].replace(",", ""))
+        return stored_in((await self.wait_for(STORED))[0])
 
-    async def stored_past(self, first: int) -> int:
+    async def stored_past(self, first: int) -> None:
         """Read what is drawn until the Pipeline panel's stored figure is past `first`."""
-        return await self.until(
-            lambda: max(0, stored_in(self.text()) - first), f"stored stays {first:,}"
-        )
+        await self.until(lambda: stored_in(self.text()) > first, f"stored stays {first:,}")
 
 
 @contextlib.asynccontextmanager

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.terminal import Terminal, stored_in, terminal
+from tests.terminal import STORED, Terminal, stored_in, terminal
 from tests.test_cli import COMMAND, imdb_tui
 
 
@@ -24,7 +24,7 @@ def data_version_and_rows(db: Path) -> tuple[int, list[tuple[object, ...]]]:
 
 
 def stored_on(screen: Terminal) -> int:
-    return int(screen.wait_for(r"stored +([\d,]+)")[1].replace(",", ""))
+    return stored_in(screen.wait_for(STORED)[0])
 
 
 def test_watch_follows_a_run_in_another_process_and_changes_nothing(tmp_path: Path) -> None:
