@@ -416,6 +416,10 @@ def test_an_endpoint_away_mid_run_is_waited_for_and_nothing_is_lost(tmp_path: Pa
     assert query(db, "SELECT count(*) FROM counters WHERE name = 'duplicates'") == [(0,)]
 
 
+class Stalled(AssertionError):
+    """A group's wait ran out with its members still running."""
+
+
 class Group:
     """A consumer group's view of its database, through the store's interfaces: one
     store, opened once the database is made, read from one thread, closed at the end
@@ -462,7 +466,7 @@ class Group:
                 for process in processes:
                     process.kill()
                     said.append(process.communicate()[0][-3000:])
-                raise AssertionError((self.stored(), self.shards_per_owner(), said))
+                raise Stalled((self.stored(), self.shards_per_owner(), said))
             time.sleep(0.2)
 
 
@@ -502,7 +506,7 @@ def test_two_consumers_share_the_shards_and_one_carries_on_when_the_other_dies(
         first.wait(timeout=30)
         try:
             group.until(lambda: group.stored() >= total, second)
-        except AssertionError as stalled:
+        except Stalled as stalled:  # not a member ending early: that still fails
             if database.backend != "dynamodb":
                 raise
             # A known defect, found 2026-12-07 and not yet understood: in 2 of 5 CI runs
