@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Protocol, TextIO
 
 from imdb_tui.clock import ManualClock
@@ -29,13 +30,21 @@ class Lines:
         self._out.flush()
 
 
-def produce_live(events: Simulator, sink: Sink, count: int | None, rate: float | None) -> None:
+def produce_live(
+    events: Simulator,
+    sink: Sink,
+    count: int | None,
+    rate: float | None,
+    stopping: Callable[[], bool] = lambda: False,
+) -> int:
     """`count` events (None: until stopped) at `rate` a second (None: as fast as the
     sink takes them), in whole chunks cut after: what comes out does not depend on
-    `count`."""
+    `count`. `stopping` is asked between chunks, so a stop never cuts a line or a
+    put in two. The number of events sent."""
     left = count
+    sent = 0
     pacer = Pacer(rate or MAX_RATE, time.monotonic())
-    while left is None or left > 0:
+    while (left is None or left > 0) and not stopping():
         chunk = CHUNK
         if rate is not None:
             now = time.monotonic()
@@ -46,9 +55,11 @@ def produce_live(events: Simulator, sink: Sink, count: int | None, rate: float |
             chunk = min(chunk, due)
         records = events.records(chunk)[:left]
         sink.send(records)
+        sent += len(records)
         pacer.sent(len(records))
         if left is not None:
             left -= len(records)
+    return sent
 
 
 def produce_stamped(

@@ -5,9 +5,11 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import signal
+import subprocess
 from pathlib import Path
 
-from tests.test_cli import imdb_tui
+from tests.test_cli import COMMAND, imdb_tui
 
 START = "2026-11-20T00:00:00Z"
 
@@ -64,3 +66,26 @@ def test_a_bad_start_is_one_line() -> None:
     result = imdb_tui("produce", "--start", "yesterday", "--count", "1")
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "2026-11-20T00:00:00Z" in result.stderr
+
+
+def test_sigterm_stops_a_live_produce_between_lines_and_says_how_many() -> None:
+    """A producer feeding a pipe, stopped (a service manager's SIGTERM, or Ctrl-C):
+    every line it wrote is whole, and it says how many it sent."""
+    process = subprocess.Popen(
+        [COMMAND, "produce", "--rate", "2000", "--seed", "3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        first = [process.stdout.readline() for _ in range(100)]  # producing: handlers set
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+        out = "".join(first) + out
+    finally:
+        process.kill()
+    assert process.returncode == 128 + signal.SIGTERM
+    lines = out.splitlines()
+    assert all(json.loads(line)["event_id"] for line in lines)  # none cut in two
+    assert err == f"imdb-tui: stopped by SIGTERM after {len(lines):,} events\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -11,6 +12,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from datetime import tzinfo
 
 import click
@@ -441,9 +443,38 @@ def produce(
         produce_stamped(clock, 1 / (rate or START_RATE), events, count, sys.stdout)
         return
     events = simulator(inputs, catalog, SystemClock())
-    produce_live(events, kinesis or Lines(sys.stdout), count, rate)
+    with _stopped_between_chunks() as stopped:
+        sent = produce_live(events, kinesis or Lines(sys.stdout), count, rate, stopped.is_set)
     if kinesis is not None:
         kinesis.close()
+    if stopped.signal is not None:  # every line or put whole, what was sent said
+        name = signal.Signals(stopped.signal).name
+        click.echo(f"imdb-tui: stopped by {name} after {plural(sent, 'event')}", err=True)
+        sys.exit(128 + stopped.signal)
+
+
+class _Stop(threading.Event):
+    signal: int | None = None
+
+
+@contextlib.contextmanager
+def _stopped_between_chunks() -> Iterator[_Stop]:
+    """Ctrl-C or SIGTERM asks produce to stop after the chunk under way, so that no
+    line is cut in two and a stream's puts are counted; a second one stops at once."""
+    stop = _Stop()
+
+    def asked(number: int, _: object) -> None:
+        stop.signal = number
+        stop.set()
+        for each in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(each, previous[each])
+
+    previous = {each: signal.signal(each, asked) for each in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for each, handler in previous.items():
+            signal.signal(each, handler)
 
 
 class KinesisOut:
