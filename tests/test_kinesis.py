@@ -4,12 +4,15 @@ endpoint on 127.0.0.1 (moto's server mode), through the imdb-tui command."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import re
 import signal
 import subprocess
 import threading
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +27,7 @@ from tests.streams import (
     COMMAND,
     consume,
     finish,
+    one_shard_stream,
     produce,
     query,
     report,
@@ -375,6 +379,36 @@ def test_produce_sends_again_what_the_service_turns_down_in_each_users_order(
         assert mine == sorted(mine), user
 
 
+def test_sigterm_stops_produce_into_a_stream_and_it_says_what_it_put(
+    aws: dict[str, str],
+) -> None:
+    """Stopped while it puts (SIGTERM, as Ctrl-C): the put under way ends, and what
+    it says it put is what the stream holds."""
+    name, kinesis = one_shard_stream()
+    command = [COMMAND, "produce", "--to", f"kinesis://{name}", "--rate", "2000"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=aws)
+    try:
+        iterator = kinesis.get_shard_iterator(
+            StreamName=name, ShardId="shardId-000000000000", ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        held: list[Any] = []
+        deadline = time.monotonic() + 60
+        while len(held) < 500:  # putting: its handlers are set
+            assert time.monotonic() < deadline and process.poll() is None
+            answer = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
+            held += answer["Records"]
+            iterator = answer["NextShardIterator"]
+            time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        said = process.communicate(timeout=60)[1]
+    finally:
+        process.kill()
+    assert process.returncode == 128 + signal.SIGTERM
+    held += kinesis.get_records(ShardIterator=iterator, Limit=10_000)["Records"]
+    assert f"put {len(held):,} records into kinesis://{name}" in said
+    assert f"imdb-tui: stopped by SIGTERM after {len(held):,} events" in said
+
+
 def test_an_endpoint_away_mid_run_is_waited_for_and_nothing_is_lost(tmp_path: Path) -> None:
     """The stream's endpoint stops answering for a while: the status line says so,
     the shards are read again once it is back, and every record is stored once."""
@@ -462,12 +496,52 @@ class Group:
             for process in processes:
                 assert process.poll() is None, process.communicate()[0]
             if time.monotonic() > deadline:  # stopped: what they said, to say why
-                said = []
-                for process in processes:
-                    process.kill()
-                    said.append(process.communicate()[0][-3000:])
-                raise Stalled((self.stored(), self.shards_per_owner(), said))
+                raise Stalled(self.stalled(processes))
             time.sleep(0.2)
+
+    def stalled(self, processes: tuple[subprocess.Popen[str], ...]) -> str:
+        """Why the group is stuck, as far as can be seen from outside: its store's
+        unfinished batches and leases, and each member's threads (faulthandler's dump
+        on SIGABRT: the members run with PYTHONFAULTHANDLER), writer children first."""
+        seen = [f"stored {self.stored()}, shards per owner {self.shards_per_owner()}"]
+        if self.database.backend == "dynamodb" and self._store is not None:
+            table = self._store.table  # type: ignore[attr-defined]
+            for listed in table.query("W"):
+                writer = listed["s"]
+                heard = table.get(f"W#{writer}", "-") or {}
+                until = heard.get("w_until", 0) - time.time()
+                records = [
+                    f"{item['s']} {item['b_state']} try {item['b_try']}"
+                    for item in table.query(f"B#{writer}", newest_first=True, limit=12)
+                    if "#" not in item["s"]
+                ][:3]
+                seen.append(f"writer {writer} alive for {until:.0f} s: {records}")
+            seen += [f"lease {key}: {owner}" for key, owner in self._leases().items()]
+            seen += [f"position {p.source}: {p.position}" for p in self._store.positions()]
+        for process in processes:
+            for child in _children(process.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child, signal.SIGABRT)
+            process.send_signal(signal.SIGABRT)
+            try:
+                said = process.communicate(timeout=30)[0]
+            except subprocess.TimeoutExpired:
+                process.kill()
+                said = process.communicate()[0]
+            seen.append(said[-12_000:])
+        return "\n".join(seen)
+
+    def _leases(self) -> dict[str, str]:
+        assert self._store is not None
+        return self._store.lease_holders(self.name, time.time())
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            found += [int(n) for n in (task / "children").read_text().split()]
+    return found
 
 
 @pytest.mark.timeout(600)  # on DynamoDB: a minute alone, minutes beside other workers' tests
@@ -483,11 +557,11 @@ def test_two_consumers_share_the_shards_and_one_carries_on_when_the_other_dies(
     produce(aws, name, total - total // 2, "--seed", "8")
     group = Group(database, "dashboards")
     options = ("--consumer-group", "dashboards", "--lease-seconds", "3", "--rate", "2000")
-    env = aws
+    env = {**aws, "PYTHONFAULTHANDLER": "1"}  # a stalled member's threads: see Group.stalled
     if database.backend == "dynamodb":  # moto's endpoint: slower calls, renewals with them
         options = ("--consumer-group", "dashboards", "--lease-seconds", "10", "--rate", "200")
         # The batch the killed one was writing holds its events until its time is up.
-        env = {**aws, "IMDB_TUI_DYNAMODB_LIVE_FOR": "5"}
+        env |= {"IMDB_TUI_DYNAMODB_LIVE_FOR": "5"}
 
     def consumer() -> subprocess.Popen[str]:
         command = [COMMAND, "run", "--source", f"kinesis://{name}", *database.args, *options]
@@ -512,8 +586,10 @@ def test_two_consumers_share_the_shards_and_one_carries_on_when_the_other_dies(
             # A known defect, found 2026-12-07 and not yet understood: in 2 of 5 CI runs
             # on DynamoDB the survivor, holding all four shards, stored nothing more for
             # minutes (0/s, queue 0). Only that stall is excused here; any other failure
-            # of this test, and every count checked below, still fails it.
-            pytest.xfail(f"the survivor stalls after the hand-over on DynamoDB: {stalled}"[:3000])
+            # of this test, and every count checked below, still fails it. What was seen
+            # (threads, batches, leases) goes to the run's warnings summary, in full.
+            warnings.warn(f"the consumer group stalled on DynamoDB:\n{stalled}", stacklevel=1)
+            pytest.xfail("the survivor stalls after the hand-over on DynamoDB: see warnings")
         group.until(lambda: group.shards_per_owner() == [4], second)
         finish(second)
         held = group.shards_per_owner()
