@@ -60,6 +60,19 @@ class _Shard:
     behind_ms: int | None = None
     fetched: deque[tuple[Located, Checkpoint]] = field(default_factory=deque)
     """The parts fetched, each with the checkpoint after it."""
+    turn: int = 0
+    """Counts the times this pipeline's reading of the shard started over (its lease
+    lost or taken): a GetRecords begun in an earlier turn is not used."""
+
+    def start_over(self) -> None:
+        """Forget what was fetched and where reading stood: read next from the
+        checkpoint; a GetRecords under way (or answered, not yet looked at) is of the
+        turn before, and its records, which may come after those just forgotten, are
+        not used."""
+        self.fetched.clear()
+        self.iterator = None
+        self.skip = None
+        self.turn += 1
 
 
 class KinesisSource:
@@ -100,6 +113,7 @@ class KinesisSource:
         self._listed = 0.0
         self._stopped: asyncio.Event | None = None
         self._fetching: dict[str, asyncio.Future[Any]] = {}
+        self._turns: dict[str, int] = {}  # shard -> the turn its GetRecords under way began in
         self.trouble: str | None = None
         try:
             self._kinesis.describe_stream_summary(StreamName=self._stream)
@@ -158,6 +172,7 @@ class KinesisSource:
         for shard in self._readable():
             if shard.next_call <= now and shard.shard_id not in self._fetching:
                 shard.next_call = now + CALL_INTERVAL
+                self._turns[shard.shard_id] = shard.turn
                 self._fetching[shard.shard_id] = asyncio.ensure_future(
                     asyncio.to_thread(self._call, shard)
                 )
@@ -167,10 +182,13 @@ class KinesisSource:
         for shard_id, task in list(self._fetching.items()):
             if task.done():
                 del self._fetching[shard_id]
-                if self._leases is not None and shard_id not in self._held:  # lease lost
-                    self._shards[shard_id].iterator = None
+                shard = self._shards[shard_id]
+                if self._turns.pop(shard_id) != shard.turn:  # begun before it started over
                     continue
-                self._apply(self._shards[shard_id], task.result())  # a SourceError: raised
+                if self._leases is not None and shard_id not in self._held:  # lease lost
+                    shard.iterator = None
+                    continue
+                self._apply(shard, task.result())  # a SourceError: raised
 
     # Leases --------------------------------------------------------------------
 
@@ -209,16 +227,14 @@ class KinesisSource:
             self._shards[shard_id].finished = True
         for shard_id in (self._held | self._leaving) - found.held:  # not to be read here now
             shard = self._shards[shard_id]
-            shard.fetched.clear()
-            shard.iterator = None
+            shard.start_over()
             # What was fetched and not handed out is not read: not to its end any more.
             shard.finished = shard_id in found.ended
             if shard_id not in found.leaving:  # handed back: another pipeline reads it
                 self._forget(shard_id)
         for shard_id in found.held - self._held:  # taken: from its stored checkpoint
             shard = self._shards[shard_id]
-            shard.fetched.clear()
-            shard.iterator = None
+            shard.start_over()
             # Or, if it was being handed back, after what was handed out from it.
             shard.checkpoint = found.checkpoints.get(shard_id, self._handed.get(shard_id))
             if shard.checkpoint is not None:
@@ -319,6 +335,7 @@ class KinesisSource:
         for task in self._fetching.values():
             task.cancel()  # its records were not handed out: read again next time
         self._fetching.clear()  # not to be collected: a cancelled call has no answer
+        self._turns.clear()
 
     # Reading -------------------------------------------------------------------
 
