@@ -81,8 +81,12 @@ def test_sigterm_stops_a_live_produce_between_lines_and_says_how_many() -> None:
         assert process.stdout is not None
         first = [process.stdout.readline() for _ in range(100)]  # producing: handlers set
         process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=60)
-        out = "".join(first) + out
+        # Through the same file objects: readline may have read ahead of its lines,
+        # which communicate (reading the descriptors) would not see.
+        out = "".join(first) + process.stdout.read()
+        assert process.stderr is not None
+        err = process.stderr.read()
+        process.wait(timeout=60)
     finally:
         process.kill()
     assert process.returncode == 128 + signal.SIGTERM
