@@ -112,8 +112,7 @@ class KinesisSource:
         self._unsaved: dict[str, str] = {}  # shard -> that position, until committed
         self._listed = 0.0
         self._stopped: asyncio.Event | None = None
-        self._fetching: dict[str, asyncio.Future[Any]] = {}
-        self._turns: dict[str, int] = {}  # shard -> the turn its GetRecords under way began in
+        self._fetching: dict[str, asyncio.Future[tuple[int, Any]]] = {}
         self.trouble: str | None = None
         try:
             self._kinesis.describe_stream_summary(StreamName=self._stream)
@@ -172,10 +171,12 @@ class KinesisSource:
         for shard in self._readable():
             if shard.next_call <= now and shard.shard_id not in self._fetching:
                 shard.next_call = now + CALL_INTERVAL
-                self._turns[shard.shard_id] = shard.turn
-                self._fetching[shard.shard_id] = asyncio.ensure_future(
-                    asyncio.to_thread(self._call, shard)
-                )
+                self._fetching[shard.shard_id] = asyncio.ensure_future(self._fetch(shard))
+
+    async def _fetch(self, shard: _Shard) -> tuple[int, dict[str, Any] | BaseException]:
+        """One GetRecords on a worker thread, with the turn it was begun in."""
+        turn = shard.turn
+        return turn, await asyncio.to_thread(self._call, shard)
 
     def _collect(self) -> None:
         """Take in the GetRecords that have ended (on the loop: shards change only here)."""
@@ -183,12 +184,13 @@ class KinesisSource:
             if task.done():
                 del self._fetching[shard_id]
                 shard = self._shards[shard_id]
-                if self._turns.pop(shard_id) != shard.turn:  # begun before it started over
+                turn, answer = task.result()
+                if turn != shard.turn:  # begun before it started over
                     continue
                 if self._leases is not None and shard_id not in self._held:  # lease lost
                     shard.iterator = None
                     continue
-                self._apply(shard, task.result())  # a SourceError: raised
+                self._apply(shard, answer)  # a SourceError: raised
 
     # Leases --------------------------------------------------------------------
 
@@ -335,7 +337,6 @@ class KinesisSource:
         for task in self._fetching.values():
             task.cancel()  # its records were not handed out: read again next time
         self._fetching.clear()  # not to be collected: a cancelled call has no answer
-        self._turns.clear()
 
     # Reading -------------------------------------------------------------------
 
