@@ -4,6 +4,7 @@ stream, or a Kinesis stream), or stamped on a simulated clock for a reproducible
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from typing import Protocol, TextIO
@@ -20,14 +21,23 @@ class Sink(Protocol):
 
 
 class Lines:
-    """Records as JSON Lines, one a line, flushed a chunk at a time."""
+    """Records as JSON Lines, one a line, written a chunk at a time.
+
+    Straight to the file descriptor, every byte: a signal that comes while a write
+    waits on a full pipe (Ctrl-C on `produce | slow-reader`) makes it return part
+    way, and Python's buffered stdout then dropped the rest of the chunk (one run:
+    58,022 of 59,000 lines arrived, the last one cut).
+    """
 
     def __init__(self, out: TextIO) -> None:
-        self._out = out
+        out.flush()  # what went before, first
+        self._descriptor = out.fileno()
 
     def send(self, records: list[dict[str, object]]) -> None:
-        self._out.write("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records))
-        self._out.flush()
+        chunk = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records)
+        left = memoryview(chunk.encode())
+        while left:
+            left = left[os.write(self._descriptor, left) :]
 
 
 def produce_live(

@@ -161,7 +161,7 @@ class LocalPipeline:
         self.pipeline.set_rate(rate)
 
     def stop(self) -> None:
-        self.pipeline.stop()
+        self.pipeline.stop(read_rest=False)  # quit with a key: a pipe's writer goes on
 
     async def run(self) -> RunSummary:
         return await self.pipeline.run()

@@ -51,6 +51,9 @@ class ListSource:
     def stop(self) -> None:
         pass
 
+    async def rest(self, limit: int) -> list[RawRecord]:
+        return []  # read on from its position next time
+
 
 def _open(db: Database | Path | str, create: bool = True) -> Store:
     return db.open(create=create) if isinstance(db, Database) else open_store(db, create=create)

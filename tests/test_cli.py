@@ -418,6 +418,87 @@ def test_a_closed_terminal_ends_the_monitor_drained(tmp_path: Path) -> None:
     assert query(db, "SELECT count(*) FROM events") == [(kept,)]
 
 
+# Writes its first lines, waits for Ctrl-C, then writes the rest (the last without a
+# newline) and ends: as `produce` finishes the chunk under way when Ctrl-C reaches it.
+_PIPE_WRITER = """
+import signal, sys
+lines = open(sys.argv[1], "rb").read().splitlines(keepends=True)
+first = int(sys.argv[2])
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+sys.stdout.buffer.writelines(lines[:first])
+sys.stdout.buffer.flush()
+signal.sigwait({signal.SIGINT})
+if sys.argv[3] == "finish":
+    sys.stdout.buffer.writelines(lines[first:])
+    sys.stdout.buffer.flush()
+else:
+    signal.sigwait({signal.SIGINT})  # silent, its end never comes: until killed
+"""
+
+
+def _piped_run(
+    tmp_path: Path, finish: bool
+) -> tuple[subprocess.CompletedProcess[str], Path, int | None]:
+    """`writer | imdb-tui run --source -` in a group of their own, as a terminal runs a
+    pipeline; Ctrl-C (SIGINT to the group) once run has stored the first lines. Also
+    how the writer ended, if it did."""
+    lines = imdb_tui("produce", "--count", "3000", "--seed", "5").stdout.splitlines()
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join(lines))  # the last line without its newline
+    db = tmp_path / "events.db"
+    how = "finish" if finish else "hang"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", _PIPE_WRITER, str(events), "1000", how],
+        stdout=subprocess.PIPE,
+        process_group=0,
+    )
+    try:
+        run = subprocess.Popen(
+            [COMMAND, "run", "--source", "-", "--db", str(db)],
+            stdin=writer.stdout,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            process_group=writer.pid,
+        )
+        assert writer.stdout is not None
+        writer.stdout.close()  # run's now
+        assert run.stdout is not None
+        for line in run.stdout:
+            if re.search(r" stored +1,000 ", line):
+                break
+        os.killpg(writer.pid, signal.SIGINT)
+        out, err = run.communicate(timeout=60)
+        ended = writer.wait(timeout=30) if finish else writer.poll()
+        return subprocess.CompletedProcess(run.args, run.returncode, out, err), db, ended
+    finally:
+        writer.kill()
+        writer.wait()
+
+
+def test_ctrl_c_on_a_pipeline_stores_what_its_writer_finished_writing(tmp_path: Path) -> None:
+    """Ctrl-C reaches `produce | run` together: what produce writes as it stops, the
+    chunk under way, is in the pipe after run was told to stop. Nobody can read a
+    pipe's lines later, so run reads on to the pipe's end before it ends."""
+    result, db, writer = _piped_run(tmp_path, finish=True)
+    assert result.returncode == 0, result.stderr
+    assert "done: 3,000 events stored, 0 duplicates, 0 dead letters" in result.stdout
+    assert query(db, "SELECT count(*) FROM events") == [(3000,)]
+    assert writer == 0  # every line it wrote was read: no broken pipe
+
+
+def test_ctrl_c_on_a_pipeline_whose_writer_goes_on_does_not_wait_for_its_end(
+    tmp_path: Path,
+) -> None:
+    """A writer that is not stopped (`tail -f` when only run is signalled) and writes
+    nothing more: run stores what came, and ends without waiting for an end."""
+    result, db, writer = _piped_run(tmp_path, finish=False)
+    assert result.returncode == 0, result.stderr
+    assert "done: 1,000 events stored, 0 duplicates, 0 dead letters" in result.stdout
+    assert query(db, "SELECT count(*) FROM events") == [(1000,)]
+    assert writer is None  # still writing, for all run knew
+
+
 def test_produce_piped_into_run_stores_exactly_that_many_and_a_rerun_stores_none(
     tmp_path: Path,
 ) -> None:

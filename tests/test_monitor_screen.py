@@ -70,6 +70,9 @@ class HeldSource:
     def stop(self) -> None:
         self._stopped.set()
 
+    async def rest(self, limit: int) -> list[RawRecord]:
+        return []
+
 
 def monitor_of(
     days: int, monkeypatch: pytest.MonkeyPatch, bad: Sequence[bytes] = (), minutes: int = 0

@@ -110,6 +110,44 @@ async def test_stop_ends_a_read_waiting_on_a_silent_pipe() -> None:
         os.close(writing)
 
 
+async def test_a_stopped_pipe_gives_its_rest_and_a_second_stop_cuts_it_short() -> None:
+    """Once stopped, `rest` reads a pipe on to its end: the lines written after the
+    stop, and the one that was half written when it came. Stopped again while it
+    waits on a silent writer, it hands out what it has, the cut line to be rejected."""
+    reading, writing = os.pipe()
+    source = JsonLinesSource("-", os.fdopen(reading, "rb"))
+    line = [jsonl([event(n)]).rstrip(b"\n") for n in range(4)]
+    try:
+        os.write(writing, line[0] + b"\n" + line[1][:20])
+        assert await source.read(10) == [line[0]]
+        source.stop()
+        assert await source.read(10) == []  # stopped: read no more
+        os.write(writing, line[1][20:] + b"\n" + line[2] + b"\n" + line[3][:9])
+        resting = asyncio.create_task(source.rest(10))
+        await asyncio.sleep(0.05)
+        assert not resting.done()  # the writer may finish: waited for (DRAIN_IDLE)
+        source.stop()  # a second Ctrl-C
+        async with asyncio.timeout(30):
+            assert await resting == [line[1], line[2], line[3][:9]]
+        assert await source.rest(10) == []
+    finally:
+        os.close(writing)
+
+
+async def test_a_stopped_pipe_is_read_to_its_end() -> None:
+    reading, writing = os.pipe()
+    source = JsonLinesSource("-", os.fdopen(reading, "rb"))
+    line = [jsonl([event(n)]).rstrip(b"\n") for n in range(3)]
+    os.write(writing, line[0] + b"\n")
+    assert await source.read(10) == [line[0]]
+    source.stop()
+    os.write(writing, line[1] + b"\n" + line[2])  # its last line without a newline
+    os.close(writing)
+    assert await source.rest(1) == [line[1]]
+    assert await source.rest(10) == [line[2]]
+    assert await source.rest(10) == []
+
+
 HOSTILE = [
     b'{"event_id": "broken',  # invalid JSON
     b"[1, 2, 3]",  # not an object

@@ -281,8 +281,8 @@ async def _run_headless(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(signum, pipeline.stop)
-    if duration is not None:
-        loop.call_later(duration, pipeline.stop)
+    if duration is not None:  # the time is up, not the input: a pipe's writer goes on
+        loop.call_later(duration, functools.partial(pipeline.stop, read_rest=False))
     running = asyncio.create_task(pipeline.run())
     said_where = False
     while not running.done():

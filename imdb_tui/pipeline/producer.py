@@ -56,6 +56,7 @@ class Producer:
         self._running = asyncio.Event()
         self._running.set()
         self.stopping = False
+        self._read_rest = False
         self.done = False
         """The source ended, failed, or --count was reached."""
         self.input_error: str | None = None
@@ -82,8 +83,11 @@ class Producer:
         self.rate = None if rate is None else min(max(rate, MIN_RATE), MAX_RATE)
         self._pacer.restart(self.rate or MAX_RATE, self._clock.monotonic())
 
-    def stop(self) -> None:
+    def stop(self, read_rest: bool = True) -> None:
+        """Stop reading; with `read_rest`, what the source holds that nobody could
+        read later (see Source.rest) is read and queued first."""
         self.stopping = True
+        self._read_rest = read_rest
         self._running.set()
         self.source.stop()
 
@@ -129,10 +133,29 @@ class Producer:
                 await self._release(records, positions, self.replay)
             if self.rate is None:
                 await asyncio.sleep(0)  # let the consumer in between chunks
+        if self.stopping and self._read_rest:
+            await self._rest()
         self.done = True
         self.source.stop()  # read no more (at its end, --count, an input error): let go
         # Only on the way out in order: when cancelled, the consumer is cancelled too.
         await self._queue.put(END)
+
+    async def _rest(self) -> None:
+        """Stopped: what the source has that nobody could read later (a pipe's lines
+        already written to it) is queued before the end, unpaced."""
+        count = self._settings.count
+        while count is None or self._stats.emitted < count:
+            limit = self._settings.chunk_size
+            if count is not None:
+                limit = min(limit, count - self._stats.emitted)
+            try:
+                records = await self.source.rest(limit)
+            except SourceError as error:
+                self.input_error = str(error)
+                return
+            if not records:
+                return
+            await self._put(records, self.source.positions())
 
     async def _put(self, records: list[RawRecord], positions: Sequence[SourcePosition]) -> None:
         if records:

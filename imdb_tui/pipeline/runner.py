@@ -119,10 +119,13 @@ class Pipeline:
         """A new target in events per second (clamped to 1..1,000,000); None: unthrottled."""
         self._producer.set_rate(rate)
 
-    def stop(self) -> None:
-        """Stop producing; run() returns once the queue is drained and committed."""
+    def stop(self, read_rest: bool = True) -> None:
+        """Stop producing; run() returns once the queue is drained and committed.
+        With `read_rest` (a signal, which most likely stopped a pipe's writer too),
+        what a pipe still holds is read first (see Source.rest); without it (a key
+        pressed to quit: the writer goes on), reading stops at once."""
         self._consumer.stopping = True
-        self._producer.stop()
+        self._producer.stop(read_rest)
 
     def now(self) -> float:
         """The pipeline's clock: the present, or at stream time the newest event time

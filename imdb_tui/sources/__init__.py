@@ -108,7 +108,16 @@ class Source(Protocol):
         ...
 
     def stop(self) -> None:
-        """The pipeline is stopping: a read still waiting for input returns [] now."""
+        """The pipeline is stopping: a read still waiting for input returns [] now.
+        Told again (a second Ctrl-C), `rest` stops at once too."""
+        ...
+
+    async def rest(self, limit: int) -> list[RawRecord]:
+        """Once stopped: up to `limit` of the records nobody could read later, to be
+        stored before the end; [] when there are no more. Only a pipe has such
+        records (lines already written to it: its writer was most likely stopped
+        by the same Ctrl-C). A source with positions is read on from them next
+        time, and the simulator and a stream have nothing left over."""
         ...
 
 

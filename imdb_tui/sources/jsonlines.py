@@ -33,6 +33,12 @@ READ_BYTES = 1 << 16
 FOLLOW_POLL = 0.2
 """Seconds between looks at a followed file once its end is reached."""
 HEAD_BYTES = 4096
+DRAIN_IDLE = 0.5
+"""Once stopped, a pipe is read on while more comes within this many seconds..."""
+DRAIN_FOR = 2.0
+"""... for this many seconds at most (its writer may not have been stopped)..."""
+DRAIN_BYTES = 1 << 26
+"""... and this many bytes at most (held in memory, then stored)."""
 """A file is known by a hash of its first line, or of this many bytes if it is longer."""
 
 
@@ -143,6 +149,12 @@ class JsonLinesSource:
 
     An input that fails part way (a truncated .gz, a read error) hands out what
     came before it, its partial last line included, and then raises SourceError.
+
+    Stopped (Ctrl-C), a regular file is read on from its position next time; a
+    pipe's bytes cannot be read again, so `rest` reads it on to its end, which
+    comes at once when the same Ctrl-C stopped its writer (`produce | run`,
+    `tail -f | run`), within DRAIN_IDLE, DRAIN_FOR and DRAIN_BYTES, or until a
+    second stop; what it read is then handed out, its last line cut or not.
     """
 
     trouble: str | None = None  # reading never waits on a passing problem
@@ -172,6 +184,8 @@ class JsonLinesSource:
         self._failure: SourceError | None = None
         self._ended = False
         self._stopped: asyncio.Event | None = None
+        self._stops = 0
+        self._closed = False
 
     async def start(self, stored: Lookup) -> str | None:
         """Carry on from the stored position if it is this file's: its first line the
@@ -236,13 +250,21 @@ class JsonLinesSource:
                 self._take(await self._wait_for_more())
             else:
                 self._ended = True
-                if self._stopping() and self.key is not None:
+                stopped = self._stopping()
+                if stopped and self.key is None and self._failure is None:
+                    break  # a pipe: `rest` reads on, and may yet finish its last line
+                if stopped and self.key is not None:
                     # Stopped, not ended: a partial last line is read whole next time,
                     # from the position of the line before it.
                     self._ready, self._ends, self._starts, self._numbers = [], [], [], []
                 else:
                     self._take(self._lines.end())
                 self._close()
+        return self._hand_out(limit)
+
+    def _hand_out(self, limit: int) -> list[RawRecord]:
+        """Up to `limit` of the lines read, with where they are; at the end of them,
+        the input's failure, if it failed."""
         if not self._ready and self._failure is not None:
             failure, self._failure = self._failure, None
             raise failure
@@ -281,9 +303,38 @@ class JsonLinesSource:
         pass  # one reader per file: nothing waits on its commits
 
     def stop(self) -> None:
+        self._stops += 1
         if self._stopped is not None:
             self._stopped.set()
         self._ended = True
+
+    async def rest(self, limit: int) -> list[RawRecord]:
+        if not self._ready and self.key is None and not self._closed:
+            await self._read_to_end()  # a pipe stopped before its end
+        return self._hand_out(limit)
+
+    async def _read_to_end(self) -> None:
+        """A pipe stopped before its end: read on (see the class), then its lines."""
+        data = bytearray()
+        if self._stops == 1:
+            loop = asyncio.get_running_loop()
+            self._stopped = asyncio.Event()  # a second stop sets it
+            deadline = loop.time() + DRAIN_FOR
+            while len(data) < DRAIN_BYTES and (left := deadline - loop.time()) > 0:
+                try:
+                    more = await self._next_bytes(min(DRAIN_IDLE, left))
+                except SourceError as error:  # handed out after what came before it
+                    self._failure = error
+                    break
+                if not more:
+                    break
+                data += more
+        lines = self._lines.feed(bytes(data))
+        ends, starts, numbers = self._lines.ends, self._lines.starts, self._lines.numbers
+        lines += self._lines.end()  # a cut last line is rejected, not lost
+        self._ready, self._ends = lines, ends + self._lines.ends
+        self._starts, self._numbers = starts + self._lines.starts, numbers + self._lines.numbers
+        self._close()
 
     def _stopping(self) -> bool:
         return self._stopped is not None and self._stopped.is_set()
@@ -351,17 +402,21 @@ class JsonLinesSource:
         self._head_fixed = False
         self._handed, self._handed_lines = 0, 0
 
-    async def _next_bytes(self) -> bytes:
-        """The next bytes of input, or b"" at its end or once stopped."""
+    async def _next_bytes(self, wait: float | None = None) -> bytes:
+        """The next bytes of input, or b"" at its end, once stopped, or when none came
+        within `wait` seconds."""
         if self._stopped is None:
             self._stopped = asyncio.Event()
         if self._stopped.is_set():
             return b""
         reading = asyncio.ensure_future(self._read_bytes())
         stopping = asyncio.ensure_future(self._stopped.wait())
-        done, _ = await asyncio.wait({reading, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({reading, stopping}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
-        if reading not in done:
+        # Not whether it was done when the wait returned: it may have read its bytes
+        # since, and they would be lost. Cancelled before then, a pipe's read takes
+        # nothing from the pipe.
+        if not reading.done():
             reading.cancel()
             return b""
         try:
@@ -392,6 +447,7 @@ class JsonLinesSource:
         return from_pipe
 
     def _close(self) -> None:
+        self._closed = True
         if self._file is not sys.stdin.buffer:
             with contextlib.suppress(OSError):
                 self._file.close()

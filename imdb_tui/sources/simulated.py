@@ -33,3 +33,6 @@ class SimulatedSource:
 
     def stop(self) -> None:
         pass  # its reads never wait
+
+    async def rest(self, limit: int) -> list[RawRecord]:
+        return []  # it makes its records: none are left over

@@ -338,6 +338,9 @@ class KinesisSource:
             task.cancel()  # its records were not handed out: read again next time
         self._fetching.clear()  # not to be collected: a cancelled call has no answer
 
+    async def rest(self, limit: int) -> list[RawRecord]:
+        return []  # what was not handed out is read again from the checkpoints
+
     # Reading -------------------------------------------------------------------
 
     def _stopping(self) -> bool:
