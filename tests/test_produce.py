@@ -125,3 +125,19 @@ def test_a_signal_while_a_write_waits_on_a_full_pipe_loses_no_line() -> None:
     lines = out.splitlines()
     assert all(json.loads(line)["event_id"] for line in lines)  # none cut in two
     assert err == f"imdb-tui: stopped by SIGINT after {len(lines):,} events\n"
+
+
+def test_a_reader_that_has_enough_ends_produce_quietly() -> None:
+    """`produce | head -1`: the reader closes the pipe; produce ends with status 0
+    and says nothing, live or stamped."""
+    for extra in ((), ("--start", START)):
+        process = subprocess.Popen(
+            [COMMAND, "produce", "--seed", "3", *extra],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert process.stdout is not None and process.stderr is not None
+        assert json.loads(process.stdout.readline())["event_id"]
+        process.stdout.close()
+        assert process.wait(timeout=60) == 0, extra
+        assert process.stderr.read() == b""

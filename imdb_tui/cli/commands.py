@@ -440,10 +440,11 @@ def produce(
     if start is not None:
         clock = ManualClock(start)
         events = simulator(inputs, catalog, clock)
-        produce_stamped(clock, 1 / (rate or START_RATE), events, count, sys.stdout)
+        with _read_enough():
+            produce_stamped(clock, 1 / (rate or START_RATE), events, count, sys.stdout)
         return
     events = simulator(inputs, catalog, SystemClock())
-    with _stopped_between_chunks() as stopped:
+    with _stopped_between_chunks() as stopped, _read_enough():
         sent = produce_live(events, kinesis or Lines(sys.stdout), count, rate, stopped.is_set)
     if kinesis is not None:
         kinesis.close()
@@ -451,6 +452,18 @@ def produce(
         name = signal.Signals(stopped.signal).name
         click.echo(f"imdb-tui: stopped by {name} after {plural(sent, 'event')}", err=True)
         sys.exit(128 + stopped.signal)
+
+
+@contextlib.contextmanager
+def _read_enough() -> Iterator[None]:
+    """The reader closed the pipe (`produce | head`): it has what it wanted, and
+    produce ends quietly, with status 0, as it does when --count is reached."""
+    try:
+        yield
+    except BrokenPipeError:
+        # Nothing left in stdout's buffer may be flushed into the closed pipe at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
 
 
 class _Stop(threading.Event):
