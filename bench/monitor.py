@@ -204,7 +204,18 @@ def run_monitor(db: Path, seconds: float, presses: int, rules: int = 0) -> Round
             time.sleep(0.2)
         terminal.type(b"q")
 
-    driver = threading.Thread(target=drive, daemon=True)
+    failed: list[BaseException] = []
+
+    def drive_or_quit() -> None:
+        """A driver that fails (a word never drawn) must not leave the monitor
+        storing at max rate until the disk is full: it quits it, and says why."""
+        try:
+            drive()
+        except BaseException as error:
+            failed.append(error)
+            app.call_from_thread(app.exit)
+
+    driver = threading.Thread(target=drive_or_quit, daemon=True)
     try:
         driver.start()
         app.run()
@@ -212,6 +223,8 @@ def run_monitor(db: Path, seconds: float, presses: int, rules: int = 0) -> Round
         terminal.close()
         store.close()
     driver.join()
+    if failed:
+        raise failed[0]
     ticks = int(figures["ticks"])
     lateness = list(app.lateness)
     return Round(

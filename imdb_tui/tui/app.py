@@ -69,9 +69,14 @@ stream allocates millions a second, and every collection stops the screen."""
 
 def monitor_settings(**options: Any) -> PipelineSettings:
     """Pipeline settings for the monitor. The pipeline shares the app's event loop, and
-    no key or refresh can run while one of its steps does: smaller chunks and batches
-    than headless keep those steps to a few milliseconds, at some cost in throughput."""
-    return PipelineSettings(**{"chunk_size": 256, "batch_size": 2048, **options})
+    no key or refresh can run while one of its steps does: chunks an eighth of
+    headless's keep reading and validating to a millisecond or two a step. Batches
+    are half of headless's: a batch's step (counting it, and handing it to the
+    writer process) takes about 35 ms at 8,192 events on a slow core, and each
+    batch costs the writer a commit and every aggregate table's upserts, so at
+    2,048 the writer could not keep up, and the monitor stored about half of what
+    headless does (bench/monitor.py)."""
+    return PipelineSettings(**{"chunk_size": 256, "batch_size": 8192, **options})
 
 
 DEFAULT_RATE = 200.0
