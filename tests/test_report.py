@@ -21,7 +21,10 @@ def test_an_empty_file_is_not_a_database_and_stays_empty(tmp_path: Path) -> None
     for extra in ([], ["--json"], ["--dead-letters"]):
         result = imdb_tui("report", "--db", str(empty), *extra)
         assert result.returncode == 2
-        assert result.stderr == f"imdb-tui: {empty} is not an imdb-tui database\n"
+        assert (
+            result.stderr
+            == f"imdb-tui: {empty} is empty: no imdb-tui run has made its tables yet\n"
+        )
     assert empty.stat().st_size == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.db"]
 

@@ -72,6 +72,8 @@ def test_watch_on_a_missing_or_foreign_file_is_one_line(
         status = watching.exit_status()
         message = watching.wait_for(r"imdb-tui: .+")[0].strip()
     assert status == 2
-    expected = "no database at" if content is None else "is not an imdb-tui database"
+    expected = "no database at" if content is None else "is empty: no imdb-tui run"
+    if content:
+        expected = "is not an imdb-tui database"
     assert expected in message or "is not an SQLite database" in message
     assert db.exists() == (content is not None)

@@ -168,10 +168,13 @@ class SqliteStore(SqlStore):
             )
             application_id = connection.execute("PRAGMA application_id").fetchone()[0]
             version = connection.execute("PRAGMA user_version").fetchone()[0]
+            tables = connection.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]
         except sqlite3.Error as error:
             raise StoreError(_describe(error, name)) from None
         if application_id != APPLICATION_ID or version < 1:
             connection.close()
+            if not tables:  # no table yet (a first run stopped before it made them)
+                raise StoreError(f"{name} is empty: no imdb-tui run has made its tables yet")
             raise StoreError(f"{name} is not an imdb-tui database")
         if version > SCHEMA_VERSION:
             connection.close()
