@@ -97,18 +97,14 @@ class Producer:
     # Running -----------------------------------------------------------------
 
     async def run(self) -> None:
-        settings = self._settings
         clock = self._clock
-        stats = self._stats
         while not self.stopping:
             if self.paused:
                 await self._running.wait()
                 continue
-            limit = settings.chunk_size
-            if settings.count is not None:
-                limit = min(limit, settings.count - stats.emitted)
-                if limit <= 0:
-                    break
+            limit = self._next_limit()
+            if limit <= 0:
+                break
             if self.rate is not None:
                 now = clock.monotonic()
                 due = self._pacer.due(now)
@@ -143,11 +139,7 @@ class Producer:
     async def _rest(self) -> None:
         """Stopped: what the source has that nobody could read later (a pipe's lines
         already written to it) is queued before the end, unpaced."""
-        count = self._settings.count
-        while count is None or self._stats.emitted < count:
-            limit = self._settings.chunk_size
-            if count is not None:
-                limit = min(limit, count - self._stats.emitted)
+        while (limit := self._next_limit()) > 0:
             try:
                 records = await self.source.rest(limit)
             except SourceError as error:
@@ -156,6 +148,13 @@ class Producer:
             if not records:
                 return
             await self._put(records, self.source.positions())
+
+    def _next_limit(self) -> int:
+        """The records to read next at most: a chunk, or what --count leaves."""
+        limit = self._settings.chunk_size
+        if self._settings.count is not None:
+            limit = min(limit, self._settings.count - self._stats.emitted)
+        return limit
 
     async def _put(self, records: list[RawRecord], positions: Sequence[SourcePosition]) -> None:
         if records:

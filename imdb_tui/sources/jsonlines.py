@@ -33,13 +33,13 @@ READ_BYTES = 1 << 16
 FOLLOW_POLL = 0.2
 """Seconds between looks at a followed file once its end is reached."""
 HEAD_BYTES = 4096
+"""A file is known by a hash of its first line, or of this many bytes if it is longer."""
 DRAIN_IDLE = 0.5
 """Once stopped, a pipe is read on while more comes within this many seconds..."""
 DRAIN_FOR = 2.0
 """... for this many seconds at most (its writer may not have been stopped)..."""
 DRAIN_BYTES = 1 << 26
 """... and this many bytes at most (held in memory, then stored)."""
-"""A file is known by a hash of its first line, or of this many bytes if it is longer."""
 
 
 class LineSplitter:
