@@ -357,6 +357,24 @@ async def test_follow_reads_a_renamed_file_to_its_end_then_the_new_one(tmp_path:
     assert first + rest == [*old, b"new-1", b"new-2"]
 
 
+async def test_follow_hands_on_a_renamed_files_cut_last_line_then_reads_the_new_one(
+    tmp_path: Path,
+) -> None:
+    """Rotated with its last line half written: that line is handed on (to be
+    rejected, not lost), then the new file is read."""
+    path = tmp_path / "live.jsonl"
+    path.write_bytes(b"a-1\na-2\n")
+    source = JsonLinesSource(str(path), follow=True)
+    assert await source.read(10) == [b"a-1", b"a-2"]
+    with path.open("ab") as old:
+        old.write(b"a-3\na-4")  # the writer renamed away in the middle of a line
+    path.rename(tmp_path / "live.jsonl.1")
+    path.write_bytes(b"b-1\n")
+    rest = await next_lines(source, 3)
+    source.stop()
+    assert rest == [b"a-3", b"a-4", b"b-1"]
+
+
 def test_follow_needs_a_plain_file(tmp_path: Path) -> None:
     (tmp_path / "x.jsonl.gz").write_bytes(b"")
     for path in ("-", str(tmp_path / "x.jsonl.gz")):

@@ -114,6 +114,16 @@ class LineSplitter:
                 self._skipping = True
         return lines
 
+    def last(self, data: bytes) -> list[bytes]:
+        """The input's last bytes: their lines, and a last line without its newline
+        (`feed`, then `end`); ends, starts and numbers are those of every one."""
+        lines = self.feed(data)
+        ends, starts, numbers = self.ends, self.starts, self.numbers
+        lines += self.end()
+        self.ends, self.starts = ends + self.ends, starts + self.starts
+        self.numbers = numbers + self.numbers
+        return lines
+
     def end(self) -> list[bytes]:
         """At the end of the input, a last line without its newline is still a line."""
         last = [] if self._skipping or not self._partial else [bytes(self._partial)]
@@ -329,11 +339,7 @@ class JsonLinesSource:
                 if not more:
                     break
                 data += more
-        lines = self._lines.feed(bytes(data))
-        ends, starts, numbers = self._lines.ends, self._lines.starts, self._lines.numbers
-        lines += self._lines.end()  # a cut last line is rejected, not lost
-        self._ready, self._ends = lines, ends + self._lines.ends
-        self._starts, self._numbers = starts + self._lines.starts, numbers + self._lines.numbers
+        self._take(self._lines.last(bytes(data)))  # a cut last line: rejected, not lost
         self._close()
 
     def _stopping(self) -> bool:
@@ -352,18 +358,15 @@ class JsonLinesSource:
             return []  # between a rotation's rename and its new file
         current = os.fstat(self._file.fileno())
         if (now.st_ino, now.st_dev) != (current.st_ino, current.st_dev):
-            lines = self._lines.feed(self._file.read())  # what came just before the rename
-            ends, starts, numbers = self._lines.ends, self._lines.starts, self._lines.numbers
-            lines += self._lines.end()
-            starts += self._lines.starts
-            numbers += self._lines.numbers
+            lines = self._lines.last(self._file.read())  # what came just before the rename
+            starts, numbers = self._lines.starts, self._lines.numbers
             self._close()
             self._file = _open(self._path)
             self._read_bytes = self._reader(self._file)
             self._new_stream()
             # The old file's last lines are positioned at the start of the new one:
             # they are stored before any of it, and the new file has no offset yet.
-            self._lines.ends = [0] * (len(ends) + len(self._lines.ends))
+            self._lines.ends = [0] * len(lines)
             self._lines.starts, self._lines.numbers = starts, numbers  # in the old file
             return lines
         if self._rewritten():
