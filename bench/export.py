@@ -21,7 +21,7 @@ import sqlite3
 import subprocess
 import tempfile
 import time
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from common import COMMAND, run_headless
@@ -41,6 +41,10 @@ def fill(db: Path, events: int, days: int) -> None:
     source.unlink()
 
 
+def _millis(day: date) -> int:
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()) * 1000
+
+
 def bare(db: Path, folder: Path) -> tuple[int, float]:
     """The reference: (rows, seconds)."""
     import pyarrow as pa
@@ -48,18 +52,22 @@ def bare(db: Path, folder: Path) -> tuple[int, float]:
 
     started = time.perf_counter()
     connection = sqlite3.connect(db)
-    first, last = connection.execute(
-        "SELECT min(event_time), max(event_time) FROM events"
-    ).fetchone()
+    # Times as the store keeps them (milliseconds since 1970), ids as they are (bytes).
+    first, last = (
+        datetime.fromtimestamp(ms / 1000, UTC).date()
+        for ms in connection.execute(
+            "SELECT min(event_time), max(event_time) FROM events"
+        ).fetchone()
+    )
     rows = 0
-    day = date.fromisoformat(first[:10])
+    day = first
     names = ["event_id", "event_time", "user_id", "session_id", "movie_id", "event_type", "rating"]
-    while day.isoformat() <= last[:10]:
+    while day <= last:
         stop = day + timedelta(days=1)
         cursor = connection.execute(
             f"SELECT {', '.join(names)} FROM events"  # noqa: S608
             " WHERE event_time >= ? AND event_time < ? ORDER BY event_time",
-            (f"{day}T00:00:00.000Z", f"{stop}T00:00:00.000Z"),
+            (_millis(day), _millis(stop)),
         )
         writer = None
         while chunk := cursor.fetchmany(65_536):

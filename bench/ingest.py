@@ -84,7 +84,7 @@ def ceiling(source: Path, path: Path, rows: int) -> float:
     with sqlite3.connect(source) as db:
         data = db.execute(
             "SELECT event_id, event_time, user_id, session_id, movie_id, event_type, rating"
-            " FROM events LIMIT ?",
+            " FROM events_with_titles LIMIT ?",  # as the events came: text
             (rows,),
         ).fetchall()
     db = sqlite3.connect(path, isolation_level=None)

@@ -52,7 +52,7 @@ def build(path: Path, count: int, now: float, users: int) -> None:
         WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < :count)
         INSERT INTO events (event_id, event_time, user_id, session_id, movie_id, event_type, rating)
         SELECT printf('%016x-bench', i),
-               strftime('%Y-%m-%dT%H:%M:%f', :start + i * :span / :count, 'unixepoch') || 'Z',
+               CAST(round((:start + i * :span / :count) * 1000) AS INTEGER),
                printf('u%07d', i % :users),
                printf('s%012x', i / 8),
                -- A fifth of the events go to one title (a real catalogue's head is as
@@ -71,7 +71,7 @@ def build(path: Path, count: int, now: float, users: int) -> None:
     db.execute("UPDATE events SET rating = 1 + abs(random()) % 10 WHERE event_type = 'rate'")
     db.execute(
         "INSERT INTO events_per_minute SELECT substr(event_time, 1, 16) || 'Z', event_type,"
-        " count(*) FROM events GROUP BY 1, 2"
+        " count(*) FROM events_with_titles GROUP BY 1, 2"
     )
     db.execute(
         "INSERT INTO events_per_quarter_hour SELECT substr(minute, 1, 14)"
@@ -80,9 +80,12 @@ def build(path: Path, count: int, now: float, users: int) -> None:
     )
     db.execute(
         "INSERT INTO movie_views_daily SELECT substr(event_time, 1, 10), movie_id, count(*)"
-        " FROM events WHERE event_type = 'view' GROUP BY 1, 2"
+        " FROM events_with_titles WHERE event_type = 'view' GROUP BY 1, 2"
     )
-    db.execute("INSERT INTO user_activity SELECT user_id, max(event_time) FROM events GROUP BY 1")
+    db.execute(
+        "INSERT INTO user_activity SELECT user_id, max(event_time) FROM events_with_titles"
+        " GROUP BY 1"
+    )
     db.execute(
         "INSERT INTO users_per_last_minute SELECT substr(last_seen, 1, 16) || 'Z', count(*)"
         " FROM user_activity GROUP BY 1"
@@ -91,22 +94,23 @@ def build(path: Path, count: int, now: float, users: int) -> None:
     db.execute(
         "INSERT INTO recent_views SELECT substr(event_time, 1, 14)"
         " || printf('%02d', CAST(substr(event_time, 15, 2) AS INTEGER) / 5 * 5) || 'Z',"
-        " movie_id, count(*) FROM events WHERE event_type = 'view' AND event_time >= ?"
+        " movie_id, count(*) FROM events_with_titles WHERE event_type = 'view' AND event_time >= ?"
         " GROUP BY 1, 2",
         (recent,),
     )
     db.execute(
         "INSERT INTO movie_views_per_minute SELECT movie_id, substr(event_time, 1, 16) || 'Z',"
-        " count(*) FROM events WHERE event_type = 'view' AND event_time >= ? GROUP BY 1, 2",
+        " count(*) FROM events_with_titles WHERE event_type = 'view' AND event_time >= ?"
+        " GROUP BY 1, 2",
         (recent,),
     )
     db.execute(
         "INSERT INTO movie_events_daily SELECT substr(event_time, 1, 10), movie_id, event_type,"
-        " count(*) FROM events GROUP BY 1, 2, 3"
+        " count(*) FROM events_with_titles GROUP BY 1, 2, 3"
     )
     db.execute(
         "INSERT INTO movie_users_daily SELECT DISTINCT substr(event_time, 1, 10), movie_id,"
-        " user_id FROM events"
+        " user_id FROM events_with_titles"
     )
     db.execute(
         "INSERT INTO movie_user_counts SELECT day, movie_id, count(*) FROM movie_users_daily"
@@ -114,15 +118,15 @@ def build(path: Path, count: int, now: float, users: int) -> None:
     )
     db.execute(
         "INSERT INTO users_daily SELECT substr(event_time, 1, 10), count(DISTINCT user_id)"
-        " FROM events GROUP BY 1"
+        " FROM events_with_titles GROUP BY 1"
     )
     db.execute(
         "INSERT INTO ratings_daily SELECT substr(event_time, 1, 10), rating, count(*)"
-        " FROM events WHERE event_type = 'rate' GROUP BY 1, 2"
+        " FROM events_with_titles WHERE event_type = 'rate' GROUP BY 1, 2"
     )
     db.execute(
         "INSERT INTO movie_ratings_daily SELECT substr(event_time, 1, 10), movie_id, rating,"
-        " count(*) FROM events WHERE event_type = 'rate' GROUP BY 1, 2, 3"
+        " count(*) FROM events_with_titles WHERE event_type = 'rate' GROUP BY 1, 2, 3"
     )
     db.execute("INSERT INTO counters VALUES ('events_total', ?)", (count,))
     db.execute("COMMIT")
@@ -131,7 +135,7 @@ def build(path: Path, count: int, now: float, users: int) -> None:
 
 def seed_queries(db: sqlite3.Connection, now: float) -> None:
     """What the seed's Streamlit page ran on every refresh."""
-    since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now - 300))
+    since = int((now - 300) * 1000)  # as the store keeps times
     db.execute("SELECT COUNT(DISTINCT user_id) FROM events WHERE event_time >= ?", (since,))
     db.execute("SELECT COUNT(*) FROM events").fetchall()
     db.execute(

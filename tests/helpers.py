@@ -13,7 +13,8 @@ from imdb_tui.metrics import MetricsSnapshot, read_snapshot
 from imdb_tui.pipeline import Pipeline, PipelineSettings, RunSummary
 from imdb_tui.sources import Lookup
 from imdb_tui.store import SourcePosition, Store, open_store
-from imdb_tui.store.dialect import SQLITE_DIALECT
+from imdb_tui.store.dialect import SQLITE_BEFORE_PACKED, SQLITE_DIALECT
+from imdb_tui.store.model import EVENTS_PACKED
 from imdb_tui.store.sqlite import APPLICATION_ID
 from tests.conftest import Database, event
 
@@ -112,4 +113,5 @@ def older_file(path: Path | str, version: int) -> sqlite3.Connection:
 
 def schema_at(version: int) -> list[str]:
     """The statements making an SQLite file of schema `version`."""
-    return [s for step in range(1, version + 1) for s in SQLITE_DIALECT.migration(step)]
+    dialect = SQLITE_DIALECT if version >= EVENTS_PACKED else SQLITE_BEFORE_PACKED
+    return [s for step in range(1, version + 1) for s in dialect.migration(step)]

@@ -43,11 +43,11 @@ T = TypeVar("T")
 def assert_aggregates_match_a_recount(db: Path) -> None:
     recounts = {
         "SELECT minute, event_type, events FROM events_per_minute": (
-            "SELECT substr(event_time, 1, 16) || 'Z', event_type, count(*) FROM events"
+            "SELECT substr(event_time, 1, 16) || 'Z', event_type, count(*) FROM events_with_titles"
             " GROUP BY 1, 2"
         ),
         "SELECT user_id, last_seen FROM user_activity": (
-            "SELECT user_id, max(event_time) FROM events GROUP BY 1"
+            "SELECT user_id, max(event_time) FROM events_with_titles GROUP BY 1"
         ),
         "SELECT value FROM counters WHERE name = 'events_total'": "SELECT count(*) FROM events",
     }
@@ -153,7 +153,7 @@ def test_a_split_stream_is_read_whole(aws: dict[str, str], tmp_path: Path) -> No
     assert query(db, "SELECT count(*) FROM events") == [(6_000,)]
     assert len(query(db, "SELECT source FROM source_positions")) >= 1
     # In the order stored, each user's event times never go back.
-    rows = query(db, "SELECT user_id, event_time FROM events ORDER BY seq")
+    rows = query(db, "SELECT user_id, event_time FROM events_with_titles ORDER BY seq")
     last: dict[str, str] = {}
     for user, when in rows:
         assert when >= last.get(user, ""), (user, when, last[user])

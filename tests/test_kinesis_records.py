@@ -330,7 +330,7 @@ def test_produce_aggregate_is_read_back_by_the_reference_library_and_by_run(
     until_stored(db, 5_000, consumer)
     finish(consumer)
     ids = {found["event_id"] for events in users.values() for found in events}
-    assert {row[0] for row in query(db, "SELECT event_id FROM events")} == ids
+    assert {row[0] for row in query(db, "SELECT event_id FROM events_with_titles")} == ids
     assert query(db, "SELECT count(*) FROM dead_letters") == [(0,)]
 
 

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import random
 import sqlite3
+import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from imdb_tui.clock import ManualClock
-from imdb_tui.events import validate
+from imdb_tui.events import Event, validate
 from imdb_tui.store import StoreError, open_store
+from imdb_tui.store.dialect import SQLITE_DIALECT, millis, packed_id, packed_ids
+from imdb_tui.store.model import Kind
 from imdb_tui.store.sqlite import APPLICATION_ID, SCHEMA_VERSION, SqliteStore
 from tests.conftest import NOW, event
 from tests.helpers import events, older_file, query, schema_at, write
@@ -169,3 +175,99 @@ def test_the_wal_shrinks_back_once_a_long_reader_ends(
         reader.close()
         store.close()
     assert query(db_path, "SELECT count(*) FROM events") == [(36_000,)]
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+UUIDS = [f"01a252a8-540a-701e-8e82-6172c34f{n:04x}" for n in range(3)]
+
+
+def _uuid_events(moment: str = "2026-11-23T10:00:00.042Z") -> list[Event]:
+    made = [validate(event(n, event_id=i, event_time=moment)) for n, i in enumerate(UUIDS)]
+    return [*made, *events(range(3, 4))]  # type: ignore[list-item]
+
+
+def test_a_uuid_event_id_takes_16_bytes_and_a_time_an_integer_yet_people_read_text(
+    db_path: Path,
+) -> None:
+    store = open_store(db_path)
+    write(store, _uuid_events())
+    store.close()
+    assert query(
+        db_path, "SELECT typeof(event_id), length(event_id), event_time FROM events ORDER BY seq"
+    ) == [("blob", 16, 1_795_428_000_042)] * 3 + [("text", 12, 1_795_428_000_000)]
+    assert query(db_path, "SELECT event_id, event_time FROM events_with_titles ORDER BY seq") == [
+        *((i, "2026-11-23T10:00:00.042Z") for i in UUIDS),
+        ("evt-00000003", "2026-11-23T10:00:00.000Z"),
+    ]
+
+
+def test_an_older_files_events_are_packed_when_upgraded_and_still_found_as_duplicates(
+    db_path: Path,
+) -> None:
+    with older_file(db_path, 15) as old:
+        old.executemany(
+            "INSERT INTO events (event_id, event_time, user_id, session_id, movie_id,"
+            " event_type) VALUES (?, ?, ?, ?, ?, ?)",
+            [(e.event_id, e.event_time, *e[2:6]) for e in _uuid_events()],
+        )
+    reader = open_store(db_path, read_only=True)  # read as it is
+    before = list(reader.events_between("2026-11-23", "2026-11-24", 10))
+    reader.close()
+    assert (
+        query(db_path, "SELECT typeof(event_id), typeof(event_time) FROM events")
+        == [("text", "text")] * 4
+    )
+    store = open_store(db_path)  # upgraded
+    assert query(db_path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    assert list(store.events_between("2026-11-23", "2026-11-24", 10)) == before
+    assert sorted(query(db_path, "SELECT typeof(event_id), typeof(event_time) FROM events")) == [
+        ("blob", "integer")
+    ] * 3 + [("text", "integer")]
+    assert write(store, _uuid_events()) == []  # each already stored
+    assert store.counters()["duplicates"] == 4
+    store.close()
+
+
+def test_every_millisecond_comes_back_as_it_went_in() -> None:
+    """Times go in as text, are kept as milliseconds and come back as text: exact,
+    through SQLite's own date functions, at every millisecond of a second and over
+    a century of random instants."""
+    rng = random.Random(7)
+    base = datetime(2000, 1, 1, tzinfo=UTC)
+    moments = [
+        base + timedelta(milliseconds=rng.randrange(100 * 365 * 86_400_000)) for _ in range(5000)
+    ]
+    moments += [base + timedelta(days=9_000, milliseconds=n) for n in range(1000)]
+    texts = [m.strftime("%Y-%m-%dT%H:%M:%S.") + f"{m.microsecond // 1000:03d}Z" for m in moments]
+    db = sqlite3.connect(":memory:")
+    back = db.execute(
+        f"SELECT {SQLITE_DIALECT.out(Kind.MILLIS, millis('value'))} FROM json_each(?)",  # noqa: S608
+        (json.dumps(texts),),
+    ).fetchall()
+    assert [row[0] for row in back] == texts
+    kept = db.execute(f"SELECT {millis('value')} FROM json_each(?)", (json.dumps(texts),))  # noqa: S608
+    assert [row[0] for row in kept] == [(m - EPOCH) // timedelta(milliseconds=1) for m in moments]
+
+
+def test_a_batch_of_ids_is_packed_whole_only_when_each_id_is_a_canonical_uuid() -> None:
+    """The whole-batch check agrees with the one-id check on every batch, even those
+    whose ids, run together, would read as canonical UUIDs."""
+    rng = random.Random(3)
+    canonical = [str(uuid.UUID(int=rng.getrandbits(128))) for _ in range(50)]
+    a, b = canonical[0], canonical[1]
+    hostile = [
+        [a + b[0], b[1:]],  # 37 and 35 characters: together, two UUIDs
+        [a.upper(), b],
+        [a[:8] + "-" + a[9:], b],
+        [a.replace("-", "") + "abcd", b],  # 36 characters, no hyphens
+        [a[:35] + " ", b],
+        [a[:20] + "--" + a[22:], b],
+        [a[:35] + "g", b],
+        ["evt-1", b],
+        [],
+    ]
+    for batch in [canonical, *hostile]:
+        for cut in range(len(batch) + 1):
+            ids = batch[:cut] + canonical[:3] + batch[cut:]
+            assert packed_ids(ids) == [packed_id(i) for i in ids]
+    assert all(len(p) == 16 and isinstance(p, bytes) for p in packed_ids(canonical))

@@ -32,6 +32,43 @@ def test_an_event_is_stored_once_and_counted_as_a_duplicate_after(database: Data
     store.close()
 
 
+UUID = "01a252a8-540a-701e-8e82-6172c34f7bfa"
+IDS = (
+    UUID,  # SQLite keeps it in 16 bytes
+    UUID.upper(),  # not canonical: kept as given, another event
+    UUID.replace("-", ""),
+    "01a252a8-540a-701e-8e82-6172c34f7bfz",  # not hex
+    "evt-1",
+    "x" * 36,  # 36 characters, not a UUID
+)
+
+
+def test_every_form_of_event_id_is_stored_once_and_read_back_as_given(
+    database: Database,
+) -> None:
+    times = (
+        "2026-11-23T10:00:00.000Z",
+        "2026-11-23T10:00:00.999Z",
+        "2026-11-23T10:59:59.001Z",
+        "2026-11-23T10:00:00.500Z",
+        "2026-11-23T10:30:00.007Z",
+        "2026-11-23T10:00:00.123Z",
+    )
+    batch = [
+        validate(event(n, event_id=i, event_time=t))
+        for n, (i, t) in enumerate(zip(IDS, times, strict=True))
+    ]
+    store = database.open()
+    assert len(write(store, batch)) == len(IDS)  # type: ignore[arg-type]
+    again = events(range(2), event_id=UUID) + events(range(1), event_id="evt-2")
+    assert [e.event_id for e in write(store, again)] == ["evt-2"]
+    assert store.counters() == {"events_total": 7, "duplicates": 2}
+    read = [e for page in store.events_between(times[0], "2026-11-24", 2) for e in page]
+    assert sorted(read) == sorted([*batch, again[2]])  # type: ignore[type-var]
+    assert store.newest_event_time() == "2026-11-23T10:59:59.001Z"
+    store.close()
+
+
 def test_aggregates_count_only_new_events(database: Database) -> None:
     store = database.open()
     write(store, events(range(4)))

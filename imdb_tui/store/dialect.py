@@ -10,11 +10,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
 from imdb_tui.store.model import (
+    BY_NAME,
     MIGRATIONS,
     POSTGRES,
     SQLITE,
@@ -47,7 +49,7 @@ class Dialect:
     def column_type(self, column: Column) -> str:
         return self.types[column.kind]
 
-    def create_table(self, table: Table, version: int) -> str:
+    def create_table(self, table: Table, version: int, name: str = "") -> str:
         lines = []
         for column in table.columns_at(version, self.backend):
             if column.kind is Kind.SEQ:
@@ -64,7 +66,7 @@ class Dialect:
         if not rowid:
             lines.append(f"PRIMARY KEY ({', '.join(table.key)})")
         tail = "" if rowid else self.without_rowid
-        return f"CREATE TABLE {table.name} ({', '.join(lines)}){tail}"
+        return f"CREATE TABLE {name or table.name} ({', '.join(lines)}){tail}"
 
     def migration(self, version: int) -> list[str]:
         """The statements taking a database from version - 1 to `version`."""
@@ -84,13 +86,20 @@ class Dialect:
                 for name, column, since in table.indexes
                 if since == version or (table.since == version and since <= version)
             )
-        statements.extend(
-            f"CREATE VIEW {view.name} AS {view.sql}" for view in VIEWS if view.since == version
-        )
         step = MIGRATIONS[version - 1]
-        if step.only in (None, self.backend):
+        mine = step.only in (None, self.backend)
+        remade = [view for view in VIEWS if mine and version in view.remade]
+        statements.extend(f"DROP VIEW {view.name}" for view in remade)
+        for name in step.rebuild if mine else ():
+            statements.extend(self._rebuild(BY_NAME[name], version))
+        statements.extend(
+            f"CREATE VIEW {view.name} AS {view.sql(self.readable)}"
+            for view in VIEWS
+            if view.since == version or view in remade
+        )
+        if mine:
             statements.extend(step.data)
-        if step.retype:
+        if mine and step.retype:
             statements.extend(
                 f"ALTER TABLE {table.name} ALTER COLUMN {column.name} TYPE {kind}"
                 f" USING CAST({column.name} AS {kind})"
@@ -101,10 +110,49 @@ class Dialect:
             )
         return statements
 
+    def _rebuild(self, table: Table, version: int) -> list[str]:
+        """A table made again in the model's types, its rows converted (see `stored`)."""
+        columns = table.columns_at(version, self.backend)
+        names = ", ".join(column.name for column in columns)
+        values = ", ".join(self.stored(column.kind, column.name) for column in columns)
+        new = f"{table.name}_rebuilt"
+        return [
+            self.create_table(table, version, new),
+            f"INSERT INTO {new} ({names}) SELECT {values} FROM {table.name}"  # noqa: S608
+            f" ORDER BY {', '.join(table.key)}",
+            f"DROP TABLE {table.name}",
+            f"ALTER TABLE {new} RENAME TO {table.name}",
+            *(
+                f"CREATE INDEX {name} ON {table.name} ({column})"
+                for name, column, since in table.indexes
+                if since <= version
+            ),
+        ]
+
+    def packed(self, kind: Kind) -> bool:
+        """Whether this backend keeps a kind in another form than the text every part
+        of the program speaks (a number, a blob, a time type)."""
+        return kind in _PACKED and self.types[kind] != self.types[Kind.TEXT]
+
     def out(self, kind: Kind, expression: str) -> str:
-        """A time read back as the canonical text every part of the program speaks:
-        an instant as 2026-11-20T23:40:00.000Z, a minute as 2026-11-20T23:40Z, a day
-        as 2026-11-20 (as stored, where the backend stores text)."""
+        """A time or id read back as the canonical text every part of the program
+        speaks: an instant as 2026-11-20T23:40:00.000Z, a minute as 2026-11-20T23:40Z,
+        a day as 2026-11-20, an id as given (as stored, where the backend stores text)."""
+        return expression
+
+    def into(self, kind: Kind) -> str:
+        """A `?` bound to a time's canonical text, in the form the backend compares
+        with a column of this kind."""
+        return "?"
+
+    def readable(self, kind: Kind, expression: str) -> str:
+        """A column as people querying the store see it in a view: the backend's own
+        type where it has one for the kind, else canonical text."""
+        return self.out(kind, expression)
+
+    def stored(self, kind: Kind, expression: str) -> str:
+        """A value an older version stored, in the form this kind is stored in now
+        (see Migration.rebuild)."""
         return expression
 
     def upsert(self, table: Table, columns: Sequence[str]) -> str:
@@ -148,6 +196,33 @@ class Dialect:
 
 
 class SqliteDialect(Dialect):
+    """SQLite has no time type: instants are ISO-8601 text (which sorts as time does),
+    except the events' times, whole milliseconds since 1970 in 6 bytes instead of 24,
+    and their ids, 16 bytes instead of 36 when they are UUIDs (`packed_id`)."""
+
+    def out(self, kind: Kind, expression: str) -> str:
+        if not self.packed(kind):
+            return expression
+        if kind is Kind.MILLIS:
+            return f"strftime('%Y-%m-%dT%H:%M:%fZ', {expression} / 1000.0, 'unixepoch')"
+        hyphened = " || '-' || ".join(
+            f"substr(hex({expression}), {start}, {n})" for start, n in _UUID_PARTS
+        )
+        return (
+            f"CASE WHEN typeof({expression}) = 'blob' THEN lower({hyphened}) ELSE {expression} END"
+        )
+
+    def into(self, kind: Kind) -> str:
+        return millis("?") if kind is Kind.MILLIS and self.packed(kind) else "?"
+
+    def stored(self, kind: Kind, expression: str) -> str:
+        if not self.packed(kind):
+            return expression
+        if kind is Kind.MILLIS:
+            text = f"typeof({expression}) = 'text'"
+            return f"CASE WHEN {text} THEN {millis(expression)} ELSE {expression} END"
+        return f"{PACKED_ID}({expression})"
+
     def rows(self, kinds: Sequence[Kind], names: Sequence[str] = ()) -> str:
         return _json_rows(len(kinds), tuple(names))
 
@@ -171,6 +246,9 @@ class PostgresDialect(Dialect):
         if kind not in _TIMES or self.types[kind] == self.types[Kind.TEXT]:
             return expression
         return f"to_char({expression}, '{_CANONICAL[kind]}')"  # the session is in UTC
+
+    def readable(self, kind: Kind, expression: str) -> str:
+        return expression  # timestamptz and date: what a BI tool wants
 
     def rows(self, kinds: Sequence[Kind], names: Sequence[str] = ()) -> str:
         arrays = ", ".join(f"CAST(? AS {self.types[kind]}[])" for kind in kinds)
@@ -196,12 +274,55 @@ class PostgresDialect(Dialect):
 
 
 _TEXTS: Final = frozenset({Kind.TEXT})  # free text; ids are checked before they come
-_TIMES: Final = frozenset({Kind.INSTANT, Kind.MINUTE, Kind.DAY})
+_TIMES: Final = frozenset({Kind.INSTANT, Kind.MILLIS, Kind.MINUTE, Kind.DAY})
+_PACKED: Final = _TIMES | {Kind.UUID}
 _CANONICAL: Final = {
     Kind.INSTANT: 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"',
+    Kind.MILLIS: 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"',
     Kind.MINUTE: 'YYYY-MM-DD"T"HH24:MI"Z"',
     Kind.DAY: "YYYY-MM-DD",
 }
+
+
+_UUID_PARTS: Final = ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))
+_UUID: Final = re.compile("-".join(f"[0-9a-f]{{{n}}}" for _, n in _UUID_PARTS))
+PACKED_ID: Final = "imdb_tui_packed_id"
+"""The SQL function `packed_id` is registered as on a writing SQLite connection."""
+
+
+def packed_id(value: str | bytes) -> str | bytes:
+    """An event id as SQLite keeps it: a canonical UUID (lower-case hex, hyphens
+    8-4-4-4-12) as its 16 bytes, any other id (or anything else) as it is. Only the
+    canonical form is packed, so two ids stored apart are still told apart."""
+    if type(value) is str and len(value) == 36 and _UUID.fullmatch(value):
+        return bytes.fromhex(value.replace("-", ""))
+    return value
+
+
+_HYPHENS: Final = (8, 13, 18, 23)  # where a canonical UUID's are
+
+
+def packed_ids(ids: Sequence[str]) -> list[str | bytes]:
+    """`packed_id` of each id; a batch whose ids are all canonical UUIDs (the usual
+    case: producers make them) is checked and packed whole, at C speed."""
+    count = len(ids)
+    joined = "".join(ids)
+    if set(map(len, ids)) == {36} and all(joined[at::36] == "-" * count for at in _HYPHENS):
+        digits = joined.replace("-", "")
+        if len(digits) == 32 * count:  # no other hyphen
+            try:
+                raw = bytes.fromhex(digits)
+            except ValueError:
+                raw = b""
+            if raw.hex() == digits:  # lower-case hex digits only, nothing between
+                return [raw[at : at + 16] for at in range(0, 16 * count, 16)]
+    return [packed_id(event_id) for event_id in ids]
+
+
+def millis(expression: str) -> str:
+    """SQLite: an ISO-8601 instant as whole milliseconds since 1970 (exact: julianday
+    is within a few microseconds)."""
+    return f"CAST(round((julianday({expression}) - 2440587.5) * 86400000) AS INTEGER)"
 
 
 def _text(value: object) -> object:
@@ -225,6 +346,8 @@ def _json_rows(width: int, names: tuple[str, ...]) -> str:
 
 _TEXT_KINDS: Final = {
     Kind.INSTANT: "TEXT",  # ISO-8601, UTC, milliseconds, Z
+    Kind.MILLIS: "TEXT",
+    Kind.UUID: "TEXT",
     Kind.MINUTE: "TEXT",  # YYYY-MM-DDTHH:MMZ
     Kind.DAY: "TEXT",  # YYYY-MM-DD
     Kind.ID: "TEXT",
@@ -234,6 +357,8 @@ SQLITE_DIALECT: Final = SqliteDialect(
     SQLITE,
     {
         **_TEXT_KINDS,
+        Kind.MILLIS: "INTEGER",  # milliseconds since 1970
+        Kind.UUID: "BLOB",  # a canonical UUID's 16 bytes, any other id as text
         Kind.SEQ: "INTEGER",
         Kind.COUNT: "INTEGER",
         Kind.INT: "INTEGER",
@@ -248,6 +373,8 @@ POSTGRES_DIALECT: Final = PostgresDialect(
     POSTGRES,
     {
         Kind.INSTANT: "timestamptz",
+        Kind.MILLIS: "timestamptz",
+        Kind.UUID: "text",
         Kind.MINUTE: "timestamptz",
         Kind.DAY: "date",
         Kind.ID: "text",
@@ -265,6 +392,12 @@ POSTGRES_DIALECT: Final = PostgresDialect(
 )
 POSTGRES_BEFORE_TYPES: Final = dataclasses.replace(
     POSTGRES_DIALECT,
-    types={**POSTGRES_DIALECT.types, Kind.INSTANT: "text", Kind.MINUTE: "text", Kind.DAY: "text"},
+    types={**POSTGRES_DIALECT.types, **{kind: "text" for kind in _TIMES}},
 )
 """PostgreSQL before schema 13, read as it is: times and days as text."""
+SQLITE_BEFORE_PACKED: Final = dataclasses.replace(
+    SQLITE_DIALECT,
+    types=_TEXT_KINDS
+    | {kind: type for kind, type in SQLITE_DIALECT.types.items() if kind not in _TEXT_KINDS},
+)
+"""SQLite before schema 16, read as it is: the events' ids and times as text."""

@@ -14,7 +14,7 @@ so the same list creates a new database and upgrades an old one, in each dialect
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import Enum
 from typing import Final
@@ -25,6 +25,8 @@ class Kind(Enum):
 
     SEQ = "seq"  # a row number the store hands out, in insert order
     INSTANT = "instant"  # a moment, UTC, to the millisecond
+    MILLIS = "millis"  # an instant kept as whole milliseconds where times are not typed
+    UUID = "uuid"  # an identifier, a UUID more often than not: kept in 16 bytes if one
     MINUTE = "minute"  # the start of a UTC minute (or of a period of minutes)
     DAY = "day"  # a local calendar day
     COUNT = "count"  # a number of things, that batches add to
@@ -115,8 +117,8 @@ TABLES: Final = (
         "every valid event stored, once",
         (
             _c("seq", Kind.SEQ, "ingest order"),
-            _c("event_id", _ID),
-            _c("event_time", _I, "when it happened"),
+            _c("event_id", Kind.UUID, "16 bytes when a canonical UUID (SQLite)"),
+            _c("event_time", Kind.MILLIS, "when it happened (SQLite: ms since 1970)"),
             _c("user_id", _ID),
             _c("session_id", _ID),
             _c("movie_id", _ID),
@@ -405,15 +407,22 @@ TABLES: Final = (
 BY_NAME: Final = {table.name: table for table in TABLES}
 
 
+Readable = Callable[[Kind, str], str]
+"""A column's expression as people querying the store read it (see Dialect.readable)."""
+
+
 @dataclass(frozen=True, slots=True)
 class View:
     """A view for people who query the store (sqlite3, psql, datasette, a BI tool),
-    the same name and SQL on every backend."""
+    the same name and query on every backend: its SQL, given how each backend shows
+    a column of a kind it keeps packed (a time, an id) to people."""
 
     name: str
     note: str
-    sql: str
+    sql: Callable[[Readable], str]
     since: int
+    remade: tuple[int, ...] = ()
+    """Versions whose migration makes it again (its query or its table changed)."""
 
 
 _TYPE_COLUMNS: Final = (
@@ -426,31 +435,39 @@ VIEWS: Final = (
     View(
         "events_with_titles",
         "each stored event with its movie's title and year",
-        "SELECT e.seq, e.event_id, e.event_time, e.user_id, e.session_id, e.movie_id,"
-        " m.title, m.year, e.event_type, e.rating"
-        " FROM events AS e LEFT JOIN movies AS m ON m.movie_id = e.movie_id",
+        lambda read: (
+            f"SELECT e.seq, {read(Kind.UUID, 'e.event_id')} AS event_id,"  # noqa: S608
+            f" {read(Kind.MILLIS, 'e.event_time')} AS event_time, e.user_id, e.session_id,"
+            " e.movie_id, m.title, m.year, e.event_type, e.rating"
+            " FROM events AS e LEFT JOIN movies AS m ON m.movie_id = e.movie_id"
+        ),
         since=14,
+        remade=(16,),
     ),
     View(
         "top_movies_today",
         "the newest day's views by movie, with titles, most viewed first",
-        "SELECT v.day, v.movie_id, m.title, m.year, v.views FROM movie_views_daily AS v"
-        " LEFT JOIN movies AS m ON m.movie_id = v.movie_id"
-        " WHERE v.day = (SELECT max(day) FROM movie_views_daily)"
-        " ORDER BY v.views DESC, v.movie_id",
+        lambda read: (
+            "SELECT v.day, v.movie_id, m.title, m.year, v.views"
+            " FROM movie_views_daily AS v LEFT JOIN movies AS m ON m.movie_id = v.movie_id"
+            " WHERE v.day = (SELECT max(day) FROM movie_views_daily)"
+            " ORDER BY v.views DESC, v.movie_id"
+        ),
         since=14,
     ),
     View(
         "events_per_minute_by_type",
         "events by UTC minute, a column a type and their total",
-        "SELECT minute, "  # noqa: S608 (constants)
-        + "".join(
-            f"CAST(sum(CASE WHEN event_type = '{kind}' THEN events ELSE 0 END) AS BIGINT)"
-            f" AS {name}, "
-            for kind, name in _TYPE_COLUMNS
-        )
-        + "CAST(sum(events) AS BIGINT) AS events"
-        " FROM events_per_minute GROUP BY minute",
+        lambda read: (
+            "SELECT minute, "  # noqa: S608 (constants)
+            + "".join(
+                f"CAST(sum(CASE WHEN event_type = '{kind}' THEN events ELSE 0 END) AS BIGINT)"
+                f" AS {name}, "
+                for kind, name in _TYPE_COLUMNS
+            )
+            + "CAST(sum(events) AS BIGINT) AS events"
+            " FROM events_per_minute GROUP BY minute"
+        ),
         since=14,
     ),
 )
@@ -464,6 +481,9 @@ class Migration:
     only: str | None = None
     retype: bool = False
     """Times and days take the dialect's types (PostgreSQL: timestamptz and date)."""
+    rebuild: tuple[str, ...] = ()
+    """Tables made again in the model's types, their rows copied over (SQLite cannot
+    change a column's type in place)."""
 
 
 MIGRATIONS: Final = (
@@ -487,15 +507,25 @@ MIGRATIONS: Final = (
     Migration("movie users pending a fold (SQLite)"),
     Migration("batch marks"),
     Migration(
-        "one schema version for every backend; times and days typed (PostgreSQL)", retype=True
+        "one schema version for every backend; times and days typed (PostgreSQL)",
+        only=POSTGRES,
+        retype=True,
     ),
     Migration("views for people who query the store"),
     Migration("alerts in pipelines' health"),
+    Migration(
+        "events in fewer bytes: UUIDs in 16, times in whole milliseconds (SQLite)",
+        only=SQLITE,
+        rebuild=("events",),
+    ),
 )
 VERSION: Final = len(MIGRATIONS)
+"""The schema version this program writes, the same on every backend."""
 TIMES_TYPED: Final = 13
 """From this version on, PostgreSQL keeps times as timestamptz and days as date."""
-"""The schema version this program writes, the same on every backend."""
+EVENTS_PACKED: Final = 16
+"""From this version on, SQLite keeps event ids that are UUIDs in 16 bytes and event
+times as whole milliseconds since 1970."""
 
 POSTGRES_BEFORE: Final = {0: 0, 1: 4, 2: 5, 3: 6, 4: 7, 5: 8, 6: 9, 7: 10, 8: 12}
 """PostgreSQL schemas were numbered apart before version 13: the version each of

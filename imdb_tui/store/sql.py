@@ -124,7 +124,7 @@ class SqlStore:
     def _oldest_heads(self, run: Run) -> tuple[str | None, str | None]:
         """The oldest event's time and the oldest dead letter's arrival (see older_kind)."""
         row = run(
-            f"SELECT (SELECT {self._out(Kind.INSTANT, 'min(event_time)')} FROM events),"  # noqa: S608
+            f"SELECT (SELECT {self._out(Kind.MILLIS, 'min(event_time)')} FROM events),"  # noqa: S608
             f" (SELECT {self._out(Kind.INSTANT, 'min(received_at)')} FROM dead_letters)"
         ).fetchone()
         return (None, None) if row is None else (row[0], row[1])
@@ -220,11 +220,12 @@ class SqlStore:
         def prune(run: Run) -> int:
             deleted = 0
             for table in tables_at(self._version, self.dialect.backend):
-                if table.keep is Keep.RAW:
+                if table.keep is Keep.RAW and table.kept_by is not None:
                     key, column = table.key[0], table.kept_by
+                    cutoff = self.dialect.into(table.column(column).kind)
                     deleted += run(
                         f"DELETE FROM {table.name} WHERE {key} IN (SELECT {key}"  # noqa: S608
-                        f" FROM {table.name} WHERE {column} < ? ORDER BY {column}"
+                        f" FROM {table.name} WHERE {column} < {cutoff} ORDER BY {column}"
                         f" LIMIT ?{self.skip_locked})",
                         (before, limit),
                     ).rowcount
@@ -469,7 +470,7 @@ class SqlStore:
         newest = int(self._query("SELECT coalesce(max(seq), 0) FROM events")[0][0])
         found = self.dialect.find("item.value", "lower(coalesce(m.title, e.movie_id))")
         rows = self._query(
-            f"SELECT e.seq, {self._out(Kind.INSTANT, 'e.event_time')}, e.event_type,"  # noqa: S608
+            f"SELECT e.seq, {self._out(Kind.MILLIS, 'e.event_time')}, e.event_type,"  # noqa: S608
             " e.movie_id, m.title, e.user_id, e.rating"
             " FROM events AS e LEFT JOIN movies AS m ON m.movie_id = e.movie_id"
             " WHERE e.seq > ? AND e.seq <= ?"  # none past the newest read: next time
@@ -533,7 +534,7 @@ class SqlStore:
     def newest_event_time(self) -> str | None:
         """The latest event_time of the events kept (canonical), if any."""
         newest: str | None = self._query(
-            f"SELECT {self._out(Kind.INSTANT, 'max(event_time)')} FROM events"  # noqa: S608
+            f"SELECT {self._out(Kind.MILLIS, 'max(event_time)')} FROM events"  # noqa: S608
         )[0][0]
         return newest
 
@@ -546,7 +547,8 @@ class SqlStore:
     def events_after(self, moment: str, limit: int) -> int:
         return int(
             self._query(
-                "SELECT count(*) FROM (SELECT 1 FROM events WHERE event_time > ? LIMIT ?) AS later",
+                "SELECT count(*) FROM (SELECT 1 FROM events"  # noqa: S608
+                f" WHERE event_time > {self.dialect.into(Kind.MILLIS)} LIMIT ?) AS later",
                 (moment, limit),
             )[0][0]
         )
@@ -598,14 +600,15 @@ class SqlStore:
         that time already given are left out by id (the page is made longer by as many,
         so a time that more events share than a page holds is read whole)."""
         columns = (
-            f"event_id, {self._out(Kind.INSTANT, 'event_time')}, user_id, session_id,"
-            " movie_id, event_type, rating"
+            f"{self._out(Kind.UUID, 'event_id')}, {self._out(Kind.MILLIS, 'event_time')},"
+            " user_id, session_id, movie_id, event_type, rating"
         )
+        time = self.dialect.into(Kind.MILLIS)
         since, given = start, set[str]()  # the ids at time `since` handed out
         while True:
             rows = self._query(
                 f"SELECT {columns} FROM events"  # noqa: S608
-                " WHERE event_time >= ? AND event_time < ? ORDER BY event_time LIMIT ?",
+                f" WHERE event_time >= {time} AND event_time < {time} ORDER BY event_time LIMIT ?",
                 (since, stop, chunk + len(given)),
             )
             page = [Event(*row) for row in rows if row[0] not in given]

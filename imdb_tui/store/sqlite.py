@@ -25,8 +25,15 @@ from imdb_tui.aggregates import AggregateFn, Aggregates
 from imdb_tui.events import Event, Rejection
 from imdb_tui.health import PipelineHealth
 from imdb_tui.store import BatchMark, SourcePosition, StoreError, Writer, marks
-from imdb_tui.store.dialect import SQLITE_DIALECT
-from imdb_tui.store.model import SQLITE, VERSION, tables_at
+from imdb_tui.store.dialect import (
+    PACKED_ID,
+    SQLITE_BEFORE_PACKED,
+    SQLITE_DIALECT,
+    millis,
+    packed_id,
+    packed_ids,
+)
+from imdb_tui.store.model import EVENTS_PACKED, SQLITE, VERSION, tables_at
 from imdb_tui.store.sql import Run, SqlStore, older_kind
 from imdb_tui.store.writer import ProcessWriter, ThreadWriter
 
@@ -39,9 +46,11 @@ SCHEMA_VERSION: Final = VERSION
 T = TypeVar("T")
 
 _OUR_TABLES: Final = frozenset(table.name for table in tables_at(VERSION, SQLITE))
+# A batch's events, their ids packed (`packed_id`) and their times made milliseconds here.
 _INSERT_EVENT: Final = (
-    "INSERT OR IGNORE INTO events (event_id, event_time, user_id, session_id, movie_id,"
-    " event_type, rating) VALUES "
+    "INSERT OR IGNORE INTO events (event_id, event_time, user_id, session_id, movie_id,"  # noqa: S608
+    f" event_type, rating) SELECT column1, {millis('column2')}, column3, column4, column5,"
+    " column6, column7 FROM (VALUES "
 )
 # A batch's (day, movie, user) rows go in bound, as events do (no JSON to make and
 # take apart). Those in neither movie_users_daily (looked up: reading its pages is
@@ -110,6 +119,8 @@ class SqliteStore(SqlStore):
         self.path = path
         self.name = path
         self._version = version
+        if version < EVENTS_PACKED:  # an older schema read as it is
+            self.dialect = SQLITE_BEFORE_PACKED
         self._variables = connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
         self._row_bytes = {"events": 200, "dead_letters": 600}  # learned by _hold
         self.fold_rows = FOLD_ROWS
@@ -294,13 +305,15 @@ class SqliteStore(SqlStore):
             if mark is not None:  # under the write lock: no other writer is between
                 marks.check(lambda sql, args: db.execute(sql, args).fetchone(), mark)
             stored: Sequence[Event] = events
-            if self._insert(_INSERT_EVENT, events) != len(events):
+            ids = packed_ids([event.event_id for event in events])
+            if self._insert_packed(events, ids) != len(events):
                 # Some ids were already stored, or came twice: undo, keep the new ones, redo.
                 # (The events went first in this transaction, so a rollback undoes just them.)
                 db.execute("ROLLBACK")
                 db.execute("BEGIN IMMEDIATE")
-                stored = self._new_events(events)
-                self._insert(_INSERT_EVENT, stored)
+                new = self._new_events(ids)
+                stored = [events[i] for i in new]
+                self._insert_packed(stored, [ids[i] for i in new])
             if aggregates is None or stored is not events:
                 aggregates = aggregate(stored)
             self._put_rest(run, rejections, received_at, positions, health)
@@ -315,20 +328,30 @@ class SqliteStore(SqlStore):
                 marks.written(mark)
         return list(stored)
 
-    def _new_events(self, events: Sequence[Event]) -> list[Event]:
-        """The events whose id is not stored yet, each id once, in order."""
-        seen: set[str] = set()
+    def _insert_packed(self, events: Sequence[Event], ids: Sequence[str | bytes]) -> int:
+        """Insert events (their ids as stored), those whose id is new; return how many."""
+        if not events:
+            return 0
+        width = len(events[0])
+        values: list[object] = list(itertools.chain.from_iterable(events))
+        values[::width] = ids  # in place of the ids as given: no row made again
+        cursors = self._run_flat(_INSERT_EVENT, values, width, ")")
+        return sum(cursor.rowcount for cursor in cursors)
+
+    def _new_events(self, ids: Sequence[str | bytes]) -> list[int]:
+        """Where the ids (as stored) not stored yet are, each id's first place, in order."""
+        seen: set[object] = set()
         most = self._variables
-        for start in range(0, len(events), most):
-            ids = [event.event_id for event in events[start : start + most]]
-            holes = ", ".join("?" * len(ids))
+        for start in range(0, len(ids), most):
+            some = ids[start : start + most]
+            holes = ", ".join("?" * len(some))
             sql = f"SELECT event_id FROM events WHERE event_id IN ({holes})"  # noqa: S608
-            seen.update(row[0] for row in self._db.execute(sql, ids))
+            seen.update(row[0] for row in self._db.execute(sql, some))
         new = []
-        for event in events:
-            if event.event_id not in seen:
-                seen.add(event.event_id)
-                new.append(event)
+        for place, event_id in enumerate(ids):
+            if event_id not in seen:
+                seen.add(event_id)
+                new.append(place)
         return new
 
     def _add_movie_users(self, run: Run, movie_users: set[tuple[str, str, str]]) -> None:
@@ -386,7 +409,7 @@ class SqliteStore(SqlStore):
         )
         return int((pages - free) * size)
 
-    def _insert(self, head: str, rows: Sequence[Sequence[object]]) -> int:
+    def _insert(self, head: str, rows: Sequence[Sequence[object]], tail: str = "") -> int:
         """Run `head VALUES (...), (...)` over rows; return the rows changed.
 
         Many rows per statement, not executemany: binding them all at once and
@@ -397,21 +420,27 @@ class SqliteStore(SqlStore):
         back and forth), and few shapes of them, so the prepared-statement cache
         (a few MB per large statement) stops growing after the first batches.
         """
-        return sum(cursor.rowcount for cursor in self._statements(head, rows))
+        return sum(cursor.rowcount for cursor in self._statements(head, rows, tail))
 
     def _statements(
         self, head: str, rows: Sequence[Sequence[object]], tail: str = ""
     ) -> Iterator[sqlite3.Cursor]:
         """Run `head VALUES (...), (...) tail` over rows in the pieces `_insert` says."""
-        if not rows:
-            return
-        width = len(rows[0])
+        if rows:
+            values = list(itertools.chain.from_iterable(rows))
+            yield from self._run_flat(head, values, len(rows[0]), tail)
+
+    def _run_flat(
+        self, head: str, values: list[object], width: int, tail: str
+    ) -> Iterator[sqlite3.Cursor]:
+        """`_statements` over rows given one after another in `values`."""
+        rows = len(values) // width
         most = 1 << ((self._variables // width).bit_length() - 1)
         start = 0
-        while start < len(rows):
-            size = 1 << (min(len(rows) - start, most).bit_length() - 1)
-            values = list(itertools.chain.from_iterable(rows[start : start + size]))
-            yield self._db.execute(_values_sql(head, width, size) + tail, values)
+        while start < rows:
+            size = 1 << (min(rows - start, most).bit_length() - 1)
+            piece = values[start * width : (start + size) * width]
+            yield self._db.execute(_values_sql(head, width, size) + tail, piece)
             start += size
 
     def _transaction(self) -> _Transaction:
@@ -485,9 +514,11 @@ def _retry_busy(work: Callable[[], T], seconds: float = 30.0) -> T:
 
 def _connect(path: str, busy: float = 5.0) -> sqlite3.Connection:
     """`busy`: how long a statement waits for another program's lock before it fails."""
-    return sqlite3.connect(
+    connection = sqlite3.connect(
         path, isolation_level=None, check_same_thread=False, timeout=busy, cached_statements=256
     )
+    connection.create_function(PACKED_ID, 1, packed_id, deterministic=True)  # for migrations
+    return connection
 
 
 def _describe(error: sqlite3.Error, path: str) -> str:
