@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +16,13 @@ import pytest
 from imdb_tui.clock import ManualClock
 from imdb_tui.events import Event, validate
 from imdb_tui.store import StoreError, open_store
-from imdb_tui.store.dialect import SQLITE_DIALECT, millis, packed_id, packed_ids
+from imdb_tui.store.dialect import (
+    SQLITE_DIALECT,
+    SqliteDialect,
+    millis,
+    packed_id,
+    packed_ids,
+)
 from imdb_tui.store.model import Kind
 from imdb_tui.store.sqlite import APPLICATION_ID, SCHEMA_VERSION, SqliteStore
 from tests.conftest import NOW, event
@@ -226,6 +234,55 @@ def test_an_older_files_events_are_packed_when_upgraded_and_still_found_as_dupli
     assert write(store, _uuid_events()) == []  # each already stored
     assert store.counters()["duplicates"] == 4
     store.close()
+
+
+def test_a_run_says_before_it_rewrites_an_older_files_events(db_path: Path) -> None:
+    """Millions of events take a minute or more to rewrite: the user is told first."""
+    with older_file(db_path, 15) as old:
+        old.executemany(
+            "INSERT INTO events (event_id, event_time, user_id, session_id, movie_id,"
+            " event_type) VALUES (?, ?, ?, ?, ?, ?)",
+            [(e.event_id, e.event_time, *e[2:6]) for e in _uuid_events()],
+        )
+    empty = db_path.with_name("empty.jsonl")
+    empty.write_text("")
+    command = [str(Path(sys.executable).with_name("imdb-tui")), "run", "--source", str(empty)]
+    first = subprocess.run([*command, "--db", str(db_path)], capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    assert f"imdb-tui: upgrading {db_path}: events in fewer bytes" in first.stderr
+    assert "rewriting its 4 events once (stopping leaves the file as it was)" in first.stderr
+    again = subprocess.run([*command, "--db", str(db_path)], capture_output=True, text=True)
+    assert again.returncode == 0 and "upgrading" not in again.stderr
+    assert query(db_path, "SELECT count(*) FROM events_with_titles") == [(4,)]
+
+
+def test_an_upgrade_stopped_after_the_rewrite_leaves_the_file_as_it_was(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rewrite is in the upgrade's one transaction: a failure (as a kill, a full
+    disk) after it leaves the older file whole, and the next start upgrades it."""
+    with older_file(db_path, 15) as old:
+        old.executemany(
+            "INSERT INTO events (event_id, event_time, user_id, session_id, movie_id,"
+            " event_type) VALUES (?, ?, ?, ?, ?, ?)",
+            [(e.event_id, e.event_time, *e[2:6]) for e in _uuid_events()],
+        )
+    migration = SqliteDialect.migration
+
+    def failing(dialect: SqliteDialect, version: int) -> list[str]:
+        return [*migration(dialect, version), "SELECT no_such_function()"]
+
+    monkeypatch.setattr(SqliteDialect, "migration", failing)
+    with pytest.raises(StoreError):
+        open_store(db_path)
+    assert query(db_path, "PRAGMA user_version") == [(15,)]
+    assert (
+        query(db_path, "SELECT typeof(event_id), typeof(event_time) FROM events")
+        == [("text", "text")] * 4
+    )
+    monkeypatch.setattr(SqliteDialect, "migration", migration)
+    open_store(db_path).close()
+    assert query(db_path, "SELECT count(*) FROM events_with_titles") == [(4,)]
 
 
 def test_every_millisecond_comes_back_as_it_went_in() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import logging
 import sqlite3
 import time
 from collections import Counter
@@ -33,7 +34,7 @@ from imdb_tui.store.dialect import (
     packed_id,
     packed_ids,
 )
-from imdb_tui.store.model import EVENTS_PACKED, SQLITE, VERSION, tables_at
+from imdb_tui.store.model import EVENTS_PACKED, MIGRATIONS, SQLITE, VERSION, tables_at
 from imdb_tui.store.sql import Run, SqlStore, older_kind
 from imdb_tui.store.writer import ProcessWriter, ThreadWriter
 
@@ -44,6 +45,7 @@ APPLICATION_ID: Final = 0x494D4442  # "IMDB", in the file header: this file is o
 MEMORY: Final = ":memory:"
 SCHEMA_VERSION: Final = VERSION
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 _OUR_TABLES: Final = frozenset(table.name for table in tables_at(VERSION, SQLITE))
 # A batch's events, their ids packed (`packed_id`) and their times made milliseconds here.
@@ -248,6 +250,7 @@ class SqliteStore(SqlStore):
         try:
             self._refuse_foreign()  # another program may have written it meanwhile
             version = db.execute("PRAGMA user_version").fetchone()[0]
+            self._tell_of_rebuilds(version)
             for step in range(version + 1, SCHEMA_VERSION + 1):
                 for statement in self.dialect.migration(step):
                     db.execute(statement)
@@ -258,6 +261,24 @@ class SqliteStore(SqlStore):
         finally:
             if db.in_transaction:
                 db.execute("ROLLBACK")
+
+    def _tell_of_rebuilds(self, version: int) -> None:
+        """Say so before an upgrade rewrites a table with rows in it: a minute or more
+        for millions of events, when nothing else is on the screen yet."""
+        if version < 1:
+            return  # a new file
+        for step in MIGRATIONS[version:SCHEMA_VERSION]:
+            for table in step.rebuild if step.only in (None, SQLITE) else ():
+                (rows,) = self._db.execute(f"SELECT count(*) FROM {table}").fetchone()  # noqa: S608
+                if rows:
+                    log.warning(
+                        "upgrading %s: %s; rewriting its %s %s once (stopping leaves the"
+                        " file as it was)",
+                        self.path,
+                        step.name,
+                        f"{rows:,}",
+                        table,
+                    )
 
     def _refuse_foreign(self) -> None:
         """A StoreError, changing nothing, unless the file is new or an imdb-tui database
