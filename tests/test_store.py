@@ -285,6 +285,34 @@ def test_an_upgrade_stopped_after_the_rewrite_leaves_the_file_as_it_was(
     assert query(db_path, "SELECT count(*) FROM events_with_titles") == [(4,)]
 
 
+def test_an_upgrade_on_a_full_disk_says_how_much_room_it_needs(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with older_file(db_path, 15) as old:
+        old.executemany(
+            "INSERT INTO events (event_id, event_time, user_id, session_id, movie_id,"
+            " event_type) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (f"evt-{n}", "2026-11-23T10:00:00.000Z", "u1", "s1", "tt0000001", "view")
+                for n in range(4000)
+            ],
+        )
+    (pages,) = query(db_path, "PRAGMA page_count")[0]
+    migration = SqliteDialect.migration
+
+    def full(dialect: SqliteDialect, version: int) -> list[str]:  # no room for the rewrite
+        return [f"PRAGMA max_page_count = {pages + 2}", *migration(dialect, version)]
+
+    monkeypatch.setattr(SqliteDialect, "migration", full)
+    with pytest.raises(StoreError) as error:
+        open_store(db_path)
+    assert str(error.value) == (
+        f"the disk holding {db_path} is full: upgrading it rewrites its events, and needs"
+        " about 1 MB free to do so"
+    )
+    assert query(db_path, "PRAGMA user_version") == [(15,)]
+
+
 def test_every_millisecond_comes_back_as_it_went_in() -> None:
     """Times go in as text, are kept as milliseconds and come back as text: exact,
     through SQLite's own date functions, at every millisecond of a second and over

@@ -107,6 +107,10 @@ _ADD_DAY_USERS: Final = (
 )
 
 
+REWRITE_BYTES: Final = 250
+"""About the free disk a rewritten event needs: its row and index entries (about 120
+bytes) in the WAL until the upgrade commits, then in the file, which grows by as much
+before the WAL is emptied (the old table's pages are freed only at the end)."""
 WAL_KEPT: Final = 64 * 1024 * 1024
 """The most of the WAL file kept once a checkpoint has emptied it."""
 
@@ -126,6 +130,8 @@ class SqliteStore(SqlStore):
         self._variables = connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
         self._row_bytes = {"events": 200, "dead_letters": 600}  # learned by _hold
         self.fold_rows = FOLD_ROWS
+        self.rewriting = 0
+        """Rows an upgrade under way rewrites (see _tell_of_rebuilds)."""
 
     @classmethod
     def open(cls, path: str | Path, *, create: bool = True) -> SqliteStore:
@@ -153,7 +159,13 @@ class SqliteStore(SqlStore):
             store._prepare()
         except sqlite3.Error as error:
             connection.close()
-            raise StoreError(_describe(error, name)) from None
+            message = _describe(error, name)
+            if store.rewriting and message.endswith(" is full"):
+                message += (
+                    f": upgrading it rewrites its events, and needs about"
+                    f" {store.rewriting * REWRITE_BYTES / 1e6:,.0f} MB free to do so"
+                )
+            raise StoreError(message) from None
         except StoreError:
             connection.close()
             raise
@@ -240,6 +252,10 @@ class SqliteStore(SqlStore):
         # WAL with synchronous=NORMAL: a crashed program loses nothing committed;
         # a power cut may lose the last few commits but never corrupts the file.
         db.execute("PRAGMA synchronous = NORMAL")
+        # Some builds (Debian's) zero every freed page and write it: an upgrade's
+        # dropped table, a retention's deleted rows and each fold's pending rows went
+        # to the WAL once more, as zeros. FAST zeroes only pages written anyway.
+        db.execute("PRAGMA secure_delete = FAST")
         # A reader holding a read transaction (the sqlite3 shell, a BI tool) keeps every
         # checkpoint from getting past it, so the WAL grows while it reads (hundreds of
         # MB at max rate); once it ends, the next checkpoint lets the WAL start again,
@@ -270,6 +286,7 @@ class SqliteStore(SqlStore):
         for step in MIGRATIONS[version:SCHEMA_VERSION]:
             for table in step.rebuild if step.only in (None, SQLITE) else ():
                 (rows,) = self._db.execute(f"SELECT count(*) FROM {table}").fetchone()  # noqa: S608
+                self.rewriting += rows
                 if rows:
                     log.warning(
                         "upgrading %s: %s; rewriting its %s %s once (stopping leaves the"
