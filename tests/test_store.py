@@ -194,6 +194,16 @@ def _uuid_events(moment: str = "2026-11-23T10:00:00.042Z") -> list[Event]:
     return [*made, *events(range(3, 4))]  # type: ignore[list-item]
 
 
+def _schema_15_with(db_path: Path, stored: list[Event]) -> None:
+    """A file of schema 15 (ids and times as text) holding these events."""
+    with older_file(db_path, 15) as old:
+        old.executemany(
+            "INSERT INTO events (event_id, event_time, user_id, session_id, movie_id,"
+            " event_type) VALUES (?, ?, ?, ?, ?, ?)",
+            [(e.event_id, e.event_time, *e[2:6]) for e in stored],
+        )
+
+
 def test_a_uuid_event_id_takes_16_bytes_and_a_time_an_integer_yet_people_read_text(
     db_path: Path,
 ) -> None:
@@ -212,12 +222,7 @@ def test_a_uuid_event_id_takes_16_bytes_and_a_time_an_integer_yet_people_read_te
 def test_an_older_files_events_are_packed_when_upgraded_and_still_found_as_duplicates(
     db_path: Path,
 ) -> None:
-    with older_file(db_path, 15) as old:
-        old.executemany(
-            "INSERT INTO events (event_id, event_time, user_id, session_id, movie_id,"
-            " event_type) VALUES (?, ?, ?, ?, ?, ?)",
-            [(e.event_id, e.event_time, *e[2:6]) for e in _uuid_events()],
-        )
+    _schema_15_with(db_path, _uuid_events())
     reader = open_store(db_path, read_only=True)  # read as it is
     before = list(reader.events_between("2026-11-23", "2026-11-24", 10))
     reader.close()
@@ -238,12 +243,7 @@ def test_an_older_files_events_are_packed_when_upgraded_and_still_found_as_dupli
 
 def test_a_run_says_before_it_rewrites_an_older_files_events(db_path: Path) -> None:
     """Millions of events take a minute or more to rewrite: the user is told first."""
-    with older_file(db_path, 15) as old:
-        old.executemany(
-            "INSERT INTO events (event_id, event_time, user_id, session_id, movie_id,"
-            " event_type) VALUES (?, ?, ?, ?, ?, ?)",
-            [(e.event_id, e.event_time, *e[2:6]) for e in _uuid_events()],
-        )
+    _schema_15_with(db_path, _uuid_events())
     empty = db_path.with_name("empty.jsonl")
     empty.write_text("")
     command = [str(Path(sys.executable).with_name("imdb-tui")), "run", "--source", str(empty)]
@@ -261,12 +261,7 @@ def test_an_upgrade_stopped_after_the_rewrite_leaves_the_file_as_it_was(
 ) -> None:
     """The rewrite is in the upgrade's one transaction: a failure (as a kill, a full
     disk) after it leaves the older file whole, and the next start upgrades it."""
-    with older_file(db_path, 15) as old:
-        old.executemany(
-            "INSERT INTO events (event_id, event_time, user_id, session_id, movie_id,"
-            " event_type) VALUES (?, ?, ?, ?, ?, ?)",
-            [(e.event_id, e.event_time, *e[2:6]) for e in _uuid_events()],
-        )
+    _schema_15_with(db_path, _uuid_events())
     migration = SqliteDialect.migration
 
     def failing(dialect: SqliteDialect, version: int) -> list[str]:
@@ -288,15 +283,7 @@ def test_an_upgrade_stopped_after_the_rewrite_leaves_the_file_as_it_was(
 def test_an_upgrade_on_a_full_disk_says_how_much_room_it_needs(
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with older_file(db_path, 15) as old:
-        old.executemany(
-            "INSERT INTO events (event_id, event_time, user_id, session_id, movie_id,"
-            " event_type) VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                (f"evt-{n}", "2026-11-23T10:00:00.000Z", "u1", "s1", "tt0000001", "view")
-                for n in range(4000)
-            ],
-        )
+    _schema_15_with(db_path, events(range(4000)))
     (pages,) = query(db_path, "PRAGMA page_count")[0]
     migration = SqliteDialect.migration
 
