@@ -138,11 +138,13 @@ async def all_shown(pilot: Pilot[Any]) -> None:
     assert isinstance(app, MonitorApp)
     source = app.control.pipeline.source
     assert isinstance(source, HeldSource)
+    stats = app.control.pipeline._stats  # stored and rejected, each counted once committed
     async with asyncio.timeout(30):
-        stats = app.control.pipeline._stats  # stored and rejected, each counted once committed
-    while stats.stored + stats.rejected < source.count:
-        await pilot.pause(0.01)
-    await app.refresh_now()
+        while stats.stored + stats.rejected < source.count:
+            await pilot.pause(0.01)
+        await app.refresh_now()
+        while app.snapshot is None:  # a read under way when asked: it lands
+            await pilot.pause(0.01)
     await pilot.pause()
 
 
@@ -206,6 +208,11 @@ def test_a_past_day(
     async def yesterday(pilot: Pilot[Any]) -> None:
         await all_shown(pilot)
         await pilot.press("less_than_sign")
+        app = pilot.app
+        assert isinstance(app, MonitorApp)
+        async with asyncio.timeout(30):  # the past day's figures follow from the store
+            while app.snapshot is None or not app.snapshot.past:
+                await pilot.pause(0.01)
         await pilot.pause()
 
     assert snap_compare(app_with_yesterday, terminal_size=size, run_before=yesterday)
