@@ -81,13 +81,9 @@ class Dialect:
                     for column in table.columns_at(version, self.backend)
                     if column.since == version
                 )
-            statements.extend(
-                f"CREATE INDEX {name} ON {table.name} ({column})"
-                for name, column, since in table.indexes
-                if since == version or (table.since == version and since <= version)
-            )
+            statements.extend(self._indexes(table, version, new=table.since == version))
         step = MIGRATIONS[version - 1]
-        mine = step.only in (None, self.backend)
+        mine = step.applies_to(self.backend)
         remade = [view for view in VIEWS if mine and version in view.remade]
         statements.extend(f"DROP VIEW {view.name}" for view in remade)
         for name in step.rebuild if mine else ():
@@ -122,11 +118,16 @@ class Dialect:
             f" ORDER BY {', '.join(table.key)}",
             f"DROP TABLE {table.name}",
             f"ALTER TABLE {new} RENAME TO {table.name}",
-            *(
-                f"CREATE INDEX {name} ON {table.name} ({column})"
-                for name, column, since in table.indexes
-                if since <= version
-            ),
+            *self._indexes(table, version, new=True),
+        ]
+
+    def _indexes(self, table: Table, version: int, *, new: bool) -> list[str]:
+        """The table's indexes to make at `version`: every one it has by then if the
+        table is new (made or made again), else those this version brings."""
+        return [
+            f"CREATE INDEX {name} ON {table.name} ({column})"
+            for name, column, since in table.indexes
+            if since == version or (new and since < version)
         ]
 
     def packed(self, kind: Kind) -> bool:
@@ -287,7 +288,8 @@ _CANONICAL: Final = {
 _UUID_PARTS: Final = ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))
 _UUID: Final = re.compile("-".join(f"[0-9a-f]{{{n}}}" for _, n in _UUID_PARTS))
 PACKED_ID: Final = "imdb_tui_packed_id"
-"""The SQL function `packed_id` is registered as on a writing SQLite connection."""
+"""The SQL function `packed_id` is registered as on each SQLite connection that may
+write (the upgrade to schema 16 packs an older file's ids with it)."""
 
 
 def packed_id(value: str | bytes) -> str | bytes:
@@ -396,8 +398,6 @@ POSTGRES_BEFORE_TYPES: Final = dataclasses.replace(
 )
 """PostgreSQL before schema 13, read as it is: times and days as text."""
 SQLITE_BEFORE_PACKED: Final = dataclasses.replace(
-    SQLITE_DIALECT,
-    types=_TEXT_KINDS
-    | {kind: type for kind, type in SQLITE_DIALECT.types.items() if kind not in _TEXT_KINDS},
+    SQLITE_DIALECT, types={**SQLITE_DIALECT.types, Kind.MILLIS: "TEXT", Kind.UUID: "TEXT"}
 )
 """SQLite before schema 16, read as it is: the events' ids and times as text."""

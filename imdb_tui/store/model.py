@@ -485,6 +485,10 @@ class Migration:
     """Tables made again in the model's types, their rows copied over (SQLite cannot
     change a column's type in place)."""
 
+    def applies_to(self, backend: str) -> bool:
+        """Whether its own work (data, retype, rebuild) is done on this backend."""
+        return self.only in (None, backend)
+
 
 MIGRATIONS: Final = (
     Migration("events, dead letters, the catalogue and the first aggregates"),

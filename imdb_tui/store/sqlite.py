@@ -284,7 +284,7 @@ class SqliteStore(SqlStore):
         if version < 1:
             return  # a new file
         for step in MIGRATIONS[version:SCHEMA_VERSION]:
-            for table in step.rebuild if step.only in (None, SQLITE) else ():
+            for table in step.rebuild if step.applies_to(SQLITE) else ():
                 (rows,) = self._db.execute(f"SELECT count(*) FROM {table}").fetchone()  # noqa: S608
                 self.rewriting += rows
                 if rows:
@@ -447,7 +447,7 @@ class SqliteStore(SqlStore):
         )
         return int((pages - free) * size)
 
-    def _insert(self, head: str, rows: Sequence[Sequence[object]], tail: str = "") -> int:
+    def _insert(self, head: str, rows: Sequence[Sequence[object]]) -> int:
         """Run `head VALUES (...), (...)` over rows; return the rows changed.
 
         Many rows per statement, not executemany: binding them all at once and
@@ -458,7 +458,7 @@ class SqliteStore(SqlStore):
         back and forth), and few shapes of them, so the prepared-statement cache
         (a few MB per large statement) stops growing after the first batches.
         """
-        return sum(cursor.rowcount for cursor in self._statements(head, rows, tail))
+        return sum(cursor.rowcount for cursor in self._statements(head, rows))
 
     def _statements(
         self, head: str, rows: Sequence[Sequence[object]], tail: str = ""
